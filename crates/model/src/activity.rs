@@ -1,0 +1,154 @@
+//! Activities: the Office 365 / Dynamics 365 activity-logging base schema (Id, CreationTime,
+//! Operation, OrganizationId, UserKey, UserType, User, ClientIP, CorrelationId, ResultStatus)
+//! plus the application fields (UserId, ItemType, ItemUrl, EntityId, EntityName, Message,
+//! Fields, Query, QueryResults, UserAgent, ServiceName, InstanceUrl, ...).
+
+use serde::Deserialize;
+
+use crate::event::{Cell, Event, RecordError};
+use crate::json::opt_string;
+use crate::kind::LogKind;
+use crate::time::parse_time;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ActivityRecord {
+    #[serde(deserialize_with = "opt_string")]
+    pub id: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub creation_time: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub operation: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub record_type: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub workload: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub organization_id: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub user_key: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub user_type: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub user: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub user_id: Option<String>,
+    #[serde(rename = "ClientIP", alias = "ClientIp", deserialize_with = "opt_string")]
+    pub client_ip: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub correlation_id: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub result_status: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub item_type: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub item_url: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub entity_id: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub entity_name: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub message: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub query: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub query_results: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub user_agent: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub service_name: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub instance_url: Option<String>,
+}
+
+/// Office 365 writes `UserType` as a number; the activity schema names them.
+fn user_type_name(raw: Option<String>) -> Option<String> {
+    let raw = raw?;
+    let named = match raw.as_str() {
+        "0" => "Regular",
+        "1" => "Reserved",
+        "2" => "Admin",
+        "3" => "DcAdmin",
+        "4" => "System",
+        "5" => "Application",
+        "6" => "ServicePrincipal",
+        "7" => "CustomPolicy",
+        "8" => "SystemPolicy",
+        _ => return Some(raw),
+    };
+    Some(named.to_string())
+}
+
+/// Parses and normalises one activity record.
+pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
+    crate::event::require_object(body)?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let r: ActivityRecord = serde_path_to_error::deserialize(&mut de).map_err(RecordError::from_serde)?;
+    let id = r.id.ok_or_else(|| RecordError::new("Id", "required"))?;
+    if id.len() > 256 {
+        return Err(RecordError::new("Id", "longer than 256 characters"));
+    }
+    let when = r.creation_time.ok_or_else(|| RecordError::new("CreationTime", "required"))?;
+    let time_us = parse_time(&when).map_err(|e| RecordError::new("CreationTime", e))?;
+    let operation = r.operation.ok_or_else(|| RecordError::new("Operation", "required"))?;
+
+    // Office 365 puts the UPN in UserId; the Dynamics schema puts it in User.
+    let upn = r.user.clone().or_else(|| r.user_id.clone().filter(|u| u.contains('@')));
+    let key = crate::signin::user_key(None, upn.as_deref()).or_else(|| r.user_id.as_ref().map(|u| u.to_lowercase()));
+    let cells = vec![
+        Cell::Str(operation),
+        Cell::opt_str(r.record_type),
+        Cell::opt_str(r.workload),
+        Cell::opt_str(r.organization_id),
+        Cell::opt_str(r.user_key),
+        Cell::opt_str(user_type_name(r.user_type)),
+        Cell::opt_str(upn),
+        Cell::opt_str(r.user_id),
+        Cell::opt_str(key),
+        Cell::opt_str(r.client_ip),
+        Cell::opt_str(r.correlation_id),
+        Cell::opt_str(r.result_status),
+        Cell::opt_str(r.item_type),
+        Cell::opt_str(r.item_url),
+        Cell::opt_str(r.entity_id),
+        Cell::opt_str(r.entity_name),
+        Cell::opt_str(r.message),
+        Cell::opt_str(r.query),
+        Cell::opt_str(r.query_results),
+        Cell::opt_str(r.user_agent),
+        Cell::opt_str(r.service_name),
+        Cell::opt_str(r.instance_url),
+    ];
+    debug_assert_eq!(cells.len(), crate::schema::ACTIVITY_COLUMNS.len());
+    Ok(Event {
+        kind: LogKind::Activity,
+        id,
+        time_us,
+        content_hash: crate::json::content_hash(body),
+        cells,
+        body: body.to_vec(),
+        original: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn o365_record_normalises() {
+        let body = br#"{"Id":"a1","CreationTime":"2021-08-02T13:32:07","Operation":"MailItemsAccessed","UserType":2,
+            "UserId":"Pgustavo@simulandlabs.com","ClientIP":"1.2.3.4","ResultStatus":"Succeeded","RecordType":"50"}"#;
+        let event = normalize(body).unwrap();
+        assert_eq!(event.cells[0], Cell::Str("MailItemsAccessed".into()));
+        assert_eq!(event.cells[5], Cell::Str("Admin".into()));
+        assert_eq!(event.cells[6], Cell::Str("Pgustavo@simulandlabs.com".into()));
+        assert_eq!(event.cells[8], Cell::Str("pgustavo@simulandlabs.com".into()));
+    }
+
+    #[test]
+    fn operation_is_required() {
+        let err = normalize(br#"{"Id":"a1","CreationTime":"2021-08-02T13:32:07Z"}"#).unwrap_err();
+        assert_eq!(err.field, "Operation");
+    }
+}

@@ -1,0 +1,103 @@
+//! A normalised event: typed cells for the columns, plus the JSON it came from.
+
+use serde::Serialize;
+
+use crate::kind::LogKind;
+
+/// One typed value of a column (see [`crate::schema::ColType`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Null,
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// Microseconds since the Unix epoch, UTC.
+    Time(i64),
+    List(Vec<String>),
+}
+
+impl Cell {
+    pub fn opt_str(value: Option<String>) -> Cell {
+        match value {
+            Some(s) => Cell::Str(s),
+            None => Cell::Null,
+        }
+    }
+
+    pub fn opt_int(value: Option<i64>) -> Cell {
+        value.map_or(Cell::Null, Cell::Int)
+    }
+
+    pub fn opt_float(value: Option<f64>) -> Cell {
+        value.map_or(Cell::Null, Cell::Float)
+    }
+
+    pub fn opt_bool(value: Option<bool>) -> Cell {
+        value.map_or(Cell::Null, Cell::Bool)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Cell::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A validated, normalised event, ready for the event log and the column store.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub kind: LogKind,
+    /// The record's own id (Graph `id`, O365 `Id`); unique per organisation and kind.
+    pub id: String,
+    /// Event time (createdDateTime / activityDateTime / CreationTime), microseconds UTC.
+    pub time_us: i64,
+    /// Hash of the record's JSON with insignificant whitespace removed: identical re-sends
+    /// are duplicates, anything else under the same id is a new revision.
+    pub content_hash: u64,
+    /// Values of [`crate::schema::kind_columns`] for this kind, in order.
+    pub cells: Vec<Cell>,
+    /// The record in Graph shape (for activities, the O365 shape): what the APIs serve.
+    pub body: Vec<u8>,
+    /// The record exactly as the source system wrote it, when an importer reshaped it.
+    pub original: Option<Vec<u8>>,
+}
+
+/// Rejects anything but a JSON object before it reaches a typed parser (serde would otherwise
+/// read an array positionally into the struct's fields).
+pub fn require_object(body: &[u8]) -> Result<(), RecordError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        Some(_) => Err(RecordError::new("(record)", "a record must be a JSON object")),
+        None => Err(RecordError::new("(record)", "empty record")),
+    }
+}
+
+/// Why one record was rejected: which field, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct RecordError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl RecordError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> RecordError {
+        RecordError { field: field.into(), reason: reason.into() }
+    }
+
+    /// Turns a serde error with its path into a record error.
+    pub fn from_serde(err: serde_path_to_error::Error<serde_json::Error>) -> RecordError {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let field = if path == "." || path.is_empty() { "(record)".to_string() } else { path };
+        let reason = inner.to_string();
+        // serde_json appends " at line L column C", which points into the body, not the record.
+        let reason = match reason.rfind(" at line ") {
+            Some(cut) => reason[..cut].to_string(),
+            None => reason,
+        };
+        RecordError { field, reason }
+    }
+}

@@ -1,0 +1,409 @@
+//! Sign-ins: the Microsoft Graph `signIn` resource (v1.0 plus the beta properties
+//! `authenticationDetails`, `authenticationRequirement`, `signInEventTypes`, `userAgent`,
+//! `userType`), parsed leniently and normalised into the sign-in columns.
+
+use serde::Deserialize;
+
+use crate::event::{Cell, Event, RecordError};
+use crate::json::{opt_bool, opt_f64, opt_i64, opt_string, string_list};
+use crate::kind::LogKind;
+use crate::status::{is_legacy_client, SignInStatus};
+use crate::time::parse_time;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GraphSignIn {
+    #[serde(deserialize_with = "opt_string")]
+    pub id: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub created_date_time: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub user_id: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub user_principal_name: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub user_display_name: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub user_type: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub app_id: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub app_display_name: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub resource_display_name: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub resource_id: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub client_app_used: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub user_agent: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub ip_address: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub correlation_id: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub conditional_access_status: Option<String>,
+    #[serde(deserialize_with = "opt_bool")]
+    pub is_interactive: Option<bool>,
+    #[serde(deserialize_with = "string_list")]
+    pub sign_in_event_types: Vec<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub authentication_requirement: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub risk_detail: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub risk_level_aggregated: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub risk_level_during_sign_in: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub risk_state: Option<String>,
+    #[serde(deserialize_with = "string_list")]
+    pub risk_event_types: Vec<String>,
+    #[serde(rename = "riskEventTypes_v2", deserialize_with = "string_list")]
+    pub risk_event_types_v2: Vec<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub service_principal_id: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub service_principal_name: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub token_issuer_type: Option<String>,
+    #[serde(deserialize_with = "opt_i64")]
+    pub processing_time_in_milliseconds: Option<i64>,
+    pub status: Option<GraphStatus>,
+    pub device_detail: Option<GraphDevice>,
+    pub location: Option<GraphLocation>,
+    #[serde(deserialize_with = "auth_details")]
+    pub authentication_details: Vec<GraphAuthDetail>,
+    pub mfa_detail: Option<GraphMfaDetail>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GraphStatus {
+    #[serde(deserialize_with = "opt_i64")]
+    pub error_code: Option<i64>,
+    #[serde(deserialize_with = "opt_string")]
+    pub failure_reason: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub additional_details: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GraphDevice {
+    #[serde(deserialize_with = "opt_string")]
+    pub device_id: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub display_name: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub operating_system: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub browser: Option<String>,
+    #[serde(deserialize_with = "opt_bool")]
+    pub is_compliant: Option<bool>,
+    #[serde(deserialize_with = "opt_bool")]
+    pub is_managed: Option<bool>,
+    #[serde(deserialize_with = "opt_string")]
+    pub trust_type: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GraphLocation {
+    #[serde(deserialize_with = "opt_string")]
+    pub city: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub state: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub country_or_region: Option<String>,
+    pub geo_coordinates: Option<GraphGeo>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GraphGeo {
+    #[serde(deserialize_with = "opt_f64")]
+    pub latitude: Option<f64>,
+    #[serde(deserialize_with = "opt_f64")]
+    pub longitude: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GraphAuthDetail {
+    #[serde(deserialize_with = "opt_string")]
+    pub authentication_method: Option<String>,
+    #[serde(deserialize_with = "opt_bool")]
+    pub succeeded: Option<bool>,
+    #[serde(deserialize_with = "opt_string")]
+    pub authentication_step_result_detail: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub authentication_step_requirement: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GraphMfaDetail {
+    #[serde(deserialize_with = "opt_string")]
+    pub auth_method: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub auth_detail: Option<String>,
+}
+
+fn auth_details<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<GraphAuthDetail>, D::Error> {
+    Ok(crate::json::nested::<D, Vec<GraphAuthDetail>>(d)?.unwrap_or_default())
+}
+
+/// Methods that sign a user in without a password.
+const PASSWORDLESS_METHODS: &[&str] = &[
+    "Passwordless phone sign-in",
+    "Windows Hello for Business",
+    "FIDO2 security key",
+    "Passkey (device-bound)",
+    "Passkey (Microsoft Authenticator)",
+    "X.509 Certificate",
+    "Temporary Access Pass",
+];
+
+/// Parses and normalises one Graph-shaped sign-in record.
+pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
+    crate::event::require_object(body)?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let record: GraphSignIn = serde_path_to_error::deserialize(&mut de).map_err(RecordError::from_serde)?;
+    from_record(record, body)
+}
+
+/// The distinct-user key: the user id, or the lower-cased UPN when there is no id.
+pub fn user_key(user_id: Option<&str>, upn: Option<&str>) -> Option<String> {
+    match (user_id, upn) {
+        (Some(id), _) if !id.is_empty() && id != "00000000-0000-0000-0000-000000000000" => Some(id.to_ascii_lowercase()),
+        (_, Some(upn)) if !upn.is_empty() => Some(upn.to_lowercase()),
+        _ => None,
+    }
+}
+
+fn from_record(r: GraphSignIn, body: &[u8]) -> Result<Event, RecordError> {
+    let id = r.id.ok_or_else(|| RecordError::new("id", "required: the sign-in's request id"))?;
+    if id.len() > 256 {
+        return Err(RecordError::new("id", "longer than 256 characters"));
+    }
+    let created = r.created_date_time.ok_or_else(|| RecordError::new("createdDateTime", "required"))?;
+    let time_us = parse_time(&created).map_err(|e| RecordError::new("createdDateTime", e))?;
+
+    let status = r.status.unwrap_or_default();
+    let error_code = status.error_code.unwrap_or(0);
+    let device = r.device_detail.unwrap_or_default();
+    let location = r.location.unwrap_or_default();
+    let geo = location.geo_coordinates.unwrap_or_default();
+
+    let mut risk_events = r.risk_event_types_v2;
+    for legacy in r.risk_event_types {
+        if !risk_events.iter().any(|e| e.eq_ignore_ascii_case(&legacy)) {
+            risk_events.push(legacy);
+        }
+    }
+    let at_risk_level = |level: &Option<String>| matches!(level.as_deref(), Some("low" | "medium" | "high"));
+    let risk_detected = at_risk_level(&r.risk_level_aggregated)
+        || at_risk_level(&r.risk_level_during_sign_in)
+        || matches!(r.risk_state.as_deref(), Some("atRisk" | "confirmedCompromised"))
+        || !risk_events.is_empty();
+
+    let event_types = if r.sign_in_event_types.is_empty() {
+        infer_event_types(r.is_interactive, r.user_id.as_deref(), r.service_principal_id.as_deref())
+    } else {
+        r.sign_in_event_types
+    };
+
+    let (methods, succeeded, by_claim) = auth_method_summary(&r.authentication_details, r.mfa_detail.as_ref());
+    let passwordless = !methods.is_empty()
+        && !methods.iter().any(|m| m.eq_ignore_ascii_case("Password"))
+        && methods.iter().any(|m| PASSWORDLESS_METHODS.iter().any(|p| p.eq_ignore_ascii_case(m)));
+
+    let legacy = r.client_app_used.as_deref().map(is_legacy_client);
+    let ip_key = r.ip_address.as_deref().and_then(ip_key);
+    let key = user_key(r.user_id.as_deref(), r.user_principal_name.as_deref());
+
+    let cells = vec![
+        Cell::opt_str(r.user_id),
+        Cell::opt_str(r.user_principal_name),
+        Cell::opt_str(r.user_display_name),
+        Cell::opt_str(r.user_type),
+        Cell::opt_str(key),
+        Cell::opt_str(r.app_id),
+        Cell::opt_str(r.app_display_name),
+        Cell::opt_str(r.resource_display_name),
+        Cell::opt_str(r.resource_id),
+        Cell::opt_str(r.client_app_used),
+        Cell::opt_bool(legacy),
+        Cell::opt_str(r.user_agent),
+        Cell::opt_str(r.ip_address),
+        Cell::opt_str(ip_key),
+        Cell::opt_str(location.city),
+        Cell::opt_str(location.state),
+        Cell::opt_str(location.country_or_region),
+        Cell::opt_float(geo.latitude),
+        Cell::opt_float(geo.longitude),
+        Cell::opt_str(r.correlation_id),
+        Cell::Str(SignInStatus::from_error_code(error_code).as_str().to_string()),
+        Cell::Int(error_code),
+        Cell::opt_str(status.failure_reason),
+        Cell::opt_str(status.additional_details),
+        Cell::opt_str(device.device_id),
+        Cell::opt_str(device.display_name),
+        Cell::opt_str(device.operating_system),
+        Cell::opt_str(device.browser),
+        Cell::opt_bool(device.is_compliant),
+        Cell::opt_bool(device.is_managed),
+        Cell::opt_str(device.trust_type),
+        Cell::opt_str(r.conditional_access_status),
+        Cell::opt_bool(r.is_interactive),
+        Cell::List(event_types),
+        Cell::opt_str(r.authentication_requirement),
+        Cell::opt_str(r.risk_detail),
+        Cell::opt_str(r.risk_level_aggregated),
+        Cell::opt_str(r.risk_level_during_sign_in),
+        Cell::opt_str(r.risk_state),
+        Cell::List(risk_events),
+        Cell::Bool(risk_detected),
+        Cell::List(methods),
+        Cell::List(succeeded),
+        Cell::Bool(by_claim),
+        Cell::Bool(passwordless),
+        Cell::opt_str(r.service_principal_id),
+        Cell::opt_str(r.service_principal_name),
+        Cell::opt_str(r.token_issuer_type),
+        Cell::opt_int(r.processing_time_in_milliseconds),
+    ];
+    debug_assert_eq!(cells.len(), crate::schema::SIGNIN_COLUMNS.len());
+    Ok(Event {
+        kind: LogKind::SignIn,
+        id,
+        time_us,
+        content_hash: crate::json::content_hash(body),
+        cells,
+        body: body.to_vec(),
+        original: None,
+    })
+}
+
+fn infer_event_types(interactive: Option<bool>, user_id: Option<&str>, sp_id: Option<&str>) -> Vec<String> {
+    let has_user = user_id.is_some_and(|u| !u.is_empty());
+    let has_sp = sp_id.is_some_and(|s| !s.is_empty() && s != "00000000-0000-0000-0000-000000000000");
+    let kind = match interactive {
+        Some(true) => "interactiveUser",
+        _ if !has_user && has_sp => "servicePrincipal",
+        Some(false) => "nonInteractiveUser",
+        None => "interactiveUser",
+    };
+    vec![kind.to_string()]
+}
+
+/// (methods used, methods that succeeded, MFA satisfied by a claim in the token)
+fn auth_method_summary(details: &[GraphAuthDetail], mfa: Option<&GraphMfaDetail>) -> (Vec<String>, Vec<String>, bool) {
+    let mut methods: Vec<String> = Vec::new();
+    let mut succeeded: Vec<String> = Vec::new();
+    let mut by_claim = false;
+    for step in details {
+        let detail = step.authentication_step_result_detail.as_deref().unwrap_or("");
+        if detail.contains("MFA requirement satisfied by claim") || detail.contains("MFA requirement satisfied by token") {
+            by_claim = true;
+        }
+        let Some(method) = step.authentication_method.as_deref() else { continue };
+        if method.is_empty() || method.eq_ignore_ascii_case("Previously satisfied") {
+            continue;
+        }
+        if !methods.iter().any(|m| m == method) {
+            methods.push(method.to_string());
+        }
+        if step.succeeded == Some(true) && !succeeded.iter().any(|m| m == method) {
+            succeeded.push(method.to_string());
+        }
+    }
+    if let Some(method) = mfa.and_then(|m| m.auth_method.as_deref()) {
+        if !method.is_empty() && !methods.iter().any(|m| m == method) {
+            methods.push(method.to_string());
+        }
+    }
+    (methods, succeeded, by_claim)
+}
+
+/// A sortable, prefix-comparable key for an IP address: 32 hex digits of the IPv6 form
+/// (IPv4 mapped into `::ffff:0:0/96`). CIDR filters become ranges over this key.
+pub fn ip_key(ip: &str) -> Option<String> {
+    let addr: std::net::IpAddr = ip.trim().parse().ok()?;
+    Some(format!("{:032x}", ip_to_u128(addr)))
+}
+
+pub fn ip_to_u128(addr: std::net::IpAddr) -> u128 {
+    match addr {
+        std::net::IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        std::net::IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::SIGNIN_COLUMNS;
+
+    fn cell<'a>(event: &'a Event, name: &str) -> &'a Cell {
+        let index = SIGNIN_COLUMNS.iter().position(|c| c.name == name).unwrap();
+        &event.cells[index]
+    }
+
+    #[test]
+    fn graph_example_normalises() {
+        let body = br#"{"id":"66ea54eb","createdDateTime":"2020-03-13T19:15:41.6195833Z","userPrincipalName":"A@Contoso.com",
+            "appDisplayName":"Graph explorer","ipAddress":"131.107.159.37","clientAppUsed":"Browser","isInteractive":true,
+            "status":{"errorCode":50074,"failureReason":"Strong auth required"},"riskEventTypes_v2":["unfamiliarFeatures"],
+            "location":{"city":"Redmond","countryOrRegion":"US","geoCoordinates":{"latitude":47.6,"longitude":-122.1}},
+            "authenticationDetails":[{"authenticationMethod":"Password","succeeded":true},
+              {"authenticationMethod":"Mobile app notification","succeeded":false}]}"#;
+        let event = normalize(body).unwrap();
+        assert_eq!(event.id, "66ea54eb");
+        assert_eq!(cell(&event, "status"), &Cell::Str("interrupted".into()));
+        assert_eq!(cell(&event, "error_code"), &Cell::Int(50074));
+        assert_eq!(cell(&event, "user_key"), &Cell::Str("a@contoso.com".into()));
+        assert_eq!(cell(&event, "risk_detected"), &Cell::Bool(true));
+        assert_eq!(cell(&event, "event_types"), &Cell::List(vec!["interactiveUser".into()]));
+        assert_eq!(cell(&event, "is_legacy_client"), &Cell::Bool(false));
+        assert_eq!(
+            cell(&event, "auth_methods"),
+            &Cell::List(vec!["Password".into(), "Mobile app notification".into()])
+        );
+        assert_eq!(cell(&event, "auth_methods_succeeded"), &Cell::List(vec!["Password".into()]));
+        assert_eq!(cell(&event, "ip_key"), &Cell::Str("00000000000000000000ffff836b9f25".into()));
+    }
+
+    #[test]
+    fn lenient_types_are_accepted() {
+        let body = br#"{"id":"x","createdDateTime":"2020-03-13T19:15:41Z","isInteractive":"True",
+            "status":{"errorCode":"0"},"processingTimeInMilliseconds":"239",
+            "authenticationDetails":"[{\"authenticationMethod\":\"FIDO2 security key\",\"succeeded\":true}]"}"#;
+        let event = normalize(body).unwrap();
+        assert_eq!(cell(&event, "is_interactive"), &Cell::Bool(true));
+        assert_eq!(cell(&event, "status"), &Cell::Str("success".into()));
+        assert_eq!(cell(&event, "processing_time_ms"), &Cell::Int(239));
+        assert_eq!(cell(&event, "passwordless"), &Cell::Bool(true));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = normalize(br#"{"createdDateTime":"2020-03-13T19:15:41Z"}"#).unwrap_err();
+        assert_eq!(err.field, "id");
+        let err = normalize(br#"{"id":"a","createdDateTime":"soon"}"#).unwrap_err();
+        assert_eq!(err.field, "createdDateTime");
+        let err = normalize(br#"{"id":"a","createdDateTime":"2020-03-13T19:15:41Z","status":{"errorCode":"abc"}}"#)
+            .unwrap_err();
+        assert_eq!(err.field, "status.errorCode");
+        let err = normalize(br#"[1,2]"#).unwrap_err();
+        assert_eq!(err.field, "(record)");
+    }
+
+    #[test]
+    fn service_principal_sign_ins_are_typed() {
+        let body = br#"{"id":"s","createdDateTime":"2020-03-13T19:15:41Z","servicePrincipalId":"abc","isInteractive":false}"#;
+        let event = normalize(body).unwrap();
+        assert_eq!(cell(&event, "event_types"), &Cell::List(vec!["servicePrincipal".into()]));
+    }
+}

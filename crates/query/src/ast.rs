@@ -1,0 +1,186 @@
+//! The typed query AST.
+
+use signet_model::schema::{ColType, Column};
+use signet_model::LogKind;
+
+/// A literal in a comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// Microseconds since the epoch, UTC.
+    Time(i64),
+    Null,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl CmpOp {
+    pub fn sql(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "<>",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+        }
+    }
+}
+
+/// A boolean filter over one kind's columns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    True,
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    /// Column compared with a literal. String equality is case-insensitive, as in Graph.
+    Compare { column: &'static Column, op: CmpOp, value: Literal },
+    /// Case-insensitive prefix match on a string column.
+    StartsWith { column: &'static Column, prefix: String },
+    /// A list column contains the value (Graph `any(x: x eq 'v')`).
+    ListContains { column: &'static Column, value: String },
+    /// A string column equals one of the values (case-insensitive).
+    InList { column: &'static Column, values: Vec<String> },
+}
+
+impl Expr {
+    pub fn and(parts: Vec<Expr>) -> Expr {
+        let mut flat = Vec::new();
+        for p in parts {
+            match p {
+                Expr::True => {}
+                Expr::And(inner) => flat.extend(inner),
+                other => flat.push(other),
+            }
+        }
+        match flat.len() {
+            0 => Expr::True,
+            1 => flat.pop().unwrap_or(Expr::True),
+            _ => Expr::And(flat),
+        }
+    }
+
+    pub fn or(parts: Vec<Expr>) -> Expr {
+        match parts.len() {
+            1 => parts.into_iter().next().unwrap_or(Expr::True),
+            _ => Expr::Or(parts),
+        }
+    }
+
+    pub fn eq(column: &'static Column, value: Literal) -> Expr {
+        Expr::Compare { column, op: CmpOp::Eq, value }
+    }
+
+    pub fn time_range(column: &'static Column, from_us: Option<i64>, to_us: Option<i64>) -> Expr {
+        let mut parts = Vec::new();
+        if let Some(from) = from_us {
+            parts.push(Expr::Compare { column, op: CmpOp::Ge, value: Literal::Time(from) });
+        }
+        if let Some(to) = to_us {
+            parts.push(Expr::Compare { column, op: CmpOp::Lt, value: Literal::Time(to) });
+        }
+        Expr::and(parts)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortOrder {
+    Asc,
+    Desc,
+}
+
+/// A page of events: filter, order by event time (ties broken by id), keyset paging.
+#[derive(Clone, Debug)]
+pub struct ListQuery {
+    pub org: String,
+    pub kind: LogKind,
+    pub filter: Expr,
+    pub order: SortOrder,
+    /// Rows to return; the store fetches one more to know whether there is a next page.
+    pub limit: usize,
+    /// Start after this (event time, id).
+    pub after: Option<(i64, String)>,
+    /// Columns to return; empty means all.
+    pub columns: Vec<&'static Column>,
+}
+
+/// Time bucket of an aggregation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bucket {
+    Hour,
+    Day,
+    /// ISO weeks, starting Monday (UTC).
+    Week,
+}
+
+/// What an aggregation groups by.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GroupBy {
+    Column(&'static Column),
+    TimeBucket(&'static Column, Bucket),
+    /// Hour of day 0-23 (UTC).
+    HourOfDay(&'static Column),
+    /// ISO day of week, 1 = Monday .. 7 = Sunday.
+    DayOfWeek(&'static Column),
+    /// One group per element of a list column.
+    Unnest(&'static Column),
+}
+
+/// What an aggregation measures per group.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Measure {
+    Count,
+    CountIf(Expr),
+    CountDistinct(&'static Column),
+    /// Rows where the unnested group value is also in this list column.
+    CountWhereGroupIn(&'static Column),
+    MinTime(&'static Column),
+    MaxTime(&'static Column),
+}
+
+/// A grouped aggregation. Results come back as rows: group values, then measures.
+#[derive(Clone, Debug)]
+pub struct AggQuery {
+    pub org: String,
+    pub kind: LogKind,
+    pub filter: Expr,
+    pub group_by: Vec<GroupBy>,
+    pub measures: Vec<Measure>,
+    /// Order by the first measure, descending (top-N), instead of by the groups.
+    pub order_by_first_measure_desc: bool,
+    pub limit: Option<usize>,
+}
+
+/// Checks that a literal fits the column's type, converting where the meaning is unambiguous.
+pub fn coerce(column: &'static Column, value: Literal) -> crate::Result<Literal> {
+    let bad = |message: String| crate::QueryError::InvalidValue { field: column.api.to_string(), message };
+    match (column.ty, value) {
+        (_, Literal::Null) => Ok(Literal::Null),
+        (ColType::Str | ColType::StrList, Literal::Str(s)) => Ok(Literal::Str(s)),
+        (ColType::Str, Literal::Int(i)) => Ok(Literal::Str(i.to_string())),
+        (ColType::Int, Literal::Int(i)) => Ok(Literal::Int(i)),
+        (ColType::Int, Literal::Str(s)) => {
+            s.trim().parse().map(Literal::Int).map_err(|_| bad(format!("{s:?} is not an integer")))
+        }
+        (ColType::Float, Literal::Int(i)) => Ok(Literal::Float(i as f64)),
+        (ColType::Float, Literal::Float(f)) => Ok(Literal::Float(f)),
+        (ColType::Bool, Literal::Bool(b)) => Ok(Literal::Bool(b)),
+        (ColType::Time, Literal::Time(t)) => Ok(Literal::Time(t)),
+        (ColType::Time, Literal::Str(s)) => {
+            signet_model::time::parse_time(&s).map(Literal::Time).map_err(bad)
+        }
+        (ty, other) => Err(bad(format!("{other:?} does not fit a {ty:?} column"))),
+    }
+}

@@ -1,0 +1,380 @@
+//! Compiles the query AST to SQL. One compiler, one [`Dialect`] per storage engine.
+//!
+//! Literals are rendered inline, escaped by the dialect (the ClickHouse HTTP interface has no
+//! positional parameters); `tests::string_literals_are_escaped` and the store's conformance
+//! suite check that no input can leave its literal.
+
+use chrono::{TimeZone, Utc};
+use signet_model::schema::{self, ColType, Column};
+
+use crate::ast::{AggQuery, Bucket, CmpOp, Expr, GroupBy, ListQuery, Literal, Measure, SortOrder};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    DuckDb,
+    ClickHouse,
+}
+
+const UNNEST_ALIAS: &str = "__unnested";
+
+impl Dialect {
+    /// A string literal. NUL characters are dropped: no engine stores them in text.
+    pub fn quote_str(self, s: &str) -> String {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('\'');
+        for c in s.chars() {
+            match (self, c) {
+                (_, '\0') => {}
+                (_, '\'') => out.push_str("''"),
+                (Dialect::ClickHouse, '\\') => out.push_str("\\\\"),
+                (_, c) => out.push(c),
+            }
+        }
+        out.push('\'');
+        out
+    }
+
+    pub fn time_literal(self, micros: i64) -> String {
+        let text = Utc
+            .timestamp_micros(micros)
+            .single()
+            .unwrap_or_default()
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string();
+        match self {
+            Dialect::DuckDb => format!("TIMESTAMP '{text}'"),
+            Dialect::ClickHouse => format!("toDateTime64('{text}', 6, 'UTC')"),
+        }
+    }
+
+    /// A time column read back as epoch microseconds.
+    pub fn epoch_us(self, expr: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("epoch_us({expr})"),
+            Dialect::ClickHouse => format!("toUnixTimestamp64Micro({expr})"),
+        }
+    }
+
+    fn literal(self, value: &Literal) -> String {
+        match value {
+            Literal::Str(s) => self.quote_str(s),
+            Literal::Int(i) => i.to_string(),
+            Literal::Float(f) if f.is_finite() => format!("{f:?}"),
+            Literal::Float(_) => "NULL".into(),
+            Literal::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+            Literal::Time(t) => self.time_literal(*t),
+            Literal::Null => "NULL".into(),
+        }
+    }
+
+    fn starts_with(self, expr: &str, prefix: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("starts_with({expr}, {})", self.quote_str(prefix)),
+            Dialect::ClickHouse => format!("startsWith({expr}, {})", self.quote_str(prefix)),
+        }
+    }
+
+    fn list_contains(self, list: &str, value: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("list_contains({list}, {value})"),
+            Dialect::ClickHouse => format!("has({list}, {value})"),
+        }
+    }
+
+    fn count_if(self, condition: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("count(*) FILTER (WHERE {condition})"),
+            Dialect::ClickHouse => format!("countIf({condition})"),
+        }
+    }
+
+    fn count_distinct(self, column: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("count(DISTINCT {column})"),
+            Dialect::ClickHouse => format!("uniqExact({column})"),
+        }
+    }
+
+    fn bucket(self, column: &str, bucket: Bucket) -> String {
+        let truncated = match (self, bucket) {
+            (Dialect::DuckDb, Bucket::Hour) => format!("date_trunc('hour', {column})"),
+            (Dialect::DuckDb, Bucket::Day) => format!("date_trunc('day', {column})"),
+            (Dialect::DuckDb, Bucket::Week) => format!("date_trunc('week', {column})"),
+            (Dialect::ClickHouse, Bucket::Hour) => format!("toStartOfHour({column})"),
+            (Dialect::ClickHouse, Bucket::Day) => format!("toStartOfDay({column})"),
+            (Dialect::ClickHouse, Bucket::Week) => format!("toMonday({column})"),
+        };
+        self.epoch_us(&truncated)
+    }
+
+    fn hour_of_day(self, column: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("hour({column})"),
+            Dialect::ClickHouse => format!("toHour({column})"),
+        }
+    }
+
+    fn day_of_week(self, column: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("isodow({column})"),
+            Dialect::ClickHouse => format!("toDayOfWeek({column})"),
+        }
+    }
+}
+
+/// Compiles a filter expression to a SQL boolean expression.
+pub fn compile_expr(expr: &Expr, dialect: Dialect) -> String {
+    match expr {
+        Expr::True => "TRUE".into(),
+        Expr::And(parts) if parts.is_empty() => "TRUE".into(),
+        Expr::Or(parts) if parts.is_empty() => "FALSE".into(),
+        Expr::And(parts) => join(parts, " AND ", dialect),
+        Expr::Or(parts) => join(parts, " OR ", dialect),
+        Expr::Not(inner) => format!("(NOT {})", compile_expr(inner, dialect)),
+        Expr::Compare { column, op, value } => compare(column, *op, value, dialect),
+        Expr::StartsWith { column, prefix } => {
+            dialect.starts_with(&format!("lower({})", column.name), &prefix.to_lowercase())
+        }
+        Expr::ListContains { column, value } => dialect.list_contains(column.name, &dialect.quote_str(value)),
+        Expr::InList { column, values } if values.is_empty() => {
+            let _ = column;
+            "FALSE".into()
+        }
+        Expr::InList { column, values } => {
+            let list: Vec<String> = values.iter().map(|v| dialect.quote_str(&v.to_lowercase())).collect();
+            format!("lower({}) IN ({})", column.name, list.join(", "))
+        }
+    }
+}
+
+fn join(parts: &[Expr], separator: &str, dialect: Dialect) -> String {
+    let compiled: Vec<String> = parts.iter().map(|p| compile_expr(p, dialect)).collect();
+    format!("({})", compiled.join(separator))
+}
+
+fn compare(column: &Column, op: CmpOp, value: &Literal, dialect: Dialect) -> String {
+    let name = column.name;
+    if *value == Literal::Null {
+        return match op {
+            CmpOp::Eq => format!("{name} IS NULL"),
+            CmpOp::Ne => format!("{name} IS NOT NULL"),
+            _ => "FALSE".into(),
+        };
+    }
+    match (column.ty, value) {
+        (ColType::StrList, Literal::Str(s)) => {
+            let contains = dialect.list_contains(name, &dialect.quote_str(s));
+            match op {
+                CmpOp::Ne => format!("(NOT {contains})"),
+                _ => contains,
+            }
+        }
+        (ColType::Str, Literal::Str(s)) if matches!(op, CmpOp::Eq | CmpOp::Ne) => {
+            let lowered = dialect.quote_str(&s.to_lowercase());
+            match op {
+                CmpOp::Eq => format!("lower({name}) = {lowered}"),
+                _ => format!("lower({name}) IS DISTINCT FROM {lowered}"),
+            }
+        }
+        (_, value) if op == CmpOp::Ne => format!("{name} IS DISTINCT FROM {}", dialect.literal(value)),
+        (_, value) => format!("{name} {} {}", op.sql(), dialect.literal(value)),
+    }
+}
+
+/// The SELECT list for a set of columns: times as epoch microseconds, the rest as stored.
+pub fn select_list(columns: &[&'static Column], dialect: Dialect) -> String {
+    columns
+        .iter()
+        .map(|c| match c.ty {
+            ColType::Time => format!("{} AS {}", dialect.epoch_us(c.name), c.name),
+            _ => c.name.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn org_clause(org: &str, dialect: Dialect) -> String {
+    format!("org_id = {}", dialect.quote_str(org))
+}
+
+/// The columns a list query returns (all of the kind's, when none were chosen).
+pub fn list_columns(query: &ListQuery) -> Vec<&'static Column> {
+    if query.columns.is_empty() {
+        schema::all_columns(query.kind).collect()
+    } else {
+        query.columns.clone()
+    }
+}
+
+/// `WHERE` clause of a list query, including the keyset condition.
+pub fn list_where(query: &ListQuery, dialect: Dialect) -> String {
+    let mut clause = format!("{} AND {}", org_clause(&query.org, dialect), compile_expr(&query.filter, dialect));
+    if let Some((time, id)) = &query.after {
+        let (op, time_literal, id_literal) = (
+            if query.order == SortOrder::Desc { "<" } else { ">" },
+            dialect.time_literal(*time),
+            dialect.quote_str(id),
+        );
+        clause.push_str(&format!(
+            " AND (event_time {op} {time_literal} OR (event_time = {time_literal} AND id {op} {id_literal}))"
+        ));
+    }
+    clause
+}
+
+/// A page of a list query (one row more than the limit, to detect a next page). `limit = None`
+/// streams everything (export).
+pub fn list_sql(query: &ListQuery, dialect: Dialect, limit: Option<usize>) -> String {
+    let direction = if query.order == SortOrder::Desc { "DESC" } else { "ASC" };
+    let mut sql = format!(
+        "SELECT {} FROM {} WHERE {} ORDER BY event_time {direction}, id {direction}",
+        select_list(&list_columns(query), dialect),
+        schema::table(query.kind),
+        list_where(query, dialect),
+    );
+    if let Some(limit) = limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    sql
+}
+
+/// `SELECT count(*)` of a filter.
+pub fn count_sql(org: &str, kind: signet_model::LogKind, filter: &Expr, dialect: Dialect) -> String {
+    format!(
+        "SELECT count(*) FROM {} WHERE {} AND {}",
+        schema::table(kind),
+        org_clause(org, dialect),
+        compile_expr(filter, dialect)
+    )
+}
+
+/// A grouped aggregation: `g0..gN` (groups) then `m0..mM` (measures).
+pub fn agg_sql(query: &AggQuery, dialect: Dialect) -> String {
+    let table = schema::table(query.kind);
+    let filter = format!("{} AND {}", org_clause(&query.org, dialect), compile_expr(&query.filter, dialect));
+    let unnest = query.group_by.iter().find_map(|g| match g {
+        GroupBy::Unnest(column) => Some(*column),
+        _ => None,
+    });
+    let source = match (unnest, dialect) {
+        (None, _) => format!("(SELECT * FROM {table} WHERE {filter}) AS t"),
+        (Some(list), Dialect::DuckDb) => {
+            format!("(SELECT *, unnest({}) AS {UNNEST_ALIAS} FROM {table} WHERE {filter}) AS t", list.name)
+        }
+        (Some(list), Dialect::ClickHouse) => {
+            format!("(SELECT *, {UNNEST_ALIAS} FROM {table} ARRAY JOIN {} AS {UNNEST_ALIAS} WHERE {filter}) AS t", list.name)
+        }
+    };
+    let mut select = Vec::new();
+    for (i, group) in query.group_by.iter().enumerate() {
+        let expr = match group {
+            GroupBy::Column(c) if c.ty == ColType::Time => dialect.epoch_us(c.name),
+            GroupBy::Column(c) => c.name.to_string(),
+            GroupBy::TimeBucket(c, bucket) => dialect.bucket(c.name, *bucket),
+            GroupBy::HourOfDay(c) => dialect.hour_of_day(c.name),
+            GroupBy::DayOfWeek(c) => dialect.day_of_week(c.name),
+            GroupBy::Unnest(_) => UNNEST_ALIAS.to_string(),
+        };
+        select.push(format!("{expr} AS g{i}"));
+    }
+    for (i, measure) in query.measures.iter().enumerate() {
+        let expr = match measure {
+            Measure::Count => "count(*)".to_string(),
+            Measure::CountIf(condition) => dialect.count_if(&compile_expr(condition, dialect)),
+            Measure::CountDistinct(c) => dialect.count_distinct(c.name),
+            Measure::CountWhereGroupIn(list) => dialect.count_if(&dialect.list_contains(list.name, UNNEST_ALIAS)),
+            Measure::MinTime(c) => dialect.epoch_us(&format!("min({})", c.name)),
+            Measure::MaxTime(c) => dialect.epoch_us(&format!("max({})", c.name)),
+        };
+        select.push(format!("{expr} AS m{i}"));
+    }
+    let mut sql = format!("SELECT {} FROM {source}", select.join(", "));
+    let groups: Vec<String> = (0..query.group_by.len()).map(|i| format!("g{i}")).collect();
+    if !groups.is_empty() {
+        sql.push_str(&format!(" GROUP BY {}", groups.join(", ")));
+    }
+    if query.order_by_first_measure_desc && !query.measures.is_empty() {
+        let mut order = vec!["m0 DESC".to_string()];
+        order.extend(groups.iter().map(|g| format!("{g} ASC NULLS LAST")));
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    } else if !groups.is_empty() {
+        let order: Vec<String> = groups.iter().map(|g| format!("{g} ASC NULLS LAST")).collect();
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    }
+    if let Some(limit) = query.limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signet_model::schema::find_column;
+    use signet_model::LogKind;
+
+    fn col(name: &str) -> &'static Column {
+        find_column(LogKind::SignIn, name).unwrap()
+    }
+
+    #[test]
+    fn string_literals_are_escaped() {
+        assert_eq!(Dialect::DuckDb.quote_str("it's"), "'it''s'");
+        assert_eq!(Dialect::ClickHouse.quote_str("a\\'b"), "'a\\\\''b'");
+        assert_eq!(Dialect::DuckDb.quote_str("a\0b"), "'ab'");
+    }
+
+    #[test]
+    fn comparisons_compile() {
+        let e = Expr::and(vec![
+            Expr::eq(col("user_principal_name"), Literal::Str("Bob@X.com".into())),
+            Expr::Compare { column: col("error_code"), op: CmpOp::Ne, value: Literal::Int(0) },
+            Expr::ListContains { column: col("risk_event_types"), value: "unfamiliarFeatures".into() },
+        ]);
+        assert_eq!(
+            compile_expr(&e, Dialect::DuckDb),
+            "(lower(user_principal_name) = 'bob@x.com' AND error_code IS DISTINCT FROM 0 AND list_contains(risk_event_types, 'unfamiliarFeatures'))"
+        );
+        assert!(compile_expr(&e, Dialect::ClickHouse).contains("has(risk_event_types, 'unfamiliarFeatures')"));
+    }
+
+    #[test]
+    fn null_comparisons() {
+        let e = Expr::eq(col("city"), Literal::Null);
+        assert_eq!(compile_expr(&e, Dialect::DuckDb), "city IS NULL");
+    }
+
+    #[test]
+    fn keyset_paging_clause() {
+        let q = ListQuery {
+            org: "o".into(),
+            kind: LogKind::SignIn,
+            filter: Expr::True,
+            order: SortOrder::Desc,
+            limit: 10,
+            after: Some((0, "id'1".into())),
+            columns: vec![col("id")],
+        };
+        let sql = list_sql(&q, Dialect::DuckDb, Some(11));
+        assert!(sql.contains("event_time < TIMESTAMP '1970-01-01 00:00:00.000000' OR (event_time = TIMESTAMP"), "{sql}");
+        assert!(sql.contains("id < 'id''1'"), "{sql}");
+        assert!(sql.ends_with("ORDER BY event_time DESC, id DESC LIMIT 11"), "{sql}");
+    }
+
+    #[test]
+    fn aggregation_with_unnest() {
+        let q = AggQuery {
+            org: "o".into(),
+            kind: LogKind::SignIn,
+            filter: Expr::True,
+            group_by: vec![GroupBy::Unnest(col("auth_methods"))],
+            measures: vec![Measure::Count, Measure::CountWhereGroupIn(col("auth_methods_succeeded"))],
+            order_by_first_measure_desc: true,
+            limit: Some(5),
+        };
+        let sql = agg_sql(&q, Dialect::DuckDb);
+        assert!(sql.contains("unnest(auth_methods) AS __unnested"), "{sql}");
+        assert!(sql.contains("list_contains(auth_methods_succeeded, __unnested)"), "{sql}");
+        assert!(agg_sql(&q, Dialect::ClickHouse).contains("ARRAY JOIN auth_methods"));
+    }
+}
