@@ -1,1 +1,133 @@
-//! placeholder
+//! Importers: turn what identity providers export into Signet's Graph-shaped records.
+//!
+//! # Layout
+//! - [`body`]: splitting a request body or file into records (JSON object, array, Graph page
+//!   `{"value": [...]}`, Azure `{"records": [...]}`, NDJSON). Shared with HTTP ingest.
+//! - [`convert`]: one record of any supported shape -> (log kind, Graph-shaped JSON):
+//!   Graph `signIn` / `directoryAudit`, Office 365 / Dynamics activity records, Log Analytics /
+//!   Sentinel rows (`SigninLogs`, `AADNonInteractiveUserSignInLogs`, ..., `AuditLogs`,
+//!   `OfficeActivity`), Azure Monitor diagnostic records (`time`, `category`, `properties`).
+//! - [`csv_rows`]: the Log Analytics portal CSV (`CreatedDateTime [UTC]`, `_dynamic`/`_string`
+//!   pairs, multi-line JSON cells) and the Entra portal sign-in CSV download.
+//! - [`import_bytes`] (here): a whole file, format detected, to normalised events + rejections.
+
+pub mod body;
+pub mod convert;
+pub mod csv_rows;
+
+use serde::Serialize;
+use signet_model::{Event, LogKind};
+
+/// A source format, or `Auto` to detect it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Auto,
+    /// JSON documents: Graph pages, arrays, NDJSON; every record's shape is detected.
+    Json,
+    /// Log Analytics portal CSV or Entra portal CSV.
+    Csv,
+}
+
+impl Format {
+    pub fn parse(text: &str) -> Option<Format> {
+        match text.to_ascii_lowercase().as_str() {
+            "auto" => Some(Format::Auto),
+            "json" | "ndjson" | "graph" | "log-analytics" | "azure-diagnostics" | "o365" => Some(Format::Json),
+            "csv" | "portal-csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// A record that could not be imported: where, which field, why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// 1-based record number in the file (the line for NDJSON, the row for CSV).
+    pub record: usize,
+    pub field: String,
+    pub reason: String,
+}
+
+/// A whole file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    #[error("the file is not valid UTF-8 (first bad byte at offset {0})")]
+    NotUtf8(usize),
+    #[error("malformed JSON at line {line}, column {column}: {message}")]
+    Json { line: usize, column: usize, message: String },
+    #[error("malformed CSV: {0}")]
+    Csv(String),
+    #[error("unrecognised format: {0}")]
+    Unrecognised(String),
+}
+
+/// Everything a file yielded.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub events: Vec<Event>,
+    pub rejected: Vec<Rejected>,
+    pub by_kind: [usize; 3],
+}
+
+/// Detects the format from the first bytes.
+pub fn detect(bytes: &[u8]) -> Format {
+    let first = bytes.iter().copied().find(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF);
+    match first {
+        Some(b'{') | Some(b'[') => Format::Json,
+        Some(_) => Format::Csv,
+        None => Format::Json,
+    }
+}
+
+/// Imports a whole file.
+pub fn import_bytes(bytes: &[u8], format: Format) -> Result<Imported, ImportError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ImportError::NotUtf8(e.valid_up_to()))?;
+    let text = text.trim_start_matches('\u{feff}');
+    let format = if format == Format::Auto { detect(text.as_bytes()) } else { format };
+    let mut out = Imported::default();
+    let converted: Vec<(usize, Result<convert::Converted, Rejected>)> = match format {
+        Format::Csv => csv_rows::convert_csv(text)?,
+        _ => {
+            let records = body::split(text.as_bytes(), body::Framing::Detect).map_err(|e| match e {
+                body::BodyError::Json { line, column, message } => ImportError::Json { line, column, message },
+                other => ImportError::Unrecognised(other.to_string()),
+            })?;
+            records
+                .into_iter()
+                .map(|r| {
+                    let converted = convert::convert_record(r.bytes).map_err(|(field, reason)| Rejected { record: r.number, field, reason });
+                    (r.number, converted)
+                })
+                .collect()
+        }
+    };
+    for (number, converted) in converted {
+        match converted.and_then(|c| to_event(c).map_err(|e| Rejected { record: number, field: e.field, reason: e.reason })) {
+            Ok(event) => {
+                out.by_kind[event.kind.code() as usize - 1] += 1;
+                out.events.push(event);
+            }
+            Err(rejected) => out.rejected.push(rejected),
+        }
+    }
+    Ok(out)
+}
+
+/// Normalises a converted record, keeping the source record and hashing it for duplicates.
+pub fn to_event(c: convert::Converted) -> Result<Event, signet_model::RecordError> {
+    let mut event = signet_model::normalize(c.kind, &c.body)?;
+    if let Some(original) = c.original {
+        event.content_hash = signet_model::json::content_hash(&original);
+        event.original = Some(original);
+    }
+    Ok(event)
+}
+
+/// Kind names for summaries.
+pub fn kind_label(kind: LogKind) -> &'static str {
+    match kind {
+        LogKind::SignIn => "sign-ins",
+        LogKind::DirectoryAudit => "directory audits",
+        LogKind::Activity => "activities",
+    }
+}

@@ -101,3 +101,12 @@ impl RecordError {
         RecordError { field, reason }
     }
 }
+
+/// Parses and normalises one record of a kind from its (Graph- or O365-shaped) JSON body.
+pub fn normalize(kind: LogKind, body: &[u8]) -> Result<Event, RecordError> {
+    match kind {
+        LogKind::SignIn => crate::signin::normalize(body),
+        LogKind::DirectoryAudit => crate::audit::normalize(body),
+        LogKind::Activity => crate::activity::normalize(body),
+    }
+}

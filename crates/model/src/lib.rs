@@ -23,5 +23,5 @@ pub mod signin;
 pub mod status;
 pub mod time;
 
-pub use event::{Cell, Event, RecordError};
+pub use event::{normalize, Cell, Event, RecordError};
 pub use kind::{LogKind, OrgId};

@@ -1,1 +1,192 @@
-//! placeholder
+//! Signet's storage: the durable event log, the `EventStore` trait with its conformance suite,
+//! and the embedded DuckDB engine.
+//!
+//! # Layout
+//! - [`log`]: the append-only, compressed, checksummed event log (the source of truth).
+//! - [`engine`]: the [`EventStore`] trait every column store implements.
+//! - [`duck`]: the DuckDB implementation (the embedded default).
+//! - [`ingest`]: the write path: bounded queue, group commit, projection into the store.
+//! - [`conformance`]: the test suite every `EventStore` must pass.
+//! - [`Engine`] (here): opens a data directory, recovers, and ties the pieces together.
+//!
+//! # Data directory (layout version 1)
+//! ```text
+//! DATA/VERSION          {"layout": 1}
+//! DATA/log/*.seg        the event log (see [`log`])
+//! DATA/signet.duckdb    the DuckDB projection (rebuildable from the log)
+//! ```
+
+pub mod conformance;
+pub mod duck;
+pub mod engine;
+pub mod error;
+pub mod ingest;
+pub mod log;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use signet_model::{normalize, LogKind};
+use tracing::info;
+
+pub use engine::{EventStore, RevisionRef, StoredEvent};
+pub use error::{Result, StoreError};
+pub use ingest::{IngestConfig, IngestMetrics, Outcome, Pipeline};
+pub use log::{EventLog, LogRecord, RecordPtr};
+
+/// Layout version of the data directory this build writes and reads.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// An opened data directory: log + store + write path.
+pub struct Engine {
+    data_dir: PathBuf,
+    log: Arc<EventLog>,
+    store: Arc<dyn EventStore>,
+    pipeline: Pipeline,
+}
+
+/// One event with all its revisions, newest last.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDetail {
+    pub kind: LogKind,
+    pub id: String,
+    pub revisions: Vec<RevisionDetail>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionDetail {
+    pub revision: u32,
+    pub received_date_time: String,
+    pub content_hash: String,
+    /// The record as served by the Graph-compatible API.
+    pub body: serde_json::Value,
+    /// The source record, when an importer reshaped it.
+    pub original: Option<serde_json::Value>,
+}
+
+fn check_layout(dir: &Path) -> Result<()> {
+    let path = dir.join("VERSION");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                path: path.display().to_string(),
+                offset: 0,
+                reason: e.to_string(),
+            })?;
+            let found = value.get("layout").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+            if found > LAYOUT_VERSION || found == 0 {
+                return Err(StoreError::UnsupportedVersion { path: path.display().to_string(), found, supported: LAYOUT_VERSION });
+            }
+            Ok(())
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, format!("{{\"layout\": {LAYOUT_VERSION}}}\n")).map_err(error::io_err(&path))
+        }
+        Err(err) => Err(error::io_err(&path)(err)),
+    }
+}
+
+impl Engine {
+    /// Opens or creates a data directory with the embedded DuckDB store.
+    pub fn open(data_dir: impl Into<PathBuf>, config: IngestConfig) -> Result<Engine> {
+        let data_dir = data_dir.into();
+        std::fs::create_dir_all(&data_dir).map_err(error::io_err(&data_dir))?;
+        check_layout(&data_dir)?;
+        let store: Arc<dyn EventStore> = Arc::new(duck::DuckStore::open(&data_dir.join("signet.duckdb"))?);
+        Engine::open_with_store(data_dir, store, config)
+    }
+
+    /// Opens a data directory's event log with any store, replaying what the store lacks.
+    pub fn open_with_store(data_dir: PathBuf, store: Arc<dyn EventStore>, config: IngestConfig) -> Result<Engine> {
+        let log = Arc::new(EventLog::open(data_dir.join("log"))?);
+        let replayed = replay(&log, &*store)?;
+        let index = ingest::VersionIndex::load(&*store)?;
+        info!(backend = store.backend(), replayed, ids = index.len(), "storage ready");
+        let metrics = Arc::new(IngestMetrics::default());
+        let pipeline = ingest::Pipeline::start(log.clone(), store.clone(), index, config, metrics);
+        Ok(Engine { data_dir, log, store, pipeline })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    pub fn log(&self) -> &Arc<EventLog> {
+        &self.log
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Waits until every acknowledged event is visible to queries.
+    pub fn wait_visible(&self, timeout: Duration) -> bool {
+        self.pipeline.wait_projected(self.log.end(), timeout)
+    }
+
+    /// The Graph-shaped body of the record at `ptr`.
+    pub fn body(&self, ptr: RecordPtr) -> Result<Vec<u8>> {
+        Ok(self.log.read(ptr)?.body)
+    }
+
+    /// An event with every revision, or `None`.
+    pub fn detail(&self, org: &str, kind: LogKind, id: &str) -> Result<Option<EventDetail>> {
+        let revisions = self.store.revisions(org, kind, id)?;
+        if revisions.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(revisions.len());
+        for r in revisions {
+            let record = self.log.read(r.ptr)?;
+            let parse = |bytes: &[u8]| serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null);
+            out.push(RevisionDetail {
+                revision: r.revision,
+                received_date_time: signet_model::time::format_time(r.received_us),
+                content_hash: format!("{:016x}", r.content_hash),
+                body: parse(&record.body),
+                original: record.original.as_deref().map(parse),
+            });
+        }
+        Ok(Some(EventDetail { kind, id: id.to_string(), revisions: out }))
+    }
+
+    /// Stops the write path after applying everything queued.
+    pub fn shutdown(&self) {
+        self.pipeline.shutdown();
+    }
+}
+
+/// Applies to the store whatever the log holds beyond the store's applied position.
+fn replay(log: &EventLog, store: &dyn EventStore) -> Result<usize> {
+    let applied = store.applied_position()?;
+    if applied >= log.end() {
+        return Ok(0);
+    }
+    info!(from = applied, to = log.end(), "replaying the event log into the store");
+    let mut total = 0;
+    log.scan(applied, 50_000, |batch, through| {
+        let mut events = Vec::with_capacity(batch.len());
+        for (ptr, record) in batch {
+            let mut event = normalize(record.kind, &record.body).map_err(|e| StoreError::Corrupt {
+                path: "log".into(),
+                offset: ptr.frame_pos,
+                reason: format!("logged record {} no longer normalises: {e}", record.id),
+            })?;
+            event.content_hash = record.content_hash;
+            event.time_us = record.time_us;
+            event.body = Vec::new();
+            events.push(StoredEvent { org: record.org, revision: record.revision, received_us: record.received_us, ptr, event });
+        }
+        total += events.len();
+        store.apply(&events, through)
+    })?;
+    Ok(total)
+}

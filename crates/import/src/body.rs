@@ -1,0 +1,149 @@
+//! Splits a body into records without parsing the records themselves.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// How records are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// One JSON document: an object (one record, a Graph page or Azure `records`), or an array.
+    Json,
+    /// One JSON record per line.
+    Ndjson,
+    /// JSON if the body is one document, NDJSON otherwise.
+    Detect,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("body is not valid UTF-8 (first bad byte at offset {0})")]
+    NotUtf8(usize),
+    #[error("malformed JSON at line {line}, column {column}: {message}")]
+    Json { line: usize, column: usize, message: String },
+    #[error("empty body")]
+    Empty,
+}
+
+/// One record's bytes and its 1-based number (array position or NDJSON line).
+#[derive(Debug)]
+pub struct RawRecord<'a> {
+    pub number: usize,
+    pub bytes: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    value: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    records: Option<Vec<&'a RawValue>>,
+}
+
+fn json_error(e: serde_json::Error) -> BodyError {
+    BodyError::Json { line: e.line(), column: e.column(), message: strip_position(&e.to_string()) }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(cut) => message[..cut].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Splits a body into records.
+pub fn split(bytes: &[u8], framing: Framing) -> Result<Vec<RawRecord<'_>>, BodyError> {
+    std::str::from_utf8(bytes).map_err(|e| BodyError::NotUtf8(e.valid_up_to()))?;
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).ok_or(BodyError::Empty)?;
+    let trimmed = &bytes[start..];
+    let framing = match framing {
+        Framing::Detect if looks_like_one_document(trimmed) => Framing::Json,
+        Framing::Detect => Framing::Ndjson,
+        other => other,
+    };
+    match framing {
+        Framing::Ndjson => Ok(split_lines(bytes)),
+        _ => split_document(trimmed),
+    }
+}
+
+/// True when the body parses as exactly one JSON value.
+fn looks_like_one_document(bytes: &[u8]) -> bool {
+    if bytes.first() == Some(&b'[') {
+        return true;
+    }
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<serde::de::IgnoredAny>();
+    matches!(stream.next(), Some(Ok(_))) && stream.next().is_none()
+}
+
+fn split_document<'a>(bytes: &'a [u8]) -> Result<Vec<RawRecord<'a>>, BodyError> {
+    // RawValue borrows from `bytes`, so its text is a slice of the body.
+    let numbered = |values: Vec<&'a RawValue>| -> Vec<RawRecord<'a>> {
+        values.into_iter().enumerate().map(|(i, v)| RawRecord { number: i + 1, bytes: slice_of(bytes, v.get()) }).collect()
+    };
+    match bytes.first() {
+        Some(b'[') => {
+            let values: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(json_error)?;
+            Ok(numbered(values))
+        }
+        Some(b'{') => {
+            let envelope: Envelope = serde_json::from_slice(bytes).map_err(json_error)?;
+            match (envelope.value, envelope.records) {
+                (Some(values), _) => Ok(numbered(values)),
+                (None, Some(records)) => Ok(numbered(records)),
+                (None, None) => Ok(vec![RawRecord { number: 1, bytes }]),
+            }
+        }
+        _ => {
+            let _: serde::de::IgnoredAny = serde_json::from_slice(bytes).map_err(json_error)?;
+            Ok(vec![RawRecord { number: 1, bytes }])
+        }
+    }
+}
+
+fn slice_of<'a>(whole: &'a [u8], part: &'a str) -> &'a [u8] {
+    let offset = part.as_ptr() as usize - whole.as_ptr() as usize;
+    debug_assert!(offset + part.len() <= whole.len());
+    &whole[offset..offset + part.len()]
+}
+
+fn split_lines(bytes: &[u8]) -> Vec<RawRecord<'_>> {
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+        .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
+        .map(|(number, bytes)| RawRecord { number, bytes })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(body: &str, framing: Framing) -> Vec<(usize, String)> {
+        split(body.as_bytes(), framing)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.number, String::from_utf8(r.bytes.to_vec()).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn shapes() {
+        assert_eq!(texts(r#"{"id":"a"}"#, Framing::Detect), vec![(1, r#"{"id":"a"}"#.into())]);
+        assert_eq!(texts(r#"[{"id":"a"}, {"id":"b"}]"#, Framing::Detect).len(), 2);
+        assert_eq!(texts(r#"{"@odata.context":"x","value":[{"id":"a"}]}"#, Framing::Detect), vec![(1, r#"{"id":"a"}"#.into())]);
+        assert_eq!(texts(r#"{"records":[{"id":"a"},{"id":"b"}]}"#, Framing::Json).len(), 2);
+        assert_eq!(
+            texts("{\"id\":\"a\"}\r\n\n{\"id\":\"b\"}\n", Framing::Detect),
+            vec![(1, r#"{"id":"a"}"#.into()), (3, r#"{"id":"b"}"#.into())]
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(split(b"  ", Framing::Json), Err(BodyError::Empty)));
+        assert!(matches!(split(b"[{\"a\":1},]", Framing::Json), Err(BodyError::Json { line: 1, .. })));
+        assert!(matches!(split(b"{\"a\":\"\xff\"}", Framing::Json), Err(BodyError::NotUtf8(6))));
+    }
+}

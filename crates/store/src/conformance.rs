@@ -1,0 +1,288 @@
+//! The conformance suite every [`EventStore`] must pass. Each check takes a fresh, empty store.
+//! Run it for a backend with [`event_store_conformance_tests!`]:
+//!
+//! ```ignore
+//! signet_store::event_store_conformance_tests!(|| Arc::new(DuckStore::open_in_memory().unwrap()));
+//! ```
+
+use std::sync::Arc;
+
+use signet_model::schema::find_column;
+use signet_model::{normalize, Cell, LogKind};
+use signet_query::ast::{Bucket, GroupBy, Measure};
+use signet_query::{native, odata, AggQuery, Expr, ListQuery, SortOrder};
+
+use crate::engine::{EventStore, StoredEvent};
+use crate::log::RecordPtr;
+
+pub const T0: i64 = 1_704_067_200_000_000; // 2024-01-01T00:00:00Z, a Monday
+const HOUR: i64 = 3_600_000_000;
+
+/// A sign-in for the fixtures.
+pub fn signin_json(id: &str, hours_after_t0: i64, upn: &str, app: &str, error_code: i64, extra: &str) -> String {
+    let created = signet_model::time::format_time(T0 + hours_after_t0 * HOUR);
+    format!(
+        r#"{{"id":"{id}","createdDateTime":"{created}","userId":"uid-{upn}","userPrincipalName":"{upn}","userDisplayName":"User {upn}",
+        "appId":"app-{app}","appDisplayName":"{app}","ipAddress":"10.0.{h}.{l}","clientAppUsed":"Browser","isInteractive":true,
+        "status":{{"errorCode":{error_code}}},"location":{{"city":"Paris","countryOrRegion":"FR"}}{extra}}}"#,
+        h = hours_after_t0 % 200,
+        l = id.len() % 200,
+    )
+}
+
+fn stored(org: &str, kind: LogKind, json: &str, revision: u32, position: u64) -> StoredEvent {
+    let event = normalize(kind, json.as_bytes()).unwrap_or_else(|e| panic!("fixture does not normalise: {e}: {json}"));
+    StoredEvent { org: org.into(), revision, received_us: T0, ptr: RecordPtr { frame_pos: position, index: 0 }, event }
+}
+
+fn col(kind: LogKind, name: &str) -> &'static signet_model::schema::Column {
+    find_column(kind, name).unwrap()
+}
+
+fn list(store: &dyn EventStore, org: &str, filter: Expr, limit: usize) -> Vec<String> {
+    let query = ListQuery {
+        org: org.into(),
+        kind: LogKind::SignIn,
+        filter,
+        order: SortOrder::Desc,
+        limit,
+        after: None,
+        columns: vec![col(LogKind::SignIn, "id")],
+    };
+    store.list(&query).unwrap().into_iter().map(|row| cell_str(&row[0])).collect()
+}
+
+fn cell_str(cell: &Cell) -> String {
+    match cell {
+        Cell::Str(s) => s.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Ten sign-ins over ten hours for org "a" (s0 oldest .. s9 newest) and one for org "b".
+fn load_basic(store: &dyn EventStore) {
+    let mut events = Vec::new();
+    for i in 0..10 {
+        let (upn, app, code) = match i % 3 {
+            0 => ("alice@contoso.com", "Outlook", 0),
+            1 => ("bob@contoso.com", "Teams", 50126),
+            _ => ("carol@contoso.com", "Outlook", 50074),
+        };
+        events.push(stored("a", LogKind::SignIn, &signin_json(&format!("s{i}"), i, upn, app, code, ""), 1, 100 + i as u64));
+    }
+    events.push(stored("b", LogKind::SignIn, &signin_json("other-org", 1, "eve@fabrikam.com", "Outlook", 0, ""), 1, 200));
+    store.apply(&events, 300).unwrap();
+}
+
+pub fn applies_and_tracks_position(store: Arc<dyn EventStore>) {
+    assert_eq!(store.applied_position().unwrap(), 0);
+    load_basic(&*store);
+    assert_eq!(store.applied_position().unwrap(), 300);
+    assert_eq!(store.count("a", LogKind::SignIn, &Expr::True).unwrap(), 10);
+    assert_eq!(store.count("b", LogKind::SignIn, &Expr::True).unwrap(), 1);
+    assert_eq!(store.count("c", LogKind::SignIn, &Expr::True).unwrap(), 0);
+}
+
+pub fn lists_newest_first_with_keyset_paging(store: Arc<dyn EventStore>) {
+    load_basic(&*store);
+    assert_eq!(list(&*store, "a", Expr::True, 3), vec!["s9", "s8", "s7", "s6"], "limit + 1 rows");
+    let mut query = ListQuery {
+        org: "a".into(),
+        kind: LogKind::SignIn,
+        filter: Expr::True,
+        order: SortOrder::Asc,
+        limit: 4,
+        after: None,
+        columns: vec![col(LogKind::SignIn, "id"), col(LogKind::SignIn, "event_time")],
+    };
+    let mut seen = Vec::new();
+    loop {
+        let rows = store.list(&query).unwrap();
+        let more = rows.len() > query.limit;
+        for row in rows.iter().take(query.limit) {
+            seen.push(cell_str(&row[0]));
+        }
+        if !more {
+            break;
+        }
+        let last = &rows[query.limit - 1];
+        let Cell::Time(t) = last[1] else { panic!("event_time is not a time: {:?}", last[1]) };
+        query.after = Some((t, cell_str(&last[0])));
+    }
+    assert_eq!(seen, (0..10).map(|i| format!("s{i}")).collect::<Vec<_>>());
+}
+
+pub fn organisations_are_isolated(store: Arc<dyn EventStore>) {
+    load_basic(&*store);
+    assert_eq!(list(&*store, "b", Expr::True, 10), vec!["other-org"]);
+    let everything = odata::parse_filter(LogKind::SignIn, "userPrincipalName eq 'eve@fabrikam.com'").unwrap();
+    assert!(list(&*store, "a", everything, 10).is_empty());
+    assert!(store.revisions("a", LogKind::SignIn, "other-org").unwrap().is_empty());
+}
+
+pub fn filters_match(store: Arc<dyn EventStore>) {
+    load_basic(&*store);
+    let native = |params: &[(&str, &str)]| {
+        let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let filter = native::filter(LogKind::SignIn, &params, T0 + 1000 * HOUR).unwrap();
+        let mut ids = list(&*store, "a", filter, 100);
+        ids.sort();
+        ids
+    };
+    assert_eq!(native(&[("user", "BOB@contoso.com")]), vec!["s1", "s4", "s7"]);
+    assert_eq!(native(&[("user", "User car*")]), vec!["s2", "s5", "s8"]);
+    assert_eq!(native(&[("status", "failure")]), vec!["s1", "s4", "s7"]);
+    assert_eq!(native(&[("status", "interrupted")]), vec!["s2", "s5", "s8"]);
+    assert_eq!(native(&[("status", "success"), ("app", "outlook")]), vec!["s0", "s3", "s6", "s9"]);
+    assert_eq!(native(&[("errorCode", "50126")]), vec!["s1", "s4", "s7"]);
+    assert_eq!(native(&[("ip", "10.0.3.2")]), vec!["s3"]);
+    assert_eq!(native(&[("ip", "10.0.0.0/30")]).len(), 4, "10.0.0.x .. 10.0.3.x");
+    assert_eq!(native(&[("from", "2024-01-01T05:00:00Z"), ("to", "2024-01-01T07:00:00Z")]), vec!["s5", "s6"]);
+    assert_eq!(native(&[("city", "paris")]).len(), 10);
+    assert!(native(&[("country", "US")]).is_empty());
+    let graph = |f: &str| {
+        let mut ids = list(&*store, "a", odata::parse_filter(LogKind::SignIn, f).unwrap(), 100);
+        ids.sort();
+        ids
+    };
+    assert_eq!(graph("status/errorCode eq 50074 and startswith(userPrincipalName, 'carol')"), vec!["s2", "s5", "s8"]);
+    assert_eq!(graph("not (appDisplayName eq 'Outlook')"), vec!["s1", "s4", "s7"]);
+    assert_eq!(graph("signInEventTypes/any(t: t eq 'interactiveUser') and id eq 's0'"), vec!["s0"]);
+    assert!(graph("userDisplayName eq 'x'' OR 1=1 --'").is_empty(), "quotes stay inside the literal");
+}
+
+pub fn revisions_replace_the_latest(store: Arc<dyn EventStore>) {
+    load_basic(&*store);
+    let revised = signin_json("s3", 3, "alice@contoso.com", "Outlook", 50126, r#","riskLevelAggregated":"high""#);
+    store.apply(&[stored("a", LogKind::SignIn, &revised, 2, 400)], 500).unwrap();
+    assert_eq!(store.count("a", LogKind::SignIn, &Expr::True).unwrap(), 10, "a revision is not a new sign-in");
+    let failures = native::filter(LogKind::SignIn, &[("status".into(), "failure".into())], T0).unwrap();
+    assert_eq!(store.count("a", LogKind::SignIn, &failures).unwrap(), 4, "lists and counts see the latest revision");
+    let revisions = store.revisions("a", LogKind::SignIn, "s3").unwrap();
+    assert_eq!(revisions.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(revisions[1].ptr.frame_pos, 400);
+    let mut latest = Vec::new();
+    store
+        .for_each_latest_version(&mut |v| {
+            if v.id == "s3" {
+                latest.push((v.revision, v.content_hash));
+            }
+        })
+        .unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].0, 2);
+}
+
+pub fn two_revisions_in_one_batch(store: Arc<dyn EventStore>) {
+    let first = signin_json("r", 1, "alice@contoso.com", "Outlook", 50074, "");
+    let second = signin_json("r", 1, "alice@contoso.com", "Outlook", 0, "");
+    store
+        .apply(&[stored("a", LogKind::SignIn, &first, 1, 10), stored("a", LogKind::SignIn, &second, 2, 20)], 30)
+        .unwrap();
+    assert_eq!(store.count("a", LogKind::SignIn, &Expr::True).unwrap(), 1);
+    let success = native::filter(LogKind::SignIn, &[("status".into(), "success".into())], T0).unwrap();
+    assert_eq!(store.count("a", LogKind::SignIn, &success).unwrap(), 1);
+    assert_eq!(store.revisions("a", LogKind::SignIn, "r").unwrap().len(), 2);
+}
+
+pub fn aggregates(store: Arc<dyn EventStore>) {
+    load_basic(&*store);
+    let signin = LogKind::SignIn;
+    let query = AggQuery {
+        org: "a".into(),
+        kind: signin,
+        filter: Expr::True,
+        group_by: vec![GroupBy::Column(col(signin, "app_display_name"))],
+        measures: vec![Measure::Count, Measure::CountDistinct(col(signin, "user_key"))],
+        order_by_first_measure_desc: true,
+        limit: Some(1),
+    };
+    let rows = store.aggregate(&query).unwrap();
+    assert_eq!(rows, vec![vec![Cell::Str("Outlook".into()), Cell::Int(7), Cell::Int(2)]]);
+
+    let timeline = AggQuery {
+        group_by: vec![GroupBy::TimeBucket(col(signin, "event_time"), Bucket::Week)],
+        measures: vec![Measure::Count, Measure::CountIf(native::filter(signin, &[("status".into(), "failure".into())], 0).unwrap())],
+        order_by_first_measure_desc: false,
+        limit: None,
+        ..query.clone()
+    };
+    let rows = store.aggregate(&timeline).unwrap();
+    assert_eq!(rows, vec![vec![Cell::Int(T0), Cell::Int(10), Cell::Int(3)]], "2024-01-01 is a Monday");
+
+    let by_hour = AggQuery {
+        group_by: vec![GroupBy::DayOfWeek(col(signin, "event_time")), GroupBy::HourOfDay(col(signin, "event_time"))],
+        measures: vec![Measure::Count],
+        order_by_first_measure_desc: false,
+        limit: None,
+        ..query.clone()
+    };
+    let rows = store.aggregate(&by_hour).unwrap();
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows[0], vec![Cell::Int(1), Cell::Int(0), Cell::Int(1)]);
+}
+
+pub fn aggregates_over_lists(store: Arc<dyn EventStore>) {
+    let with_methods = |id: &str, code: i64, methods: &str| {
+        signin_json(id, 1, "alice@contoso.com", "Outlook", code, &format!(r#","authenticationDetails":{methods}"#))
+    };
+    let events = vec![
+        stored("a", LogKind::SignIn, &with_methods("m1", 0, r#"[{"authenticationMethod":"Password","succeeded":true},{"authenticationMethod":"Text message","succeeded":true}]"#), 1, 1),
+        stored("a", LogKind::SignIn, &with_methods("m2", 500121, r#"[{"authenticationMethod":"Password","succeeded":true},{"authenticationMethod":"Text message","succeeded":false}]"#), 1, 2),
+        stored("a", LogKind::SignIn, &with_methods("m3", 0, r#"[{"authenticationMethod":"FIDO2 security key","succeeded":true}]"#), 1, 3),
+    ];
+    store.apply(&events, 10).unwrap();
+    let methods = col(LogKind::SignIn, "auth_methods");
+    let query = AggQuery {
+        org: "a".into(),
+        kind: LogKind::SignIn,
+        filter: Expr::True,
+        group_by: vec![GroupBy::Unnest(methods)],
+        measures: vec![Measure::Count, Measure::CountWhereGroupIn(col(LogKind::SignIn, "auth_methods_succeeded"))],
+        order_by_first_measure_desc: true,
+        limit: None,
+    };
+    let rows = store.aggregate(&query).unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            vec![Cell::Str("Password".into()), Cell::Int(2), Cell::Int(2)],
+            vec![Cell::Str("Text message".into()), Cell::Int(2), Cell::Int(1)],
+            vec![Cell::Str("FIDO2 security key".into()), Cell::Int(1), Cell::Int(1)],
+        ]
+    );
+}
+
+pub fn other_kinds(store: Arc<dyn EventStore>) {
+    let audit = r#"{"id":"d1","activityDateTime":"2024-01-01T10:00:00Z","activityDisplayName":"Add user","category":"UserManagement",
+        "result":"success","initiatedBy":{"user":{"userPrincipalName":"admin@contoso.com"}},"targetResources":[{"id":"u9","displayName":"Zed","type":"User"}]}"#;
+    let activity = r#"{"Id":"x1","CreationTime":"2024-01-01T11:00:00","Operation":"Export","User":"bob@contoso.com","EntityName":"Account","RecordType":"Dynamics"}"#;
+    store
+        .apply(&[stored("a", LogKind::DirectoryAudit, audit, 1, 1), stored("a", LogKind::Activity, activity, 1, 2)], 3)
+        .unwrap();
+    let f = odata::parse_filter(LogKind::DirectoryAudit, "targetResources/any(t: t/displayName eq 'Zed')").unwrap();
+    assert_eq!(store.count("a", LogKind::DirectoryAudit, &f).unwrap(), 1);
+    let f = native::filter(LogKind::Activity, &[("operation".into(), "export".into()), ("entityName".into(), "Account".into())], 0).unwrap();
+    assert_eq!(store.count("a", LogKind::Activity, &f).unwrap(), 1);
+    assert_eq!(store.count("a", LogKind::SignIn, &Expr::True).unwrap(), 0);
+}
+
+/// Generates one `#[test]` per conformance check for a store factory.
+#[macro_export]
+macro_rules! event_store_conformance_tests {
+    ($factory:expr) => {
+        $crate::event_store_conformance_tests!(@tests $factory;
+            applies_and_tracks_position, lists_newest_first_with_keyset_paging, organisations_are_isolated,
+            filters_match, revisions_replace_the_latest, two_revisions_in_one_batch, aggregates,
+            aggregates_over_lists, other_kinds);
+    };
+    (@tests $factory:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                let factory = $factory;
+                $crate::conformance::$name(factory());
+            }
+        )*
+    };
+}

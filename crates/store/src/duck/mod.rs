@@ -1,0 +1,296 @@
+//! The embedded DuckDB engine: one database file in the data directory holding the projection
+//! of the event log (one table per log kind with the latest revision of each event, and a
+//! `revisions` table with every revision's pointer into the log).
+
+mod arrow;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use duckdb::types::{TimeUnit, Value};
+use duckdb::Connection;
+use parking_lot::Mutex;
+use signet_model::schema::{self, ColType, Column};
+use signet_model::{Cell, LogKind};
+use signet_query::sql::{self, Dialect};
+use signet_query::{AggQuery, Expr, ListQuery};
+use tracing::debug;
+
+use crate::engine::{EventStore, RevisionRef, StoredEvent, VersionEntry};
+use crate::error::{Result, StoreError};
+use crate::log::RecordPtr;
+
+/// Version of the database schema. Bump it with a migration in [`DuckStore::migrate`].
+pub const SCHEMA_VERSION: u32 = 1;
+const DIALECT: Dialect = Dialect::DuckDb;
+
+pub struct DuckStore {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn sql_type(ty: ColType) -> &'static str {
+    match ty {
+        ColType::Str => "VARCHAR",
+        ColType::Int => "BIGINT",
+        ColType::Float => "DOUBLE",
+        ColType::Bool => "BOOLEAN",
+        ColType::Time => "TIMESTAMP",
+        ColType::StrList => "VARCHAR[]",
+    }
+}
+
+fn create_table_sql(table: &str, columns: &[&Column]) -> String {
+    let defs: Vec<String> = columns.iter().map(|c| format!("{} {}", c.name, sql_type(c.ty))).collect();
+    format!("CREATE TABLE IF NOT EXISTS {table} ({})", defs.join(", "))
+}
+
+impl DuckStore {
+    /// Opens or creates the database file, creating or migrating the schema.
+    pub fn open(path: &Path) -> Result<DuckStore> {
+        let conn = Connection::open(path)?;
+        Self::migrate(&conn)?;
+        Ok(DuckStore { writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// An in-memory database (tests).
+    pub fn open_in_memory() -> Result<DuckStore> {
+        let conn = Connection::open_in_memory()?;
+        Self::migrate(&conn)?;
+        Ok(DuckStore { writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) })
+    }
+
+    fn migrate(conn: &Connection) -> Result<()> {
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")?;
+        let found: Option<String> = conn
+            .query_row("SELECT value FROM signet_meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .ok();
+        let found: u32 = found.and_then(|v| v.parse().ok()).unwrap_or(0);
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::UnsupportedVersion { path: "signet.duckdb".into(), found, supported: SCHEMA_VERSION });
+        }
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        // Version 0 -> 1: the initial schema.
+        let mut ddl = Vec::new();
+        for kind in LogKind::ALL {
+            let columns: Vec<&Column> = schema::all_columns(kind).collect();
+            ddl.push(create_table_sql(schema::table(kind), &columns));
+        }
+        let revision_columns: Vec<&Column> = arrow::REVISION_COLUMNS.iter().collect();
+        ddl.push(create_table_sql("revisions", &revision_columns));
+        ddl.push("INSERT OR REPLACE INTO signet_meta VALUES ('applied_position', '0')".into());
+        ddl.push(format!("INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '{SCHEMA_VERSION}')"));
+        conn.execute_batch(&format!("BEGIN TRANSACTION; {}; COMMIT;", ddl.join("; ")))?;
+        Ok(())
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match self.readers.lock().pop() {
+            Some(conn) => conn,
+            None => self.writer.lock().try_clone()?,
+        };
+        let result = f(&conn);
+        self.readers.lock().push(conn);
+        result
+    }
+
+    fn query_cells(&self, sql: &str, types: Option<&[&Column]>) -> Result<Vec<Vec<Cell>>> {
+        debug!(sql, "duckdb query");
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare(sql)?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let width = row.as_ref().column_count();
+                let mut cells = Vec::with_capacity(width);
+                for i in 0..width {
+                    let value: Value = row.get(i)?;
+                    let ty = types.and_then(|t| t.get(i)).map(|c| c.ty);
+                    cells.push(to_cell(value, ty));
+                }
+                out.push(cells);
+            }
+            Ok(out)
+        })
+    }
+
+    fn apply_in_transaction(&self, conn: &Connection, events: &[StoredEvent], through: u64) -> Result<()> {
+        for kind in LogKind::ALL {
+            let of_kind: Vec<&StoredEvent> = events.iter().filter(|e| e.event.kind == kind).collect();
+            if of_kind.is_empty() {
+                continue;
+            }
+            // Only the newest revision of an id in this batch goes into the hot table.
+            let mut newest: HashMap<(&str, &str), usize> = HashMap::new();
+            for (i, e) in of_kind.iter().enumerate() {
+                let slot = newest.entry((e.org.as_str(), e.event.id.as_str())).or_insert(i);
+                if of_kind[*slot].revision < e.revision {
+                    *slot = i;
+                }
+            }
+            let mut keep: Vec<usize> = newest.values().copied().collect();
+            keep.sort_unstable();
+            let superseded: Vec<&StoredEvent> = keep.iter().map(|&i| of_kind[i]).filter(|e| e.revision > 1).collect();
+            delete_older(conn, kind, &superseded)?;
+            let rows: Vec<&StoredEvent> = keep.iter().map(|&i| of_kind[i]).collect();
+            let batch = arrow::kind_batch(kind, &rows)?;
+            let mut appender = conn.appender(schema::table(kind))?;
+            appender.append_record_batch(batch)?;
+            appender.flush()?;
+        }
+        let mut appender = conn.appender("revisions")?;
+        appender.append_record_batch(arrow::revisions_batch(events)?)?;
+        appender.flush()?;
+        drop(appender);
+        conn.execute("UPDATE signet_meta SET value = ? WHERE key = 'applied_position'", [through.to_string()])?;
+        Ok(())
+    }
+}
+
+/// Removes the hot rows that newer revisions replace.
+fn delete_older(conn: &Connection, kind: LogKind, newer: &[&StoredEvent]) -> Result<()> {
+    let mut by_org: HashMap<&str, Vec<&str>> = HashMap::new();
+    for e in newer {
+        by_org.entry(e.org.as_str()).or_default().push(e.event.id.as_str());
+    }
+    for (org, ids) in by_org {
+        for chunk in ids.chunks(1000) {
+            let list: Vec<String> = chunk.iter().map(|id| DIALECT.quote_str(id)).collect();
+            conn.execute_batch(&format!(
+                "DELETE FROM {} WHERE org_id = {} AND id IN ({})",
+                schema::table(kind),
+                DIALECT.quote_str(org),
+                list.join(", ")
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn to_cell(value: Value, ty: Option<ColType>) -> Cell {
+    let cell = match value {
+        Value::Null => Cell::Null,
+        Value::Boolean(b) => Cell::Bool(b),
+        Value::TinyInt(i) => Cell::Int(i64::from(i)),
+        Value::SmallInt(i) => Cell::Int(i64::from(i)),
+        Value::Int(i) => Cell::Int(i64::from(i)),
+        Value::BigInt(i) => Cell::Int(i),
+        Value::HugeInt(i) => Cell::Int(i as i64),
+        Value::UTinyInt(i) => Cell::Int(i64::from(i)),
+        Value::USmallInt(i) => Cell::Int(i64::from(i)),
+        Value::UInt(i) => Cell::Int(i64::from(i)),
+        Value::UBigInt(i) => Cell::Int(i as i64),
+        Value::Float(f) => Cell::Float(f64::from(f)),
+        Value::Double(f) => Cell::Float(f),
+        Value::Text(s) => Cell::Str(s),
+        Value::Timestamp(unit, t) => Cell::Time(match unit {
+            TimeUnit::Second => t * 1_000_000,
+            TimeUnit::Millisecond => t * 1_000,
+            TimeUnit::Microsecond => t,
+            TimeUnit::Nanosecond => t / 1_000,
+        }),
+        Value::List(items) => Cell::List(
+            items
+                .into_iter()
+                .filter_map(|v| match v {
+                    Value::Text(s) => Some(s),
+                    Value::Null => None,
+                    other => Some(format!("{other:?}")),
+                })
+                .collect(),
+        ),
+        other => Cell::Str(format!("{other:?}")),
+    };
+    match (ty, cell) {
+        (Some(ColType::Time), Cell::Int(t)) => Cell::Time(t),
+        (_, cell) => cell,
+    }
+}
+
+impl EventStore for DuckStore {
+    fn backend(&self) -> &'static str {
+        "duckdb"
+    }
+
+    fn applied_position(&self) -> Result<u64> {
+        let conn = self.writer.lock();
+        let value: String =
+            conn.query_row("SELECT value FROM signet_meta WHERE key = 'applied_position'", [], |r| r.get(0))?;
+        value.parse().map_err(|_| StoreError::Database(format!("bad applied_position {value:?}")))
+    }
+
+    fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()> {
+        let conn = self.writer.lock();
+        conn.execute_batch("BEGIN TRANSACTION")?;
+        match self.apply_in_transaction(&conn, events, through) {
+            Ok(()) => {
+                conn.execute_batch("COMMIT")?;
+                Ok(())
+            }
+            Err(err) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(err)
+            }
+        }
+    }
+
+    fn for_each_latest_version(&self, visit: &mut dyn FnMut(VersionEntry<'_>)) -> Result<()> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT org_id, kind, id, max(revision), arg_max(content_hash, revision) FROM revisions GROUP BY org_id, kind, id",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let org: String = row.get(0)?;
+                let kind_code: i64 = row.get(1)?;
+                let id: String = row.get(2)?;
+                let revision: i64 = row.get(3)?;
+                let hash: i64 = row.get(4)?;
+                let Some(kind) = LogKind::from_code(kind_code as u8) else { continue };
+                visit(VersionEntry { org: &org, kind, id: &id, revision: revision as u32, content_hash: hash as u64 });
+            }
+            Ok(())
+        })
+    }
+
+    fn list(&self, query: &ListQuery) -> Result<Vec<Vec<Cell>>> {
+        let columns = sql::list_columns(query);
+        let sql = sql::list_sql(query, DIALECT, Some(query.limit + 1));
+        self.query_cells(&sql, Some(&columns))
+    }
+
+    fn count(&self, org: &str, kind: LogKind, filter: &Expr) -> Result<u64> {
+        let rows = self.query_cells(&sql::count_sql(org, kind, filter, DIALECT), None)?;
+        match rows.first().and_then(|r| r.first()) {
+            Some(Cell::Int(n)) => Ok(*n as u64),
+            other => Err(StoreError::Database(format!("count returned {other:?}"))),
+        }
+    }
+
+    fn aggregate(&self, query: &AggQuery) -> Result<Vec<Vec<Cell>>> {
+        self.query_cells(&sql::agg_sql(query, DIALECT), None)
+    }
+
+    fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT revision, content_hash, epoch_us(event_time), epoch_us(received_at), log_pos, log_idx \
+                 FROM revisions WHERE org_id = ? AND kind = ? AND id = ? ORDER BY revision",
+            )?;
+            let mut rows = stmt.query(duckdb::params![org, i64::from(kind.code()), id])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(RevisionRef {
+                    revision: row.get::<_, i64>(0)? as u32,
+                    content_hash: row.get::<_, i64>(1)? as u64,
+                    time_us: row.get(2)?,
+                    received_us: row.get(3)?,
+                    ptr: RecordPtr { frame_pos: row.get::<_, i64>(4)? as u64, index: row.get::<_, i64>(5)? as u16 },
+                });
+            }
+            Ok(out)
+        })
+    }
+}

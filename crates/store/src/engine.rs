@@ -1,0 +1,68 @@
+//! The `EventStore` trait: the column store behind Signet's queries. The event log is the
+//! source of truth; an `EventStore` holds a projection of it (typed columns and pointers into
+//! the log) and answers queries. Every implementation passes [`crate::conformance`].
+
+use signet_model::{Cell, Event, LogKind};
+use signet_query::{AggQuery, Expr, ListQuery};
+
+use crate::error::Result;
+use crate::log::RecordPtr;
+
+/// An event accepted into the log, on its way into the store.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    pub org: String,
+    pub revision: u32,
+    pub received_us: i64,
+    pub ptr: RecordPtr,
+    pub event: Event,
+}
+
+/// One version of an event, as the store knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevisionRef {
+    pub revision: u32,
+    pub content_hash: u64,
+    pub time_us: i64,
+    pub received_us: i64,
+    pub ptr: RecordPtr,
+}
+
+/// The latest known version of one event id (to rebuild the duplicate index).
+#[derive(Clone, Debug)]
+pub struct VersionEntry<'a> {
+    pub org: &'a str,
+    pub kind: LogKind,
+    pub id: &'a str,
+    pub revision: u32,
+    pub content_hash: u64,
+}
+
+pub trait EventStore: Send + Sync {
+    /// A short name for logs and metrics ("duckdb", "clickhouse").
+    fn backend(&self) -> &'static str;
+
+    /// Log position up to which events have been applied (exclusive).
+    fn applied_position(&self) -> Result<u64>;
+
+    /// Applies events in log order and records `through` as the applied position, atomically.
+    /// Only the latest revision of an id is visible in lists and reports; every revision is
+    /// kept for [`EventStore::revisions`].
+    fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()>;
+
+    /// Visits the latest revision of every event id.
+    fn for_each_latest_version(&self, visit: &mut dyn FnMut(VersionEntry<'_>)) -> Result<()>;
+
+    /// One page of a list query: up to `query.limit + 1` rows (the extra row says there is a
+    /// next page), columns as [`signet_query::sql::list_columns`].
+    fn list(&self, query: &ListQuery) -> Result<Vec<Vec<Cell>>>;
+
+    /// Number of (latest-revision) events matching a filter.
+    fn count(&self, org: &str, kind: LogKind, filter: &Expr) -> Result<u64>;
+
+    /// A grouped aggregation: group values, then measures, per row.
+    fn aggregate(&self, query: &AggQuery) -> Result<Vec<Vec<Cell>>>;
+
+    /// Every revision of one event id, oldest first.
+    fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>>;
+}

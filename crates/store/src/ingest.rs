@@ -1,0 +1,403 @@
+//! The write path: a bounded queue, one writer thread that group-commits to the event log, and
+//! one projector thread that applies committed events to the column store in batches.
+//!
+//! ```text
+//! submit() --bounded--> writer: classify (new / duplicate / revision), append frames, fsync,
+//!                               reply to every request in the group
+//!                       --bounded--> projector: EventStore::apply every <= 100 ms
+//! ```
+//! A request is answered only after its events are fsync'd. When the queue is full, `submit`
+//! fails at once with [`StoreError::Overloaded`] (the HTTP layer answers 503 + Retry-After);
+//! nothing is dropped silently. A slow projector blocks the writer, which fills the queue: the
+//! back-pressure reaches the client instead of memory.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use serde::Serialize;
+use signet_model::{Event, LogKind};
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use crate::engine::{EventStore, StoredEvent, VersionEntry};
+use crate::error::{Result, StoreError};
+use crate::log::{EventLog, LogRecord};
+
+/// Tuning of the write path.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    /// Events queued or being written at most; beyond it `submit` answers Overloaded.
+    pub max_in_flight_events: usize,
+    /// Events per group commit at most.
+    pub group_max_events: usize,
+    /// How long committed events may wait before they are applied to the store.
+    pub projection_interval: Duration,
+    /// Events per store batch at most.
+    pub projection_max_events: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_in_flight_events: 400_000,
+            group_max_events: 50_000,
+            projection_interval: Duration::from_millis(100),
+            projection_max_events: 100_000,
+        }
+    }
+}
+
+/// What happened to a submitted batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// Events stored: new ids plus new revisions of known ids.
+    pub accepted: usize,
+    /// Of the accepted, how many were new revisions of an id already stored.
+    pub revisions: usize,
+    /// Identical re-sends, not stored again.
+    pub duplicates: usize,
+}
+
+/// Counters the metrics endpoint exposes.
+#[derive(Debug, Default)]
+pub struct IngestMetrics {
+    pub accepted: [AtomicU64; 3],
+    pub duplicates: [AtomicU64; 3],
+    pub revisions: [AtomicU64; 3],
+    pub overloaded: AtomicU64,
+    pub in_flight: AtomicUsize,
+    pub commits: AtomicU64,
+    pub commit_micros_total: AtomicU64,
+    pub log_end: AtomicU64,
+    pub applied: AtomicU64,
+    pub apply_errors: AtomicU64,
+}
+
+fn kind_index(kind: LogKind) -> usize {
+    kind.code() as usize - 1
+}
+
+struct Request {
+    org: String,
+    events: Vec<Event>,
+    received_us: i64,
+    reply: oneshot::Sender<Result<Outcome>>,
+}
+
+/// Latest (revision, content hash) of every id: decides duplicate vs revision in memory.
+/// About 45 bytes per id.
+#[derive(Default)]
+pub(crate) struct VersionIndex {
+    map: HashMap<u128, (u32, u64)>,
+}
+
+fn version_key(org: &str, kind: LogKind, id: &str) -> u128 {
+    let mut key = Vec::with_capacity(org.len() + id.len() + 3);
+    key.extend_from_slice(org.as_bytes());
+    key.push(0);
+    key.push(kind.code());
+    key.push(0);
+    key.extend_from_slice(id.as_bytes());
+    xxhash_rust::xxh3::xxh3_128(&key)
+}
+
+impl VersionIndex {
+    pub(crate) fn load(store: &dyn EventStore) -> Result<VersionIndex> {
+        let mut index = VersionIndex::default();
+        store.for_each_latest_version(&mut |v: VersionEntry<'_>| {
+            index.map.insert(version_key(v.org, v.kind, v.id), (v.revision, v.content_hash));
+        })?;
+        Ok(index)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// The write path's handle.
+pub struct Pipeline {
+    tx: Mutex<Option<SyncSender<Request>>>,
+    config: IngestConfig,
+    metrics: Arc<IngestMetrics>,
+    projected: Arc<(Mutex<u64>, Condvar)>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Pipeline {
+    pub(crate) fn start(
+        log: Arc<EventLog>,
+        store: Arc<dyn EventStore>,
+        index: VersionIndex,
+        config: IngestConfig,
+        metrics: Arc<IngestMetrics>,
+    ) -> Pipeline {
+        let (tx, rx) = mpsc::sync_channel::<Request>(config.max_in_flight_events.max(1));
+        let (ptx, prx) = mpsc::sync_channel::<(Vec<StoredEvent>, u64)>(16);
+        let projected = Arc::new((Mutex::new(log.end()), Condvar::new()));
+        metrics.log_end.store(log.end(), Ordering::Relaxed);
+        metrics.applied.store(log.end(), Ordering::Relaxed);
+
+        let writer = {
+            let (metrics, config) = (metrics.clone(), config.clone());
+            std::thread::Builder::new()
+                .name("signet-writer".into())
+                .spawn(move || writer_loop(rx, ptx, log, index, config, metrics))
+                .expect("spawn writer thread")
+        };
+        let projector = {
+            let (metrics, config, projected) = (metrics.clone(), config.clone(), projected.clone());
+            std::thread::Builder::new()
+                .name("signet-projector".into())
+                .spawn(move || projector_loop(prx, store, config, metrics, projected))
+                .expect("spawn projector thread")
+        };
+        Pipeline {
+            tx: Mutex::new(Some(tx)),
+            config,
+            metrics,
+            projected,
+            threads: Mutex::new(vec![writer, projector]),
+        }
+    }
+
+    /// Queues events of one organisation; the receiver resolves once they are durable.
+    pub fn submit(&self, org: &str, events: Vec<Event>) -> Result<oneshot::Receiver<Result<Outcome>>> {
+        let (reply, receiver) = oneshot::channel();
+        if events.is_empty() {
+            let _ = reply.send(Ok(Outcome::default()));
+            return Ok(receiver);
+        }
+        let n = events.len();
+        let in_flight = self.metrics.in_flight.fetch_add(n, Ordering::AcqRel);
+        if in_flight > 0 && in_flight + n > self.config.max_in_flight_events {
+            self.metrics.in_flight.fetch_sub(n, Ordering::AcqRel);
+            self.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
+            return Err(StoreError::Overloaded { retry_after_secs: 1 });
+        }
+        let request = Request { org: org.to_string(), events, received_us: signet_model::time::now_micros(), reply };
+        let guard = self.tx.lock();
+        let Some(tx) = guard.as_ref() else {
+            self.metrics.in_flight.fetch_sub(n, Ordering::AcqRel);
+            return Err(StoreError::ShuttingDown);
+        };
+        match tx.try_send(request) {
+            Ok(()) => Ok(receiver),
+            Err(TrySendError::Full(_)) => {
+                self.metrics.in_flight.fetch_sub(n, Ordering::AcqRel);
+                self.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
+                Err(StoreError::Overloaded { retry_after_secs: 1 })
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.metrics.in_flight.fetch_sub(n, Ordering::AcqRel);
+                Err(StoreError::ShuttingDown)
+            }
+        }
+    }
+
+    /// Submits and waits (for synchronous callers such as `signet import`).
+    pub fn submit_blocking(&self, org: &str, events: Vec<Event>) -> Result<Outcome> {
+        let receiver = self.submit(org, events)?;
+        receiver.blocking_recv().map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Waits until everything durable in the log up to `position` is visible to queries.
+    pub fn wait_projected(&self, position: u64, timeout: Duration) -> bool {
+        let (lock, condvar) = &*self.projected;
+        let deadline = Instant::now() + timeout;
+        let mut applied = lock.lock();
+        while *applied < position {
+            if condvar.wait_until(&mut applied, deadline).timed_out() {
+                return *applied >= position;
+            }
+        }
+        true
+    }
+
+    pub fn metrics(&self) -> &Arc<IngestMetrics> {
+        &self.metrics
+    }
+
+    /// Stops accepting, drains the queue, applies everything, and joins the threads.
+    pub fn shutdown(&self) {
+        self.tx.lock().take();
+        for handle in self.threads.lock().drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn writer_loop(
+    rx: Receiver<Request>,
+    ptx: SyncSender<(Vec<StoredEvent>, u64)>,
+    log: Arc<EventLog>,
+    mut index: VersionIndex,
+    config: IngestConfig,
+    metrics: Arc<IngestMetrics>,
+) {
+    while let Ok(first) = rx.recv() {
+        let started = Instant::now();
+        let mut group = vec![first];
+        let mut group_events = group[0].events.len();
+        while group_events < config.group_max_events {
+            match rx.try_recv() {
+                Ok(request) => {
+                    group_events += request.events.len();
+                    group.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut records = Vec::with_capacity(group_events);
+        let mut stored = Vec::with_capacity(group_events);
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut undo: Vec<(u128, Option<(u32, u64)>)> = Vec::new();
+        let mut replies = Vec::with_capacity(group.len());
+        for request in group {
+            let mut outcome = Outcome::default();
+            for mut event in request.events {
+                let key = version_key(&request.org, event.kind, &event.id);
+                let previous = index.map.get(&key).copied();
+                let revision = match previous {
+                    Some((_, hash)) if hash == event.content_hash => {
+                        outcome.duplicates += 1;
+                        metrics.duplicates[kind_index(event.kind)].fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Some((revision, _)) => {
+                        outcome.revisions += 1;
+                        revision + 1
+                    }
+                    None => 1,
+                };
+                outcome.accepted += 1;
+                undo.push((key, previous));
+                index.map.insert(key, (revision, event.content_hash));
+                records.push(LogRecord {
+                    kind: event.kind,
+                    revision,
+                    content_hash: event.content_hash,
+                    time_us: event.time_us,
+                    received_us: request.received_us,
+                    org: request.org.clone(),
+                    id: event.id.clone(),
+                    body: std::mem::take(&mut event.body),
+                    original: event.original.take(),
+                });
+                stored.push((request.org.clone(), revision, request.received_us, event));
+            }
+            outcomes.push(outcome);
+            replies.push(request.reply);
+        }
+        let result = if records.is_empty() { Ok((Vec::new(), log.end())) } else { log.append(&records) };
+        metrics.in_flight.fetch_sub(group_events, Ordering::AcqRel);
+        match result {
+            Ok((pointers, end)) => {
+                metrics.commits.fetch_add(1, Ordering::Relaxed);
+                metrics.commit_micros_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                metrics.log_end.store(end, Ordering::Relaxed);
+                for (record, _) in records.iter().zip(&pointers) {
+                    metrics.accepted[kind_index(record.kind)].fetch_add(1, Ordering::Relaxed);
+                    if record.revision > 1 {
+                        metrics.revisions[kind_index(record.kind)].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+                let events: Vec<StoredEvent> = stored
+                    .into_iter()
+                    .zip(pointers)
+                    .map(|((org, revision, received_us, event), ptr)| StoredEvent { org, revision, received_us, ptr, event })
+                    .collect();
+                if !events.is_empty() && ptx.send((events, end)).is_err() {
+                    error!("projector is gone; committed events will be applied at the next start");
+                }
+            }
+            Err(err) => {
+                error!(error = %err, events = records.len(), "event log write failed; the writer stops accepting");
+                for (key, previous) in undo.into_iter().rev() {
+                    match previous {
+                        Some(v) => index.map.insert(key, v),
+                        None => index.map.remove(&key),
+                    };
+                }
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::WriterFailed(err.to_string())));
+                }
+            }
+        }
+    }
+    info!("writer stopped");
+}
+
+fn projector_loop(
+    prx: Receiver<(Vec<StoredEvent>, u64)>,
+    store: Arc<dyn EventStore>,
+    config: IngestConfig,
+    metrics: Arc<IngestMetrics>,
+    projected: Arc<(Mutex<u64>, Condvar)>,
+) {
+    let mut pending: Vec<StoredEvent> = Vec::new();
+    let mut through = 0u64;
+    let mut deadline: Option<Instant> = None;
+    let mut disconnected = false;
+    loop {
+        let wait = deadline.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
+        match prx.recv_timeout(wait) {
+            Ok((events, end)) => {
+                if pending.is_empty() {
+                    deadline = Some(Instant::now() + config.projection_interval);
+                }
+                pending.extend(events);
+                through = end;
+                if pending.len() < config.projection_max_events {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => disconnected = true,
+        }
+        if !pending.is_empty() {
+            apply_with_retry(&*store, &pending, through, &metrics);
+            pending.clear();
+            metrics.applied.store(through, Ordering::Relaxed);
+            let (lock, condvar) = &*projected;
+            *lock.lock() = through;
+            condvar.notify_all();
+        }
+        deadline = None;
+        if disconnected {
+            break;
+        }
+    }
+    info!("projector stopped");
+}
+
+/// The store must eventually take every committed event: retry with back-off (the events are
+/// safe in the log meanwhile, and the writer is held back by the bounded channel).
+fn apply_with_retry(store: &dyn EventStore, events: &[StoredEvent], through: u64, metrics: &IngestMetrics) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match store.apply(events, through) {
+            Ok(()) => return,
+            Err(err) => {
+                metrics.apply_errors.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %err, events = events.len(), retry_in_ms = delay.as_millis() as u64, "applying events to the store failed");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! The event log: an append-only, compressed, checksummed file sequence that is the durable
+//! source of truth. An event is acknowledged only after the frame holding it is fsync'd; the
+//! column store is a projection of this log and can be rebuilt from it.
+//!
+//! # On-disk layout (version 1)
+//! `DATA/log/<global start position, 20 digits>.seg`, each segment:
+//! ```text
+//! segment header: b"SGNTLOG1" | u32 version = 1 | u32 reserved          (16 bytes)
+//! frame*:         u32 magic "SGF1" | u32 compressed length | u32 raw length | u32 record count
+//!                 | u32 crc32c(previous 12 bytes ++ payload) | zstd payload
+//! payload:        records, encoded as in [`record`]
+//! ```
+//! A record is addressed by [`RecordPtr`]: the global position of its frame (segment start +
+//! offset in the file) and its index in the frame. A torn or corrupt tail of the last segment
+//! is detected on open by the checksum, reported, and cut off; it was never acknowledged.
+
+pub mod record;
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tracing::{info, warn};
+
+pub use record::LogRecord;
+
+use crate::error::{io_err, Result, StoreError};
+
+const SEGMENT_MAGIC: &[u8; 8] = b"SGNTLOG1";
+const SEGMENT_VERSION: u32 = 1;
+const SEGMENT_HEADER_LEN: u64 = 16;
+const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"SGF1");
+const FRAME_HEADER_LEN: usize = 20;
+/// Records per frame at most: a random read decompresses one frame.
+pub const MAX_FRAME_RECORDS: usize = 256;
+/// Uncompressed bytes per frame at most (a larger single record gets a frame of its own).
+pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+/// A segment is closed once it grows past this.
+pub const SEGMENT_TARGET_BYTES: u64 = 256 << 20;
+/// No frame may claim more than this raw size (protects against corrupt headers).
+const MAX_RAW_FRAME_BYTES: usize = 512 << 20;
+const FRAME_CACHE_ENTRIES: usize = 64;
+const ZSTD_LEVEL: i32 = 1;
+
+/// Where one record lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordPtr {
+    pub frame_pos: u64,
+    pub index: u16,
+}
+
+struct Writer {
+    file: File,
+    segment_start: u64,
+    file_len: u64,
+    failed: Option<String>,
+}
+
+pub struct EventLog {
+    dir: PathBuf,
+    writer: Mutex<Writer>,
+    /// Start positions of the segments, ascending.
+    segments: RwLock<Vec<u64>>,
+    /// Global position just past the last durable frame.
+    end: AtomicU64,
+    readers: Mutex<HashMap<u64, Arc<File>>>,
+    cache: Mutex<VecDeque<(u64, Arc<Vec<LogRecord>>)>>,
+}
+
+fn segment_path(dir: &Path, start: u64) -> PathBuf {
+    dir.join(format!("{start:020}.seg"))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+/// What scanning a segment found.
+struct ScanResult {
+    /// File offset just past the last valid frame.
+    valid_len: u64,
+    /// Why scanning stopped early, if it did.
+    damage: Option<String>,
+}
+
+impl EventLog {
+    /// Opens (or creates) the log in `dir`, cutting off a torn tail of the last segment.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<EventLog> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mut starts = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Some(start) = name.strip_suffix(".seg").and_then(|s| s.parse::<u64>().ok()) {
+                starts.push(start);
+            }
+        }
+        starts.sort_unstable();
+        if starts.is_empty() {
+            create_segment(&dir, 0)?;
+            starts.push(0);
+        }
+        for &start in &starts[..starts.len() - 1] {
+            check_header(&segment_path(&dir, start))?;
+        }
+        let last = *starts.last().unwrap_or(&0);
+        let last_path = segment_path(&dir, last);
+        check_header(&last_path)?;
+        let file = OpenOptions::new().read(true).write(true).open(&last_path).map_err(io_err(&last_path))?;
+        let scan = scan_segment(&file, &last_path)?;
+        let on_disk = file.metadata().map_err(io_err(&last_path))?.len();
+        if let Some(reason) = &scan.damage {
+            warn!(
+                segment = %last_path.display(), valid_bytes = scan.valid_len, dropped_bytes = on_disk - scan.valid_len,
+                reason = %reason, "event log tail is torn or corrupt; cutting it off (it was never acknowledged)"
+            );
+            file.set_len(scan.valid_len).map_err(io_err(&last_path))?;
+            file.sync_all().map_err(io_err(&last_path))?;
+        }
+        let end = last + scan.valid_len;
+        info!(segments = starts.len(), end, "event log opened");
+        Ok(EventLog {
+            dir,
+            writer: Mutex::new(Writer { file, segment_start: last, file_len: scan.valid_len, failed: None }),
+            segments: RwLock::new(starts),
+            end: AtomicU64::new(end),
+            readers: Mutex::new(HashMap::new()),
+            cache: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// Position just past the last durable frame.
+    pub fn end(&self) -> u64 {
+        self.end.load(Ordering::Acquire)
+    }
+
+    /// Position of the first frame.
+    pub fn start(&self) -> u64 {
+        self.segments.read().first().copied().unwrap_or(0) + SEGMENT_HEADER_LEN
+    }
+
+    /// Appends records in frames, fsyncs once, and returns where each record landed and the
+    /// new end. After a failed write or fsync the log refuses all further appends: whether
+    /// the data reached the disk is unknown, and retrying would pretend it is.
+    pub fn append(&self, records: &[LogRecord]) -> Result<(Vec<RecordPtr>, u64)> {
+        let mut writer = self.writer.lock();
+        if let Some(reason) = &writer.failed {
+            return Err(StoreError::WriterFailed(reason.clone()));
+        }
+        match self.append_locked(&mut writer, records) {
+            Ok(done) => Ok(done),
+            Err(err) => {
+                writer.failed = Some(err.to_string());
+                Err(StoreError::WriterFailed(err.to_string()))
+            }
+        }
+    }
+
+    fn append_locked(&self, writer: &mut Writer, records: &[LogRecord]) -> Result<(Vec<RecordPtr>, u64)> {
+        if writer.file_len >= SEGMENT_TARGET_BYTES {
+            let next_start = writer.segment_start + writer.file_len;
+            let file = create_segment(&self.dir, next_start)?;
+            writer.file = file;
+            writer.segment_start = next_start;
+            writer.file_len = SEGMENT_HEADER_LEN;
+            self.segments.write().push(next_start);
+        }
+        let mut out = Vec::with_capacity(records.len() * 600);
+        let mut pointers = Vec::with_capacity(records.len());
+        let mut raw = Vec::with_capacity(MAX_FRAME_BYTES);
+        let mut frame_start = 0;
+        while frame_start < records.len() {
+            raw.clear();
+            let mut frame_end = frame_start;
+            while frame_end < records.len()
+                && frame_end - frame_start < MAX_FRAME_RECORDS
+                && (frame_end == frame_start || raw.len() + records[frame_end].encoded_len() <= MAX_FRAME_BYTES)
+            {
+                records[frame_end].encode(&mut raw);
+                frame_end += 1;
+            }
+            let frame_pos = writer.segment_start + writer.file_len + out.len() as u64;
+            let compressed = zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(io_err(&self.dir))?;
+            let mut header = [0u8; FRAME_HEADER_LEN];
+            header[0..4].copy_from_slice(&FRAME_MAGIC.to_le_bytes());
+            header[4..8].copy_from_slice(&(compressed.len() as u32).to_le_bytes());
+            header[8..12].copy_from_slice(&(raw.len() as u32).to_le_bytes());
+            header[12..16].copy_from_slice(&((frame_end - frame_start) as u32).to_le_bytes());
+            let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..16]), &compressed);
+            header[16..20].copy_from_slice(&crc.to_le_bytes());
+            out.extend_from_slice(&header);
+            out.extend_from_slice(&compressed);
+            for index in 0..(frame_end - frame_start) {
+                pointers.push(RecordPtr { frame_pos, index: index as u16 });
+            }
+            frame_start = frame_end;
+        }
+        let path = segment_path(&self.dir, writer.segment_start);
+        writer.file.write_all_at(&out, writer.file_len).map_err(io_err(&path))?;
+        writer.file.sync_data().map_err(io_err(&path))?;
+        writer.file_len += out.len() as u64;
+        let end = writer.segment_start + writer.file_len;
+        self.end.store(end, Ordering::Release);
+        Ok((pointers, end))
+    }
+
+    fn segment_of(&self, pos: u64) -> Result<u64> {
+        let segments = self.segments.read();
+        let index = segments.partition_point(|&start| start <= pos);
+        if index == 0 {
+            return Err(StoreError::Corrupt { path: self.dir.display().to_string(), offset: pos, reason: "position before the first segment".into() });
+        }
+        Ok(segments[index - 1])
+    }
+
+    fn reader(&self, segment: u64) -> Result<Arc<File>> {
+        let mut readers = self.readers.lock();
+        if let Some(file) = readers.get(&segment) {
+            return Ok(file.clone());
+        }
+        let path = segment_path(&self.dir, segment);
+        let file = Arc::new(File::open(&path).map_err(io_err(&path))?);
+        readers.insert(segment, file.clone());
+        Ok(file)
+    }
+
+    /// Reads and decodes the frame at `pos`, returning its records and the next frame's position.
+    fn load_frame(&self, pos: u64) -> Result<(Vec<LogRecord>, u64)> {
+        let segment = self.segment_of(pos)?;
+        let file = self.reader(segment)?;
+        let path = segment_path(&self.dir, segment);
+        let offset = pos - segment;
+        let (raw, next_offset) = read_frame(&file, &path, offset)?;
+        let corrupt = |reason: String| StoreError::Corrupt { path: path.display().to_string(), offset, reason };
+        let mut records = Vec::new();
+        let mut at = 0;
+        while at < raw.len() {
+            let (record, used) = LogRecord::decode(&raw[at..]).map_err(corrupt)?;
+            records.push(record);
+            at += used;
+        }
+        Ok((records, segment + next_offset))
+    }
+
+    /// The records of the frame at `pos`, cached.
+    pub fn frame(&self, pos: u64) -> Result<Arc<Vec<LogRecord>>> {
+        if let Some((_, records)) = self.cache.lock().iter().find(|(p, _)| *p == pos) {
+            return Ok(records.clone());
+        }
+        let (records, _) = self.load_frame(pos)?;
+        let records = Arc::new(records);
+        let mut cache = self.cache.lock();
+        cache.push_front((pos, records.clone()));
+        cache.truncate(FRAME_CACHE_ENTRIES);
+        Ok(records)
+    }
+
+    /// One record.
+    pub fn read(&self, ptr: RecordPtr) -> Result<LogRecord> {
+        let frame = self.frame(ptr.frame_pos)?;
+        frame.get(ptr.index as usize).cloned().ok_or_else(|| StoreError::Corrupt {
+            path: self.dir.display().to_string(),
+            offset: ptr.frame_pos,
+            reason: format!("frame has no record {}", ptr.index),
+        })
+    }
+
+    /// Visits every record from `from` (a frame position, or a segment start) to the end, in
+    /// order, in batches of whole frames; the callback gets the records with their pointers and
+    /// the position just past the last frame of the batch.
+    pub fn scan(
+        &self,
+        from: u64,
+        batch_records: usize,
+        mut visit: impl FnMut(Vec<(RecordPtr, LogRecord)>, u64) -> Result<()>,
+    ) -> Result<()> {
+        let end = self.end();
+        let mut pos = from.max(self.start());
+        let mut batch = Vec::new();
+        while pos < end {
+            let segment = self.segment_of(pos)?;
+            if pos == segment {
+                pos += SEGMENT_HEADER_LEN;
+                continue;
+            }
+            let segment_end = self.segments.read().iter().copied().find(|&s| s > segment).unwrap_or(end);
+            if pos >= segment_end {
+                pos = segment_end;
+                continue;
+            }
+            let (records, next) = self.load_frame(pos)?;
+            for (index, record) in records.into_iter().enumerate() {
+                batch.push((RecordPtr { frame_pos: pos, index: index as u16 }, record));
+            }
+            pos = next;
+            if batch.len() >= batch_records {
+                visit(std::mem::take(&mut batch), pos)?;
+            }
+        }
+        if !batch.is_empty() {
+            visit(batch, pos)?;
+        }
+        Ok(())
+    }
+}
+
+fn create_segment(dir: &Path, start: u64) -> Result<File> {
+    let path = segment_path(dir, start);
+    let mut file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_err(&path))?;
+    let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN as usize);
+    header.extend_from_slice(SEGMENT_MAGIC);
+    header.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    file.write_all(&header).map_err(io_err(&path))?;
+    file.sync_all().map_err(io_err(&path))?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+fn check_header(path: &Path) -> Result<()> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+    file.read_exact_at(&mut header, 0).map_err(|_| StoreError::Corrupt {
+        path: path.display().to_string(),
+        offset: 0,
+        reason: "segment header is missing".into(),
+    })?;
+    if &header[0..8] != SEGMENT_MAGIC {
+        return Err(StoreError::Corrupt { path: path.display().to_string(), offset: 0, reason: "not a Signet log segment".into() });
+    }
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version > SEGMENT_VERSION {
+        return Err(StoreError::UnsupportedVersion { path: path.display().to_string(), found: version, supported: SEGMENT_VERSION });
+    }
+    Ok(())
+}
+
+/// Reads and verifies one frame at a file offset: (raw payload, offset of the next frame).
+fn read_frame(file: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, u64)> {
+    let corrupt = |reason: &str| StoreError::Corrupt { path: path.display().to_string(), offset, reason: reason.to_string() };
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    file.read_exact_at(&mut header, offset).map_err(|_| corrupt("frame header is truncated"))?;
+    let word = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    if word(0) != FRAME_MAGIC {
+        return Err(corrupt("bad frame magic"));
+    }
+    let (compressed_len, raw_len) = (word(4) as usize, word(8) as usize);
+    if raw_len > MAX_RAW_FRAME_BYTES {
+        return Err(corrupt("frame claims an impossible size"));
+    }
+    let mut payload = vec![0u8; compressed_len];
+    file.read_exact_at(&mut payload, offset + FRAME_HEADER_LEN as u64).map_err(|_| corrupt("frame payload is truncated"))?;
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..16]), &payload);
+    if crc != word(16) {
+        return Err(corrupt("frame checksum mismatch"));
+    }
+    let raw = zstd::bulk::decompress(&payload, raw_len).map_err(|_| corrupt("frame does not decompress"))?;
+    if raw.len() != raw_len {
+        return Err(corrupt("frame decompressed to the wrong size"));
+    }
+    Ok((raw, offset + (FRAME_HEADER_LEN + compressed_len) as u64))
+}
+
+fn scan_segment(file: &File, path: &Path) -> Result<ScanResult> {
+    let len = file.metadata().map_err(io_err(path))?.len();
+    let mut offset = SEGMENT_HEADER_LEN;
+    while offset < len {
+        match read_frame(file, path, offset) {
+            Ok((_, next)) => offset = next,
+            Err(StoreError::Corrupt { reason, .. }) => return Ok(ScanResult { valid_len: offset, damage: Some(reason) }),
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(ScanResult { valid_len: offset, damage: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signet_model::LogKind;
+
+    fn record(id: usize) -> LogRecord {
+        LogRecord {
+            kind: LogKind::SignIn,
+            revision: 1,
+            content_hash: id as u64,
+            time_us: id as i64,
+            received_us: 0,
+            org: "default".into(),
+            id: format!("id-{id}"),
+            body: format!("{{\"id\":\"id-{id}\"}}").into_bytes(),
+            original: None,
+        }
+    }
+
+    #[test]
+    fn append_read_scan_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        let records: Vec<_> = (0..600).map(record).collect();
+        let (ptrs, end) = log.append(&records).unwrap();
+        assert_eq!(ptrs.len(), 600);
+        assert_eq!(log.end(), end);
+        assert_eq!(log.read(ptrs[599]).unwrap(), records[599]);
+        assert_eq!(ptrs[256].index, 0, "frames hold at most {MAX_FRAME_RECORDS} records");
+        drop(log);
+
+        let log = EventLog::open(dir.path()).unwrap();
+        assert_eq!(log.end(), end);
+        let mut seen = Vec::new();
+        log.scan(0, 100, |batch, _| {
+            seen.extend(batch.into_iter().map(|(_, r)| r.id));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 600);
+        assert_eq!(seen[0], "id-0");
+        let (more, _) = log.append(&[record(600)]).unwrap();
+        assert_eq!(log.read(more[0]).unwrap().id, "id-600");
+    }
+
+    #[test]
+    fn torn_tail_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        let (_, first_end) = log.append(&[record(1)]).unwrap();
+        log.append(&[record(2)]).unwrap();
+        drop(log);
+        let path = segment_path(dir.path(), 0);
+        let len = fs::metadata(&path).unwrap().len();
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+
+        let log = EventLog::open(dir.path()).unwrap();
+        assert_eq!(log.end(), first_end, "the torn second frame is dropped");
+        let mut ids = Vec::new();
+        log.scan(0, 10, |b, _| {
+            ids.extend(b.into_iter().map(|(_, r)| r.id));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ids, vec!["id-1"]);
+    }
+
+    #[test]
+    fn flipped_bit_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        let (ptrs, _) = log.append(&[record(1)]).unwrap();
+        drop(log);
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let err = read_frame(&file, &path, ptrs[0].frame_pos).unwrap_err();
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn segments_roll_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        log.writer.lock().file_len = SEGMENT_TARGET_BYTES; // pretend the segment is full
+        let (ptrs, _) = log.append(&[record(7)]).unwrap();
+        assert_eq!(log.segments.read().len(), 2);
+        assert_eq!(log.read(ptrs[0]).unwrap().id, "id-7");
+    }
+}
