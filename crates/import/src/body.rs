@@ -66,19 +66,28 @@ pub fn split(bytes: &[u8], framing: Framing) -> Result<Vec<RawRecord<'_>>, BodyE
     }
 }
 
-/// True when the body parses as exactly one JSON value.
+/// NDJSON only when the first line is a complete JSON value on its own and more follows;
+/// anything else is one document (so a malformed pretty-printed file gets one clear error,
+/// not one per line).
 fn looks_like_one_document(bytes: &[u8]) -> bool {
     if bytes.first() == Some(&b'[') {
         return true;
     }
-    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<serde::de::IgnoredAny>();
-    matches!(stream.next(), Some(Ok(_))) && stream.next().is_none()
+    let first_line = bytes.split(|b| *b == b'\n').next().unwrap_or(bytes);
+    let first_line_complete = serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok();
+    let more_after =
+        first_line.len() < bytes.len() && bytes[first_line.len()..].iter().any(|b| !b.is_ascii_whitespace());
+    !(first_line_complete && more_after)
 }
 
 fn split_document<'a>(bytes: &'a [u8]) -> Result<Vec<RawRecord<'a>>, BodyError> {
     // RawValue borrows from `bytes`, so its text is a slice of the body.
     let numbered = |values: Vec<&'a RawValue>| -> Vec<RawRecord<'a>> {
-        values.into_iter().enumerate().map(|(i, v)| RawRecord { number: i + 1, bytes: slice_of(bytes, v.get()) }).collect()
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| RawRecord { number: i + 1, bytes: slice_of(bytes, v.get()) })
+            .collect()
     };
     match bytes.first() {
         Some(b'[') => {
@@ -132,7 +141,10 @@ mod tests {
     fn shapes() {
         assert_eq!(texts(r#"{"id":"a"}"#, Framing::Detect), vec![(1, r#"{"id":"a"}"#.into())]);
         assert_eq!(texts(r#"[{"id":"a"}, {"id":"b"}]"#, Framing::Detect).len(), 2);
-        assert_eq!(texts(r#"{"@odata.context":"x","value":[{"id":"a"}]}"#, Framing::Detect), vec![(1, r#"{"id":"a"}"#.into())]);
+        assert_eq!(
+            texts(r#"{"@odata.context":"x","value":[{"id":"a"}]}"#, Framing::Detect),
+            vec![(1, r#"{"id":"a"}"#.into())]
+        );
         assert_eq!(texts(r#"{"records":[{"id":"a"},{"id":"b"}]}"#, Framing::Json).len(), 2);
         assert_eq!(
             texts("{\"id\":\"a\"}\r\n\n{\"id\":\"b\"}\n", Framing::Detect),

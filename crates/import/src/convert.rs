@@ -32,7 +32,8 @@ pub fn convert_object(obj: Map<String, Value>, source: &[u8]) -> Result<Converte
         body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
         original: Some(source.to_vec()),
     };
-    if obj.get("properties").is_some_and(Value::is_object) && (obj.contains_key("category") || obj.contains_key("time")) {
+    if obj.get("properties").is_some_and(Value::is_object) && (obj.contains_key("category") || obj.contains_key("time"))
+    {
         let (kind, body) = from_diagnostic(obj)?;
         return Ok(reshaped(kind, body));
     }
@@ -116,18 +117,22 @@ fn number_or_string(v: &Value) -> Option<i64> {
 pub fn log_analytics_kind(obj: &Map<String, Value>) -> Option<LogKind> {
     let table = obj.get("Type").and_then(Value::as_str).unwrap_or("");
     match table {
-        "SigninLogs" | "AADNonInteractiveUserSignInLogs" | "AADServicePrincipalSignInLogs" | "AADManagedIdentitySignInLogs" => {
-            return Some(LogKind::SignIn)
-        }
+        "SigninLogs"
+        | "AADNonInteractiveUserSignInLogs"
+        | "AADServicePrincipalSignInLogs"
+        | "AADManagedIdentitySignInLogs" => return Some(LogKind::SignIn),
         "AuditLogs" => return Some(LogKind::DirectoryAudit),
         "OfficeActivity" => return Some(LogKind::Activity),
         _ => {}
     }
-    let la_marker = obj.contains_key("TimeGenerated") || obj.contains_key("TenantId") || obj.contains_key("SourceSystem");
+    let la_marker =
+        obj.contains_key("TimeGenerated") || obj.contains_key("TenantId") || obj.contains_key("SourceSystem");
     if !la_marker {
         return None;
     }
-    if obj.contains_key("CreatedDateTime") || obj.get("Category").and_then(Value::as_str).is_some_and(|c| c.ends_with("SignInLogs")) {
+    if obj.contains_key("CreatedDateTime")
+        || obj.get("Category").and_then(Value::as_str).is_some_and(|c| c.ends_with("SignInLogs"))
+    {
         Some(LogKind::SignIn)
     } else if obj.contains_key("ActivityDisplayName") || obj.contains_key("LoggedByService") {
         Some(LogKind::DirectoryAudit)
@@ -140,12 +145,42 @@ pub fn log_analytics_kind(obj: &Map<String, Value>) -> Option<LogKind> {
 
 /// Log Analytics bookkeeping columns that have no place in the Graph resource.
 const LA_ONLY: &[&str] = &[
-    "TenantId", "SourceSystem", "TimeGenerated", "ResourceId", "OperationName", "OperationVersion", "Category",
-    "ResultType", "ResultSignature", "ResultDescription", "DurationMs", "Resource", "ResourceGroup",
-    "ResourceProvider", "Identity", "Level", "Location", "AADTenantId", "Type", "_ResourceId", "_ItemId",
-    "_BilledSize", "_IsBillable", "InitiatingUserOrApp", "InitiatingIpAddress", "target", "targetDisplayName",
-    "targetId", "targetType", "keyEvents", "AccountCustomEntity", "IPCustomEntity", "keyDisplayName", "keyType",
-    "keyUsage", "keyIdentifier",
+    "TenantId",
+    "SourceSystem",
+    "TimeGenerated",
+    "ResourceId",
+    "OperationName",
+    "OperationVersion",
+    "Category",
+    "ResultType",
+    "ResultSignature",
+    "ResultDescription",
+    "DurationMs",
+    "Resource",
+    "ResourceGroup",
+    "ResourceProvider",
+    "Identity",
+    "Level",
+    "Location",
+    "AADTenantId",
+    "Type",
+    "_ResourceId",
+    "_ItemId",
+    "_BilledSize",
+    "_IsBillable",
+    "InitiatingUserOrApp",
+    "InitiatingIpAddress",
+    "target",
+    "targetDisplayName",
+    "targetId",
+    "targetType",
+    "keyEvents",
+    "AccountCustomEntity",
+    "IPCustomEntity",
+    "keyDisplayName",
+    "keyType",
+    "keyUsage",
+    "keyIdentifier",
 ];
 
 fn camel(name: &str) -> String {
@@ -203,7 +238,10 @@ fn la_signin(obj: Map<String, Value>) -> Result<Map<String, Value>, ConvertError
         ],
     );
     if !out.contains_key("createdDateTime") {
-        out.insert("createdDateTime".into(), time_generated.ok_or_else(|| err("CreatedDateTime", "missing (and no TimeGenerated)"))?);
+        out.insert(
+            "createdDateTime".into(),
+            time_generated.ok_or_else(|| err("CreatedDateTime", "missing (and no TimeGenerated)"))?,
+        );
     }
     let status = out.entry("status").or_insert_with(|| Value::Object(Map::new()));
     if !status.is_object() {
@@ -234,7 +272,9 @@ fn la_audit(obj: Map<String, Value>) -> Result<Map<String, Value>, ConvertError>
     if !out.contains_key("activityDateTime") {
         out.insert(
             "activityDateTime".into(),
-            time_generated.ok_or_else(|| err("ActivityDateTime", "missing (and no TimeGenerated): the export has no time column"))?,
+            time_generated.ok_or_else(|| {
+                err("ActivityDateTime", "missing (and no TimeGenerated): the export has no time column")
+            })?,
         );
     }
     if !out.contains_key("activityDisplayName") {

@@ -19,7 +19,8 @@ fn clean_header(header: &str) -> String {
 /// Converts every row; the number is the 1-based data row.
 pub fn convert_csv(text: &str) -> Result<Vec<(usize, Result<Converted, Rejected>)>, ImportError> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-    let headers: Vec<String> = reader.headers().map_err(|e| ImportError::Csv(e.to_string()))?.iter().map(clean_header).collect();
+    let headers: Vec<String> =
+        reader.headers().map_err(|e| ImportError::Csv(e.to_string()))?.iter().map(clean_header).collect();
     let entra_portal = headers.iter().any(|h| h == "Date (UTC)") && headers.iter().any(|h| h == "Request ID");
     let mut out = Vec::new();
     for (i, row) in reader.records().enumerate() {
@@ -27,7 +28,10 @@ pub fn convert_csv(text: &str) -> Result<Vec<(usize, Result<Converted, Rejected>
         let row = match row {
             Ok(row) => row,
             Err(e) => {
-                out.push((number, Err(Rejected { record: number, field: "(row)".into(), reason: format!("malformed CSV row: {e}") })));
+                out.push((
+                    number,
+                    Err(Rejected { record: number, field: "(row)".into(), reason: format!("malformed CSV row: {e}") }),
+                ));
                 continue;
             }
         };
@@ -37,7 +41,11 @@ pub fn convert_csv(text: &str) -> Result<Vec<(usize, Result<Converted, Rejected>
         }
         let original = serde_json::to_vec(&Value::Object(raw.clone())).unwrap_or_default();
         let converted = if entra_portal {
-            Ok(Converted { kind: signet_model::LogKind::SignIn, body: entra_portal_row(&raw), original: Some(original) })
+            Ok(Converted {
+                kind: signet_model::LogKind::SignIn,
+                body: entra_portal_row(&raw),
+                original: Some(original),
+            })
         } else {
             convert_object(merge_dynamic_pairs(raw), &original)
         }

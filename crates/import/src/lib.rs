@@ -95,14 +95,20 @@ pub fn import_bytes(bytes: &[u8], format: Format) -> Result<Imported, ImportErro
             records
                 .into_iter()
                 .map(|r| {
-                    let converted = convert::convert_record(r.bytes).map_err(|(field, reason)| Rejected { record: r.number, field, reason });
+                    let converted = convert::convert_record(r.bytes).map_err(|(field, reason)| Rejected {
+                        record: r.number,
+                        field,
+                        reason,
+                    });
                     (r.number, converted)
                 })
                 .collect()
         }
     };
     for (number, converted) in converted {
-        match converted.and_then(|c| to_event(c).map_err(|e| Rejected { record: number, field: e.field, reason: e.reason })) {
+        match converted
+            .and_then(|c| to_event(c).map_err(|e| Rejected { record: number, field: e.field, reason: e.reason }))
+        {
             Ok(event) => {
                 out.by_kind[event.kind.code() as usize - 1] += 1;
                 out.events.push(event);

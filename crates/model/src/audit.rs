@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use crate::event::{Cell, Event, RecordError};
-use crate::json::{opt_string, nested};
+use crate::json::{nested, opt_string};
 use crate::kind::LogKind;
 use crate::time::parse_time;
 

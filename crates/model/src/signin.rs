@@ -176,7 +176,9 @@ pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
 /// The distinct-user key: the user id, or the lower-cased UPN when there is no id.
 pub fn user_key(user_id: Option<&str>, upn: Option<&str>) -> Option<String> {
     match (user_id, upn) {
-        (Some(id), _) if !id.is_empty() && id != "00000000-0000-0000-0000-000000000000" => Some(id.to_ascii_lowercase()),
+        (Some(id), _) if !id.is_empty() && id != "00000000-0000-0000-0000-000000000000" => {
+            Some(id.to_ascii_lowercase())
+        }
         (_, Some(upn)) if !upn.is_empty() => Some(upn.to_lowercase()),
         _ => None,
     }
@@ -305,7 +307,9 @@ fn auth_method_summary(details: &[GraphAuthDetail], mfa: Option<&GraphMfaDetail>
     let mut by_claim = false;
     for step in details {
         let detail = step.authentication_step_result_detail.as_deref().unwrap_or("");
-        if detail.contains("MFA requirement satisfied by claim") || detail.contains("MFA requirement satisfied by token") {
+        if detail.contains("MFA requirement satisfied by claim")
+            || detail.contains("MFA requirement satisfied by token")
+        {
             by_claim = true;
         }
         let Some(method) = step.authentication_method.as_deref() else { continue };
@@ -402,7 +406,8 @@ mod tests {
 
     #[test]
     fn service_principal_sign_ins_are_typed() {
-        let body = br#"{"id":"s","createdDateTime":"2020-03-13T19:15:41Z","servicePrincipalId":"abc","isInteractive":false}"#;
+        let body =
+            br#"{"id":"s","createdDateTime":"2020-03-13T19:15:41Z","servicePrincipalId":"abc","isInteractive":false}"#;
         let event = normalize(body).unwrap();
         assert_eq!(cell(&event, "event_types"), &Cell::List(vec!["servicePrincipal".into()]));
     }

@@ -46,13 +46,26 @@ pub enum Expr {
     Or(Vec<Expr>),
     Not(Box<Expr>),
     /// Column compared with a literal. String equality is case-insensitive, as in Graph.
-    Compare { column: &'static Column, op: CmpOp, value: Literal },
+    Compare {
+        column: &'static Column,
+        op: CmpOp,
+        value: Literal,
+    },
     /// Case-insensitive prefix match on a string column.
-    StartsWith { column: &'static Column, prefix: String },
+    StartsWith {
+        column: &'static Column,
+        prefix: String,
+    },
     /// A list column contains the value (Graph `any(x: x eq 'v')`).
-    ListContains { column: &'static Column, value: String },
+    ListContains {
+        column: &'static Column,
+        value: String,
+    },
     /// A string column equals one of the values (case-insensitive).
-    InList { column: &'static Column, values: Vec<String> },
+    InList {
+        column: &'static Column,
+        values: Vec<String>,
+    },
 }
 
 impl Expr {
@@ -178,9 +191,7 @@ pub fn coerce(column: &'static Column, value: Literal) -> crate::Result<Literal>
         (ColType::Float, Literal::Float(f)) => Ok(Literal::Float(f)),
         (ColType::Bool, Literal::Bool(b)) => Ok(Literal::Bool(b)),
         (ColType::Time, Literal::Time(t)) => Ok(Literal::Time(t)),
-        (ColType::Time, Literal::Str(s)) => {
-            signet_model::time::parse_time(&s).map(Literal::Time).map_err(bad)
-        }
+        (ColType::Time, Literal::Str(s)) => signet_model::time::parse_time(&s).map(Literal::Time).map_err(bad),
         (ty, other) => Err(bad(format!("{other:?} does not fit a {ty:?} column"))),
     }
 }

@@ -14,9 +14,37 @@ use crate::{cursor, odata, QueryError, Result};
 
 /// Parameters that are not column filters.
 const RESERVED: &[&str] = &[
-    "sort", "order", "limit", "cursor", "columns", "format", "range", "from", "to", "days", "bucket", "n", "filter",
-    "$filter", "$top", "$orderby", "$skiptoken", "$select", "$count", "user", "app", "status", "ip", "resource",
-    "clientapp", "risk", "risklevel", "mfa", "eventtype", "location", "search",
+    "sort",
+    "order",
+    "limit",
+    "cursor",
+    "columns",
+    "format",
+    "range",
+    "from",
+    "to",
+    "days",
+    "bucket",
+    "n",
+    "filter",
+    "$filter",
+    "$top",
+    "$orderby",
+    "$skiptoken",
+    "$select",
+    "$count",
+    "user",
+    "app",
+    "status",
+    "ip",
+    "resource",
+    "clientapp",
+    "risk",
+    "risklevel",
+    "mfa",
+    "eventtype",
+    "location",
+    "search",
 ];
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -105,7 +133,10 @@ pub fn time_range(params: &[(String, String)], now_us: i64) -> Result<(Option<i6
 
 /// `24h`, `7d`, `1m` (one month = 30 days), `90d`, `1y`.
 pub fn preset_micros(preset: &str) -> Result<i64> {
-    let bad = || QueryError::InvalidValue { field: "range".into(), message: format!("{preset:?}: expected e.g. 24h, 7d, 1m, 90d") };
+    let bad = || QueryError::InvalidValue {
+        field: "range".into(),
+        message: format!("{preset:?}: expected e.g. 24h, 7d, 1m, 90d"),
+    };
     let (number, unit) = preset.split_at(preset.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
     let n: i64 = number.parse().map_err(|_| bad())?;
     let hour = 3_600_000_000i64;
@@ -139,7 +170,11 @@ pub fn filter(kind: LogKind, params: &[(String, String)], now_us: i64) -> Result
                 any_of(&[col(kind, "user_id"), col(kind, "user_principal_name"), col(kind, "user_display_name")], raw)
             }
             (LogKind::DirectoryAudit, "user") => any_of(
-                &[col(kind, "initiated_by_user_id"), col(kind, "initiated_by_upn"), col(kind, "initiated_by_user_name")],
+                &[
+                    col(kind, "initiated_by_user_id"),
+                    col(kind, "initiated_by_upn"),
+                    col(kind, "initiated_by_user_name"),
+                ],
                 raw,
             ),
             (LogKind::Activity, "user") => any_of(&[col(kind, "user_upn"), col(kind, "user_id")], raw),
@@ -241,7 +276,9 @@ fn mfa_filter(kind: LogKind, raw: &str) -> Result<Expr> {
         _ => {
             return Err(QueryError::InvalidValue {
                 field: "mfa".into(),
-                message: format!("{raw:?}: expected true/false or multiFactorAuthentication/singleFactorAuthentication"),
+                message: format!(
+                    "{raw:?}: expected true/false or multiFactorAuthentication/singleFactorAuthentication"
+                ),
             })
         }
     };
@@ -253,8 +290,10 @@ fn ip_filter(kind: LogKind, raw: &str) -> Result<Expr> {
     let mut alternatives = Vec::new();
     for value in values(raw) {
         if let Some((addr, bits)) = value.split_once('/') {
-            let (lo, hi) = cidr_range(addr, bits)
-                .ok_or_else(|| QueryError::InvalidValue { field: "ip".into(), message: format!("{value:?} is not a CIDR range") })?;
+            let (lo, hi) = cidr_range(addr, bits).ok_or_else(|| QueryError::InvalidValue {
+                field: "ip".into(),
+                message: format!("{value:?} is not a CIDR range"),
+            })?;
             let key = col(kind, "ip_key");
             alternatives.push(Expr::and(vec![
                 Expr::Compare { column: key, op: CmpOp::Ge, value: Literal::Str(format!("{lo:032x}")) },
@@ -297,11 +336,9 @@ pub fn request(kind: LogKind, params: &[(String, String)], now_us: i64) -> Resul
     };
     let limit = match get("limit") {
         None => DEFAULT_LIMIT,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| QueryError::InvalidValue { field: "limit".into(), message: format!("expected 1-{MAX_LIMIT}") })?,
+        Some(l) => l.parse::<usize>().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
+            QueryError::InvalidValue { field: "limit".into(), message: format!("expected 1-{MAX_LIMIT}") }
+        })?,
     };
     let after = get("cursor").filter(|c| !c.is_empty()).map(cursor::decode).transpose()?;
     let columns = match get("columns") {
@@ -350,10 +387,7 @@ mod tests {
 
     #[test]
     fn cidr_ranges() {
-        assert_eq!(
-            cidr_range("10.0.0.0", "8"),
-            Some((0xffff_0a00_0000, 0xffff_0aff_ffff))
-        );
+        assert_eq!(cidr_range("10.0.0.0", "8"), Some((0xffff_0a00_0000, 0xffff_0aff_ffff)));
         assert_eq!(cidr_range("::", "0"), Some((0, u128::MAX)));
         assert!(cidr_range("10.0.0.0", "33").is_none());
         let s = sql(&[("ip", "10.0.0.0/8")]);
@@ -374,15 +408,21 @@ mod tests {
         let (from, to) = time_range(&[("range".into(), "24h".into())], now).unwrap();
         assert_eq!((from, to), (Some(now - 86_400_000_000), None));
         assert!(time_range(&[("range".into(), "7x".into())], now).is_err());
-        let (from, to) =
-            time_range(&[("from".into(), "2024-01-01T00:00:00Z".into()), ("to".into(), "2024-01-02T00:00:00Z".into())], now)
-                .unwrap();
+        let (from, to) = time_range(
+            &[("from".into(), "2024-01-01T00:00:00Z".into()), ("to".into(), "2024-01-02T00:00:00Z".into())],
+            now,
+        )
+        .unwrap();
         assert!(from.unwrap() < to.unwrap());
     }
 
     #[test]
     fn request_options() {
-        let params = vec![("limit".to_string(), "5".to_string()), ("sort".into(), "asc".into()), ("columns".into(), "ipAddress".into())];
+        let params = vec![
+            ("limit".to_string(), "5".to_string()),
+            ("sort".into(), "asc".into()),
+            ("columns".into(), "ipAddress".into()),
+        ];
         let r = request(LogKind::SignIn, &params, 0).unwrap();
         assert_eq!(r.limit, 5);
         assert_eq!(r.order, SortOrder::Asc);

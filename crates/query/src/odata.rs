@@ -50,7 +50,9 @@ fn tokenize(input: &str) -> Result<Vec<(usize, Token)>> {
                 i += 1;
                 loop {
                     match chars.get(i) {
-                        None => return Err(QueryError::Syntax { position: pos, message: "unterminated string".into() }),
+                        None => {
+                            return Err(QueryError::Syntax { position: pos, message: "unterminated string".into() })
+                        }
                         Some((_, '\'')) if matches!(chars.get(i + 1), Some((_, '\''))) => {
                             text.push('\'');
                             i += 2;
@@ -69,14 +71,18 @@ fn tokenize(input: &str) -> Result<Vec<(usize, Token)>> {
             }
             c if c.is_ascii_digit() || c == '-' => {
                 let start = i;
-                while i < chars.len() && (chars[i].1.is_ascii_alphanumeric() || matches!(chars[i].1, ':' | '.' | '+' | '-')) {
+                while i < chars.len()
+                    && (chars[i].1.is_ascii_alphanumeric() || matches!(chars[i].1, ':' | '.' | '+' | '-'))
+                {
                     i += 1;
                 }
                 tokens.push((pos, Token::Bare(chars[start..i].iter().map(|(_, c)| c).collect())));
             }
             c if c.is_alphabetic() || c == '_' || c == '$' || c == '@' => {
                 let start = i;
-                while i < chars.len() && (chars[i].1.is_alphanumeric() || matches!(chars[i].1, '_' | '/' | '.' | '$' | '@')) {
+                while i < chars.len()
+                    && (chars[i].1.is_alphanumeric() || matches!(chars[i].1, '_' | '/' | '.' | '$' | '@'))
+                {
                     i += 1;
                 }
                 tokens.push((pos, Token::Ident(chars[start..i].iter().map(|(_, c)| c).collect())));
@@ -266,7 +272,9 @@ impl Parser<'_> {
             } else if let Some(property) = subject.strip_prefix(&format!("{variable}/")) {
                 format!("{collection}/{property}")
             } else {
-                return Err(QueryError::Unsupported(format!("lambda body on '{subject}' (only '{variable}' is in scope)")));
+                return Err(QueryError::Unsupported(format!(
+                    "lambda body on '{subject}' (only '{variable}' is in scope)"
+                )));
             };
             let column = self.column(&path)?;
             if column.ty != ColType::StrList {
@@ -437,7 +445,11 @@ mod tests {
 
     #[test]
     fn directory_audit_paths() {
-        let e = parse_filter(LogKind::DirectoryAudit, "initiatedBy/user/userPrincipalName eq 'x' and targetResources/any(t: t/displayName eq 'Sales')").unwrap();
+        let e = parse_filter(
+            LogKind::DirectoryAudit,
+            "initiatedBy/user/userPrincipalName eq 'x' and targetResources/any(t: t/displayName eq 'Sales')",
+        )
+        .unwrap();
         assert_eq!(
             compile_expr(&e, Dialect::DuckDb),
             "(lower(initiated_by_upn) = 'x' AND list_contains(target_names, 'Sales'))"

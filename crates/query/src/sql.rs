@@ -35,12 +35,8 @@ impl Dialect {
     }
 
     pub fn time_literal(self, micros: i64) -> String {
-        let text = Utc
-            .timestamp_micros(micros)
-            .single()
-            .unwrap_or_default()
-            .format("%Y-%m-%d %H:%M:%S%.6f")
-            .to_string();
+        let text =
+            Utc.timestamp_micros(micros).single().unwrap_or_default().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
         match self {
             Dialect::DuckDb => format!("TIMESTAMP '{text}'"),
             Dialect::ClickHouse => format!("toDateTime64('{text}', 6, 'UTC')"),
@@ -262,7 +258,10 @@ pub fn agg_sql(query: &AggQuery, dialect: Dialect) -> String {
             format!("(SELECT *, unnest({}) AS {UNNEST_ALIAS} FROM {table} WHERE {filter}) AS t", list.name)
         }
         (Some(list), Dialect::ClickHouse) => {
-            format!("(SELECT *, {UNNEST_ALIAS} FROM {table} ARRAY JOIN {} AS {UNNEST_ALIAS} WHERE {filter}) AS t", list.name)
+            format!(
+                "(SELECT *, {UNNEST_ALIAS} FROM {table} ARRAY JOIN {} AS {UNNEST_ALIAS} WHERE {filter}) AS t",
+                list.name
+            )
         }
     };
     let mut select = Vec::new();
@@ -356,7 +355,10 @@ mod tests {
             columns: vec![col("id")],
         };
         let sql = list_sql(&q, Dialect::DuckDb, Some(11));
-        assert!(sql.contains("event_time < TIMESTAMP '1970-01-01 00:00:00.000000' OR (event_time = TIMESTAMP"), "{sql}");
+        assert!(
+            sql.contains("event_time < TIMESTAMP '1970-01-01 00:00:00.000000' OR (event_time = TIMESTAMP"),
+            "{sql}"
+        );
         assert!(sql.contains("id < 'id''1'"), "{sql}");
         assert!(sql.ends_with("ORDER BY event_time DESC, id DESC LIMIT 11"), "{sql}");
     }

@@ -1,1 +1,22 @@
-fn main() {}
+//! `signet`: one binary for the server and every command-line task.
+//!
+//! Commands that read or write data work on a data directory (`--data`, default
+//! `./signet-data`) when no server holds it, or against a running server with `--server URL`.
+
+mod bench;
+mod cli;
+mod config;
+mod demo;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -68,9 +68,21 @@ fn load_basic(store: &dyn EventStore) {
             1 => ("bob@contoso.com", "Teams", 50126),
             _ => ("carol@contoso.com", "Outlook", 50074),
         };
-        events.push(stored("a", LogKind::SignIn, &signin_json(&format!("s{i}"), i, upn, app, code, ""), 1, 100 + i as u64));
+        events.push(stored(
+            "a",
+            LogKind::SignIn,
+            &signin_json(&format!("s{i}"), i, upn, app, code, ""),
+            1,
+            100 + i as u64,
+        ));
     }
-    events.push(stored("b", LogKind::SignIn, &signin_json("other-org", 1, "eve@fabrikam.com", "Outlook", 0, ""), 1, 200));
+    events.push(stored(
+        "b",
+        LogKind::SignIn,
+        &signin_json("other-org", 1, "eve@fabrikam.com", "Outlook", 0, ""),
+        1,
+        200,
+    ));
     store.apply(&events, 300).unwrap();
 }
 
@@ -202,7 +214,10 @@ pub fn aggregates(store: Arc<dyn EventStore>) {
 
     let timeline = AggQuery {
         group_by: vec![GroupBy::TimeBucket(col(signin, "event_time"), Bucket::Week)],
-        measures: vec![Measure::Count, Measure::CountIf(native::filter(signin, &[("status".into(), "failure".into())], 0).unwrap())],
+        measures: vec![
+            Measure::Count,
+            Measure::CountIf(native::filter(signin, &[("status".into(), "failure".into())], 0).unwrap()),
+        ],
         order_by_first_measure_desc: false,
         limit: None,
         ..query.clone()
@@ -227,9 +242,35 @@ pub fn aggregates_over_lists(store: Arc<dyn EventStore>) {
         signin_json(id, 1, "alice@contoso.com", "Outlook", code, &format!(r#","authenticationDetails":{methods}"#))
     };
     let events = vec![
-        stored("a", LogKind::SignIn, &with_methods("m1", 0, r#"[{"authenticationMethod":"Password","succeeded":true},{"authenticationMethod":"Text message","succeeded":true}]"#), 1, 1),
-        stored("a", LogKind::SignIn, &with_methods("m2", 500121, r#"[{"authenticationMethod":"Password","succeeded":true},{"authenticationMethod":"Text message","succeeded":false}]"#), 1, 2),
-        stored("a", LogKind::SignIn, &with_methods("m3", 0, r#"[{"authenticationMethod":"FIDO2 security key","succeeded":true}]"#), 1, 3),
+        stored(
+            "a",
+            LogKind::SignIn,
+            &with_methods(
+                "m1",
+                0,
+                r#"[{"authenticationMethod":"Password","succeeded":true},{"authenticationMethod":"Text message","succeeded":true}]"#,
+            ),
+            1,
+            1,
+        ),
+        stored(
+            "a",
+            LogKind::SignIn,
+            &with_methods(
+                "m2",
+                500121,
+                r#"[{"authenticationMethod":"Password","succeeded":true},{"authenticationMethod":"Text message","succeeded":false}]"#,
+            ),
+            1,
+            2,
+        ),
+        stored(
+            "a",
+            LogKind::SignIn,
+            &with_methods("m3", 0, r#"[{"authenticationMethod":"FIDO2 security key","succeeded":true}]"#),
+            1,
+            3,
+        ),
     ];
     store.apply(&events, 10).unwrap();
     let methods = col(LogKind::SignIn, "auth_methods");
@@ -262,7 +303,12 @@ pub fn other_kinds(store: Arc<dyn EventStore>) {
         .unwrap();
     let f = odata::parse_filter(LogKind::DirectoryAudit, "targetResources/any(t: t/displayName eq 'Zed')").unwrap();
     assert_eq!(store.count("a", LogKind::DirectoryAudit, &f).unwrap(), 1);
-    let f = native::filter(LogKind::Activity, &[("operation".into(), "export".into()), ("entityName".into(), "Account".into())], 0).unwrap();
+    let f = native::filter(
+        LogKind::Activity,
+        &[("operation".into(), "export".into()), ("entityName".into(), "Account".into())],
+        0,
+    )
+    .unwrap();
     assert_eq!(store.count("a", LogKind::Activity, &f).unwrap(), 1);
     assert_eq!(store.count("a", LogKind::SignIn, &Expr::True).unwrap(), 0);
 }

@@ -12,6 +12,8 @@ pub enum StoreError {
     Database(String),
     #[error("data directory {path} has layout version {found}, this build reads up to {supported}")]
     UnsupportedVersion { path: String, found: u32, supported: u32 },
+    #[error("data directory {path} is in use by another Signet process (a running server?); stop it, or talk to that server with --server URL")]
+    Locked { path: String },
     #[error("ingest queue is full; retry after {retry_after_secs} s")]
     Overloaded { retry_after_secs: u64 },
     #[error("the writer stopped after a failed write and accepts nothing until restarted: {0}")]

@@ -157,13 +157,7 @@ impl Pipeline {
                 .spawn(move || projector_loop(prx, store, config, metrics, projected))
                 .expect("spawn projector thread")
         };
-        Pipeline {
-            tx: Mutex::new(Some(tx)),
-            config,
-            metrics,
-            projected,
-            threads: Mutex::new(vec![writer, projector]),
-        }
+        Pipeline { tx: Mutex::new(Some(tx)), config, metrics, projected, threads: Mutex::new(vec![writer, projector]) }
     }
 
     /// Queues events of one organisation; the receiver resolves once they are durable.
@@ -319,7 +313,13 @@ fn writer_loop(
                 let events: Vec<StoredEvent> = stored
                     .into_iter()
                     .zip(pointers)
-                    .map(|((org, revision, received_us, event), ptr)| StoredEvent { org, revision, received_us, ptr, event })
+                    .map(|((org, revision, received_us, event), ptr)| StoredEvent {
+                        org,
+                        revision,
+                        received_us,
+                        ptr,
+                        event,
+                    })
                     .collect();
                 if !events.is_empty() && ptx.send((events, end)).is_err() {
                     error!("projector is gone; committed events will be applied at the next start");

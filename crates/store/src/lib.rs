@@ -41,6 +41,8 @@ pub const LAYOUT_VERSION: u32 = 1;
 
 /// An opened data directory: log + store + write path.
 pub struct Engine {
+    /// Held for the engine's lifetime: one process per data directory.
+    _lock: std::fs::File,
     data_dir: PathBuf,
     log: Arc<EventLog>,
     store: Arc<dyn EventStore>,
@@ -68,6 +70,22 @@ pub struct RevisionDetail {
     pub original: Option<serde_json::Value>,
 }
 
+/// Takes the data directory's lock file, so that two processes never write one event log.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(error::io_err(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path: dir.display().to_string() }),
+        Err(std::fs::TryLockError::Error(e)) => Err(error::io_err(&path)(e)),
+    }
+}
+
 fn check_layout(dir: &Path) -> Result<()> {
     let path = dir.join("VERSION");
     match std::fs::read_to_string(&path) {
@@ -79,7 +97,11 @@ fn check_layout(dir: &Path) -> Result<()> {
             })?;
             let found = value.get("layout").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
             if found > LAYOUT_VERSION || found == 0 {
-                return Err(StoreError::UnsupportedVersion { path: path.display().to_string(), found, supported: LAYOUT_VERSION });
+                return Err(StoreError::UnsupportedVersion {
+                    path: path.display().to_string(),
+                    found,
+                    supported: LAYOUT_VERSION,
+                });
             }
             Ok(())
         }
@@ -96,19 +118,31 @@ impl Engine {
         let data_dir = data_dir.into();
         std::fs::create_dir_all(&data_dir).map_err(error::io_err(&data_dir))?;
         check_layout(&data_dir)?;
+        let lock = lock_data_dir(&data_dir)?;
         let store: Arc<dyn EventStore> = Arc::new(duck::DuckStore::open(&data_dir.join("signet.duckdb"))?);
-        Engine::open_with_store(data_dir, store, config)
+        Engine::open_locked(lock, data_dir, store, config)
     }
 
     /// Opens a data directory's event log with any store, replaying what the store lacks.
     pub fn open_with_store(data_dir: PathBuf, store: Arc<dyn EventStore>, config: IngestConfig) -> Result<Engine> {
+        std::fs::create_dir_all(&data_dir).map_err(error::io_err(&data_dir))?;
+        let lock = lock_data_dir(&data_dir)?;
+        Engine::open_locked(lock, data_dir, store, config)
+    }
+
+    fn open_locked(
+        lock: std::fs::File,
+        data_dir: PathBuf,
+        store: Arc<dyn EventStore>,
+        config: IngestConfig,
+    ) -> Result<Engine> {
         let log = Arc::new(EventLog::open(data_dir.join("log"))?);
         let replayed = replay(&log, &*store)?;
         let index = ingest::VersionIndex::load(&*store)?;
         info!(backend = store.backend(), replayed, ids = index.len(), "storage ready");
         let metrics = Arc::new(IngestMetrics::default());
         let pipeline = ingest::Pipeline::start(log.clone(), store.clone(), index, config, metrics);
-        Ok(Engine { data_dir, log, store, pipeline })
+        Ok(Engine { _lock: lock, data_dir, log, store, pipeline })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -183,7 +217,13 @@ fn replay(log: &EventLog, store: &dyn EventStore) -> Result<usize> {
             event.content_hash = record.content_hash;
             event.time_us = record.time_us;
             event.body = Vec::new();
-            events.push(StoredEvent { org: record.org, revision: record.revision, received_us: record.received_us, ptr, event });
+            events.push(StoredEvent {
+                org: record.org,
+                revision: record.revision,
+                received_us: record.received_us,
+                ptr,
+                event,
+            });
         }
         total += events.len();
         store.apply(&events, through)

@@ -81,9 +81,7 @@ pub fn arrow_type(ty: ColType) -> DataType {
 }
 
 fn schema_of(columns: &[&Column]) -> Arc<Schema> {
-    Arc::new(Schema::new(
-        columns.iter().map(|c| Field::new(c.name, arrow_type(c.ty), true)).collect::<Vec<_>>(),
-    ))
+    Arc::new(Schema::new(columns.iter().map(|c| Field::new(c.name, arrow_type(c.ty), true)).collect::<Vec<_>>()))
 }
 
 /// The common cells of a stored event, in [`schema::common_columns`] order.

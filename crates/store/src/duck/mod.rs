@@ -62,12 +62,15 @@ impl DuckStore {
 
     fn migrate(conn: &Connection) -> Result<()> {
         conn.execute_batch("CREATE TABLE IF NOT EXISTS signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")?;
-        let found: Option<String> = conn
-            .query_row("SELECT value FROM signet_meta WHERE key = 'schema_version'", [], |r| r.get(0))
-            .ok();
+        let found: Option<String> =
+            conn.query_row("SELECT value FROM signet_meta WHERE key = 'schema_version'", [], |r| r.get(0)).ok();
         let found: u32 = found.and_then(|v| v.parse().ok()).unwrap_or(0);
         if found > SCHEMA_VERSION {
-            return Err(StoreError::UnsupportedVersion { path: "signet.duckdb".into(), found, supported: SCHEMA_VERSION });
+            return Err(StoreError::UnsupportedVersion {
+                path: "signet.duckdb".into(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
         }
         if found == SCHEMA_VERSION {
             return Ok(());

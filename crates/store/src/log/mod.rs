@@ -214,7 +214,11 @@ impl EventLog {
         let segments = self.segments.read();
         let index = segments.partition_point(|&start| start <= pos);
         if index == 0 {
-            return Err(StoreError::Corrupt { path: self.dir.display().to_string(), offset: pos, reason: "position before the first segment".into() });
+            return Err(StoreError::Corrupt {
+                path: self.dir.display().to_string(),
+                offset: pos,
+                reason: "position before the first segment".into(),
+            });
         }
         Ok(segments[index - 1])
     }
@@ -332,18 +336,27 @@ fn check_header(path: &Path) -> Result<()> {
         reason: "segment header is missing".into(),
     })?;
     if &header[0..8] != SEGMENT_MAGIC {
-        return Err(StoreError::Corrupt { path: path.display().to_string(), offset: 0, reason: "not a Signet log segment".into() });
+        return Err(StoreError::Corrupt {
+            path: path.display().to_string(),
+            offset: 0,
+            reason: "not a Signet log segment".into(),
+        });
     }
     let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
     if version > SEGMENT_VERSION {
-        return Err(StoreError::UnsupportedVersion { path: path.display().to_string(), found: version, supported: SEGMENT_VERSION });
+        return Err(StoreError::UnsupportedVersion {
+            path: path.display().to_string(),
+            found: version,
+            supported: SEGMENT_VERSION,
+        });
     }
     Ok(())
 }
 
 /// Reads and verifies one frame at a file offset: (raw payload, offset of the next frame).
 fn read_frame(file: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, u64)> {
-    let corrupt = |reason: &str| StoreError::Corrupt { path: path.display().to_string(), offset, reason: reason.to_string() };
+    let corrupt =
+        |reason: &str| StoreError::Corrupt { path: path.display().to_string(), offset, reason: reason.to_string() };
     let mut header = [0u8; FRAME_HEADER_LEN];
     file.read_exact_at(&mut header, offset).map_err(|_| corrupt("frame header is truncated"))?;
     let word = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
@@ -355,7 +368,8 @@ fn read_frame(file: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, u64)> {
         return Err(corrupt("frame claims an impossible size"));
     }
     let mut payload = vec![0u8; compressed_len];
-    file.read_exact_at(&mut payload, offset + FRAME_HEADER_LEN as u64).map_err(|_| corrupt("frame payload is truncated"))?;
+    file.read_exact_at(&mut payload, offset + FRAME_HEADER_LEN as u64)
+        .map_err(|_| corrupt("frame payload is truncated"))?;
     let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..16]), &payload);
     if crc != word(16) {
         return Err(corrupt("frame checksum mismatch"));
@@ -373,7 +387,9 @@ fn scan_segment(file: &File, path: &Path) -> Result<ScanResult> {
     while offset < len {
         match read_frame(file, path, offset) {
             Ok((_, next)) => offset = next,
-            Err(StoreError::Corrupt { reason, .. }) => return Ok(ScanResult { valid_len: offset, damage: Some(reason) }),
+            Err(StoreError::Corrupt { reason, .. }) => {
+                return Ok(ScanResult { valid_len: offset, damage: Some(reason) })
+            }
             Err(other) => return Err(other),
         }
     }

@@ -31,7 +31,17 @@ pub struct LogRecord {
 
 impl LogRecord {
     pub fn encoded_len(&self) -> usize {
-        1 + 4 + 8 + 8 + 8 + 2 + self.org.len() + 2 + self.id.len() + 4 + self.body.len() + 4
+        1 + 4
+            + 8
+            + 8
+            + 8
+            + 2
+            + self.org.len()
+            + 2
+            + self.id.len()
+            + 4
+            + self.body.len()
+            + 4
             + self.original.as_ref().map_or(0, Vec::len)
     }
 

@@ -1,0 +1,332 @@
+//! The native API: list with every filter, event details with revisions, streamed export,
+//! error codes, health and metrics.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use signet_model::schema::{self, Column};
+use signet_model::{catalog, Cell, LogKind};
+use signet_query::{cursor, native, ListQuery};
+use signet_store::{Engine, RecordPtr};
+
+use crate::error::{ApiError, ApiResult};
+use crate::graph::parse_query;
+use crate::{cell_json, cell_text, csv_out, AppState};
+
+pub async fn index() -> Html<&'static str> {
+    Html(include_str!("index.html"))
+}
+
+pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "status": "ok", "backend": state.engine.store().backend(), "logEnd": state.engine.log().end() }))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let text = crate::metrics::render(&state.http_metrics, state.engine.pipeline().metrics());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+pub async fn list_signins(state: State<AppState>, query: RawQuery) -> ApiResult<Json<Value>> {
+    list(state, LogKind::SignIn, query).await
+}
+
+pub async fn list_directory_audits(state: State<AppState>, query: RawQuery) -> ApiResult<Json<Value>> {
+    list(state, LogKind::DirectoryAudit, query).await
+}
+
+pub async fn list_activities(state: State<AppState>, query: RawQuery) -> ApiResult<Json<Value>> {
+    list(state, LogKind::Activity, query).await
+}
+
+/// Rows as objects keyed by API names.
+pub fn rows_json(columns: &[&'static Column], rows: &[Vec<Cell>]) -> Vec<Value> {
+    rows.iter()
+        .map(|row| {
+            let mut object = Map::new();
+            for (column, cell) in columns.iter().zip(row) {
+                object.insert(column.api.to_string(), cell_json(cell));
+            }
+            Value::Object(object)
+        })
+        .collect()
+}
+
+/// Default columns of the native list: what the Entra sign-in list shows, plus a few ids.
+pub fn default_columns(kind: LogKind) -> Vec<&'static Column> {
+    let names: &[&str] = match kind {
+        LogKind::SignIn => &[
+            "id",
+            "event_time",
+            "user_display_name",
+            "user_principal_name",
+            "app_display_name",
+            "status",
+            "error_code",
+            "ip_address",
+            "city",
+            "country",
+            "client_app_used",
+            "risk_level_aggregated",
+            "risk_detected",
+            "authentication_requirement",
+            "conditional_access_status",
+            "correlation_id",
+            "revision",
+        ],
+        LogKind::DirectoryAudit => &[
+            "id",
+            "event_time",
+            "activity_display_name",
+            "category",
+            "result",
+            "initiated_by_upn",
+            "initiated_by_app_name",
+            "target_names",
+            "correlation_id",
+            "revision",
+        ],
+        LogKind::Activity => &[
+            "id",
+            "event_time",
+            "operation",
+            "user_upn",
+            "user_type",
+            "entity_name",
+            "item_type",
+            "result_status",
+            "client_ip",
+            "revision",
+        ],
+    };
+    names.iter().filter_map(|n| schema::find_column(kind, n)).collect()
+}
+
+async fn list(State(state): State<AppState>, kind: LogKind, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let params = parse_query(raw.as_deref());
+    let mut request = native::request(kind, &params, signet_model::time::now_micros())?;
+    if request.columns.is_empty() {
+        request.columns = default_columns(kind);
+    }
+    let query = request.into_list_query(state.org(), kind);
+    let engine = state.engine.clone();
+    let (rows, query) =
+        tokio::task::spawn_blocking(move || engine.store().list(&query).map(|rows| (rows, query))).await??;
+    let more = rows.len() > query.limit;
+    let page = &rows[..rows.len().min(query.limit)];
+    let next = if more { page.last().and_then(|row| cursor_of(&query, row)) } else { None };
+    Ok(Json(json!({
+        "columns": query.columns.iter().map(|c| c.api).collect::<Vec<_>>(),
+        "items": rows_json(&query.columns, page),
+        "nextCursor": next,
+    })))
+}
+
+fn cursor_of(query: &ListQuery, row: &[Cell]) -> Option<String> {
+    let id_at = query.columns.iter().position(|c| c.name == "id")?;
+    let time_at = query.columns.iter().position(|c| c.name == "event_time")?;
+    match (&row[id_at], &row[time_at]) {
+        (Cell::Str(id), Cell::Time(t)) => Some(cursor::encode(*t, id)),
+        _ => None,
+    }
+}
+
+pub async fn signin_detail(state: State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    detail(state, LogKind::SignIn, id).await
+}
+
+pub async fn directory_audit_detail(state: State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    detail(state, LogKind::DirectoryAudit, id).await
+}
+
+pub async fn activity_detail(state: State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    detail(state, LogKind::Activity, id).await
+}
+
+async fn detail(State(state): State<AppState>, kind: LogKind, id: String) -> ApiResult<Json<Value>> {
+    let org = state.org().to_string();
+    let engine = state.engine.clone();
+    let lookup = id.clone();
+    let detail = tokio::task::spawn_blocking(move || engine.detail(&org, kind, &lookup)).await??;
+    let detail = detail.ok_or_else(|| ApiError::NotFound(format!("{kind} {id:?} does not exist")))?;
+    let mut value = serde_json::to_value(&detail).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if kind == LogKind::SignIn {
+        let code = detail
+            .revisions
+            .last()
+            .and_then(|r| r.body.pointer("/status/errorCode"))
+            .and_then(|c| c.as_i64().or_else(|| c.as_str().and_then(|s| s.parse().ok())));
+        if let Some(info) = code.and_then(catalog::lookup) {
+            value["errorCode"] = serde_json::to_value(info).unwrap_or_default();
+        }
+    }
+    Ok(Json(value))
+}
+
+pub async fn error_codes() -> Json<Value> {
+    Json(json!({ "value": catalog::all() }))
+}
+
+pub async fn error_code(Path(code): Path<String>) -> ApiResult<Json<Value>> {
+    let number =
+        catalog::parse_code(&code).ok_or_else(|| ApiError::BadRequest(format!("{code:?} is not an error code")))?;
+    let info = catalog::lookup(number).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "AADSTS{number} is not in Signet's catalogue; see https://login.microsoftonline.com/error?code={number}"
+        ))
+    })?;
+    Ok(Json(serde_json::to_value(info).map_err(|e| ApiError::Internal(e.to_string()))?))
+}
+
+/// Rows per store query while exporting.
+const EXPORT_CHUNK: usize = 20_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+    Ndjson,
+}
+
+impl ExportFormat {
+    pub fn parse(text: &str) -> ApiResult<ExportFormat> {
+        match text.to_ascii_lowercase().as_str() {
+            "csv" => Ok(ExportFormat::Csv),
+            "json" => Ok(ExportFormat::Json),
+            "ndjson" | "jsonl" => Ok(ExportFormat::Ndjson),
+            other => Err(ApiError::BadRequest(format!("format {other:?}: expected csv, json or ndjson"))),
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+            ExportFormat::Json => "application/json",
+            ExportFormat::Ndjson => "application/x-ndjson",
+        }
+    }
+}
+
+/// A validated export: what to query and how to write it.
+#[derive(Clone, Debug)]
+pub struct ExportPlan {
+    pub format: ExportFormat,
+    query: ListQuery,
+    csv_columns: Vec<&'static Column>,
+}
+
+/// Validates an export request (format, filters, columns) before anything is streamed.
+pub fn plan_export(org: &str, kind: LogKind, params: &[(String, String)], now: i64) -> ApiResult<ExportPlan> {
+    let format = match params.iter().rev().find(|(k, _)| k == "format") {
+        Some((_, f)) => ExportFormat::parse(f)?,
+        None => ExportFormat::Csv,
+    };
+    let params: Vec<(String, String)> =
+        params.iter().filter(|(k, _)| !matches!(k.as_str(), "limit" | "cursor" | "format")).cloned().collect();
+    let request = native::request(kind, &params, now)?;
+    let mut query = request.into_list_query(org, kind);
+    let csv_columns = if query.columns.is_empty() { default_columns(kind) } else { query.columns.clone() };
+    query.columns = match format {
+        ExportFormat::Csv => csv_columns.clone(),
+        _ => ["id", "event_time", "log_pos", "log_idx"].iter().filter_map(|n| schema::find_column(kind, n)).collect(),
+    };
+    query.limit = EXPORT_CHUNK;
+    Ok(ExportPlan { format, query, csv_columns })
+}
+
+/// Writes everything an export plan matches, in chunks of about 256 KiB, to `sink` (which
+/// returns false to stop, e.g. when the client went away). Returns the rows written.
+pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String) -> bool) -> Result<u64, String> {
+    let ExportPlan { format, mut query, csv_columns } = plan;
+    let mut rows_written = 0u64;
+    let mut out = String::new();
+    match format {
+        ExportFormat::Csv => csv_out::push_row(&mut out, csv_columns.iter().map(|c| c.api)),
+        ExportFormat::Json => out.push('['),
+        ExportFormat::Ndjson => {}
+    }
+    loop {
+        let rows = engine.store().list(&query).map_err(|e| e.to_string())?;
+        let more = rows.len() > query.limit;
+        for row in rows.iter().take(query.limit) {
+            match format {
+                ExportFormat::Csv => {
+                    let texts: Vec<String> = row.iter().map(cell_text).collect();
+                    csv_out::push_row(&mut out, texts.iter().map(String::as_str));
+                }
+                _ => {
+                    let (Cell::Int(pos), Cell::Int(idx)) = (&row[2], &row[3]) else {
+                        return Err(format!("unexpected row shape {row:?}"));
+                    };
+                    let body = engine
+                        .body(RecordPtr { frame_pos: *pos as u64, index: *idx as u16 })
+                        .map_err(|e| e.to_string())?;
+                    if format == ExportFormat::Json && rows_written > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&String::from_utf8_lossy(&body));
+                    if format == ExportFormat::Ndjson {
+                        out.push('\n');
+                    }
+                }
+            }
+            rows_written += 1;
+            if out.len() > 256 * 1024 && !sink(std::mem::take(&mut out)) {
+                return Ok(rows_written);
+            }
+        }
+        if !more {
+            break;
+        }
+        match cursor_of(&query, &rows[query.limit - 1]) {
+            Some(c) => query.after = Some(cursor::decode(&c).map_err(|e| e.to_string())?),
+            None => break,
+        }
+    }
+    if format == ExportFormat::Json {
+        out.push(']');
+    }
+    sink(out);
+    Ok(rows_written)
+}
+
+/// `GET /api/v1/signins/export?format=csv|json|ndjson&...filters`: everything that matches,
+/// streamed in bounded memory, no row cap. CSV has the chosen (or default) columns; JSON and
+/// NDJSON carry the complete records.
+pub async fn export_signins(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let params = parse_query(raw.as_deref());
+    let plan = plan_export(state.org(), LogKind::SignIn, &params, signet_model::time::now_micros())?;
+    let format = plan.format;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut sink = |chunk: String| tx.blocking_send(Ok(Bytes::from(chunk))).is_ok();
+        if let Err(err) = run_export(&engine, plan, &mut sink) {
+            // The status line is gone already: end the body with an error so the client
+            // sees a failed transfer instead of a silently short file.
+            tracing::error!(error = %err, "export failed midway");
+            let _ = tx.blocking_send(Err(std::io::Error::other(err)));
+        }
+    });
+    let extension = match format {
+        ExportFormat::Csv => "csv",
+        ExportFormat::Json => "json",
+        ExportFormat::Ndjson => "ndjson",
+    };
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"signins.{extension}\"")),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

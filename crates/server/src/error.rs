@@ -1,0 +1,86 @@
+//! The one place where errors become HTTP responses. Every error body has the Microsoft Graph
+//! / OData shape `{"error": {"code": "...", "message": "..."}}`, so Graph clients and scripts
+//! parse Signet's errors as they parse Graph's. Internal details are logged, never returned.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use signet_query::QueryError;
+use signet_store::StoreError;
+use tracing::error;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "Request_ResourceNotFound"),
+            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+            ApiError::Query(QueryError::Unsupported(_)) => (StatusCode::BAD_REQUEST, "Request_UnsupportedQuery"),
+            ApiError::Query(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
+            ApiError::Store(StoreError::Query(_)) => (StatusCode::BAD_REQUEST, "BadRequest"),
+            ApiError::Store(StoreError::Overloaded { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+            ApiError::Store(StoreError::ShuttingDown) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+            ApiError::Store(StoreError::WriterFailed(_)) => (StatusCode::SERVICE_UNAVAILABLE, "WriterStopped"),
+            ApiError::Store(_) | ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Store(StoreError::Overloaded { .. } | StoreError::ShuttingDown | StoreError::Query(_)) => self.to_string(),
+            ApiError::Store(StoreError::WriterFailed(_)) => {
+                "the event writer stopped after a failed disk write; nothing more is accepted until an operator restarts Signet".into()
+            }
+            ApiError::Store(_) | ApiError::Internal(_) => "internal error; see the server log".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            error!(error = %self, status = status.as_u16(), "request failed");
+        }
+        let body = json!({ "error": { "code": code, "message": self.public_message() } });
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let retry_after = match &self {
+                ApiError::Store(StoreError::Overloaded { retry_after_secs }) => *retry_after_secs,
+                _ => 5,
+            };
+            if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(err: tokio::task::JoinError) -> ApiError {
+        ApiError::Internal(err.to_string())
+    }
+}

@@ -1,0 +1,63 @@
+//! `POST /api/v1/import?format=auto|json|csv`: a whole export file (Graph JSON, Log Analytics,
+//! Azure diagnostics, portal CSV), converted server-side so that the source records are kept
+//! beside the Graph-shaped ones. Used by `signet import --server`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+use signet_import::{import_bytes, Format};
+
+use crate::error::{ApiError, ApiResult};
+use crate::graph::parse_query;
+use crate::AppState;
+
+pub async fn import_file(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let params = parse_query(raw.as_deref());
+    let format = match params.iter().find(|(k, _)| k == "format") {
+        Some((_, f)) => {
+            Format::parse(f).ok_or_else(|| ApiError::BadRequest(format!("format {f:?}: expected auto, json or csv")))?
+        }
+        None => Format::Auto,
+    };
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: state.config.max_body_bytes },
+        _ => ApiError::BadRequest(format!("could not read the request body: {rejection}")),
+    })?;
+    let imported = tokio::task::spawn_blocking(move || import_bytes(&body, format))
+        .await?
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let rejected = imported.rejected.len();
+    let by_kind = imported.by_kind;
+    let submitted = imported.events.len();
+    let outcome = if imported.events.is_empty() {
+        signet_store::Outcome::default()
+    } else {
+        state
+            .engine
+            .pipeline()
+            .submit(state.org(), imported.events)?
+            .await
+            .map_err(|_| ApiError::Store(signet_store::StoreError::ShuttingDown))??
+    };
+    let status = match (rejected, submitted) {
+        (0, _) => StatusCode::OK,
+        (_, 0) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::MULTI_STATUS,
+    };
+    Ok((
+        status,
+        Json(json!({
+            "accepted": outcome.accepted, "revisions": outcome.revisions, "duplicates": outcome.duplicates,
+            "rejected": rejected,
+            "signIns": by_kind[0], "directoryAudits": by_kind[1], "activities": by_kind[2],
+            "errors": imported.rejected.into_iter().take(1000).collect::<Vec<_>>(),
+        })),
+    ))
+}

@@ -1,0 +1,118 @@
+//! Prometheus text exposition of Signet's counters.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use signet_model::LogKind;
+use signet_store::IngestMetrics;
+
+/// Upper bounds (seconds) of the request latency histogram.
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// HTTP-level counters.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    pub rejected: [AtomicU64; 3],
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_micros_sum: AtomicU64,
+}
+
+impl HttpMetrics {
+    pub fn observe(&self, elapsed: Duration, server_error: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if server_error {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let secs = elapsed.as_secs_f64();
+        for (bound, bucket) in BUCKETS.iter().zip(&self.latency_buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_micros_sum.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_rejected(&self, kind: LogKind, n: usize) {
+        self.rejected[kind.code() as usize - 1].fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+pub fn render(http: &HttpMetrics, ingest: &IngestMetrics) -> String {
+    let mut out = String::new();
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let per_kind = |out: &mut String, name: &str, help: &str, values: &[AtomicU64; 3]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for kind in LogKind::ALL {
+            let _ = writeln!(out, "{name}{{kind=\"{}\"}} {}", kind.as_str(), load(&values[kind.code() as usize - 1]));
+        }
+    };
+    per_kind(&mut out, "signet_ingested_total", "Events accepted and durably stored.", &ingest.accepted);
+    per_kind(&mut out, "signet_duplicates_total", "Identical re-sends, not stored again.", &ingest.duplicates);
+    per_kind(&mut out, "signet_revisions_total", "New revisions of already stored events.", &ingest.revisions);
+    per_kind(&mut out, "signet_rejected_total", "Records rejected as invalid.", &http.rejected);
+    let gauge = |out: &mut String, name: &str, help: &str, kind: &str, value: String| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    gauge(
+        &mut out,
+        "signet_overloaded_total",
+        "Ingest requests refused because the queue was full.",
+        "counter",
+        load(&ingest.overloaded).to_string(),
+    );
+    gauge(
+        &mut out,
+        "signet_ingest_queue_depth",
+        "Events queued or being written.",
+        "gauge",
+        ingest.in_flight.load(Ordering::Relaxed).to_string(),
+    );
+    gauge(
+        &mut out,
+        "signet_log_commits_total",
+        "Group commits (fsyncs) of the event log.",
+        "counter",
+        load(&ingest.commits).to_string(),
+    );
+    gauge(
+        &mut out,
+        "signet_log_commit_seconds_sum",
+        "Time spent in group commits.",
+        "counter",
+        format!("{:.6}", load(&ingest.commit_micros_total) as f64 / 1e6),
+    );
+    let lag = load(&ingest.log_end).saturating_sub(load(&ingest.applied));
+    gauge(
+        &mut out,
+        "signet_projection_lag_bytes",
+        "Event log bytes not yet visible to queries.",
+        "gauge",
+        lag.to_string(),
+    );
+    gauge(
+        &mut out,
+        "signet_store_apply_errors_total",
+        "Failed attempts to apply events to the store (retried).",
+        "counter",
+        load(&ingest.apply_errors).to_string(),
+    );
+    gauge(
+        &mut out,
+        "signet_http_errors_total",
+        "HTTP responses with a 5xx status.",
+        "counter",
+        load(&http.errors).to_string(),
+    );
+    let name = "signet_http_request_duration_seconds";
+    let _ = writeln!(out, "# HELP {name} HTTP request latency.\n# TYPE {name} histogram");
+    for (bound, bucket) in BUCKETS.iter().zip(&http.latency_buckets) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", load(bucket));
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", load(&http.requests));
+    let _ = writeln!(out, "{name}_sum {:.6}", load(&http.latency_micros_sum) as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {}", load(&http.requests));
+    out
+}

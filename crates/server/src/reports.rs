@@ -1,0 +1,381 @@
+//! Reports, all in UTC with weeks starting Monday, all accepting the list filters. Each is a
+//! handful of typed aggregations ([`AggQuery`]) that every storage engine runs natively; the
+//! shaping (filling empty buckets, shares) happens here. The functions are shared by the HTTP
+//! handlers and `signet report`.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use serde_json::{json, Value};
+use signet_model::schema::{find_column, Column};
+use signet_model::{Cell, LogKind};
+use signet_query::ast::{Bucket, GroupBy, Measure};
+use signet_query::{native, AggQuery, Expr, Literal};
+use signet_store::Engine;
+
+use crate::error::{ApiError, ApiResult};
+use crate::graph::parse_query;
+use crate::{cell_json, AppState};
+
+const SIGNIN: LogKind = LogKind::SignIn;
+const DAY: i64 = 86_400_000_000;
+
+fn col(name: &str) -> &'static Column {
+    find_column(SIGNIN, name).unwrap_or_else(|| panic!("sign-in column {name}"))
+}
+
+fn status_is(status: &str) -> Expr {
+    Expr::eq(col("status"), Literal::Str(status.into()))
+}
+
+/// The filter of a report: the list filters, with `days` defaulting when no range is given.
+/// Returns the filter and the range start (for filling empty buckets).
+fn report_filter(params: &mut Vec<(String, String)>, default_days: i64, now: i64) -> ApiResult<(Expr, i64, i64)> {
+    let has_range = params.iter().any(|(k, _)| matches!(k.as_str(), "days" | "range" | "from" | "to"));
+    if !has_range {
+        params.push(("days".into(), default_days.to_string()));
+    }
+    params.retain(|(k, _)| !matches!(k.as_str(), "bucket" | "n"));
+    let (from, to) = native::time_range(params, now)?;
+    let filter = native::filter(SIGNIN, params, now)?;
+    Ok((filter, from.unwrap_or(now - default_days * DAY), to.unwrap_or(now)))
+}
+
+fn agg(
+    engine: &Engine,
+    org: &str,
+    filter: &Expr,
+    group_by: Vec<GroupBy>,
+    measures: Vec<Measure>,
+    top: Option<usize>,
+) -> ApiResult<Vec<Vec<Cell>>> {
+    let query = AggQuery {
+        org: org.to_string(),
+        kind: SIGNIN,
+        filter: filter.clone(),
+        group_by,
+        measures,
+        order_by_first_measure_desc: top.is_some(),
+        limit: top,
+    };
+    Ok(engine.store().aggregate(&query)?)
+}
+
+fn int(cell: &Cell) -> i64 {
+    match cell {
+        Cell::Int(i) | Cell::Time(i) => *i,
+        _ => 0,
+    }
+}
+
+fn bucket_start(t: i64, bucket: Bucket) -> i64 {
+    let day_start = t.div_euclid(DAY) * DAY;
+    match bucket {
+        Bucket::Hour => t.div_euclid(DAY / 24) * (DAY / 24),
+        Bucket::Day => day_start,
+        // 1970-01-01 was a Thursday: Monday-based weeks are offset by 3 days.
+        Bucket::Week => (t + 3 * DAY).div_euclid(7 * DAY) * 7 * DAY - 3 * DAY,
+    }
+}
+
+fn bucket_len(bucket: Bucket) -> i64 {
+    match bucket {
+        Bucket::Hour => DAY / 24,
+        Bucket::Day => DAY,
+        Bucket::Week => 7 * DAY,
+    }
+}
+
+fn status_measures() -> Vec<Measure> {
+    vec![
+        Measure::Count,
+        Measure::CountIf(status_is("success")),
+        Measure::CountIf(status_is("failure")),
+        Measure::CountIf(status_is("interrupted")),
+        Measure::CountDistinct(col("user_key")),
+    ]
+}
+
+/// Sign-ins per day or week: total, success, failure, interrupted, distinct users.
+pub fn timeline(engine: &Engine, org: &str, mut params: Vec<(String, String)>, now: i64) -> ApiResult<Value> {
+    let bucket = match params.iter().find(|(k, _)| k == "bucket").map(|(_, v)| v.as_str()) {
+        None | Some("day") => Bucket::Day,
+        Some("week") => Bucket::Week,
+        Some("hour") => Bucket::Hour,
+        Some(other) => return Err(ApiError::BadRequest(format!("bucket {other:?}: expected day or week"))),
+    };
+    let (filter, from, to) = report_filter(&mut params, 30, now)?;
+    let rows =
+        agg(engine, org, &filter, vec![GroupBy::TimeBucket(col("event_time"), bucket)], status_measures(), None)?;
+    let mut points = Vec::new();
+    let mut start = bucket_start(from, bucket);
+    let mut found = rows.iter().peekable();
+    let zero = [Cell::Int(0), Cell::Int(0), Cell::Int(0), Cell::Int(0), Cell::Int(0)];
+    while start < to || found.peek().is_some() {
+        let row = match found.peek() {
+            Some(row) if int(&row[0]) == start => found.next().map(|r| &r[1..]),
+            Some(row) if int(&row[0]) < start => {
+                found.next();
+                continue;
+            }
+            _ => None,
+        };
+        let m = row.unwrap_or(&zero);
+        points.push(json!({
+            "start": signet_model::time::format_time(start),
+            "total": int(&m[0]), "success": int(&m[1]), "failure": int(&m[2]), "interrupted": int(&m[3]), "users": int(&m[4]),
+        }));
+        start += bucket_len(bucket);
+        if points.len() > 10_000 {
+            break;
+        }
+    }
+    Ok(json!({
+        "bucket": match bucket { Bucket::Day => "day", Bucket::Week => "week", Bucket::Hour => "hour" },
+        "from": signet_model::time::format_time(from),
+        "to": signet_model::time::format_time(to),
+        "points": points,
+    }))
+}
+
+/// The `n` applications with the most sign-ins, each with its weekly series.
+pub fn top_apps(engine: &Engine, org: &str, mut params: Vec<(String, String)>, now: i64) -> ApiResult<Value> {
+    let n: usize = match params.iter().find(|(k, _)| k == "n").map(|(_, v)| v.parse()) {
+        None => 3,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => return Err(ApiError::BadRequest("n must be 1-100".into())),
+    };
+    let (filter, from, to) = report_filter(&mut params, 30, now)?;
+    let app = col("app_display_name");
+    let top = agg(engine, org, &filter, vec![GroupBy::Column(app)], status_measures(), Some(n))?;
+    let names: Vec<String> = top.iter().filter_map(|r| r[0].as_str().map(str::to_string)).collect();
+    let weekly_filter = Expr::and(vec![filter.clone(), Expr::InList { column: app, values: names.clone() }]);
+    let weekly = if names.is_empty() {
+        Vec::new()
+    } else {
+        agg(
+            engine,
+            org,
+            &weekly_filter,
+            vec![GroupBy::Column(app), GroupBy::TimeBucket(col("event_time"), Bucket::Week)],
+            vec![Measure::Count],
+            None,
+        )?
+    };
+    let first_week = bucket_start(from, Bucket::Week);
+    let apps: Vec<Value> = top
+        .iter()
+        .map(|row| {
+            let name = row[0].as_str().map(str::to_string);
+            let mut series = Vec::new();
+            let mut week = first_week;
+            while week < to {
+                let count = weekly
+                    .iter()
+                    .find(|w| w[0].as_str().map(str::to_string) == name && int(&w[1]) == week)
+                    .map_or(0, |w| int(&w[2]));
+                series.push(json!({ "week": signet_model::time::format_time(week), "count": count }));
+                week += 7 * DAY;
+            }
+            json!({
+                "app": cell_json(&row[0]), "total": int(&row[1]), "success": int(&row[2]), "failure": int(&row[3]),
+                "interrupted": int(&row[4]), "users": int(&row[5]), "weekly": series,
+            })
+        })
+        .collect();
+    Ok(
+        json!({ "from": signet_model::time::format_time(from), "to": signet_model::time::format_time(to), "apps": apps }),
+    )
+}
+
+/// Sign-ins by status and distinct users over a period ("how many users signed in this week").
+pub fn summary(engine: &Engine, org: &str, mut params: Vec<(String, String)>, now: i64) -> ApiResult<Value> {
+    let (filter, from, to) = report_filter(&mut params, 7, now)?;
+    let mut measures = status_measures();
+    measures.push(Measure::CountDistinct(col("app_display_name")));
+    measures.push(Measure::CountIf(Expr::eq(col("risk_detected"), Literal::Bool(true))));
+    measures.push(Measure::CountDistinct(col("ip_address")));
+    let rows = agg(engine, org, &filter, vec![], measures, None)?;
+    let m = rows.first().cloned().unwrap_or_default();
+    let get = |i: usize| m.get(i).map_or(0, int);
+    Ok(json!({
+        "from": signet_model::time::format_time(from), "to": signet_model::time::format_time(to),
+        "total": get(0), "success": get(1), "failure": get(2), "interrupted": get(3),
+        "users": get(4), "applications": get(5), "risky": get(6), "ipAddresses": get(7),
+    }))
+}
+
+/// How one user signs in: hour x weekday matrix, places, applications, clients, devices, failures.
+pub fn user_pattern(
+    engine: &Engine,
+    org: &str,
+    user: &str,
+    mut params: Vec<(String, String)>,
+    now: i64,
+) -> ApiResult<Value> {
+    params.retain(|(k, _)| k != "user");
+    params.push(("user".into(), user.to_string()));
+    let (filter, from, to) = report_filter(&mut params, 90, now)?;
+    let time = col("event_time");
+    let totals = agg(
+        engine,
+        org,
+        &filter,
+        vec![],
+        vec![
+            Measure::Count,
+            Measure::CountIf(status_is("success")),
+            Measure::CountIf(status_is("failure")),
+            Measure::CountIf(status_is("interrupted")),
+            Measure::MinTime(time),
+            Measure::MaxTime(time),
+            Measure::CountDistinct(col("ip_address")),
+        ],
+        None,
+    )?;
+    let t = totals.first().cloned().unwrap_or_default();
+    let mut matrix = vec![vec![0i64; 24]; 7];
+    for row in
+        agg(engine, org, &filter, vec![GroupBy::DayOfWeek(time), GroupBy::HourOfDay(time)], vec![Measure::Count], None)?
+    {
+        let (day, hour) = (int(&row[0]), int(&row[1]));
+        if (1..=7).contains(&day) && (0..24).contains(&hour) {
+            matrix[(day - 1) as usize][hour as usize] = int(&row[2]);
+        }
+    }
+    let top = |groups: Vec<GroupBy>, names: &[&str], filter: &Expr| -> ApiResult<Vec<Value>> {
+        let rows = agg(engine, org, filter, groups, vec![Measure::Count], Some(20))?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let mut object = serde_json::Map::new();
+                for (i, name) in names.iter().enumerate() {
+                    object.insert((*name).into(), cell_json(&row[i]));
+                }
+                object.insert("count".into(), json!(int(&row[names.len()])));
+                Value::Object(object)
+            })
+            .collect())
+    };
+    let failed = Expr::and(vec![filter.clone(), Expr::Not(Box::new(status_is("success")))]);
+    let first_seen = t.get(4).filter(|c| **c != Cell::Null).map(|c| signet_model::time::format_time(int(c)));
+    let last_seen = t.get(5).filter(|c| **c != Cell::Null).map(|c| signet_model::time::format_time(int(c)));
+    Ok(json!({
+        "user": user,
+        "from": signet_model::time::format_time(from), "to": signet_model::time::format_time(to),
+        "total": t.first().map_or(0, int), "success": t.get(1).map_or(0, int), "failure": t.get(2).map_or(0, int),
+        "interrupted": t.get(3).map_or(0, int), "firstSeen": first_seen, "lastSeen": last_seen,
+        "ipAddresses": t.get(6).map_or(0, int),
+        "hourByWeekday": { "weekdays": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], "counts": matrix },
+        "countries": top(vec![GroupBy::Column(col("country"))], &["country"], &filter)?,
+        "cities": top(vec![GroupBy::Column(col("city")), GroupBy::Column(col("country"))], &["city", "country"], &filter)?,
+        "applications": top(vec![GroupBy::Column(col("app_display_name"))], &["app"], &filter)?,
+        "clientApps": top(vec![GroupBy::Column(col("client_app_used"))], &["clientApp"], &filter)?,
+        "devices": top(vec![GroupBy::Column(col("operating_system")), GroupBy::Column(col("browser"))], &["operatingSystem", "browser"], &filter)?,
+        "failures": top(vec![GroupBy::Column(col("error_code")), GroupBy::Column(col("failure_reason"))], &["errorCode", "failureReason"], &failed)?,
+    }))
+}
+
+/// Authentication methods: usage and success rate per method, MFA, passwordless and
+/// MFA-by-token-claim shares.
+pub fn auth_methods(engine: &Engine, org: &str, mut params: Vec<(String, String)>, now: i64) -> ApiResult<Value> {
+    let (filter, from, to) = report_filter(&mut params, 30, now)?;
+    let mfa = Expr::eq(col("authentication_requirement"), Literal::Str("multiFactorAuthentication".into()));
+    let totals = agg(
+        engine,
+        org,
+        &filter,
+        vec![],
+        vec![
+            Measure::Count,
+            Measure::CountIf(mfa),
+            Measure::CountIf(Expr::eq(col("passwordless"), Literal::Bool(true))),
+            Measure::CountIf(Expr::eq(col("mfa_satisfied_by_claim"), Literal::Bool(true))),
+        ],
+        None,
+    )?;
+    let t = totals.first().cloned().unwrap_or_default();
+    let total = t.first().map_or(0, int);
+    let share = |n: i64| if total == 0 { 0.0 } else { n as f64 / total as f64 };
+    let methods = agg(
+        engine,
+        org,
+        &filter,
+        vec![GroupBy::Unnest(col("auth_methods"))],
+        vec![
+            Measure::Count,
+            Measure::CountWhereGroupIn(col("auth_methods_succeeded")),
+            Measure::CountDistinct(col("user_key")),
+        ],
+        Some(100),
+    )?;
+    let methods: Vec<Value> = methods
+        .iter()
+        .map(|row| {
+            let (used, ok) = (int(&row[1]), int(&row[2]));
+            json!({
+                "method": cell_json(&row[0]), "signIns": used, "succeeded": ok, "users": int(&row[3]),
+                "successRate": if used == 0 { 0.0 } else { ok as f64 / used as f64 },
+            })
+        })
+        .collect();
+    let (with_mfa, passwordless, by_claim) =
+        (t.get(1).map_or(0, int), t.get(2).map_or(0, int), t.get(3).map_or(0, int));
+    Ok(json!({
+        "from": signet_model::time::format_time(from), "to": signet_model::time::format_time(to),
+        "signIns": total,
+        "mfaRequired": with_mfa, "mfaShare": share(with_mfa),
+        "passwordless": passwordless, "passwordlessShare": share(passwordless),
+        "mfaSatisfiedByClaim": by_claim, "mfaSatisfiedByClaimShare": share(by_claim),
+        "methods": methods,
+    }))
+}
+
+async fn run_report(
+    state: &AppState,
+    raw: Option<String>,
+    report: impl FnOnce(&Engine, &str, Vec<(String, String)>, i64) -> ApiResult<Value> + Send + 'static,
+) -> ApiResult<Json<Value>> {
+    let params = parse_query(raw.as_deref());
+    let engine = state.engine.clone();
+    let org = state.org().to_string();
+    let now = signet_model::time::now_micros();
+    let value = tokio::task::spawn_blocking(move || report(&engine, &org, params, now)).await??;
+    Ok(Json(value))
+}
+
+pub async fn timeline_route(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    run_report(&state, raw, timeline).await
+}
+
+pub async fn top_apps_route(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    run_report(&state, raw, top_apps).await
+}
+
+pub async fn summary_route(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    run_report(&state, raw, summary).await
+}
+
+pub async fn user_pattern_route(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    run_report(&state, raw, move |e, o, p, n| user_pattern(e, o, &user, p, n)).await
+}
+
+pub async fn auth_methods_route(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    run_report(&state, raw, auth_methods).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weeks_start_on_monday() {
+        let monday = 1_704_067_200_000_000; // 2024-01-01, a Monday
+        assert_eq!(bucket_start(monday + 3 * DAY + 5, Bucket::Week), monday);
+        assert_eq!(bucket_start(monday - 1, Bucket::Week), monday - 7 * DAY);
+        assert_eq!(bucket_start(monday + DAY / 2, Bucket::Day), monday);
+    }
+}

@@ -1,0 +1,135 @@
+use serde_json::json;
+
+use crate::{signin, TestServer};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_body_shape_is_accepted_and_retries_are_safe() {
+    let server = TestServer::start().await;
+    let one = signin("one", 1, "a@x.com", "Teams", 0, "");
+    let (status, answer) = server.post("/api/v1/signins", "application/json", one.clone()).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)), "{answer}");
+
+    let array =
+        format!("[{},{}]", signin("two", 1, "a@x.com", "Teams", 0, ""), signin("three", 1, "b@x.com", "Teams", 0, ""));
+    let (status, answer) = server.post("/api/v1/signins", "application/json", array).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(2)), "{answer}");
+
+    let page = format!(r#"{{"@odata.context":"x","value":[{}]}}"#, signin("four", 1, "c@x.com", "Teams", 0, ""));
+    let (status, answer) = server.post("/api/v1/signins", "application/json; charset=utf-8", page).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)), "{answer}");
+
+    let ndjson = format!("{}\r\n\n{}\n", signin("five", 1, "c@x.com", "Teams", 0, ""), one);
+    let (status, answer) = server.post("/api/v1/signins", "application/x-ndjson", ndjson).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(1), Some(1)),
+        "a re-sent event is a duplicate"
+    );
+
+    let revised = signin("one", 1, "a@x.com", "Teams", 50074, "");
+    let (_, answer) = server.post("/api/v1/signins", "application/json", revised).await;
+    assert_eq!((answer["accepted"].as_u64(), answer["revisions"].as_u64()), (Some(1), Some(1)), "{answer}");
+
+    server.settle().await;
+    let (_, list) = server.get("/api/v1/signins?limit=100").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 5, "five distinct sign-ins, latest revisions only");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_a_clear_error_and_loses_nothing_else() {
+    let server =
+        TestServer::start_with(signet_server::ServerConfig { max_body_bytes: 4096, ..Default::default() }).await;
+
+    let (status, answer) = server.post("/api/v1/signins", "application/json", "[{\"id\":\"a\",}]").await;
+    assert_eq!(status, 400);
+    assert!(answer["error"]["message"].as_str().unwrap().contains("line 1"), "{answer}");
+
+    let (status, answer) = server.post("/api/v1/signins", "application/json", b"{\"id\":\"\xff\"}".to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(answer["error"]["message"].as_str().unwrap().contains("UTF-8"), "{answer}");
+
+    let (status, answer) = server.post("/api/v1/signins", "text/csv", "a,b").await;
+    assert_eq!(status, 415, "{answer}");
+    let response = server.http.post(server.url("/api/v1/signins")).body("{}").send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 415);
+
+    let big = format!("[{}]", vec![signin("big", 1, "a@x.com", "Teams", 0, ""); 20].join(","));
+    let (status, answer) = server.post("/api/v1/signins", "application/json", big).await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["error"]["code"], "RequestEntityTooLarge");
+
+    let (status, answer) = server.post("/api/v1/signins", "application/json", "  ").await;
+    assert_eq!(status, 400, "{answer}");
+
+    // Two good records around two bad ones: the good ones are stored, the bad ones named.
+    let batch = [
+        signin("good-1", 1, "a@x.com", "Teams", 0, ""),
+        r#"{"id":"bad-time","createdDateTime":"yesterday"}"#.to_string(),
+        r#"{"id":"bad-code","createdDateTime":"2024-01-01T00:00:00Z","status":{"errorCode":"oops"}}"#.to_string(),
+        signin("good-2", 1, "a@x.com", "Teams", 0, ""),
+    ]
+    .join("\n");
+    let (status, answer) = server.post("/api/v1/signins", "application/x-ndjson", batch).await;
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(answer["accepted"], 2);
+    assert_eq!(answer["rejected"], 2);
+    assert_eq!(
+        answer["errors"][0],
+        json!({"index": 1, "line": 2, "field": "createdDateTime", "reason": answer["errors"][0]["reason"]})
+    );
+    assert_eq!(answer["errors"][1]["field"], "status.errorCode");
+    assert!(answer["errors"][0]["reason"].as_str().unwrap().contains("yesterday"));
+
+    let (status, answer) =
+        server.post("/api/v1/signins", "application/json", r#"[{"createdDateTime":"2024-01-01T00:00:00Z"}]"#).await;
+    assert_eq!(status, 400, "every record rejected");
+    assert_eq!(answer["errors"][0]["field"], "id");
+
+    server.settle().await;
+    let (_, list) = server.get("/api/v1/signins?range=7d").await;
+    let ids: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&"good-1") && ids.contains(&"good-2"));
+
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert!(metrics.contains("signet_rejected_total{kind=\"signins\"} 3"), "{metrics}");
+    assert!(metrics.contains("signet_ingested_total{kind=\"signins\"} 2"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_audits_and_activities_are_ingested() {
+    let server = TestServer::start().await;
+    let audit = r#"{"id":"Directory_1","activityDateTime":"2024-01-09T21:20:02Z","activityDisplayName":"Add member to group","category":"GroupManagement","result":"success","initiatedBy":{"user":{"userPrincipalName":"admin@x.com"}},"targetResources":[{"id":"g1","displayName":"Sales","type":"Group"}]}"#;
+    let (status, answer) = server.post("/api/v1/directory-audits", "application/json", audit).await;
+    assert_eq!(status, 200, "{answer}");
+    let activity = r#"{"Id":"act-1","CreationTime":"2024-01-09T10:00:00","Operation":"Retrieve","User":"bob@x.com","EntityName":"Account","UserType":"Regular","OrganizationId":"ignored-org"}"#;
+    let (status, answer) = server.post("/api/v1/activities", "application/json", activity).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = server
+        .post("/api/v1/activities", "application/json", r#"{"Id":"x","CreationTime":"2024-01-09T10:00:00"}"#)
+        .await;
+    assert_eq!((status, answer["errors"][0]["field"].as_str()), (400, Some("Operation")));
+    server.settle().await;
+    let (_, list) = server.get("/api/v1/activities?operation=retrieve&from=2024-01-01T00:00:00Z").await;
+    assert_eq!(list["items"][0]["id"], "act-1");
+    assert_eq!(list["items"][0]["user"], "bob@x.com");
+    let (_, list) = server.get("/api/v1/directory-audits?user=admin@x.com&from=2024-01-01T00:00:00Z").await;
+    assert_eq!(list["items"][0]["activityDisplayName"], "Add member to group");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_endpoint_keeps_the_source_record() {
+    let server = TestServer::start().await;
+    let la = r#"{"TimeGenerated":"2021-04-28T14:08:45Z","Type":"SigninLogs","Id":"la-1","ResultType":"50126","UserPrincipalName":"a@b.c","LocationDetails":"{\"city\":\"Haifa\"}"}"#;
+    let (status, answer) = server.post("/api/v1/import", "application/octet-stream", la).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["signIns"], 1);
+    server.settle().await;
+    let (status, detail) = server.get("/api/v1/signins/la-1").await;
+    assert_eq!(status, 200, "{detail}");
+    let revision = &detail["revisions"][0];
+    assert_eq!(revision["body"]["location"]["city"], "Haifa");
+    assert_eq!(revision["original"]["LocationDetails"], "{\"city\":\"Haifa\"}");
+    assert_eq!(detail["errorCode"]["code"], 50126);
+}

@@ -1,0 +1,90 @@
+use crate::{signin, TestServer};
+
+fn methods(list: &str) -> String {
+    format!(r#","authenticationRequirement":"multiFactorAuthentication","authenticationDetails":{list}"#)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_add_up() {
+    let server = TestServer::start().await;
+    let password_and_sms = methods(
+        r#"[{"authenticationMethod":"Password","succeeded":true},{"authenticationMethod":"Text message","succeeded":true}]"#,
+    );
+    let fido = methods(r#"[{"authenticationMethod":"FIDO2 security key","succeeded":true}]"#);
+    let claim = methods(
+        r#"[{"authenticationMethod":"Previously satisfied","succeeded":true,"authenticationStepResultDetail":"MFA requirement satisfied by claim in the token"}]"#,
+    );
+    let mut records = Vec::new();
+    for i in 0..10 {
+        records.push(signin(&format!("t{i}"), 24 * i + 1, "alice@x.com", "Teams", 0, &password_and_sms));
+    }
+    for i in 0..5 {
+        records.push(signin(&format!("o{i}"), 24 * i + 2, "bob@x.com", "Outlook", 50126, ""));
+    }
+    records.push(signin("f1", 3, "carol@x.com", "Outlook", 0, &fido));
+    records.push(signin("c1", 4, "carol@x.com", "Workday", 50140, &claim));
+    server.load(&records).await;
+
+    let (status, summary) = server.get("/api/v1/reports/summary?days=30").await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        (
+            summary["total"].as_i64(),
+            summary["success"].as_i64(),
+            summary["failure"].as_i64(),
+            summary["interrupted"].as_i64()
+        ),
+        (Some(17), Some(11), Some(5), Some(1))
+    );
+    assert_eq!(summary["users"], 3);
+    let (_, week) = server.get("/api/v1/reports/summary?days=7").await;
+    assert!(week["total"].as_i64().unwrap() < 17);
+
+    let (_, timeline) = server.get("/api/v1/reports/signins/timeline?bucket=day&days=30").await;
+    let points = timeline["points"].as_array().unwrap();
+    assert!(points.len() >= 30 && points.len() <= 32, "{} daily points", points.len());
+    assert_eq!(
+        points.iter().map(|p| p["total"].as_i64().unwrap()).sum::<i64>(),
+        17,
+        "empty days are zero, nothing is lost"
+    );
+    let (_, weekly) = server.get("/api/v1/reports/signins/timeline?bucket=week&days=30&app=Teams").await;
+    assert_eq!(
+        weekly["points"].as_array().unwrap().iter().map(|p| p["total"].as_i64().unwrap()).sum::<i64>(),
+        10,
+        "reports take the list filters"
+    );
+
+    let (_, top) = server.get("/api/v1/reports/apps/top?n=2&days=30").await;
+    let apps = top["apps"].as_array().unwrap();
+    assert_eq!(apps.len(), 2);
+    assert_eq!((apps[0]["app"].as_str(), apps[0]["total"].as_i64()), (Some("Teams"), Some(10)));
+    assert_eq!((apps[1]["app"].as_str(), apps[1]["total"].as_i64()), (Some("Outlook"), Some(6)));
+    assert_eq!(apps[0]["weekly"].as_array().unwrap().iter().map(|w| w["count"].as_i64().unwrap()).sum::<i64>(), 10);
+
+    let (_, pattern) = server.get("/api/v1/reports/users/bob@x.com/pattern?days=90").await;
+    assert_eq!(pattern["total"], 5);
+    assert_eq!(pattern["failure"], 5);
+    assert_eq!(pattern["failures"][0]["errorCode"], 50126);
+    assert_eq!(pattern["countries"][0]["country"], "FR");
+    let matrix_total: i64 = pattern["hourByWeekday"]["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d.as_array().unwrap())
+        .map(|c| c.as_i64().unwrap())
+        .sum();
+    assert_eq!(matrix_total, 5);
+
+    let (_, auth) = server.get("/api/v1/reports/auth-methods?days=30").await;
+    assert_eq!(auth["signIns"], 17);
+    assert_eq!(auth["mfaRequired"], 12);
+    assert_eq!(auth["passwordless"], 1);
+    assert_eq!(auth["mfaSatisfiedByClaim"], 1);
+    let methods = auth["methods"].as_array().unwrap();
+    let password = methods.iter().find(|m| m["method"] == "Password").unwrap();
+    assert_eq!((password["signIns"].as_i64(), password["successRate"].as_f64()), (Some(10), Some(1.0)));
+
+    let (status, _) = server.get("/api/v1/reports/signins/timeline?bucket=month").await;
+    assert_eq!(status, 400);
+}

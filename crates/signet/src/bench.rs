@@ -1,0 +1,254 @@
+//! `signet bench`: measures a running server over HTTP, the way a client sees it. Figures go
+//! into docs/benchmarks.md with the command that produced them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use crate::demo::{self, DemoOptions};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchCommand,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// POST generated sign-ins as NDJSON batches from several connections; report events/s,
+    /// then how long an acknowledged event takes to become visible to queries.
+    Ingest {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        signins: usize,
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Time every report, a filtered list page, a Graph page and a full CSV export.
+    Queries {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long, default_value_t = 21)]
+        runs: usize,
+    },
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.what {
+        BenchCommand::Ingest { server, signins, batch, connections, days, seed } => {
+            ingest(&server, signins, batch, connections, days, seed)
+        }
+        BenchCommand::Queries { server, runs } => queries(&server, runs),
+    }
+}
+
+fn client() -> anyhow::Result<reqwest::blocking::Client> {
+    Ok(reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?)
+}
+
+fn post_ndjson(http: &reqwest::blocking::Client, url: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+    loop {
+        let response = http.post(url).header("content-type", "application/x-ndjson").body(body.clone()).send()?;
+        let status = response.status();
+        if status.as_u16() == 503 || status.as_u16() == 429 {
+            let wait = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1);
+            std::thread::sleep(Duration::from_millis(wait * 200));
+            continue;
+        }
+        let answer: Value = response.json()?;
+        if !status.is_success() {
+            bail!("server answered {status}: {answer}");
+        }
+        return Ok(answer);
+    }
+}
+
+fn ingest(server: &str, signins: usize, batch: usize, connections: usize, days: i64, seed: u64) -> anyhow::Result<()> {
+    let base = server.trim_end_matches('/').to_string();
+    let now = signet_model::time::now_micros();
+    eprintln!("generating {signins} sign-ins...");
+    let options = DemoOptions { signins, days, users: 5000, seed, end_us: now - now.rem_euclid(3_600_000_000) };
+    let records = demo::signins(&options);
+    let bytes: usize = records.iter().map(|r| r.len() + 1).sum();
+    let bodies: Vec<Vec<u8>> = records.chunks(batch.max(1)).map(|c| c.join(&b'\n')).collect();
+    let count = records.len();
+    drop(records);
+    eprintln!(
+        "sending {count} records ({:.0} MB of NDJSON) in {} batches over {connections} connections...",
+        bytes as f64 / 1e6,
+        bodies.len()
+    );
+    let bodies = Arc::new(Mutex::new(bodies));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..connections.max(1))
+        .map(|_| {
+            let (bodies, accepted, latencies, url) =
+                (bodies.clone(), accepted.clone(), latencies.clone(), format!("{base}/api/v1/signins"));
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let http = client()?;
+                loop {
+                    let Some(body) = bodies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop() else {
+                        return Ok(());
+                    };
+                    let sent = Instant::now();
+                    let answer = post_ndjson(&http, &url, body)?;
+                    latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push(sent.elapsed());
+                    accepted.fetch_add(
+                        answer["accepted"].as_u64().unwrap_or(0) as usize
+                            + answer["duplicates"].as_u64().unwrap_or(0) as usize,
+                        Ordering::Relaxed,
+                    );
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    }
+    let elapsed = started.elapsed();
+    let acknowledged = accepted.load(Ordering::Relaxed);
+    let mut latencies = latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    latencies.sort();
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or_default();
+    println!("| ingest | {count} sign-ins, batches of {batch}, {connections} connections | {:.1} s | **{:.0} events/s** ({:.0} MB/s) | batch ack p50 {:.0?}, p99 {:.0?} |",
+        elapsed.as_secs_f64(), acknowledged as f64 / elapsed.as_secs_f64(), bytes as f64 / 1e6 / elapsed.as_secs_f64(), pct(0.5), pct(0.99));
+
+    // Visibility: a fresh event, acknowledged, then polled for until a query returns it.
+    let http = client()?;
+    let mut visible = Vec::new();
+    for i in 0..20 {
+        let id = format!("visibility-probe-{seed}-{i}-{now}");
+        let record = format!(
+            r#"{{"id":"{id}","createdDateTime":"{}","userPrincipalName":"probe@contoso.com","status":{{"errorCode":0}}}}"#,
+            signet_model::time::format_time(signet_model::time::now_micros())
+        );
+        post_ndjson(&http, &format!("{base}/api/v1/signins"), record.into_bytes())?;
+        let acked = Instant::now();
+        loop {
+            let answer: Value = http
+                .get(format!("{base}/api/v1/signins"))
+                .query(&[("id", id.as_str()), ("limit", "1")])
+                .send()?
+                .json()?;
+            if answer["items"].as_array().is_some_and(|a| !a.is_empty()) {
+                visible.push(acked.elapsed());
+                break;
+            }
+            if acked.elapsed() > Duration::from_secs(30) {
+                bail!("event {id} not visible after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    visible.sort();
+    println!(
+        "| ack -> visible | 20 single events, polled every 5 ms | | median {:.0?} | max {:.0?} |",
+        visible[visible.len() / 2],
+        visible[visible.len() - 1]
+    );
+    Ok(())
+}
+
+fn timed(http: &reqwest::blocking::Client, url: &str, runs: usize) -> anyhow::Result<(Duration, Duration, Value)> {
+    let mut times = Vec::with_capacity(runs);
+    let mut last = Value::Null;
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        let response = http.get(url).send()?;
+        let status = response.status();
+        last = response.json()?;
+        times.push(started.elapsed());
+        if !status.is_success() {
+            bail!("{url}: {status} {last}");
+        }
+    }
+    times.sort();
+    Ok((times[times.len() / 2], times[(times.len() * 9 / 10).min(times.len() - 1)], last))
+}
+
+fn queries(server: &str, runs: usize) -> anyhow::Result<()> {
+    let base = server.trim_end_matches('/');
+    let http = client()?;
+    let summary: Value = http.get(format!("{base}/api/v1/reports/summary?days=36500")).send()?.json()?;
+    let total = summary["total"].as_i64().unwrap_or(0);
+    let top_user: Value = http
+        .get(format!("{base}/api/v1/signins?limit=1&range=7d&columns=userPrincipalName&status=success"))
+        .send()?
+        .json()?;
+    let user = top_user["items"][0]["userPrincipalName"].as_str().context("no user to profile")?.to_string();
+    println!("| query ({total} sign-ins stored, {runs} runs each) | median | p90 |");
+    println!("|---|---|---|");
+    let endpoints = [
+        ("timeline, daily, 30 days", "/api/v1/reports/signins/timeline?bucket=day&days=30".to_string()),
+        ("timeline, weekly, 30 days", "/api/v1/reports/signins/timeline?bucket=week&days=30".to_string()),
+        ("top 3 apps with weekly series, 30 days", "/api/v1/reports/apps/top?n=3&days=30".to_string()),
+        ("summary, 7 days", "/api/v1/reports/summary?days=7".to_string()),
+        ("user sign-in pattern, 90 days", format!("/api/v1/reports/users/{user}/pattern?days=90")),
+        ("authentication methods, 30 days", "/api/v1/reports/auth-methods?days=30".to_string()),
+        ("list page: failures, 7 days, 50 rows", "/api/v1/signins?status=failure&range=7d&limit=50".to_string()),
+        (
+            "list page: user prefix + legacy clients, 1 month",
+            "/api/v1/signins?user=adele*&clientApp=legacy&range=1m&limit=50".to_string(),
+        ),
+        (
+            "list page: CIDR 131.107.0.0/16, 24 hours",
+            "/api/v1/signins?ip=131.107.0.0/16&range=24h&limit=50".to_string(),
+        ),
+        (
+            "Graph page: $filter errorCode ne 0, $top=50",
+            "/v1.0/auditLogs/signIns?$filter=status/errorCode%20ne%200&$top=50".to_string(),
+        ),
+    ];
+    for (name, path) in endpoints {
+        let (median, p90, _) = timed(&http, &format!("{base}{path}"), runs)?;
+        println!("| {name} | {:.1} ms | {:.1} ms |", median.as_secs_f64() * 1e3, p90.as_secs_f64() * 1e3);
+    }
+    let started = Instant::now();
+    let mut response = http.get(format!("{base}/api/v1/signins/export?format=csv&range=1y")).send()?;
+    let mut sink = CountingSink::default();
+    response.copy_to(&mut sink)?;
+    let elapsed = started.elapsed();
+    let rows = sink.lines.saturating_sub(1);
+    println!(
+        "| CSV export, all rows of the last year ({rows} rows, {:.0} MB) | {:.2} s | **{:.0} rows/s** |",
+        sink.bytes as f64 / 1e6,
+        elapsed.as_secs_f64(),
+        rows as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+#[derive(Default)]
+struct CountingSink {
+    bytes: usize,
+    lines: usize,
+}
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes += buf.len();
+        self.lines += buf.iter().filter(|b| **b == b'\n').count();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

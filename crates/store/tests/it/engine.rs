@@ -1,0 +1,120 @@
+use std::time::Duration;
+
+use signet_model::{normalize, LogKind};
+use signet_query::Expr;
+use signet_store::conformance::signin_json;
+use signet_store::{Engine, IngestConfig, StoreError};
+
+fn event(id: &str, code: i64) -> signet_model::Event {
+    normalize(LogKind::SignIn, signin_json(id, 1, "alice@contoso.com", "Outlook", code, "").as_bytes()).unwrap()
+}
+
+fn count(engine: &Engine) -> u64 {
+    assert!(engine.wait_visible(Duration::from_secs(10)), "projection did not catch up");
+    engine.store().count("default", LogKind::SignIn, &Expr::True).unwrap()
+}
+
+#[test]
+fn duplicates_and_revisions_through_the_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+    let first = engine.pipeline().submit_blocking("default", vec![event("a", 0), event("b", 50126)]).unwrap();
+    assert_eq!((first.accepted, first.duplicates, first.revisions), (2, 0, 0));
+    let again = engine.pipeline().submit_blocking("default", vec![event("a", 0), event("b", 0)]).unwrap();
+    assert_eq!((again.accepted, again.duplicates, again.revisions), (1, 1, 1), "a is a duplicate, b a revision");
+    assert_eq!(count(&engine), 2);
+    let detail = engine.detail("default", LogKind::SignIn, "b").unwrap().unwrap();
+    assert_eq!(detail.revisions.len(), 2);
+    assert_eq!(detail.revisions[0].body["status"]["errorCode"], 50126);
+    assert_eq!(detail.revisions[1].body["status"]["errorCode"], 0);
+    // Another organisation may use the same id.
+    let other = engine.pipeline().submit_blocking("other", vec![event("a", 0)]).unwrap();
+    assert_eq!(other.accepted, 1);
+}
+
+#[test]
+fn restart_keeps_everything_and_the_duplicate_index() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+        let events: Vec<_> = (0..1000).map(|i| event(&format!("e{i}"), 0)).collect();
+        engine.pipeline().submit_blocking("default", events).unwrap();
+        engine.shutdown();
+    }
+    let engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+    assert_eq!(count(&engine), 1000);
+    let again = engine.pipeline().submit_blocking("default", vec![event("e5", 0)]).unwrap();
+    assert_eq!(again.duplicates, 1, "the duplicate index is rebuilt on open");
+}
+
+#[test]
+fn a_lost_projection_is_rebuilt_from_the_event_log() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+        let events: Vec<_> = (0..500).map(|i| event(&format!("e{i}"), if i % 2 == 0 { 0 } else { 50126 })).collect();
+        engine.pipeline().submit_blocking("default", events).unwrap();
+        engine.pipeline().submit_blocking("default", vec![event("e1", 0)]).unwrap();
+        engine.shutdown();
+    }
+    // The event log is the source of truth: remove the database and reopen.
+    std::fs::remove_file(dir.path().join("signet.duckdb")).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("signet.duckdb.wal"));
+    let engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+    assert_eq!(count(&engine), 500);
+    assert_eq!(engine.detail("default", LogKind::SignIn, "e1").unwrap().unwrap().revisions.len(), 2);
+    let failures = signet_query::native::filter(LogKind::SignIn, &[("status".into(), "failure".into())], 0).unwrap();
+    assert_eq!(
+        engine.store().count("default", LogKind::SignIn, &failures).unwrap(),
+        249,
+        "e1's latest revision is a success"
+    );
+}
+
+#[test]
+fn a_second_process_cannot_open_the_same_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let _engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+    match Engine::open(dir.path(), IngestConfig::default()) {
+        Err(StoreError::Locked { .. }) => {}
+        Err(other) => panic!("expected Locked, got {other}"),
+        Ok(_) => panic!("a second engine opened the same data directory"),
+    }
+}
+
+#[test]
+fn overload_is_refused_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = IngestConfig { max_in_flight_events: 1000, ..IngestConfig::default() };
+    let engine = Engine::open(dir.path(), config).unwrap();
+    let batches: Vec<Vec<_>> = (0..200).map(|b| (0..400).map(|i| event(&format!("b{b}-{i}"), 0)).collect()).collect();
+    let mut receivers = Vec::new();
+    let mut refused = 0;
+    for events in batches {
+        match engine.pipeline().submit("default", events) {
+            Ok(receiver) => receivers.push(receiver),
+            Err(StoreError::Overloaded { retry_after_secs }) => {
+                assert!(retry_after_secs >= 1);
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    let mut acknowledged = 0;
+    for receiver in receivers {
+        acknowledged += receiver.blocking_recv().unwrap().unwrap().accepted;
+    }
+    assert!(refused > 0, "a 1000-event queue must refuse some of 200 batches of 400 submitted at once");
+    assert_eq!(count(&engine) as usize, acknowledged, "every acknowledged event is stored, nothing else");
+}
+
+#[test]
+fn a_newer_layout_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("VERSION"), "{\"layout\": 99}").unwrap();
+    match Engine::open(dir.path(), IngestConfig::default()) {
+        Err(StoreError::UnsupportedVersion { found: 99, .. }) => {}
+        Err(other) => panic!("expected UnsupportedVersion, got {other}"),
+        Ok(_) => panic!("opened a data directory from the future"),
+    }
+}
