@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Reproduces docs/benchmarks.md: starts a server on a fresh data directory, ingests N sign-ins
+# over HTTP in NDJSON batches, then times every report, list pages, a Graph page and a CSV export.
+#   scripts/bench.sh [SIGNINS]        (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/signet-target}"
+signins="${1:-1000000}"
+# Same dev profile as the tests (dependencies at opt-level 3); Signet's own crates at opt-level 3.
+export CARGO_PROFILE_DEV_OPT_LEVEL=3
+cargo build --locked --bin signet
+bin="$CARGO_TARGET_DIR/debug/signet"
+data="$(mktemp -d /tmp/signet-bench.XXXXXX)"
+port=18080
+"$bin" serve --data "$data" --listen "127.0.0.1:$port" > "$data.server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data" "$data.server.log"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.2; done
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)"
+"$bin" bench ingest --server "http://127.0.0.1:$port" --signins "$signins" --batch 10000 --connections 4
+sleep 2
+"$bin" bench queries --server "http://127.0.0.1:$port" --runs 21
+du -sh "$data"/log "$data"/signet.duckdb* 2>/dev/null || true
