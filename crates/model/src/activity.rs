@@ -81,9 +81,7 @@ fn user_type_name(raw: Option<String>) -> Option<String> {
 
 /// Parses and normalises one activity record.
 pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
-    crate::event::require_object(body)?;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let r: ActivityRecord = serde_path_to_error::deserialize(&mut de).map_err(RecordError::from_serde)?;
+    let r: ActivityRecord = crate::event::parse_record(body)?;
     let id = r.id.ok_or_else(|| RecordError::new("Id", "required"))?;
     if id.len() > 256 {
         return Err(RecordError::new("Id", "longer than 256 characters"));

@@ -78,9 +78,7 @@ pub struct TargetResource {
 
 /// Parses and normalises one Graph-shaped directory audit record.
 pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
-    crate::event::require_object(body)?;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let r: GraphDirectoryAudit = serde_path_to_error::deserialize(&mut de).map_err(RecordError::from_serde)?;
+    let r: GraphDirectoryAudit = crate::event::parse_record(body)?;
     let id = r.id.ok_or_else(|| RecordError::new("id", "required"))?;
     if id.len() > 256 {
         return Err(RecordError::new("id", "longer than 256 characters"));

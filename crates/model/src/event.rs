@@ -74,6 +74,26 @@ pub fn require_object(body: &[u8]) -> Result<(), RecordError> {
     }
 }
 
+/// Parses a record into a typed struct. Real exports repeat keys (the Graph beta examples do);
+/// typed parsing refuses a repeated known field, so such a record is read again through a
+/// generic value, where the last occurrence wins as in most JSON parsers.
+pub fn parse_record<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, RecordError> {
+    require_object(body)?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize(&mut de) {
+        Ok(record) => Ok(record),
+        Err(err) if err.inner().to_string().starts_with("duplicate field") => {
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| RecordError::new("(record)", e.to_string()))?;
+            serde_path_to_error::deserialize(value).map_err(|e| {
+                let path = e.path().to_string();
+                RecordError::new(if path == "." { "(record)".to_string() } else { path }, e.into_inner().to_string())
+            })
+        }
+        Err(err) => Err(RecordError::from_serde(err)),
+    }
+}
+
 /// Why one record was rejected: which field, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{field}: {reason}")]

@@ -167,9 +167,7 @@ const PASSWORDLESS_METHODS: &[&str] = &[
 
 /// Parses and normalises one Graph-shaped sign-in record.
 pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
-    crate::event::require_object(body)?;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let record: GraphSignIn = serde_path_to_error::deserialize(&mut de).map_err(RecordError::from_serde)?;
+    let record: GraphSignIn = crate::event::parse_record(body)?;
     from_record(record, body)
 }
 
@@ -402,6 +400,13 @@ mod tests {
         assert_eq!(err.field, "status.errorCode");
         let err = normalize(br#"[1,2]"#).unwrap_err();
         assert_eq!(err.field, "(record)");
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_value() {
+        let body = br#"{"id":"d","createdDateTime":"2020-03-13T19:15:41Z","userDisplayName":"first","userDisplayName":"last"}"#;
+        let event = normalize(body).unwrap();
+        assert_eq!(cell(&event, "user_display_name"), &Cell::Str("last".into()));
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub fn filters_match(store: Arc<dyn EventStore>) {
     assert_eq!(native(&[("status", "success"), ("app", "outlook")]), vec!["s0", "s3", "s6", "s9"]);
     assert_eq!(native(&[("errorCode", "50126")]), vec!["s1", "s4", "s7"]);
     assert_eq!(native(&[("ip", "10.0.3.2")]), vec!["s3"]);
-    assert_eq!(native(&[("ip", "10.0.0.0/30")]).len(), 4, "10.0.0.x .. 10.0.3.x");
+    assert_eq!(native(&[("ip", "10.0.0.0/22")]), vec!["s0", "s1", "s2", "s3"], "10.0.0.0 - 10.0.3.255");
     assert_eq!(native(&[("from", "2024-01-01T05:00:00Z"), ("to", "2024-01-01T07:00:00Z")]), vec!["s5", "s6"]);
     assert_eq!(native(&[("city", "paris")]).len(), 10);
     assert!(native(&[("country", "US")]).is_empty());
@@ -173,16 +173,16 @@ pub fn revisions_replace_the_latest(store: Arc<dyn EventStore>) {
     let revisions = store.revisions("a", LogKind::SignIn, "s3").unwrap();
     assert_eq!(revisions.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(revisions[1].ptr.frame_pos, 400);
-    let mut latest = Vec::new();
+    let mut versions = Vec::new();
     store
-        .for_each_latest_version(&mut |v| {
+        .for_each_version(&mut |v| {
             if v.id == "s3" {
-                latest.push((v.revision, v.content_hash));
+                versions.push(v.revision);
             }
         })
         .unwrap();
-    assert_eq!(latest.len(), 1);
-    assert_eq!(latest[0].0, 2);
+    versions.sort_unstable();
+    assert_eq!(versions, vec![1, 2]);
 }
 
 pub fn two_revisions_in_one_batch(store: Arc<dyn EventStore>) {

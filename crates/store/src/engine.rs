@@ -28,7 +28,7 @@ pub struct RevisionRef {
     pub ptr: RecordPtr,
 }
 
-/// The latest known version of one event id (to rebuild the duplicate index).
+/// One stored version of an event id (to rebuild the duplicate index).
 #[derive(Clone, Debug)]
 pub struct VersionEntry<'a> {
     pub org: &'a str,
@@ -50,8 +50,8 @@ pub trait EventStore: Send + Sync {
     /// kept for [`EventStore::revisions`].
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()>;
 
-    /// Visits the latest revision of every event id.
-    fn for_each_latest_version(&self, visit: &mut dyn FnMut(VersionEntry<'_>)) -> Result<()>;
+    /// Visits every revision of every event id, in any order.
+    fn for_each_version(&self, visit: &mut dyn FnMut(VersionEntry<'_>)) -> Result<()>;
 
     /// One page of a list query: up to `query.limit + 1` rows (the extra row says there is a
     /// next page), columns as [`signet_query::sql::list_columns`].

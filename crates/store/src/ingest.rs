@@ -89,11 +89,12 @@ struct Request {
     reply: oneshot::Sender<Result<Outcome>>,
 }
 
-/// Latest (revision, content hash) of every id: decides duplicate vs revision in memory.
-/// About 45 bytes per id.
+/// Latest (revision, content hash) of every id, and the hashes of older revisions of the few
+/// ids that have them: decides new / duplicate / revision in memory. About 45 bytes per id.
 #[derive(Default)]
 pub(crate) struct VersionIndex {
     map: HashMap<u128, (u32, u64)>,
+    older: HashMap<u128, Vec<u64>>,
 }
 
 fn version_key(org: &str, kind: LogKind, id: &str) -> u128 {
@@ -109,10 +110,25 @@ fn version_key(org: &str, kind: LogKind, id: &str) -> u128 {
 impl VersionIndex {
     pub(crate) fn load(store: &dyn EventStore) -> Result<VersionIndex> {
         let mut index = VersionIndex::default();
-        store.for_each_latest_version(&mut |v: VersionEntry<'_>| {
-            index.map.insert(version_key(v.org, v.kind, v.id), (v.revision, v.content_hash));
+        store.for_each_version(&mut |v: VersionEntry<'_>| {
+            let key = version_key(v.org, v.kind, v.id);
+            match index.map.get(&key).copied() {
+                Some((revision, _)) if revision >= v.revision => index.older.entry(key).or_default().push(v.content_hash),
+                Some((_, hash)) => {
+                    index.older.entry(key).or_default().push(hash);
+                    index.map.insert(key, (v.revision, v.content_hash));
+                }
+                None => {
+                    index.map.insert(key, (v.revision, v.content_hash));
+                }
+            }
         })?;
         Ok(index)
+    }
+
+    /// Whether this content is already stored under the id, as the latest or an older revision.
+    fn is_known(&self, key: u128, latest_hash: u64, hash: u64) -> bool {
+        latest_hash == hash || self.older.get(&key).is_some_and(|hashes| hashes.contains(&hash))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -257,6 +273,7 @@ fn writer_loop(
         let mut stored = Vec::with_capacity(group_events);
         let mut outcomes = Vec::with_capacity(group.len());
         let mut undo: Vec<(u128, Option<(u32, u64)>)> = Vec::new();
+        let mut undo_older: Vec<u128> = Vec::new();
         let mut replies = Vec::with_capacity(group.len());
         for request in group {
             let mut outcome = Outcome::default();
@@ -264,13 +281,15 @@ fn writer_loop(
                 let key = version_key(&request.org, event.kind, &event.id);
                 let previous = index.map.get(&key).copied();
                 let revision = match previous {
-                    Some((_, hash)) if hash == event.content_hash => {
+                    Some((_, hash)) if index.is_known(key, hash, event.content_hash) => {
                         outcome.duplicates += 1;
                         metrics.duplicates[kind_index(event.kind)].fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    Some((revision, _)) => {
+                    Some((revision, hash)) => {
                         outcome.revisions += 1;
+                        index.older.entry(key).or_default().push(hash);
+                        undo_older.push(key);
                         revision + 1
                     }
                     None => 1,
@@ -327,6 +346,11 @@ fn writer_loop(
             }
             Err(err) => {
                 error!(error = %err, events = records.len(), "event log write failed; the writer stops accepting");
+                for key in undo_older.into_iter().rev() {
+                    if let Some(hashes) = index.older.get_mut(&key) {
+                        hashes.pop();
+                    }
+                }
                 for (key, previous) in undo.into_iter().rev() {
                     match previous {
                         Some(v) => index.map.insert(key, v),

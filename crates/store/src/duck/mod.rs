@@ -103,10 +103,10 @@ impl DuckStore {
         debug!(sql, "duckdb query");
         self.with_reader(|conn| {
             let mut stmt = conn.prepare(sql)?;
+            let width = stmt.column_count();
             let mut rows = stmt.query([])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
-                let width = row.as_ref().column_count();
                 let mut cells = Vec::with_capacity(width);
                 for i in 0..width {
                     let value: Value = row.get(i)?;
@@ -239,11 +239,9 @@ impl EventStore for DuckStore {
         }
     }
 
-    fn for_each_latest_version(&self, visit: &mut dyn FnMut(VersionEntry<'_>)) -> Result<()> {
+    fn for_each_version(&self, visit: &mut dyn FnMut(VersionEntry<'_>)) -> Result<()> {
         self.with_reader(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT org_id, kind, id, max(revision), arg_max(content_hash, revision) FROM revisions GROUP BY org_id, kind, id",
-            )?;
+            let mut stmt = conn.prepare("SELECT org_id, kind, id, revision, content_hash FROM revisions")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let org: String = row.get(0)?;

@@ -33,6 +33,24 @@ fn duplicates_and_revisions_through_the_pipeline() {
 }
 
 #[test]
+fn resending_an_older_revision_is_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+        let pipeline = engine.pipeline();
+        assert_eq!(pipeline.submit_blocking("default", vec![event("x", 50074)]).unwrap().accepted, 1);
+        assert_eq!(pipeline.submit_blocking("default", vec![event("x", 0)]).unwrap().revisions, 1);
+        let again = pipeline.submit_blocking("default", vec![event("x", 50074), event("x", 0)]).unwrap();
+        assert_eq!((again.accepted, again.duplicates), (0, 2), "both versions are already stored");
+        engine.shutdown();
+    }
+    let engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+    let again = engine.pipeline().submit_blocking("default", vec![event("x", 50074)]).unwrap();
+    assert_eq!(again.duplicates, 1, "older revisions are remembered across restarts");
+    assert_eq!(engine.detail("default", LogKind::SignIn, "x").unwrap().unwrap().revisions.len(), 2);
+}
+
+#[test]
 fn restart_keeps_everything_and_the_duplicate_index() {
     let dir = tempfile::tempdir().unwrap();
     {
