@@ -4,8 +4,11 @@
 /// Appends one cell, quoted when it needs to be.
 pub fn push_cell(out: &mut String, value: &str) {
     let neutralise = matches!(value.chars().next(), Some('=' | '+' | '-' | '@' | '\t' | '\r'));
-    let needs_quotes =
-        neutralise || value.contains([',', '"', '\n', '\r']) || value.starts_with(' ') || value.ends_with(' ');
+    // A leading byte-order mark would be eaten by readers at the start of a file.
+    let needs_quotes = neutralise
+        || value.contains([',', '"', '\n', '\r'])
+        || value.starts_with([' ', '\u{feff}'])
+        || value.ends_with(' ');
     if !needs_quotes {
         out.push_str(value);
         return;

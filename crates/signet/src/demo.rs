@@ -257,11 +257,12 @@ pub fn signins(options: &DemoOptions) -> Vec<Vec<u8>> {
 
 fn one_signin(rng: &mut ChaCha8Rng, user: &User, t: i64) -> Value {
     let app = weighted(rng, APPS, |a| a.2);
-    let event_type = *weighted(
+    let event_type = weighted(
         rng,
         &[("interactiveUser", 70u32), ("nonInteractiveUser", 26), ("servicePrincipal", 2), ("managedIdentity", 2)],
         |e| e.1,
-    );
+    )
+    .0;
     let travelling = rng.gen_bool(0.01);
     let attack = rng.gen_bool(0.005);
     let place = if travelling || attack { FOREIGN[rng.gen_range(0..FOREIGN.len())] } else { PLACES[user.home] };

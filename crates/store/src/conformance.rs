@@ -1,7 +1,7 @@
 //! The conformance suite every [`EventStore`] must pass. Each check takes a fresh, empty store.
 //! Run it for a backend with [`event_store_conformance_tests!`]:
 //!
-//! ```ignore
+//! ```text
 //! signet_store::event_store_conformance_tests!(|| Arc::new(DuckStore::open_in_memory().unwrap()));
 //! ```
 

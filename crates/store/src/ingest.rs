@@ -113,7 +113,9 @@ impl VersionIndex {
         store.for_each_version(&mut |v: VersionEntry<'_>| {
             let key = version_key(v.org, v.kind, v.id);
             match index.map.get(&key).copied() {
-                Some((revision, _)) if revision >= v.revision => index.older.entry(key).or_default().push(v.content_hash),
+                Some((revision, _)) if revision >= v.revision => {
+                    index.older.entry(key).or_default().push(v.content_hash)
+                }
                 Some((_, hash)) => {
                     index.older.entry(key).or_default().push(hash);
                     index.map.insert(key, (v.revision, v.content_hash));

@@ -27,13 +27,16 @@ fn commands_work_on_a_data_directory() {
 
     let table = ok(signet(&["query", "--status", "failure", "--range", "1m", "--limit", "5"], &data));
     assert!(table.contains("(5 rows)"), "{table}");
-    let json = ok(signet(&["query", "--range", "1m", "-p", "clientApp=legacy", "--output", "json", "--limit", "3"], &data));
+    let json =
+        ok(signet(&["query", "--range", "1m", "-p", "clientApp=legacy", "--output", "json", "--limit", "3"], &data));
     let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(rows.as_array().unwrap().iter().all(|r| r["clientAppUsed"] != "Browser"));
-    let graph = ok(signet(&["query", "--filter", "status/errorCode eq 50126", "--output", "csv", "--limit", "2"], &data));
+    let graph =
+        ok(signet(&["query", "--filter", "status/errorCode eq 50126", "--output", "csv", "--limit", "2"], &data));
     assert!(graph.lines().count() >= 2, "{graph}");
 
-    let summary: serde_json::Value = serde_json::from_str(&ok(signet(&["report", "summary", "--days", "30"], &data))).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&ok(signet(&["report", "summary", "--days", "30"], &data))).unwrap();
     let total = summary["total"].as_i64().unwrap();
     assert!((3000..3100).contains(&total), "3000 sign-ins plus none lost: {summary}");
     let top: serde_json::Value = serde_json::from_str(&ok(signet(&["report", "top-apps", "--n", "3"], &data))).unwrap();
@@ -101,9 +104,14 @@ fn commands_work_against_a_running_server() {
     // The data directory is held by the server: local mode must refuse, not corrupt it.
     let refused = signet(&["query"], &data);
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("in use"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let summary: serde_json::Value = serde_json::from_str(&ok(with_server(&["report", "summary", "--days", "10"]))).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&ok(with_server(&["report", "summary", "--days", "10"]))).unwrap();
     assert!(summary["total"].as_i64().unwrap() >= 500, "{summary}");
     let page = ok(with_server(&["query", "--limit", "3"]));
     assert!(page.contains("(3 rows)"), "{page}");
