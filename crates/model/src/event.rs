@@ -79,19 +79,24 @@ pub fn require_object(body: &[u8]) -> Result<(), RecordError> {
 /// generic value, where the last occurrence wins as in most JSON parsers.
 pub fn parse_record<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, RecordError> {
     require_object(body)?;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize(&mut de) {
-        Ok(record) => Ok(record),
-        Err(err) if err.inner().to_string().starts_with("duplicate field") => {
-            let value: serde_json::Value =
-                serde_json::from_slice(body).map_err(|e| RecordError::new("(record)", e.to_string()))?;
-            serde_path_to_error::deserialize(value).map_err(|e| {
-                let path = e.path().to_string();
-                RecordError::new(if path == "." { "(record)".to_string() } else { path }, e.into_inner().to_string())
-            })
+    // The fast path tracks no paths; only a failed record is parsed again to name the field.
+    match serde_json::from_slice(body) {
+        Ok(record) => return Ok(record),
+        Err(err) if !err.to_string().starts_with("duplicate field") => {
+            let mut de = serde_json::Deserializer::from_slice(body);
+            return match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                Err(with_path) => Err(RecordError::from_serde(with_path)),
+                Ok(_) => Err(RecordError::new("(record)", err.to_string())),
+            };
         }
-        Err(err) => Err(RecordError::from_serde(err)),
+        Err(_) => {}
     }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| RecordError::new("(record)", e.to_string()))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        RecordError::new(if path == "." { "(record)".to_string() } else { path }, e.into_inner().to_string())
+    })
 }
 
 /// Why one record was rejected: which field, and why.

@@ -34,9 +34,34 @@ pub fn minify(json: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Content hash of a record: xxh3-64 of its minified JSON.
+/// Content hash of a record: xxh3-64 of its minified JSON, computed without copying it.
 pub fn content_hash(json: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(&minify(json))
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut run_start = 0;
+    for (i, &b) in json.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                hasher.update(&json[run_start..i]);
+                run_start = i + 1;
+            }
+            b'"' => in_string = true,
+            _ => {}
+        }
+    }
+    hasher.update(&json[run_start..]);
+    hasher.digest()
 }
 
 struct LenientString;
@@ -294,6 +319,13 @@ mod tests {
         let text = br#"{ "a" : "x y\" z" ,
             "b": [1, 2] }"#;
         assert_eq!(minify(text), br#"{"a":"x y\" z","b":[1,2]}"#.to_vec());
+    }
+
+    #[test]
+    fn streaming_hash_equals_hash_of_minified() {
+        let text = br#"{ "a" : "x y\" z" ,
+            "b": [1, 2] }"#;
+        assert_eq!(content_hash(text), xxhash_rust::xxh3::xxh3_64(&minify(text)));
     }
 
     #[test]

@@ -150,8 +150,38 @@ pub struct GraphMfaDetail {
     pub auth_detail: Option<String>,
 }
 
+/// `authenticationDetails`: a list, or (Log Analytics) a JSON list inside a string, or null.
 fn auth_details<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<GraphAuthDetail>, D::Error> {
-    Ok(crate::json::nested::<D, Vec<GraphAuthDetail>>(d)?.unwrap_or_default())
+    struct Details;
+    impl<'de> serde::de::Visitor<'de> for Details {
+        type Value = Vec<GraphAuthDetail>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of authentication steps, a JSON list inside a string, or null")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(step) = seq.next_element::<Option<GraphAuthDetail>>()? {
+                out.extend(step);
+            }
+            Ok(out)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            if v.trim().is_empty() {
+                return Ok(Vec::new());
+            }
+            serde_json::from_str(v).map_err(|e| E::custom(format!("list inside string: {e}")))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(Details)
+        }
+    }
+    d.deserialize_any(Details)
 }
 
 /// Methods that sign a user in without a password.

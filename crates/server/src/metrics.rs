@@ -84,6 +84,13 @@ pub fn render(http: &HttpMetrics, ingest: &IngestMetrics) -> String {
         "counter",
         format!("{:.6}", load(&ingest.commit_micros_total) as f64 / 1e6),
     );
+    gauge(
+        &mut out,
+        "signet_projection_lag_events",
+        "Acknowledged events not yet visible to queries.",
+        "gauge",
+        ingest.unprojected.load(Ordering::Relaxed).to_string(),
+    );
     let lag = load(&ingest.log_end).saturating_sub(load(&ingest.applied));
     gauge(
         &mut out,

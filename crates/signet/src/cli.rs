@@ -245,7 +245,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export(args),
         Command::Error(args) => error_code(args),
         Command::Demo(args) => demo_command(args),
-        Command::Bench(args) => crate::bench::run(args),
+        Command::Bench(args) => {
+            init_logging("warn");
+            crate::bench::run(args)
+        }
     }
 }
 

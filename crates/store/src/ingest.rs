@@ -39,15 +39,20 @@ pub struct IngestConfig {
     pub projection_interval: Duration,
     /// Events per store batch at most.
     pub projection_max_events: usize,
+    /// Committed events not yet visible to queries, at most. The writer waits beyond it, the
+    /// queue fills and clients get 503: an acknowledged event stays visible within about a
+    /// second even under overload, instead of the projection falling further behind.
+    pub max_unprojected_events: usize,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             max_in_flight_events: 400_000,
-            group_max_events: 50_000,
+            group_max_events: 20_000,
             projection_interval: Duration::from_millis(100),
             projection_max_events: 100_000,
+            max_unprojected_events: 25_000,
         }
     }
 }
@@ -71,6 +76,8 @@ pub struct IngestMetrics {
     pub revisions: [AtomicU64; 3],
     pub overloaded: AtomicU64,
     pub in_flight: AtomicUsize,
+    /// Committed events not yet applied to the store.
+    pub unprojected: AtomicUsize,
     pub commits: AtomicU64,
     pub commit_micros_total: AtomicU64,
     pub log_end: AtomicU64,
@@ -259,6 +266,9 @@ fn writer_loop(
     metrics: Arc<IngestMetrics>,
 ) {
     while let Ok(first) = rx.recv() {
+        while metrics.unprojected.load(Ordering::Acquire) > config.max_unprojected_events {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let started = Instant::now();
         let mut group = vec![first];
         let mut group_events = group[0].events.len();
@@ -342,6 +352,7 @@ fn writer_loop(
                         event,
                     })
                     .collect();
+                metrics.unprojected.fetch_add(events.len(), Ordering::AcqRel);
                 if !events.is_empty() && ptx.send((events, end)).is_err() {
                     error!("projector is gone; committed events will be applied at the next start");
                 }
@@ -397,6 +408,7 @@ fn projector_loop(
         }
         if !pending.is_empty() {
             apply_with_retry(&*store, &pending, through, &metrics);
+            metrics.unprojected.fetch_sub(pending.len(), Ordering::AcqRel);
             pending.clear();
             metrics.applied.store(through, Ordering::Relaxed);
             let (lock, condvar) = &*projected;

@@ -138,10 +138,13 @@ impl DuckStore {
             let superseded: Vec<&StoredEvent> = keep.iter().map(|&i| of_kind[i]).filter(|e| e.revision > 1).collect();
             delete_older(conn, kind, &superseded)?;
             let rows: Vec<&StoredEvent> = keep.iter().map(|&i| of_kind[i]).collect();
+            let started = std::time::Instant::now();
             let batch = arrow::kind_batch(kind, &rows)?;
+            let built = started.elapsed();
             let mut appender = conn.appender(schema::table(kind))?;
             appender.append_record_batch(batch)?;
             appender.flush()?;
+            debug!(kind = %kind, rows = rows.len(), arrow_ms = built.as_millis() as u64, append_ms = (started.elapsed() - built).as_millis() as u64, "applied");
         }
         let mut appender = conn.appender("revisions")?;
         appender.append_record_batch(arrow::revisions_batch(events)?)?;
@@ -226,10 +229,18 @@ impl EventStore for DuckStore {
 
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()> {
         let conn = self.writer.lock();
+        let started = std::time::Instant::now();
         conn.execute_batch("BEGIN TRANSACTION")?;
         match self.apply_in_transaction(&conn, events, through) {
             Ok(()) => {
+                let applied = started.elapsed();
                 conn.execute_batch("COMMIT")?;
+                debug!(
+                    events = events.len(),
+                    apply_ms = applied.as_millis() as u64,
+                    commit_ms = (started.elapsed() - applied).as_millis() as u64,
+                    "committed"
+                );
                 Ok(())
             }
             Err(err) => {
