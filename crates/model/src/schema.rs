@@ -160,6 +160,12 @@ pub const ACTIVITY_COLUMNS: &[Column] = &[
     col("instance_url", "instanceUrl", Some("InstanceUrl"), Str),
 ];
 
+/// Columns the normalisers always store in lower case, so that case-insensitive comparisons
+/// need not lower-case every row (`status`, the distinct-user key, the IP key).
+pub fn stored_lowercase(column: &Column) -> bool {
+    matches!(column.name, "status" | "user_key" | "ip_key")
+}
+
 /// The table name of a kind.
 pub fn table(kind: LogKind) -> &'static str {
     match kind {

@@ -96,11 +96,8 @@ fn parse_offset(token: &str) -> Option<i32> {
 /// or whole seconds.
 pub fn format_time(micros: i64) -> String {
     let dt = Utc.timestamp_micros(micros).single().unwrap_or_default();
-    if micros % 1_000_000 == 0 {
-        dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    } else {
-        dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-    }
+    let precision = if micros % 1_000_000 == 0 { chrono::SecondsFormat::Secs } else { chrono::SecondsFormat::Micros };
+    dt.to_rfc3339_opts(precision, true)
 }
 
 /// Current time in microseconds.

@@ -128,9 +128,7 @@ pub fn compile_expr(expr: &Expr, dialect: Dialect) -> String {
         Expr::Or(parts) => join(parts, " OR ", dialect),
         Expr::Not(inner) => format!("(NOT {})", compile_expr(inner, dialect)),
         Expr::Compare { column, op, value } => compare(column, *op, value, dialect),
-        Expr::StartsWith { column, prefix } => {
-            dialect.starts_with(&format!("lower({})", column.name), &prefix.to_lowercase())
-        }
+        Expr::StartsWith { column, prefix } => dialect.starts_with(&lowered(column), &prefix.to_lowercase()),
         Expr::ListContains { column, value } => dialect.list_contains(column.name, &dialect.quote_str(value)),
         Expr::InList { column, values } if values.is_empty() => {
             let _ = column;
@@ -138,8 +136,17 @@ pub fn compile_expr(expr: &Expr, dialect: Dialect) -> String {
         }
         Expr::InList { column, values } => {
             let list: Vec<String> = values.iter().map(|v| dialect.quote_str(&v.to_lowercase())).collect();
-            format!("lower({}) IN ({})", column.name, list.join(", "))
+            format!("{} IN ({})", lowered(column), list.join(", "))
         }
+    }
+}
+
+/// The column for a case-insensitive comparison: `lower(column)`, unless it is stored lower-case.
+fn lowered(column: &Column) -> String {
+    if schema::stored_lowercase(column) {
+        column.name.to_string()
+    } else {
+        format!("lower({})", column.name)
     }
 }
 
@@ -167,9 +174,10 @@ fn compare(column: &Column, op: CmpOp, value: &Literal, dialect: Dialect) -> Str
         }
         (ColType::Str, Literal::Str(s)) if matches!(op, CmpOp::Eq | CmpOp::Ne) => {
             let lowered = dialect.quote_str(&s.to_lowercase());
+            let target = self::lowered(column);
             match op {
-                CmpOp::Eq => format!("lower({name}) = {lowered}"),
-                _ => format!("lower({name}) IS DISTINCT FROM {lowered}"),
+                CmpOp::Eq => format!("{target} = {lowered}"),
+                _ => format!("{target} IS DISTINCT FROM {lowered}"),
             }
         }
         (_, value) if op == CmpOp::Ne => format!("{name} IS DISTINCT FROM {}", dialect.literal(value)),

@@ -185,7 +185,7 @@ pub async fn error_code(Path(code): Path<String>) -> ApiResult<Json<Value>> {
 }
 
 /// Rows per store query while exporting.
-const EXPORT_CHUNK: usize = 20_000;
+const EXPORT_CHUNK: usize = 100_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -257,8 +257,17 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
         for row in rows.iter().take(query.limit) {
             match format {
                 ExportFormat::Csv => {
-                    let texts: Vec<String> = row.iter().map(cell_text).collect();
-                    csv_out::push_row(&mut out, texts.iter().map(String::as_str));
+                    for (i, cell) in row.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        match cell {
+                            Cell::Str(s) => csv_out::push_cell(&mut out, s),
+                            Cell::Null => {}
+                            other => csv_out::push_cell(&mut out, &cell_text(other)),
+                        }
+                    }
+                    out.push_str("\r\n");
                 }
                 _ => {
                     let (Cell::Int(pos), Cell::Int(idx)) = (&row[2], &row[3]) else {

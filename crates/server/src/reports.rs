@@ -215,6 +215,13 @@ pub fn user_pattern(
     params.retain(|(k, _)| k != "user");
     params.push(("user".into(), user.to_string()));
     let (filter, from, to) = report_filter(&mut params, 90, now)?;
+    // Resolve the user (id, UPN or display name) to its stored distinct-user keys once, so the
+    // aggregations below compare one lower-cased column instead of lower-casing three per row.
+    let keys = agg(engine, org, &filter, vec![GroupBy::Column(col("user_key"))], vec![Measure::Count], Some(50))?;
+    let keys: Vec<String> = keys.iter().filter_map(|row| row[0].as_str().map(str::to_string)).collect();
+    params.retain(|(k, _)| k != "user");
+    let without_user = native::filter(SIGNIN, &params, now)?;
+    let filter = Expr::and(vec![without_user, Expr::InList { column: col("user_key"), values: keys }]);
     let time = col("event_time");
     let totals = agg(
         engine,
@@ -296,24 +303,25 @@ pub fn auth_methods(engine: &Engine, org: &str, mut params: Vec<(String, String)
     let t = totals.first().cloned().unwrap_or_default();
     let total = t.first().map_or(0, int);
     let share = |n: i64| if total == 0 { 0.0 } else { n as f64 / total as f64 };
-    let methods = agg(
+    let used = agg(
         engine,
         org,
         &filter,
         vec![GroupBy::Unnest(col("auth_methods"))],
-        vec![
-            Measure::Count,
-            Measure::CountWhereGroupIn(col("auth_methods_succeeded")),
-            Measure::CountDistinct(col("user_key")),
-        ],
+        vec![Measure::Count, Measure::CountDistinct(col("user_key"))],
         Some(100),
     )?;
-    let methods: Vec<Value> = methods
+    // Successes per method from the list of methods that succeeded: a second unnest is
+    // cheaper than testing list membership on every unnested row.
+    let succeeded =
+        agg(engine, org, &filter, vec![GroupBy::Unnest(col("auth_methods_succeeded"))], vec![Measure::Count], None)?;
+    let methods: Vec<Value> = used
         .iter()
         .map(|row| {
-            let (used, ok) = (int(&row[1]), int(&row[2]));
+            let used = int(&row[1]);
+            let ok = succeeded.iter().find(|s| s[0] == row[0]).map_or(0, |s| int(&s[1]));
             json!({
-                "method": cell_json(&row[0]), "signIns": used, "succeeded": ok, "users": int(&row[3]),
+                "method": cell_json(&row[0]), "signIns": used, "succeeded": ok, "users": int(&row[2]),
                 "successRate": if used == 0 { 0.0 } else { ok as f64 / used as f64 },
             })
         })
