@@ -8,7 +8,6 @@ use serde::Deserialize;
 use crate::event::{Cell, Event, RecordError};
 use crate::json::opt_string;
 use crate::kind::LogKind;
-use crate::time::parse_time;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -82,12 +81,8 @@ fn user_type_name(raw: Option<String>) -> Option<String> {
 /// Parses and normalises one activity record.
 pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
     let r: ActivityRecord = crate::event::parse_record(body)?;
-    let id = r.id.ok_or_else(|| RecordError::new("Id", "required"))?;
-    if id.len() > 256 {
-        return Err(RecordError::new("Id", "longer than 256 characters"));
-    }
-    let when = r.creation_time.ok_or_else(|| RecordError::new("CreationTime", "required"))?;
-    let time_us = parse_time(&when).map_err(|e| RecordError::new("CreationTime", e))?;
+    let id = crate::event::required_id(r.id, "Id")?;
+    let time_us = crate::event::required_time(r.creation_time, "CreationTime")?;
     let operation = r.operation.ok_or_else(|| RecordError::new("Operation", "required"))?;
 
     // Office 365 puts the UPN in UserId; the Dynamics schema puts it in User.
@@ -117,16 +112,7 @@ pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
         Cell::opt_str(r.service_name),
         Cell::opt_str(r.instance_url),
     ];
-    debug_assert_eq!(cells.len(), crate::schema::ACTIVITY_COLUMNS.len());
-    Ok(Event {
-        kind: LogKind::Activity,
-        id,
-        time_us,
-        content_hash: crate::json::content_hash(body),
-        cells,
-        body: body.to_vec(),
-        original: None,
-    })
+    Ok(Event::from_parts(LogKind::Activity, id, time_us, cells, body))
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use serde::Deserialize;
 use crate::event::{Cell, Event, RecordError};
 use crate::json::{nested, opt_string};
 use crate::kind::LogKind;
-use crate::time::parse_time;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -79,12 +78,8 @@ pub struct TargetResource {
 /// Parses and normalises one Graph-shaped directory audit record.
 pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
     let r: GraphDirectoryAudit = crate::event::parse_record(body)?;
-    let id = r.id.ok_or_else(|| RecordError::new("id", "required"))?;
-    if id.len() > 256 {
-        return Err(RecordError::new("id", "longer than 256 characters"));
-    }
-    let when = r.activity_date_time.ok_or_else(|| RecordError::new("activityDateTime", "required"))?;
-    let time_us = parse_time(&when).map_err(|e| RecordError::new("activityDateTime", e))?;
+    let id = crate::event::required_id(r.id, "id")?;
+    let time_us = crate::event::required_time(r.activity_date_time, "activityDateTime")?;
 
     let initiated = r.initiated_by.unwrap_or_default();
     let user = initiated.user.unwrap_or_default();
@@ -114,16 +109,7 @@ pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
         Cell::List(collect(|t| t.kind.as_ref())),
         Cell::List(collect(|t| t.user_principal_name.as_ref())),
     ];
-    debug_assert_eq!(cells.len(), crate::schema::AUDIT_COLUMNS.len());
-    Ok(Event {
-        kind: LogKind::DirectoryAudit,
-        id,
-        time_us,
-        content_hash: crate::json::content_hash(body),
-        cells,
-        body: body.to_vec(),
-        original: None,
-    })
+    Ok(Event::from_parts(LogKind::DirectoryAudit, id, time_us, cells, body))
 }
 
 #[cfg(test)]

@@ -99,6 +99,37 @@ pub fn parse_record<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Re
     })
 }
 
+/// A record's id: required, at most 256 characters.
+pub(crate) fn required_id(id: Option<String>, field: &str) -> Result<String, RecordError> {
+    let id = id.ok_or_else(|| RecordError::new(field, "required"))?;
+    if id.len() > 256 {
+        return Err(RecordError::new(field, "longer than 256 characters"));
+    }
+    Ok(id)
+}
+
+/// A record's event time: required, in one of the formats of [`crate::time::parse_time`].
+pub(crate) fn required_time(text: Option<String>, field: &str) -> Result<i64, RecordError> {
+    let text = text.ok_or_else(|| RecordError::new(field, "required"))?;
+    crate::time::parse_time(&text).map_err(|e| RecordError::new(field, e))
+}
+
+impl Event {
+    /// An event from its normalised parts; the content hash is taken over `body`.
+    pub(crate) fn from_parts(kind: LogKind, id: String, time_us: i64, cells: Vec<Cell>, body: &[u8]) -> Event {
+        debug_assert_eq!(cells.len(), crate::schema::kind_columns(kind).len());
+        Event {
+            kind,
+            id,
+            time_us,
+            content_hash: crate::json::content_hash(body),
+            cells,
+            body: body.to_vec(),
+            original: None,
+        }
+    }
+}
+
 /// Why one record was rejected: which field, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{field}: {reason}")]

@@ -8,7 +8,6 @@ use crate::event::{Cell, Event, RecordError};
 use crate::json::{opt_bool, opt_f64, opt_i64, opt_string, string_list};
 use crate::kind::LogKind;
 use crate::status::{is_legacy_client, SignInStatus};
-use crate::time::parse_time;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -213,12 +212,8 @@ pub fn user_key(user_id: Option<&str>, upn: Option<&str>) -> Option<String> {
 }
 
 fn from_record(r: GraphSignIn, body: &[u8]) -> Result<Event, RecordError> {
-    let id = r.id.ok_or_else(|| RecordError::new("id", "required: the sign-in's request id"))?;
-    if id.len() > 256 {
-        return Err(RecordError::new("id", "longer than 256 characters"));
-    }
-    let created = r.created_date_time.ok_or_else(|| RecordError::new("createdDateTime", "required"))?;
-    let time_us = parse_time(&created).map_err(|e| RecordError::new("createdDateTime", e))?;
+    let id = crate::event::required_id(r.id, "id")?;
+    let time_us = crate::event::required_time(r.created_date_time, "createdDateTime")?;
 
     let status = r.status.unwrap_or_default();
     let error_code = status.error_code.unwrap_or(0);
@@ -304,16 +299,7 @@ fn from_record(r: GraphSignIn, body: &[u8]) -> Result<Event, RecordError> {
         Cell::opt_str(r.token_issuer_type),
         Cell::opt_int(r.processing_time_in_milliseconds),
     ];
-    debug_assert_eq!(cells.len(), crate::schema::SIGNIN_COLUMNS.len());
-    Ok(Event {
-        kind: LogKind::SignIn,
-        id,
-        time_us,
-        content_hash: crate::json::content_hash(body),
-        cells,
-        body: body.to_vec(),
-        original: None,
-    })
+    Ok(Event::from_parts(LogKind::SignIn, id, time_us, cells, body))
 }
 
 fn infer_event_types(interactive: Option<bool>, user_id: Option<&str>, sp_id: Option<&str>) -> Vec<String> {

@@ -36,21 +36,8 @@ pub async fn import_file(
     let rejected = imported.rejected.len();
     let by_kind = imported.by_kind;
     let submitted = imported.events.len();
-    let outcome = if imported.events.is_empty() {
-        signet_store::Outcome::default()
-    } else {
-        state
-            .engine
-            .pipeline()
-            .submit(state.org(), imported.events)?
-            .await
-            .map_err(|_| ApiError::Store(signet_store::StoreError::ShuttingDown))??
-    };
-    let status = match (rejected, submitted) {
-        (0, _) => StatusCode::OK,
-        (_, 0) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::MULTI_STATUS,
-    };
+    let outcome = crate::ingest::store_events(&state, imported.events).await?;
+    let status = crate::ingest::batch_status(rejected, submitted);
     Ok((
         status,
         Json(json!({

@@ -101,18 +101,9 @@ async fn ingest(
         warn!(kind = %kind, rejected, first_field = %errors[0].field, first_reason = %errors[0].reason, "ingest records rejected");
     }
     let submitted = events.len();
-    let outcome = if events.is_empty() {
-        signet_store::Outcome::default()
-    } else {
-        let receiver = state.engine.pipeline().submit(state.org(), events)?;
-        receiver.await.map_err(|_| ApiError::Store(signet_store::StoreError::ShuttingDown))??
-    };
+    let outcome = store_events(&state, events).await?;
     debug_assert_eq!(outcome.accepted + outcome.duplicates, submitted);
-    let status = match (rejected, submitted) {
-        (0, _) => StatusCode::OK,
-        (_, 0) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::MULTI_STATUS,
-    };
+    let status = batch_status(rejected, submitted);
     let response = IngestResponse {
         accepted: outcome.accepted,
         revisions: outcome.revisions,
@@ -121,6 +112,27 @@ async fn ingest(
         errors: errors.into_iter().take(MAX_REPORTED_ERRORS).collect(),
     };
     Ok((status, Json(response)).into_response())
+}
+
+/// Stores events for the request's organisation; resolves once they are durable.
+pub(crate) async fn store_events(
+    state: &AppState,
+    events: Vec<signet_model::Event>,
+) -> ApiResult<signet_store::Outcome> {
+    if events.is_empty() {
+        return Ok(signet_store::Outcome::default());
+    }
+    let receiver = state.engine.pipeline().submit(state.org(), events)?;
+    Ok(receiver.await.map_err(|_| ApiError::Store(signet_store::StoreError::ShuttingDown))??)
+}
+
+/// 200 when every record was stored, 207 when some were rejected, 400 when none was stored.
+pub(crate) fn batch_status(rejected: usize, stored: usize) -> StatusCode {
+    match (rejected, stored) {
+        (0, _) => StatusCode::OK,
+        (_, 0) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::MULTI_STATUS,
+    }
 }
 
 /// Splits and normalises a body: (events, rejections).
