@@ -66,6 +66,8 @@ pub const SIGNIN_COLUMNS: &[Column] = &[
     col("user_display_name", "userDisplayName", Some("userDisplayName"), Str),
     col("user_type", "userType", Some("userType"), Str),
     col("user_key", "userKey", None, Str),
+    // 64-bit hash of user_key: distinct-user counts over integers instead of strings.
+    col("user_hash", "userHash", None, Int),
     col("app_id", "appId", Some("appId"), Str),
     col("app_display_name", "appDisplayName", Some("appDisplayName"), Str),
     col("resource_display_name", "resourceDisplayName", Some("resourceDisplayName"), Str),

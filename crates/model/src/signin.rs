@@ -253,7 +253,8 @@ fn from_record(r: GraphSignIn, body: &[u8]) -> Result<Event, RecordError> {
         Cell::opt_str(r.user_principal_name),
         Cell::opt_str(r.user_display_name),
         Cell::opt_str(r.user_type),
-        Cell::opt_str(key),
+        Cell::opt_str(key.clone()),
+        Cell::opt_int(key.as_deref().map(user_hash)),
         Cell::opt_str(r.app_id),
         Cell::opt_str(r.app_display_name),
         Cell::opt_str(r.resource_display_name),
@@ -343,6 +344,11 @@ fn auth_method_summary(details: &[GraphAuthDetail], mfa: Option<&GraphMfaDetail>
         }
     }
     (methods, succeeded, by_claim)
+}
+
+/// The distinct-user hash stored beside the key (xxh3-64 of the key, as a signed integer).
+pub fn user_hash(key: &str) -> i64 {
+    xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as i64
 }
 
 /// A sortable, prefix-comparable key for an IP address: 32 hex digits of the IPv6 form

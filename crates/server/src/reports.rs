@@ -91,7 +91,7 @@ fn status_measures() -> Vec<Measure> {
         Measure::CountIf(status_is("success")),
         Measure::CountIf(status_is("failure")),
         Measure::CountIf(status_is("interrupted")),
-        Measure::CountDistinct(col("user_key")),
+        Measure::CountDistinct(col("user_hash")),
     ]
 }
 
@@ -308,7 +308,7 @@ pub fn auth_methods(engine: &Engine, org: &str, mut params: Vec<(String, String)
         org,
         &filter,
         vec![GroupBy::Unnest(col("auth_methods"))],
-        vec![Measure::Count, Measure::CountDistinct(col("user_key"))],
+        vec![Measure::Count, Measure::CountDistinct(col("user_hash"))],
         Some(100),
     )?;
     // Successes per method from the list of methods that succeeded: a second unnest is

@@ -100,8 +100,8 @@ impl DuckStore {
     }
 
     fn query_cells(&self, sql: &str, types: Option<&[&Column]>) -> Result<Vec<Vec<Cell>>> {
-        debug!(sql, "duckdb query");
-        self.with_reader(|conn| {
+        let started = std::time::Instant::now();
+        let result = self.with_reader(|conn| {
             let mut stmt = conn.prepare(sql)?;
             let width = stmt.column_count();
             let mut rows = stmt.query([])?;
@@ -116,7 +116,9 @@ impl DuckStore {
                 out.push(cells);
             }
             Ok(out)
-        })
+        });
+        debug!(sql, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "duckdb query");
+        result
     }
 
     fn apply_in_transaction(&self, conn: &Connection, events: &[StoredEvent], through: u64) -> Result<()> {
