@@ -92,6 +92,23 @@ impl Expr {
         }
     }
 
+    /// Every column the expression reads.
+    pub fn columns(&self, out: &mut Vec<&'static Column>) {
+        match self {
+            Expr::True => {}
+            Expr::And(parts) | Expr::Or(parts) => parts.iter().for_each(|p| p.columns(out)),
+            Expr::Not(inner) => inner.columns(out),
+            Expr::Compare { column, .. }
+            | Expr::StartsWith { column, .. }
+            | Expr::ListContains { column, .. }
+            | Expr::InList { column, .. } => {
+                if !out.iter().any(|c| c.name == column.name) {
+                    out.push(column)
+                }
+            }
+        }
+    }
+
     pub fn eq(column: &'static Column, value: Literal) -> Expr {
         Expr::Compare { column, op: CmpOp::Eq, value }
     }

@@ -252,6 +252,30 @@ pub fn count_sql(org: &str, kind: signet_model::LogKind, filter: &Expr, dialect:
     )
 }
 
+/// The columns an aggregation's groups and measures read (not the filter's: it is applied
+/// before the projection).
+fn aggregation_columns(query: &AggQuery) -> Vec<&'static Column> {
+    let mut out: Vec<&'static Column> = Vec::new();
+    for group in &query.group_by {
+        match group {
+            GroupBy::Column(c) | GroupBy::TimeBucket(c, _) | GroupBy::HourOfDay(c) | GroupBy::DayOfWeek(c) => {
+                Expr::eq(c, Literal::Null).columns(&mut out)
+            }
+            GroupBy::Unnest(_) => {}
+        }
+    }
+    for measure in &query.measures {
+        match measure {
+            Measure::Count => {}
+            Measure::CountIf(expr) => expr.columns(&mut out),
+            Measure::CountDistinct(c) | Measure::CountWhereGroupIn(c) | Measure::MinTime(c) | Measure::MaxTime(c) => {
+                Expr::eq(c, Literal::Null).columns(&mut out)
+            }
+        }
+    }
+    out
+}
+
 /// A grouped aggregation: `g0..gN` (groups) then `m0..mM` (measures).
 pub fn agg_sql(query: &AggQuery, dialect: Dialect) -> String {
     let table = schema::table(query.kind);
@@ -260,17 +284,19 @@ pub fn agg_sql(query: &AggQuery, dialect: Dialect) -> String {
         GroupBy::Unnest(column) => Some(*column),
         _ => None,
     });
+    // Unnesting repeats every selected column per element: select only what the groups and
+    // measures read (engines do not push this projection through the unnest themselves).
+    let read = aggregation_columns(query).iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
+    let read = if read.is_empty() { String::new() } else { format!("{read}, ") };
     let source = match (unnest, dialect) {
         (None, _) => format!("(SELECT * FROM {table} WHERE {filter}) AS t"),
         (Some(list), Dialect::DuckDb) => {
-            format!("(SELECT *, unnest({}) AS {UNNEST_ALIAS} FROM {table} WHERE {filter}) AS t", list.name)
+            format!("(SELECT {read}unnest({}) AS {UNNEST_ALIAS} FROM {table} WHERE {filter}) AS t", list.name)
         }
-        (Some(list), Dialect::ClickHouse) => {
-            format!(
-                "(SELECT *, {UNNEST_ALIAS} FROM {table} ARRAY JOIN {} AS {UNNEST_ALIAS} WHERE {filter}) AS t",
-                list.name
-            )
-        }
+        (Some(list), Dialect::ClickHouse) => format!(
+            "(SELECT {read}{UNNEST_ALIAS} FROM {table} ARRAY JOIN {} AS {UNNEST_ALIAS} WHERE {filter}) AS t",
+            list.name
+        ),
     };
     let mut select = Vec::new();
     for (i, group) in query.group_by.iter().enumerate() {
@@ -383,7 +409,10 @@ mod tests {
             limit: Some(5),
         };
         let sql = agg_sql(&q, Dialect::DuckDb);
-        assert!(sql.contains("unnest(auth_methods) AS __unnested"), "{sql}");
+        assert!(
+            sql.contains("(SELECT auth_methods_succeeded, unnest(auth_methods) AS __unnested FROM signins"),
+            "{sql}"
+        );
         assert!(sql.contains("list_contains(auth_methods_succeeded, __unnested)"), "{sql}");
         assert!(agg_sql(&q, Dialect::ClickHouse).contains("ARRAY JOIN auth_methods"));
     }
