@@ -5,38 +5,8 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// Removes whitespace outside string literals. Valid JSON in, equivalent valid JSON out.
-pub fn minify(json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b' ' | b'\t' | b'\n' | b'\r' => {}
-            b'"' => {
-                in_string = true;
-                out.push(b);
-            }
-            _ => out.push(b),
-        }
-    }
-    out
-}
-
-/// Content hash of a record: xxh3-64 of its minified JSON, computed without copying it.
-pub fn content_hash(json: &[u8]) -> u64 {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+/// Calls `visit` with each run of JSON text between whitespace outside string literals, in order.
+fn significant_runs(json: &[u8], mut visit: impl FnMut(&[u8])) {
     let mut in_string = false;
     let mut escaped = false;
     let mut run_start = 0;
@@ -53,14 +23,31 @@ pub fn content_hash(json: &[u8]) -> u64 {
         }
         match b {
             b' ' | b'\t' | b'\n' | b'\r' => {
-                hasher.update(&json[run_start..i]);
+                if run_start < i {
+                    visit(&json[run_start..i]);
+                }
                 run_start = i + 1;
             }
             b'"' => in_string = true,
             _ => {}
         }
     }
-    hasher.update(&json[run_start..]);
+    if run_start < json.len() {
+        visit(&json[run_start..]);
+    }
+}
+
+/// Removes whitespace outside string literals. Valid JSON in, equivalent valid JSON out.
+pub fn minify(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    significant_runs(json, |run| out.extend_from_slice(run));
+    out
+}
+
+/// Content hash of a record: xxh3-64 of its minified JSON, computed without copying it.
+pub fn content_hash(json: &[u8]) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    significant_runs(json, |run| hasher.update(run));
     hasher.digest()
 }
 
