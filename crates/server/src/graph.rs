@@ -203,12 +203,10 @@ async fn get(State(state): State<AppState>, kind: LogKind, resource: &'static st
     let org = state.org().to_string();
     let engine = state.engine.clone();
     let lookup = id.clone();
-    let detail = tokio::task::spawn_blocking(move || engine.detail(&org, kind, &lookup)).await??;
-    let Some(detail) = detail else {
-        return Err(ApiError::NotFound(format!("auditLogs/{resource}('{id}') does not exist")));
-    };
-    let latest = detail.revisions.last().map(|r| r.body.clone()).unwrap_or_default();
-    Ok(axum::Json(latest).into_response())
+    let body = tokio::task::spawn_blocking(move || engine.latest_body(&org, kind, &lookup)).await??;
+    let body = body.ok_or_else(|| ApiError::NotFound(format!("auditLogs/{resource}('{id}') does not exist")))?;
+    // The record exactly as stored, like the list.
+    Ok(([(header::CONTENT_TYPE, "application/json; odata.metadata=minimal")], body).into_response())
 }
 
 #[cfg(test)]

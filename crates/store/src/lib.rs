@@ -171,6 +171,14 @@ impl Engine {
         Ok(self.log.read(ptr)?.body)
     }
 
+    /// The stored body of an event's latest revision, byte for byte, or `None`.
+    pub fn latest_body(&self, org: &str, kind: LogKind, id: &str) -> Result<Option<Vec<u8>>> {
+        match self.store.revisions(org, kind, id)?.last() {
+            Some(latest) => Ok(Some(self.log.read(latest.ptr)?.body)),
+            None => Ok(None),
+        }
+    }
+
     /// An event with every revision, or `None`.
     pub fn detail(&self, org: &str, kind: LogKind, id: &str) -> Result<Option<EventDetail>> {
         let revisions = self.store.revisions(org, kind, id)?;

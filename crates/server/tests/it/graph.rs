@@ -66,7 +66,9 @@ async fn filters_and_single_records() {
     let (status, record) = server.get("/v1.0/auditLogs/signIns/g03").await;
     assert_eq!(status, 200);
     assert_eq!(record["userPrincipalName"], "odd@x.com");
-    assert_eq!(record["location"]["city"], "Paris", "the record is served as it was sent");
+    assert_eq!(record["location"]["city"], "Paris");
+    let raw = server.http.get(server.url("/v1.0/auditLogs/signIns/g03")).send().await.unwrap().text().await.unwrap();
+    assert!(raw.starts_with(r#"{"id":"g03","createdDateTime""#), "served byte for byte as sent: {raw}");
     let (status, error) = server.get("/v1.0/auditLogs/signIns/nope").await;
     assert_eq!(status, 404);
     assert_eq!(error["error"]["code"], "Request_ResourceNotFound");
