@@ -16,7 +16,7 @@ pub mod convert;
 pub mod csv_rows;
 
 use serde::Serialize;
-use signet_model::{Event, LogKind};
+use signet_model::Event;
 
 /// A source format, or `Auto` to detect it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,13 +127,4 @@ pub fn to_event(c: convert::Converted) -> Result<Event, signet_model::RecordErro
         event.original = Some(original);
     }
     Ok(event)
-}
-
-/// Kind names for summaries.
-pub fn kind_label(kind: LogKind) -> &'static str {
-    match kind {
-        LogKind::SignIn => "sign-ins",
-        LogKind::DirectoryAudit => "directory audits",
-        LogKind::Activity => "activities",
-    }
 }

@@ -28,7 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use signet_model::{Cell, LogKind};
+use signet_model::Cell;
 use signet_store::Engine;
 
 /// Server settings that handlers need.
@@ -141,9 +141,4 @@ pub fn cell_text(cell: &Cell) -> String {
         Cell::Time(t) => signet_model::time::format_time(*t),
         Cell::List(items) => items.join("; "),
     }
-}
-
-/// The kind's URL segment.
-pub fn kind_path(kind: LogKind) -> &'static str {
-    kind.as_str()
 }

@@ -132,17 +132,9 @@ pub fn revisions_batch(events: &[StoredEvent]) -> Result<RecordBatch> {
     let columns: Vec<&Column> = REVISION_COLUMNS.iter().collect();
     let mut builders: Vec<Builder> = columns.iter().map(|c| Builder::new(c.ty, events.len())).collect();
     for e in events {
-        let cells = [
-            Cell::Str(e.org.clone()),
-            Cell::Int(i64::from(e.event.kind.code())),
-            Cell::Str(e.event.id.clone()),
-            Cell::Int(i64::from(e.revision)),
-            Cell::Int(e.event.content_hash as i64),
-            Cell::Time(e.event.time_us),
-            Cell::Time(e.received_us),
-            Cell::Int(e.ptr.frame_pos as i64),
-            Cell::Int(i64::from(e.ptr.index)),
-        ];
+        // The revisions row is the common cells with the kind after the organisation.
+        let mut cells = common_cells(e).to_vec();
+        cells.insert(1, Cell::Int(i64::from(e.event.kind.code())));
         for (builder, cell) in builders.iter_mut().zip(cells.iter()) {
             builder.push(cell);
         }
