@@ -64,6 +64,25 @@ pub struct Event {
     pub original: Option<Vec<u8>>,
 }
 
+impl Event {
+    /// The value of a kind-specific column by name, if the kind has it.
+    pub fn cell(&self, name: &str) -> Option<&Cell> {
+        let at = crate::schema::kind_columns(self.kind).iter().position(|c| c.name == name)?;
+        self.cells.get(at)
+    }
+
+    /// The source application the event reports itself from: a sign-in's application (id or
+    /// name), a directory audit's logging service, an activity's workload or service name.
+    pub fn source_apps(&self) -> Vec<&str> {
+        let names: &[&str] = match self.kind {
+            LogKind::SignIn => &["app_id", "app_display_name"],
+            LogKind::DirectoryAudit => &["logged_by_service"],
+            LogKind::Activity => &["workload", "service_name"],
+        };
+        names.iter().filter_map(|n| self.cell(n)?.as_str()).collect()
+    }
+}
+
 /// Rejects anything but a JSON object before it reaches a typed parser (serde would otherwise
 /// read an array positionally into the struct's fields).
 pub fn require_object(body: &[u8]) -> Result<(), RecordError> {

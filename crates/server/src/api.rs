@@ -9,9 +9,11 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 use signet_model::schema::{self, Column};
 use signet_model::{catalog, Cell, LogKind};
-use signet_query::{cursor, native, ListQuery};
+use signet_query::{cursor, native, Expr, ListQuery};
 use signet_store::{Engine, RecordPtr};
 
+use crate::access_log::AuditNote;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::graph::parse_query;
 use crate::{cell_json, cell_text, csv_out, AppState};
@@ -33,16 +35,20 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
 
-pub async fn list_signins(state: State<AppState>, query: RawQuery) -> ApiResult<Json<Value>> {
-    list(state, LogKind::SignIn, query).await
+pub async fn list_signins(state: State<AppState>, caller: Caller, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    list_for(state, caller.org().to_string(), LogKind::SignIn, raw, None).await
 }
 
-pub async fn list_directory_audits(state: State<AppState>, query: RawQuery) -> ApiResult<Json<Value>> {
-    list(state, LogKind::DirectoryAudit, query).await
+pub async fn list_directory_audits(
+    state: State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    list_for(state, caller.org().to_string(), LogKind::DirectoryAudit, raw, None).await
 }
 
-pub async fn list_activities(state: State<AppState>, query: RawQuery) -> ApiResult<Json<Value>> {
-    list(state, LogKind::Activity, query).await
+pub async fn list_activities(state: State<AppState>, caller: Caller, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    list_for(state, caller.org().to_string(), LogKind::Activity, raw, None).await
 }
 
 /// Rows as objects keyed by API names.
@@ -108,24 +114,36 @@ pub fn default_columns(kind: LogKind) -> Vec<&'static Column> {
     names.iter().filter_map(|n| schema::find_column(kind, n)).collect()
 }
 
-async fn list(State(state): State<AppState>, kind: LogKind, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+/// One page of the native list for `org`, with the request's filters and, when given, a
+/// filter the caller cannot lift (e.g. "own sign-ins only").
+pub async fn list_for(
+    State(state): State<AppState>,
+    org: String,
+    kind: LogKind,
+    raw: Option<String>,
+    confine: Option<Expr>,
+) -> ApiResult<Response> {
     let params = parse_query(raw.as_deref());
     let mut request = native::request(kind, &params, signet_model::time::now_micros())?;
     if request.columns.is_empty() {
         request.columns = default_columns(kind);
     }
-    let query = request.into_list_query(state.org(), kind);
+    if let Some(confine) = confine {
+        request.filter = Expr::and(vec![request.filter, confine]);
+    }
+    let query = request.into_list_query(&org, kind);
     let engine = state.engine.clone();
     let (rows, query) =
         tokio::task::spawn_blocking(move || engine.store().list(&query).map(|rows| (rows, query))).await??;
     let more = rows.len() > query.limit;
     let page = &rows[..rows.len().min(query.limit)];
     let next = if more { page.last().and_then(|row| cursor_of(&query, row)) } else { None };
-    Ok(Json(json!({
+    let answer = Json(json!({
         "columns": query.columns.iter().map(|c| c.api).collect::<Vec<_>>(),
         "items": rows_json(&query.columns, page),
         "nextCursor": next,
-    })))
+    }));
+    Ok(AuditNote::rows(page.len()).attach(answer))
 }
 
 fn cursor_of(query: &ListQuery, row: &[Cell]) -> Option<String> {
@@ -137,20 +155,24 @@ fn cursor_of(query: &ListQuery, row: &[Cell]) -> Option<String> {
     }
 }
 
-pub async fn signin_detail(state: State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    detail(state, LogKind::SignIn, id).await
+pub async fn signin_detail(state: State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    detail(state, caller, LogKind::SignIn, id).await
 }
 
-pub async fn directory_audit_detail(state: State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    detail(state, LogKind::DirectoryAudit, id).await
+pub async fn directory_audit_detail(
+    state: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    detail(state, caller, LogKind::DirectoryAudit, id).await
 }
 
-pub async fn activity_detail(state: State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    detail(state, LogKind::Activity, id).await
+pub async fn activity_detail(state: State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    detail(state, caller, LogKind::Activity, id).await
 }
 
-async fn detail(State(state): State<AppState>, kind: LogKind, id: String) -> ApiResult<Json<Value>> {
-    let org = state.org().to_string();
+async fn detail(State(state): State<AppState>, caller: Caller, kind: LogKind, id: String) -> ApiResult<Response> {
+    let org = caller.org().to_string();
     let engine = state.engine.clone();
     let lookup = id.clone();
     let detail = tokio::task::spawn_blocking(move || engine.detail(&org, kind, &lookup)).await??;
@@ -166,7 +188,8 @@ async fn detail(State(state): State<AppState>, kind: LogKind, id: String) -> Api
             value["errorCode"] = serde_json::to_value(info).unwrap_or_default();
         }
     }
-    Ok(Json(value))
+    let note = AuditNote { rows: Some(detail.revisions.len() as u64), target: Some(id) };
+    Ok(note.attach(Json(value)))
 }
 
 pub async fn error_codes() -> Json<Value> {
@@ -308,20 +331,37 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
 /// `GET /api/v1/signins/export?format=csv|json|ndjson&...filters`: everything that matches,
 /// streamed in bounded memory, no row cap. CSV has the chosen (or default) columns; JSON and
 /// NDJSON carry the complete records.
-pub async fn export_signins(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+///
+/// The access log records the export before the first byte leaves (with its filter) and again
+/// when it ends (`SignInsExportCompleted`, with the number of rows written).
+pub async fn export_signins(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: axum::http::Uri,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let params = parse_query(raw.as_deref());
-    let plan = plan_export(state.org(), LogKind::SignIn, &params, signet_model::time::now_micros())?;
+    let plan = plan_export(caller.org(), LogKind::SignIn, &params, signet_model::time::now_micros())?;
     let format = plan.format;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let engine = state.engine.clone();
+    let done_state = state.clone();
     tokio::task::spawn_blocking(move || {
         let mut sink = |chunk: String| tx.blocking_send(Ok(Bytes::from(chunk))).is_ok();
-        if let Err(err) = run_export(&engine, plan, &mut sink) {
-            // The status line is gone already: end the body with an error so the client
-            // sees a failed transfer instead of a silently short file.
-            tracing::error!(error = %err, "export failed midway");
-            let _ = tx.blocking_send(Err(std::io::Error::other(err)));
-        }
+        let (result, rows) = match run_export(&engine, plan, &mut sink) {
+            Ok(rows) => ("Succeeded", Some(rows)),
+            Err(err) => {
+                // The status line is gone already: end the body with an error so the client
+                // sees a failed transfer instead of a silently short file.
+                tracing::error!(error = %err, "export failed midway");
+                let _ = tx.blocking_send(Err(std::io::Error::other(err)));
+                ("Failed", None)
+            }
+        };
+        let note = AuditNote { rows, target: None };
+        let message = format!("export of sign-ins ended: {} rows", rows.map_or("?".into(), |r| r.to_string()));
+        let record = crate::access_log::access_event(&caller, "SignInsExportCompleted", result, &uri, &note, &message);
+        crate::access_log::store_detached(&done_state, caller.org(), &record);
     });
     let extension = match format {
         ExportFormat::Csv => "csv",

@@ -5,6 +5,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use signet_auth::AuthError;
 use signet_query::QueryError;
 use signet_store::StoreError;
 use tracing::error;
@@ -19,6 +20,21 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// No credential, or one that is not valid.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid credential without the permission.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many sign-in attempts from this address; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// The access could not be recorded in the access log, so its answer is withheld.
+    #[error("the access could not be recorded in the audit log; try again shortly")]
+    AuditUnavailable,
+    #[error(transparent)]
+    Auth(#[from] signet_auth::AuthError),
     #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
@@ -36,6 +52,16 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "Request_ResourceNotFound"),
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Authorization_RequestDenied"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            ApiError::AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+            ApiError::Auth(AuthError::Invalid(_)) => (StatusCode::BAD_REQUEST, "BadRequest"),
+            ApiError::Auth(AuthError::NotFound(_)) => (StatusCode::NOT_FOUND, "Request_ResourceNotFound"),
+            ApiError::Auth(AuthError::Conflict(_)) => (StatusCode::CONFLICT, "Conflict"),
+            ApiError::Auth(AuthError::Forbidden(_)) => (StatusCode::FORBIDDEN, "Authorization_RequestDenied"),
+            ApiError::Auth(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
             ApiError::Query(QueryError::Unsupported(_)) => (StatusCode::BAD_REQUEST, "Request_UnsupportedQuery"),
             ApiError::Query(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
             ApiError::Store(StoreError::Query(_)) => (StatusCode::BAD_REQUEST, "BadRequest"),
@@ -53,6 +79,9 @@ impl ApiError {
                 "the event writer stopped after a failed disk write; nothing more is accepted until an operator restarts Signet".into()
             }
             ApiError::Store(_) | ApiError::Internal(_) => "internal error; see the server log".into(),
+            ApiError::Auth(AuthError::Io { .. } | AuthError::Corrupt { .. } | AuthError::Internal(_)) => {
+                "internal error; see the server log".into()
+            }
             other => other.to_string(),
         }
     }
@@ -66,9 +95,15 @@ impl IntoResponse for ApiError {
         }
         let body = json!({ "error": { "code": code, "message": self.public_message() } });
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"signet\""));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             let retry_after = match &self {
                 ApiError::Store(StoreError::Overloaded { retry_after_secs }) => *retry_after_secs,
+                ApiError::TooManyRequests { retry_after_secs } => *retry_after_secs,
                 _ => 5,
             };
             if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {

@@ -5,31 +5,47 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use signet_model::schema::find_column;
 use signet_model::{Cell, LogKind};
 use signet_query::{cursor, odata, ListQuery, SortOrder};
 use signet_store::RecordPtr;
 
+use crate::access_log::AuditNote;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 const MAX_TOP: usize = 1000;
 
-pub async fn list_signins(state: State<AppState>, headers: HeaderMap, query: RawQuery) -> ApiResult<Response> {
-    list(state, LogKind::SignIn, "signIns", headers, query).await
+pub async fn list_signins(
+    state: State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> ApiResult<Response> {
+    list(state, caller, LogKind::SignIn, "signIns", headers, query).await
 }
 
-pub async fn list_directory_audits(state: State<AppState>, headers: HeaderMap, query: RawQuery) -> ApiResult<Response> {
-    list(state, LogKind::DirectoryAudit, "directoryAudits", headers, query).await
+pub async fn list_directory_audits(
+    state: State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> ApiResult<Response> {
+    list(state, caller, LogKind::DirectoryAudit, "directoryAudits", headers, query).await
 }
 
-pub async fn get_signin(state: State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    get(state, LogKind::SignIn, "signIns", id).await
+pub async fn get_signin(state: State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    get(state, caller, LogKind::SignIn, "signIns", id).await
 }
 
-pub async fn get_directory_audit(state: State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    get(state, LogKind::DirectoryAudit, "directoryAudits", id).await
+pub async fn get_directory_audit(
+    state: State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    get(state, caller, LogKind::DirectoryAudit, "directoryAudits", id).await
 }
 
 /// Decodes `a=b&c=d` keeping order; `+` is a space as in forms.
@@ -89,6 +105,7 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     kind: LogKind,
     resource: &'static str,
     headers: HeaderMap,
@@ -132,7 +149,7 @@ async fn list(
         .map(|s| s.split(',').map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect());
     let column = |name| find_column(kind, name).expect("common column");
     let query = ListQuery {
-        org: state.org().to_string(),
+        org: caller.org().to_string(),
         kind,
         filter,
         order,
@@ -186,7 +203,8 @@ async fn list(
         }
     }
     out.extend_from_slice(b"]}");
-    Ok(([(header::CONTENT_TYPE, "application/json; odata.metadata=minimal")], out).into_response())
+    let answer = ([(header::CONTENT_TYPE, "application/json; odata.metadata=minimal")], out);
+    Ok(AuditNote::rows(bodies.len()).attach(answer))
 }
 
 /// `$select`: keeps the named top-level properties.
@@ -199,14 +217,21 @@ fn project(body: &[u8], fields: &[String]) -> Vec<u8> {
     serde_json::to_vec(&kept).unwrap_or_default()
 }
 
-async fn get(State(state): State<AppState>, kind: LogKind, resource: &'static str, id: String) -> ApiResult<Response> {
-    let org = state.org().to_string();
+async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    kind: LogKind,
+    resource: &'static str,
+    id: String,
+) -> ApiResult<Response> {
+    let org = caller.org().to_string();
     let engine = state.engine.clone();
     let lookup = id.clone();
     let body = tokio::task::spawn_blocking(move || engine.latest_body(&org, kind, &lookup)).await??;
     let body = body.ok_or_else(|| ApiError::NotFound(format!("auditLogs/{resource}('{id}') does not exist")))?;
     // The record exactly as stored, like the list.
-    Ok(([(header::CONTENT_TYPE, "application/json; odata.metadata=minimal")], body).into_response())
+    let answer = ([(header::CONTENT_TYPE, "application/json; odata.metadata=minimal")], body);
+    Ok(AuditNote { rows: Some(1), target: Some(id) }.attach(answer))
 }
 
 #[cfg(test)]

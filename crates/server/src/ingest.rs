@@ -10,11 +10,70 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use signet_import::body::{self, BodyError, Framing};
-use signet_model::{normalize, LogKind};
+use signet_model::{normalize, Event, LogKind, RecordError};
 use tracing::warn;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
+
+/// Application id of Signet's own console in the sign-ins it records about itself.
+pub const SIGNET_APP_ID: &str = "5167e7a0-0000-4000-8000-5167e7c0a501";
+/// `RecordType` of Signet's own access records.
+pub const SIGNET_ACCESS_RECORD_TYPE: &str = "SignetAccess";
+
+/// What a caller may write. Records Signet writes about itself (its console sign-ins and its
+/// access log) are refused from everyone, so that the self-audit cannot be forged; an ingest
+/// key bound to one source application writes only that application's events.
+#[derive(Clone, Debug, Default)]
+pub struct WritePolicy {
+    app: Option<String>,
+}
+
+impl WritePolicy {
+    pub fn of(caller: &Caller) -> WritePolicy {
+        match &caller.principal.subject {
+            signet_auth::Subject::Key { app, .. } => WritePolicy { app: app.clone() },
+            signet_auth::Subject::User { .. } => WritePolicy::default(),
+        }
+    }
+
+    /// Whether the policy restricts the source application.
+    pub fn restricted(&self) -> bool {
+        self.app.is_some()
+    }
+
+    pub fn admit(&self, event: &Event) -> Result<(), RecordError> {
+        let reserved = match event.kind {
+            LogKind::SignIn => event.cell("app_id").and_then(|c| c.as_str()) == Some(SIGNET_APP_ID),
+            LogKind::Activity => event
+                .cell("record_type")
+                .and_then(|c| c.as_str())
+                .is_some_and(|t| t.eq_ignore_ascii_case(SIGNET_ACCESS_RECORD_TYPE)),
+            LogKind::DirectoryAudit => false,
+        };
+        if reserved {
+            return Err(RecordError::new(
+                if event.kind == LogKind::SignIn { "appId" } else { "RecordType" },
+                "reserved for the records Signet writes about itself",
+            ));
+        }
+        if let Some(app) = &self.app {
+            if !event.source_apps().iter().any(|a| a.eq_ignore_ascii_case(app)) {
+                let field = match event.kind {
+                    LogKind::SignIn => "appId",
+                    LogKind::DirectoryAudit => "loggedByService",
+                    LogKind::Activity => "Workload",
+                };
+                return Err(RecordError::new(
+                    field,
+                    format!("this ingest key may only write events of application {app:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// One rejected record.
 #[derive(Debug, Serialize)]
@@ -42,26 +101,29 @@ const MAX_REPORTED_ERRORS: usize = 1000;
 
 pub async fn signins(
     state: State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    ingest(state, LogKind::SignIn, headers, body).await
+    ingest(state, caller, LogKind::SignIn, headers, body).await
 }
 
 pub async fn directory_audits(
     state: State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    ingest(state, LogKind::DirectoryAudit, headers, body).await
+    ingest(state, caller, LogKind::DirectoryAudit, headers, body).await
 }
 
 pub async fn activities(
     state: State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    ingest(state, LogKind::Activity, headers, body).await
+    ingest(state, caller, LogKind::Activity, headers, body).await
 }
 
 fn framing(headers: &HeaderMap) -> ApiResult<Framing> {
@@ -84,6 +146,7 @@ fn framing(headers: &HeaderMap) -> ApiResult<Framing> {
 
 async fn ingest(
     State(state): State<AppState>,
+    caller: Caller,
     kind: LogKind,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -94,14 +157,15 @@ async fn ingest(
         _ => ApiError::BadRequest(format!("could not read the request body: {rejection}")),
     })?;
     // Parsing and normalising is CPU work: keep it off the async workers.
-    let (events, errors) = tokio::task::spawn_blocking(move || parse_batch(kind, framing, &body)).await??;
+    let policy = WritePolicy::of(&caller);
+    let (events, errors) = tokio::task::spawn_blocking(move || parse_batch(kind, framing, &body, &policy)).await??;
     let rejected = errors.len();
     if rejected > 0 {
         state.http_metrics.add_rejected(kind, rejected);
         warn!(kind = %kind, rejected, first_field = %errors[0].field, first_reason = %errors[0].reason, "ingest records rejected");
     }
     let submitted = events.len();
-    let outcome = store_events(&state, events).await?;
+    let outcome = store_events(&state, caller.org(), events).await?;
     debug_assert_eq!(outcome.accepted + outcome.duplicates, submitted);
     let status = batch_status(rejected, submitted);
     let response = IngestResponse {
@@ -114,15 +178,16 @@ async fn ingest(
     Ok((status, Json(response)).into_response())
 }
 
-/// Stores events for the request's organisation; resolves once they are durable.
+/// Stores events for the caller's organisation; resolves once they are durable.
 pub(crate) async fn store_events(
     state: &AppState,
+    org: &str,
     events: Vec<signet_model::Event>,
 ) -> ApiResult<signet_store::Outcome> {
     if events.is_empty() {
         return Ok(signet_store::Outcome::default());
     }
-    let receiver = state.engine.pipeline().submit(state.org(), events)?;
+    let receiver = state.engine.pipeline().submit(org, events)?;
     Ok(receiver.await.map_err(|_| ApiError::Store(signet_store::StoreError::ShuttingDown))??)
 }
 
@@ -140,6 +205,7 @@ pub fn parse_batch(
     kind: LogKind,
     framing: Framing,
     body: &[u8],
+    policy: &WritePolicy,
 ) -> ApiResult<(Vec<signet_model::Event>, Vec<RecordRejection>)> {
     let records = body::split(body, framing).map_err(|e| match e {
         BodyError::Empty => ApiError::BadRequest("empty body: send at least one record".into()),
@@ -148,7 +214,7 @@ pub fn parse_batch(
     let mut events = Vec::with_capacity(records.len());
     let mut errors = Vec::new();
     for (index, record) in records.iter().enumerate() {
-        match normalize(kind, record.bytes) {
+        match normalize(kind, record.bytes).and_then(|event| policy.admit(&event).map(|()| event)) {
             Ok(event) => events.push(event),
             Err(e) => errors.push(RecordRejection {
                 index,

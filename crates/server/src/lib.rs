@@ -3,6 +3,10 @@
 //! # Layout
 //! - [`app`] builds the router from an [`AppState`]; [`run`] serves it on a listener until a
 //!   shutdown future resolves (tests start it on port 0).
+//! - [`routes`]: the route table: every route with its permission and audit rule.
+//! - [`auth`]: verifies credentials (API keys, session cookies + CSRF) and checks the route's
+//!   permission in front of every handler; [`access_log`] records every read and change.
+//! - [`accounts`]: sign-in / sign-out, "my sign-ins", accounts, API keys, settings.
 //! - [`ingest`]: `POST /api/v1/{signins,directory-audits,activities}`.
 //! - [`graph`]: the Microsoft Graph-compatible reads under `/v1.0/auditLogs/...`.
 //! - [`api`]: the native query API, event details, export, error codes.
@@ -10,7 +14,10 @@
 //! - [`error`]: the one mapping from errors to HTTP statuses and OData-shaped bodies.
 //! - [`metrics`], [`csv_out`]: Prometheus text and formula-safe CSV.
 
+pub mod access_log;
+pub mod accounts;
 pub mod api;
+pub mod auth;
 pub mod csv_out;
 pub mod error;
 pub mod graph;
@@ -18,31 +25,48 @@ pub mod import;
 pub mod ingest;
 pub mod metrics;
 pub mod reports;
+pub mod routes;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
+use signet_auth::{Directory, LoginGuard, LoginPolicy, SessionStore};
 use signet_model::Cell;
 use signet_store::Engine;
 
 /// Server settings that handlers need.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// Organisation every request acts for (until credentials carry one).
+    /// The deployment's home organisation (single-organisation installs use only this one).
     pub org: String,
     /// Largest request body accepted, in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// Sessions end after this long without a request.
+    pub session_idle: Duration,
+    /// Sessions end this long after sign-in, whatever the activity.
+    pub session_lifetime: Duration,
+    /// Mark the session cookie `Secure` (set when Signet is reached over HTTPS).
+    pub secure_cookies: bool,
+    /// Lockout and rate limits of password sign-in.
+    pub login: LoginPolicy,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { org: signet_model::OrgId::DEFAULT.to_string(), max_body_bytes: 64 << 20 }
+        ServerConfig {
+            org: signet_model::OrgId::DEFAULT.to_string(),
+            max_body_bytes: 64 << 20,
+            session_idle: Duration::from_secs(30 * 60),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+            login: LoginPolicy::default(),
+        }
     }
 }
 
@@ -52,46 +76,33 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: Arc<ServerConfig>,
     pub http_metrics: Arc<metrics::HttpMetrics>,
+    pub directory: Arc<Directory>,
+    pub sessions: Arc<SessionStore>,
+    pub login: Arc<LoginGuard>,
 }
 
 impl AppState {
-    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
-        AppState { engine, config: Arc::new(config), http_metrics: Arc::default() }
-    }
-
-    /// The organisation of the request. Today the configured one; with access control it
-    /// comes from the verified credential, never from the request.
-    pub fn org(&self) -> &str {
-        &self.config.org
+    pub fn new(engine: Arc<Engine>, directory: Arc<Directory>, config: ServerConfig) -> AppState {
+        let sessions = Arc::new(SessionStore::new(config.session_idle, config.session_lifetime));
+        let login = Arc::new(LoginGuard::new(directory.clone(), config.login.clone()));
+        AppState { engine, config: Arc::new(config), http_metrics: Arc::default(), directory, sessions, login }
     }
 }
 
-/// The router.
+/// Opens the account store of a data directory (`DATA/auth/`).
+pub fn open_directory(engine: &Engine, home_org: &str) -> signet_auth::Result<Directory> {
+    Directory::open(&engine.data_dir().join("auth"), home_org)
+}
+
+/// The router, built from [`routes::ROUTES`] only: each route behind its access check.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
-    Router::new()
-        .route("/", get(api::index))
-        .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
-        .route("/api/v1/signins", post(ingest::signins).get(api::list_signins))
-        .route("/api/v1/directory-audits", post(ingest::directory_audits).get(api::list_directory_audits))
-        .route("/api/v1/activities", post(ingest::activities).get(api::list_activities))
-        .route("/api/v1/import", post(import::import_file))
-        .route("/api/v1/signins/export", get(api::export_signins))
-        .route("/api/v1/signins/{id}", get(api::signin_detail))
-        .route("/api/v1/directory-audits/{id}", get(api::directory_audit_detail))
-        .route("/api/v1/activities/{id}", get(api::activity_detail))
-        .route("/api/v1/errors", get(api::error_codes))
-        .route("/api/v1/errors/{code}", get(api::error_code))
-        .route("/api/v1/reports/signins/timeline", get(reports::timeline_route))
-        .route("/api/v1/reports/apps/top", get(reports::top_apps_route))
-        .route("/api/v1/reports/summary", get(reports::summary_route))
-        .route("/api/v1/reports/users/{user}/pattern", get(reports::user_pattern_route))
-        .route("/api/v1/reports/auth-methods", get(reports::auth_methods_route))
-        .route("/v1.0/auditLogs/signIns", get(graph::list_signins))
-        .route("/v1.0/auditLogs/signIns/{id}", get(graph::get_signin))
-        .route("/v1.0/auditLogs/directoryAudits", get(graph::list_directory_audits))
-        .route("/v1.0/auditLogs/directoryAudits/{id}", get(graph::get_directory_audit))
+    let mut router = Router::new();
+    for (spec, handler) in routes::routes() {
+        let guarded = handler.route_layer(middleware::from_fn_with_state((state.clone(), spec), auth::guard));
+        router = router.route(spec.path, guarded);
+    }
+    router
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -112,9 +123,32 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let engine = state.engine.clone();
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
-    tokio::task::spawn_blocking(move || engine.shutdown()).await.map_err(std::io::Error::other)?;
+    let directory = state.directory.clone();
+    let flusher = tokio::spawn(flush_key_use(directory.clone()));
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+    flusher.abort();
+    tokio::task::spawn_blocking(move || {
+        engine.shutdown();
+        if let Err(err) = directory.flush_key_use() {
+            tracing::error!(error = %err, "could not save API keys' last-used times");
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)?;
     Ok(())
+}
+
+/// Saves API keys' last-used times every minute.
+async fn flush_key_use(directory: Arc<Directory>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let directory = directory.clone();
+        if let Ok(Err(err)) = tokio::task::spawn_blocking(move || directory.flush_key_use()).await {
+            tracing::error!(error = %err, "could not save API keys' last-used times");
+        }
+    }
 }
 
 /// A cell as JSON: times as RFC 3339 UTC strings.

@@ -12,6 +12,7 @@ use signet_query::ast::{Bucket, GroupBy, Measure};
 use signet_query::{native, AggQuery, Expr, Literal};
 use signet_store::Engine;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::graph::parse_query;
 use crate::{cell_json, AppState};
@@ -340,39 +341,57 @@ pub fn auth_methods(engine: &Engine, org: &str, mut params: Vec<(String, String)
 
 async fn run_report(
     state: &AppState,
+    caller: Caller,
     raw: Option<String>,
     report: impl FnOnce(&Engine, &str, Vec<(String, String)>, i64) -> ApiResult<Value> + Send + 'static,
 ) -> ApiResult<Json<Value>> {
     let params = parse_query(raw.as_deref());
     let engine = state.engine.clone();
-    let org = state.org().to_string();
+    let org = caller.org().to_string();
     let now = signet_model::time::now_micros();
     let value = tokio::task::spawn_blocking(move || report(&engine, &org, params, now)).await??;
     Ok(Json(value))
 }
 
-pub async fn timeline_route(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    run_report(&state, raw, timeline).await
+pub async fn timeline_route(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    run_report(&state, caller, raw, timeline).await
 }
 
-pub async fn top_apps_route(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    run_report(&state, raw, top_apps).await
+pub async fn top_apps_route(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    run_report(&state, caller, raw, top_apps).await
 }
 
-pub async fn summary_route(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    run_report(&state, raw, summary).await
+pub async fn summary_route(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    run_report(&state, caller, raw, summary).await
 }
 
 pub async fn user_pattern_route(
     State(state): State<AppState>,
+    caller: Caller,
     Path(user): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    run_report(&state, raw, move |e, o, p, n| user_pattern(e, o, &user, p, n)).await
+    run_report(&state, caller, raw, move |e, o, p, n| user_pattern(e, o, &user, p, n)).await
 }
 
-pub async fn auth_methods_route(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    run_report(&state, raw, auth_methods).await
+pub async fn auth_methods_route(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    run_report(&state, caller, raw, auth_methods).await
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ use crate::demo::{self, DemoOptions};
 pub struct BenchArgs {
     #[command(subcommand)]
     what: BenchCommand,
+    /// API key: an ingest key for `bench ingest`, a read key for `bench queries`.
+    #[arg(long, global = true, env = "SIGNET_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -56,6 +59,7 @@ enum BenchCommand {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let _ = API_KEY.set(args.api_key.clone());
     match args.what {
         BenchCommand::Ingest { server, signins, batch, connections, days, seed } => {
             ingest(&server, signins, batch, connections, days, seed)
@@ -65,8 +69,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The key of this run (set once by [`run`]).
+static API_KEY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// An HTTP client sending the API key on every request.
 fn client() -> anyhow::Result<reqwest::blocking::Client> {
-    Ok(reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?)
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(Some(key)) = API_KEY.get() {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).default_headers(headers).build()?)
 }
 
 fn post_ndjson(http: &reqwest::blocking::Client, url: &str, body: Vec<u8>) -> anyhow::Result<Value> {
@@ -196,6 +210,7 @@ fn pipeline(data: &std::path::Path, signins: usize, batch: usize) -> anyhow::Res
             signet_model::LogKind::SignIn,
             signet_import::body::Framing::Ndjson,
             body,
+            &signet_server::ingest::WritePolicy::default(),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         anyhow::ensure!(errors.is_empty(), "demo records rejected");

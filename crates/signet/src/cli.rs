@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 use signet_model::{catalog, LogKind};
-use signet_server::{api, reports, AppState, ServerConfig};
+use signet_server::{api, reports, AppState};
 use signet_store::{Engine, IngestConfig};
 
 use crate::config::Config;
@@ -30,6 +30,15 @@ pub struct Cli {
 enum Command {
     /// Run the HTTP server (API; the console comes later).
     Serve(ServeArgs),
+    /// Accounts of a stopped server's data directory (the first Global administrator).
+    #[command(subcommand)]
+    Admin(crate::admin::AdminCommand),
+    /// Organisations (for deployments serving several tenants).
+    #[command(subcommand)]
+    Org(crate::admin::OrgCommand),
+    /// API keys for machines: ingest keys and read keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(crate::admin::ApiKeyCommand),
     /// Import identity-provider exports (Graph JSON, Log Analytics, Azure diagnostics, portal CSV).
     Import(ImportArgs),
     /// List events with filters or a Graph $filter.
@@ -55,9 +64,23 @@ struct Target {
     /// A running server's base URL (e.g. http://127.0.0.1:8080); overrides --data.
     #[arg(long, env = "SIGNET_SERVER")]
     server: Option<String>,
-    /// Organisation (local mode only; a server decides its own).
+    /// Organisation (local mode only; with --server the key decides).
     #[arg(long, default_value = signet_model::OrgId::DEFAULT)]
     org: String,
+    /// API key for --server (read key for reads, ingest key for imports). Prefer the
+    /// environment variable: command lines are visible to other local users.
+    #[arg(long, env = "SIGNET_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+impl Target {
+    /// A request to the server with the key, if one is given.
+    fn authorize(&self, request: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+        match &self.api_key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -239,6 +262,9 @@ struct DemoArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Admin(command) => crate::admin::admin(command),
+        Command::Org(command) => crate::admin::org(command),
+        Command::ApiKey(command) => crate::admin::api_key(command),
         Command::Import(args) => import(args),
         Command::Query(args) => query(args),
         Command::Report(args) => report(args),
@@ -267,8 +293,9 @@ fn client() -> anyhow::Result<reqwest::blocking::Client> {
     Ok(reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?)
 }
 
-fn server_get(base: &str, path: &str, params: &[(String, String)]) -> anyhow::Result<Value> {
-    let response = client()?.get(format!("{}{path}", base.trim_end_matches('/'))).query(params).send()?;
+fn server_get(target: &Target, base: &str, path: &str, params: &[(String, String)]) -> anyhow::Result<Value> {
+    let request = client()?.get(format!("{}{path}", base.trim_end_matches('/'))).query(params);
+    let response = target.authorize(request).send()?;
     let status = response.status();
     let body: Value = response.json().context("the server's answer is not JSON")?;
     if !status.is_success() {
@@ -290,10 +317,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let engine = Arc::new(
         Engine::open(&config.data_dir, ingest).with_context(|| format!("opening {}", config.data_dir.display()))?,
     );
+    let directory = Arc::new(signet_server::open_directory(&engine, &config.org)?);
     if let Some(count) = args.demo {
         seed_demo_if_empty(&engine, &config.org, count)?;
+        create_demo_admin(&directory, &config.org)?;
     }
-    let state = AppState::new(engine, ServerConfig { org: config.org.clone(), max_body_bytes: config.max_body_bytes });
+    if !directory.has_admin() {
+        if !config.listen.ip().is_loopback() {
+            bail!(
+                "refusing to listen on {} while no Global administrator exists: run `signet admin create --user NAME --data {}` first",
+                config.listen,
+                config.data_dir.display()
+            );
+        }
+        eprintln!(
+            "No Global administrator yet: stop the server and run `signet admin create --user NAME --data {}`.",
+            config.data_dir.display()
+        );
+    }
+    let state = AppState::new(engine, directory, config.server_config());
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener =
@@ -321,6 +363,24 @@ fn seed_demo_if_empty(engine: &Engine, org: &str, count: usize) -> anyhow::Resul
     let started = Instant::now();
     let outcome = store_demo(engine, org, &options)?;
     eprintln!("Loaded {} events in {:.1?}.", outcome, started.elapsed());
+    Ok(())
+}
+
+/// The demo's administrator: created once with a random password printed once. Never a
+/// default password.
+fn create_demo_admin(directory: &signet_auth::Directory, org: &str) -> anyhow::Result<()> {
+    if directory.has_admin() {
+        return Ok(());
+    }
+    let password = crate::admin::generated_password();
+    let new = signet_auth::NewUser {
+        username: "admin@signet.local".into(),
+        display_name: Some("Demo administrator".into()),
+        role: Some(signet_auth::Role::GlobalAdministrator),
+        password: Some(password.clone()),
+    };
+    let user = directory.create_user(org, new)?;
+    eprintln!("Demo administrator: {} / password (shown once): {}", user.username, password.expose());
     Ok(())
 }
 
@@ -362,11 +422,11 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         let summary = match (&args.target.server, &engine) {
             (Some(server), _) => {
                 progress.set_position(0);
-                let response = client()?
+                let request = client()?
                     .post(format!("{}/api/v1/import", server.trim_end_matches('/')))
                     .query(&[("format", args.format.as_str())])
-                    .body(bytes.clone())
-                    .send()?;
+                    .body(bytes.clone());
+                let response = args.target.authorize(request).send()?;
                 let body: Value = response.json().context("the server's answer is not JSON")?;
                 progress.finish_and_clear();
                 if let Some(message) = body["error"]["message"].as_str() {
@@ -459,7 +519,7 @@ fn query(args: QueryArgs) -> anyhow::Result<()> {
         params.push(("columns".into(), columns.clone()));
     }
     let page = match &args.target.server {
-        Some(server) => server_get(server, &format!("/api/v1/{}", kind.as_str()), &params)?,
+        Some(server) => server_get(&args.target, server, &format!("/api/v1/{}", kind.as_str()), &params)?,
         None => {
             let engine = open_engine(&args.target)?;
             let mut request = signet_query::native::request(kind, &params, signet_model::time::now_micros())?;
@@ -550,7 +610,7 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         other => bail!("unknown report {other:?}: timeline, top-apps, summary, user-pattern, auth-methods"),
     };
     let value = match &args.target.server {
-        Some(server) => server_get(server, &path, &params)?,
+        Some(server) => server_get(&args.target, server, &path, &params)?,
         None => {
             let engine = open_engine(&args.target)?;
             let (org, now) = (args.target.org.as_str(), signet_model::time::now_micros());
@@ -581,10 +641,9 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     let rows = match &args.target.server {
         Some(server) => {
-            let mut response = client()?
-                .get(format!("{}/api/v1/signins/export", server.trim_end_matches('/')))
-                .query(&params)
-                .send()?;
+            let request =
+                client()?.get(format!("{}/api/v1/signins/export", server.trim_end_matches('/'))).query(&params);
+            let mut response = args.target.authorize(request).send()?;
             if !response.status().is_success() {
                 let body: Value = response.json().unwrap_or_default();
                 bail!("server answered: {}", body["error"]["message"].as_str().unwrap_or("(no message)"));
@@ -664,11 +723,11 @@ fn demo_command(args: DemoArgs) -> anyhow::Result<()> {
             ] {
                 for chunk in records.chunks(5000) {
                     let body = chunk.join(&b'\n');
-                    let response = http
+                    let request = http
                         .post(format!("{}{path}", server.trim_end_matches('/')))
                         .header("content-type", "application/x-ndjson")
-                        .body(body)
-                        .send()?;
+                        .body(body);
+                    let response = args.target.authorize(request).send()?;
                     let status = response.status();
                     let answer: Value = response.json()?;
                     if !status.is_success() {

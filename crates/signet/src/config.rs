@@ -15,7 +15,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Address to listen on. Loopback by default: exposing Signet is a deliberate choice.
     pub listen: SocketAddr,
-    /// Organisation id the server acts for (until access control assigns it per credential).
+    /// The deployment's home organisation: where the first administrator, deployment metrics
+    /// and sign-in attempts for unknown accounts belong. Single-organisation installs need
+    /// nothing else; every credential carries its own organisation.
     pub org: String,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
@@ -23,6 +25,19 @@ pub struct Config {
     pub max_in_flight_events: usize,
     /// Log filter (`info`, `signet=debug`, ...).
     pub log: String,
+    /// Console sessions end after this many minutes without a request.
+    pub session_idle_minutes: u64,
+    /// Console sessions end this many hours after sign-in.
+    pub session_lifetime_hours: u64,
+    /// Mark the session cookie `Secure`: set it when users reach Signet over HTTPS (a TLS
+    /// reverse proxy in front of it).
+    pub secure_cookies: bool,
+    /// Consecutive wrong passwords that lock an account.
+    pub lockout_threshold: u32,
+    /// Minutes a locked account stays locked.
+    pub lockout_minutes: u64,
+    /// Sign-in attempts one client address may make per minute (429 beyond).
+    pub sign_in_attempts_per_minute: u32,
 }
 
 impl Default for Config {
@@ -34,6 +49,12 @@ impl Default for Config {
             max_body_bytes: 64 << 20,
             max_in_flight_events: 400_000,
             log: "info".into(),
+            session_idle_minutes: 30,
+            session_lifetime_hours: 12,
+            secure_cookies: false,
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+            sign_in_attempts_per_minute: 20,
         }
     }
 }
@@ -58,7 +79,29 @@ impl Config {
         signet_model::OrgId::new(self.org.clone()).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
         anyhow::ensure!(self.max_in_flight_events >= 1000, "max_in_flight_events must be at least 1000");
+        anyhow::ensure!(self.session_idle_minutes >= 1, "session_idle_minutes must be at least 1");
+        anyhow::ensure!(self.session_lifetime_hours >= 1, "session_lifetime_hours must be at least 1");
+        anyhow::ensure!(self.lockout_threshold >= 1, "lockout_threshold must be at least 1");
+        anyhow::ensure!(self.sign_in_attempts_per_minute >= 1, "sign_in_attempts_per_minute must be at least 1");
         Ok(())
+    }
+
+    /// The server settings these options make.
+    pub fn server_config(&self) -> signet_server::ServerConfig {
+        use std::time::Duration;
+        signet_server::ServerConfig {
+            org: self.org.clone(),
+            max_body_bytes: self.max_body_bytes,
+            session_idle: Duration::from_secs(self.session_idle_minutes * 60),
+            session_lifetime: Duration::from_secs(self.session_lifetime_hours * 3600),
+            secure_cookies: self.secure_cookies,
+            login: signet_auth::LoginPolicy {
+                max_failures: self.lockout_threshold,
+                lockout: Duration::from_secs(self.lockout_minutes * 60),
+                attempts_per_address: self.sign_in_attempts_per_minute,
+                address_window: Duration::from_secs(60),
+            },
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! Commands that read or write data work on a data directory (`--data`, default
 //! `./signet-data`) when no server holds it, or against a running server with `--server URL`.
 
+mod admin;
 mod bench;
 mod cli;
 mod config;

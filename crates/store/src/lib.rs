@@ -70,8 +70,9 @@ pub struct RevisionDetail {
     pub original: Option<serde_json::Value>,
 }
 
-/// Takes the data directory's lock file, so that two processes never write one event log.
-fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+/// Takes the data directory's lock file, so that two processes never write one event log (or
+/// one account store). Held until the file is dropped.
+pub fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -51,7 +51,7 @@ async fn bad_input_gets_a_clear_error_and_loses_nothing_else() {
 
     let (status, answer) = server.post("/api/v1/signins", "text/csv", "a,b").await;
     assert_eq!(status, 415, "{answer}");
-    let response = server.http.post(server.url("/api/v1/signins")).body("{}").send().await.unwrap();
+    let response = server.writer.post(server.url("/api/v1/signins")).body("{}").send().await.unwrap();
     assert_eq!(response.status().as_u16(), 415);
 
     let big = format!("[{}]", vec![signin("big", 1, "a@x.com", "Teams", 0, ""); 20].join(","));

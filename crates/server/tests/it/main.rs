@@ -1,6 +1,8 @@
 //! HTTP tests: a real server on a loopback port 0 over a real data directory, driven by a
 //! real HTTP client.
 
+mod access;
+mod accounts;
 mod api;
 mod graph;
 mod ingest;
@@ -10,15 +12,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use signet_auth::{Directory, KeyKind, NewUser, Role, Secret};
 use signet_server::{AppState, ServerConfig};
 use signet_store::{Engine, IngestConfig};
+
+/// Password of every account the tests create.
+pub const PASSWORD: &str = "test password 0123";
 
 pub struct TestServer {
     pub base: String,
     pub engine: Arc<Engine>,
+    pub directory: Arc<Directory>,
+    /// Sends a Global reader read key (org `default`) on every request.
     pub http: reqwest::Client,
+    /// Sends an ingest key (org `default`) on every request.
+    pub writer: reqwest::Client,
+    /// A client without credentials.
+    pub anonymous: reqwest::Client,
+    pub read_key: Secret,
+    pub ingest_key: Secret,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
+}
+
+/// A client that sends `Authorization: Bearer <key>`.
+pub fn keyed_client(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {key}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
 
 impl TestServer {
@@ -32,11 +53,71 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(engine.clone(), config);
+        let directory = Arc::new(signet_server::open_directory(&engine, &config.org).unwrap());
+        directory
+            .create_user(
+                &config.org,
+                NewUser {
+                    username: "admin@example.com".into(),
+                    display_name: None,
+                    role: Some(Role::GlobalAdministrator),
+                    password: Some(Secret::new(PASSWORD)),
+                },
+            )
+            .unwrap();
+        let (_, read_key) =
+            directory.create_key(&config.org, "reader", KeyKind::Read { role: Role::GlobalReader }, "test").unwrap();
+        let (_, ingest_key) =
+            directory.create_key(&config.org, "writer", KeyKind::Ingest { app: None }, "test").unwrap();
+        let state = AppState::new(engine.clone(), directory.clone(), config);
         tokio::spawn(signet_server::run(listener, state, async move {
             let _ = rx.await;
         }));
-        TestServer { base, engine, http: reqwest::Client::new(), shutdown: Some(tx), _dir: dir }
+        TestServer {
+            base,
+            engine,
+            directory,
+            http: keyed_client(read_key.expose()),
+            writer: keyed_client(ingest_key.expose()),
+            anonymous: reqwest::Client::new(),
+            read_key,
+            ingest_key,
+            shutdown: Some(tx),
+            _dir: dir,
+        }
+    }
+
+    /// Creates an account and signs it in; returns its session.
+    pub async fn session(&self, org: &str, username: &str, role: Option<Role>) -> Session {
+        let new =
+            NewUser { username: username.into(), display_name: None, role, password: Some(Secret::new(PASSWORD)) };
+        if self.directory.user_by_name(username).is_none() {
+            self.directory.create_user(org, new).unwrap();
+        }
+        self.login(username, PASSWORD).await.expect("sign-in succeeds")
+    }
+
+    /// Signs in; `Err(status)` on failure.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Session, u16> {
+        let response = self
+            .anonymous
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        if response.status() != 200 {
+            return Err(response.status().as_u16());
+        }
+        let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+        let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+        let me: Value = response.json().await.unwrap();
+        Ok(Session {
+            cookie: format!("signet_session={token}"),
+            set_cookie: cookie,
+            csrf: me["csrfToken"].as_str().unwrap().to_string(),
+            me,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -46,7 +127,7 @@ impl TestServer {
     /// POSTs a body with a content type; returns (status, JSON answer).
     pub async fn post(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
         let response =
-            self.http.post(self.url(path)).header("content-type", content_type).body(body).send().await.unwrap();
+            self.writer.post(self.url(path)).header("content-type", content_type).body(body).send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -74,6 +155,30 @@ impl TestServer {
         let (status, answer) = self.post("/api/v1/signins", "application/x-ndjson", records.join("\n")).await;
         assert_eq!(status, 200, "{answer}");
         self.settle().await;
+    }
+}
+
+/// A signed-in console session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// `Cookie` header value.
+    pub cookie: String,
+    /// The `Set-Cookie` the sign-in answered.
+    pub set_cookie: String,
+    pub csrf: String,
+    pub me: Value,
+}
+
+impl Session {
+    /// A request with the session cookie and, for unsafe methods, the CSRF token.
+    pub fn request(&self, http: &reqwest::Client, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let unsafe_method = !matches!(method, reqwest::Method::GET | reqwest::Method::HEAD);
+        let request = http.request(method, url).header("cookie", &self.cookie);
+        if unsafe_method {
+            request.header("x-csrf-token", &self.csrf)
+        } else {
+            request
+        }
     }
 }
 

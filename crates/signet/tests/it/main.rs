@@ -75,32 +75,93 @@ fn bad_arguments_fail_clearly() {
     assert!(!out.status.success());
 }
 
+/// A `signet serve` child, stopped (SIGINT, then SIGKILL) when dropped, even on a failed test.
+struct Server {
+    child: std::process::Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path, data: &Path) -> Server {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let listen = format!("127.0.0.1:{port}");
+        let log = dir.join("server.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(["serve", "--listen", &listen, "--data", data.to_str().unwrap()])
+            .env("RUST_LOG", "debug")
+            .current_dir(dir)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Server { child, base: format!("http://{listen}"), log };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(&listen).is_err() {
+            assert!(started.elapsed().as_secs() < 60, "server did not start: {}", server.log_text());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        server
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the server the way an operator does (Ctrl-C) and waits for it.
+    fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let started = std::time::Instant::now();
+        while started.elapsed().as_secs() < 30 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates a key with the CLI on a stopped server's data directory; returns the token.
+fn create_key(data: &Path, args: &[&str]) -> String {
+    let mut all = vec!["api-key", "create"];
+    all.extend_from_slice(args);
+    ok(signet(&all, data)).trim().to_string()
+}
+
+fn signet_with_key(args: &[&str], data: &Path, key: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(args)
+        .env("SIGNET_DATA_DIR", data)
+        .env("SIGNET_API_KEY", key)
+        .output()
+        .expect("run signet")
+}
+
 #[test]
 fn commands_work_against_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let listen = format!("127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args(["serve", "--listen", &listen, "--data", data.to_str().unwrap()])
-        .current_dir(dir.path())
-        .spawn()
-        .unwrap();
-    let base = format!("http://{listen}");
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(started.elapsed().as_secs() < 60, "server did not start");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let with_server = |args: &[&str]| {
+    let ingest = create_key(&data, &["--name", "loader", "--type", "ingest"]);
+    let read = create_key(&data, &["--name", "cli", "--type", "read", "--role", "GlobalReader"]);
+    assert!(ingest.starts_with("sgk_") && read.starts_with("sgk_"), "{ingest} {read}");
+    let server = Server::start(dir.path(), &data);
+    let with_server = |args: &[&str], key: &str| {
         let mut all = args.to_vec();
-        all.extend(["--server", base.as_str()]);
-        signet(&all, &data)
+        all.extend(["--server", server.base.as_str()]);
+        signet_with_key(&all, &data, key)
     };
-    ok(with_server(&["demo", "--signins", "500", "--days", "5"]));
+    ok(with_server(&["demo", "--signins", "500", "--days", "5"], &ingest));
     // The data directory is held by the server: local mode must refuse, not corrupt it.
     let refused = signet(&["query"], &data);
     assert!(!refused.status.success());
@@ -109,12 +170,131 @@ fn commands_work_against_a_running_server() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+    // So must account changes.
+    assert!(!signet(&["api-key", "list"], &data).status.success());
     std::thread::sleep(std::time::Duration::from_millis(500));
     let summary: serde_json::Value =
-        serde_json::from_str(&ok(with_server(&["report", "summary", "--days", "10"]))).unwrap();
+        serde_json::from_str(&ok(with_server(&["report", "summary", "--days", "10"], &read))).unwrap();
     assert!(summary["total"].as_i64().unwrap() >= 500, "{summary}");
-    let page = ok(with_server(&["query", "--limit", "3"]));
+    let page = ok(with_server(&["query", "--limit", "3"], &read));
     assert!(page.contains("(3 rows)"), "{page}");
-    server.kill().unwrap();
-    let _ = server.wait();
+    // Each key does its own job only, and no key means no answer.
+    let denied = with_server(&["query", "--limit", "3"], &ingest);
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("403"), "{}", String::from_utf8_lossy(&denied.stderr));
+    let mut anonymous = vec!["query", "--server", server.base.as_str()];
+    anonymous.push("--limit=1");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_signet")).args(&anonymous).env_remove("SIGNET_API_KEY").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn no_listening_beyond_loopback_without_an_administrator() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = signet(&["serve", "--listen", "0.0.0.0:0", "--data", data.to_str().unwrap()], &data);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no Global administrator") && stderr.contains("signet admin create"), "{stderr}");
+}
+
+#[test]
+fn no_secret_reaches_logs_metrics_errors_or_stored_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let password = "Correct-Horse-Battery-4711";
+    let mut admin = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(["admin", "create", "--user", "root@example.com", "--password-stdin"])
+        .env("SIGNET_DATA_DIR", &data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    admin.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let created = admin.wait_with_output().unwrap();
+    assert!(created.status.success());
+    assert!(!String::from_utf8_lossy(&created.stdout).contains(password));
+    let read = create_key(&data, &["--name", "metrics", "--type", "read", "--role", "SecurityReader"]);
+    let ingest = create_key(&data, &["--name", "in", "--type", "ingest"]);
+
+    let mut server = Server::start(dir.path(), &data);
+    let http = reqwest::blocking::Client::new();
+    let mut answers = String::new();
+    let mut send = |request: reqwest::blocking::RequestBuilder| {
+        let response = request.send().unwrap();
+        let headers = format!("{:?}", response.headers());
+        let text = response.text().unwrap();
+        answers.push_str(&headers);
+        answers.push_str(&text);
+        text
+    };
+    let login = |password: &str| {
+        http.post(format!("{}/api/v1/auth/login", server.base))
+            .json(&serde_json::json!({ "username": "root@example.com", "password": password }))
+    };
+    send(login("Correct-Horse-Battery-0000"));
+    let response = login(password).send().unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let session = cookie.split_once('=').unwrap().1.to_string();
+    let me: serde_json::Value = response.json().unwrap();
+    let csrf = me["csrfToken"].as_str().unwrap().to_string();
+    // A key made through the API (its one-time answer is the only place it may appear).
+    let created: serde_json::Value = http
+        .post(format!("{}/api/v1/keys", server.base))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({ "name": "api-made", "type": "read", "role": "GlobalReader" }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let api_key = created["token"].as_str().unwrap().to_string();
+    send(http.get(format!("{}/api/v1/signins", server.base)).bearer_auth(&api_key));
+    send(http.get(format!("{}/api/v1/signins", server.base)).bearer_auth(format!("{api_key}x")));
+    send(
+        http.post(format!("{}/api/v1/signins", server.base))
+            .bearer_auth(&ingest)
+            .header("content-type", "application/json")
+            .body("{\"id\":1}"),
+    );
+    send(http.get(format!("{}/api/v1/keys", server.base)).header("cookie", &cookie));
+    send(http.get(format!("{}/api/v1/activities?limit=1000", server.base)).bearer_auth(&read));
+    send(
+        http.get(format!(
+            "{}/api/v1/signins?limit=1000&columns=id,userPrincipalName,failureReason,additionalDetails",
+            server.base
+        ))
+        .bearer_auth(&read),
+    );
+    let metrics = send(http.get(format!("{}/metrics", server.base)).bearer_auth(&read));
+    assert!(metrics.contains("signet_"), "{metrics}");
+    server.stop();
+
+    // The records themselves, as stored: every event body in the data directory.
+    let events = ok(signet(&["export", "--format", "ndjson", "--range", "1y"], &data));
+    let activities = ok(signet(&["query", "--kind", "activities", "--output", "json", "--limit", "1000"], &data));
+    assert!(activities.contains("SignInsListed"), "the reads were recorded: {activities}");
+    let accounts = std::fs::read_to_string(data.join("auth/accounts.json")).unwrap();
+    let places = [
+        ("server log", server.log_text()),
+        ("HTTP answers", answers),
+        ("stored sign-ins", events),
+        ("stored activities", activities),
+        ("account store", accounts),
+    ];
+    let secret_part = |token: &str| token[21..].to_string();
+    let secrets = [
+        ("password", password.to_string()),
+        ("session id", session),
+        ("read key", secret_part(&read)),
+        ("ingest key", secret_part(&ingest)),
+        ("API-made key", secret_part(&api_key)),
+    ];
+    for (place, text) in &places {
+        for (what, secret) in &secrets {
+            assert!(!text.contains(secret.as_str()), "the {what} appears in the {place}");
+        }
+    }
 }

@@ -1,0 +1,145 @@
+//! Signet audits itself: every read of the logs (list, details, report, export, Graph call)
+//! and every change of accounts and keys becomes an activity event in the caller's own
+//! organisation (`Workload` and `ServiceName` = `Signet`, `RecordType` = `SignetAccess`): who,
+//! when, from which address, what (the route, the filter, the rows returned), and the result.
+//!
+//! Reads fail closed: when the access cannot be recorded durably, the data is not served (503).
+//! Changes are recorded after they are made; a failed record is logged as an error.
+
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use signet_model::{normalize, LogKind};
+use tracing::error;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::routes::{Audit, RouteSpec};
+use crate::AppState;
+
+/// What a handler tells the access log about its answer (a response extension).
+#[derive(Clone, Debug, Default)]
+pub struct AuditNote {
+    /// Rows returned or exported.
+    pub rows: Option<u64>,
+    /// The account, key or event the request acted on.
+    pub target: Option<String>,
+}
+
+impl AuditNote {
+    pub fn rows(rows: usize) -> AuditNote {
+        AuditNote { rows: Some(rows as u64), target: None }
+    }
+
+    pub fn target(target: impl Into<String>) -> AuditNote {
+        AuditNote { rows: None, target: Some(target.into()) }
+    }
+
+    /// Attaches the note to a response.
+    pub fn attach(self, response: impl IntoResponse) -> Response {
+        let mut response = response.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// The activity record of one access.
+pub fn access_event(
+    caller: &Caller,
+    operation: &str,
+    result: &str,
+    uri: &Uri,
+    note: &AuditNote,
+    message: &str,
+) -> Value {
+    let principal = &caller.principal;
+    json!({
+        "Id": signet_auth::secret::random_uuid(),
+        "CreationTime": signet_model::time::format_time(signet_model::time::now_micros()),
+        "Operation": operation,
+        "RecordType": "SignetAccess",
+        "Workload": "Signet",
+        "ServiceName": "Signet",
+        "OrganizationId": principal.org,
+        "UserKey": principal.subject_id(),
+        "UserType": principal.user_type(),
+        "User": principal.name(),
+        "ClientIP": caller.address.map(|a| a.to_string()),
+        "UserAgent": caller.user_agent,
+        "ResultStatus": result,
+        "ItemUrl": uri.path(),
+        "Query": uri.query(),
+        "QueryResults": note.rows.map(|r| r.to_string()),
+        "EntityId": note.target,
+        "Message": message,
+    })
+}
+
+/// Queues an activity record; the receiver resolves once it is durable.
+fn submit(
+    state: &AppState,
+    org: &str,
+    record: &Value,
+) -> Result<tokio::sync::oneshot::Receiver<signet_store::Result<signet_store::Outcome>>, ApiError> {
+    let bytes = serde_json::to_vec(record).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let event = normalize(LogKind::Activity, &bytes)
+        .map_err(|e| ApiError::Internal(format!("access record does not normalise: {}: {}", e.field, e.reason)))?;
+    Ok(state.engine.pipeline().submit(org, vec![event])?)
+}
+
+/// Stores a record and waits until it is durable.
+pub async fn store(state: &AppState, org: &str, record: &Value) -> Result<(), ApiError> {
+    let receiver = submit(state, org, record)?;
+    receiver.await.map_err(|_| ApiError::Store(signet_store::StoreError::ShuttingDown))??;
+    Ok(())
+}
+
+/// Stores a record without waiting (denied attempts, export completions).
+pub fn store_detached(state: &AppState, org: &str, record: &Value) {
+    if let Err(err) = submit(state, org, record) {
+        error!(error = %err, "could not record an access in the activity log");
+    }
+}
+
+fn result_of(status: axum::http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "Succeeded",
+        401 | 403 => "Denied",
+        _ => "Failed",
+    }
+}
+
+/// Records the access a response answered, per the route's [`Audit`] rule.
+pub async fn record(state: &AppState, caller: &Caller, spec: &RouteSpec, uri: &Uri, response: Response) -> Response {
+    let (operation, fail_closed) = match spec.audit {
+        Audit::No => return response,
+        Audit::Read(operation) => (operation, true),
+        Audit::Change(operation) => (operation, false),
+    };
+    let note = response.extensions().get::<AuditNote>().cloned().unwrap_or_default();
+    let status = response.status();
+    let message = format!("{} {} -> {}", spec.method, spec.path, status.as_u16());
+    let record = access_event(caller, operation, result_of(status), uri, &note, &message);
+    match store(state, caller.org(), &record).await {
+        Ok(()) => response,
+        Err(err) if fail_closed && status.is_success() => {
+            error!(error = %err, operation, "access could not be recorded; the answer is withheld");
+            ApiError::AuditUnavailable.into_response()
+        }
+        Err(err) => {
+            error!(error = %err, operation, "access could not be recorded");
+            response
+        }
+    }
+}
+
+/// Records an attempt the permission matrix refused.
+pub fn record_denied(state: &AppState, caller: &Caller, spec: &RouteSpec, uri: &Uri) {
+    let operation = match spec.audit {
+        Audit::Read(operation) | Audit::Change(operation) => operation,
+        Audit::No => "AccessDenied",
+    };
+    let message = format!("{} {} -> 403 (not permitted by the role)", spec.method, spec.path);
+    let record = access_event(caller, operation, "Denied", uri, &AuditNote::default(), &message);
+    store_detached(state, caller.org(), &record);
+}

@@ -1,0 +1,212 @@
+//! Authentication and authorisation of every request.
+//!
+//! [`guard`] runs in front of each route with that route's [`RouteSpec`]: it verifies the
+//! credential (a bearer API key, or the session cookie plus a CSRF token on state-changing
+//! requests), checks the route's permission against the matrix in [`signet_auth::role`],
+//! inserts the [`Caller`] handlers take their organisation from, and records the access in the
+//! organisation's own activity log ([`crate::access_log`]).
+//!
+//! A handler can only learn its organisation from [`Caller`], and a `Caller` exists only after
+//! the check passed: a route cannot forget the check.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use signet_auth::{Permission, Principal};
+
+use crate::access_log;
+use crate::error::ApiError;
+use crate::routes::{Access, RouteSpec};
+use crate::AppState;
+
+/// Name of the console's session cookie.
+pub const SESSION_COOKIE: &str = "signet_session";
+/// Header carrying the session's CSRF token on state-changing requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The verified caller of a request: who, for which organisation, from where.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Arc<Principal>,
+    pub address: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    /// The session's CSRF token, for session callers.
+    pub csrf: Option<String>,
+}
+
+impl Caller {
+    /// The organisation the request is confined to, from the verified credential.
+    pub fn org(&self) -> &str {
+        &self.principal.org
+    }
+
+    pub fn allows(&self, permission: Permission) -> bool {
+        self.principal.allows(permission)
+    }
+
+    /// Fails with 403 unless the caller holds `permission` (for checks that depend on the
+    /// request body, such as the kind of key being created).
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        match self.allows(permission) {
+            true => Ok(()),
+            false => Err(ApiError::Forbidden(format!("this needs the {permission:?} permission"))),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Caller, ApiError> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            // Only reachable if a route were built outside the route table.
+            ApiError::Internal("route has no access check".into())
+        })
+    }
+}
+
+/// The client address: the TCP peer (Signet does not trust forwarding headers).
+pub fn client_address(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    request_extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Value of a cookie in the `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let text = value.to_str().map_err(|_| ());
+    Some(text.and_then(|t| {
+        let (scheme, token) = t.split_once(' ').ok_or(())?;
+        match scheme.eq_ignore_ascii_case("bearer") {
+            true => Ok(token.trim()),
+            false => Err(()),
+        }
+    }))
+}
+
+enum Verified {
+    Anonymous,
+    Caller(Caller),
+}
+
+/// Verifies the credential of a request, if any. A credential that is present but wrong is
+/// an error (401), not a fallback to anonymous: a client with a revoked key must find out.
+fn verify(state: &AppState, request: &Request) -> Result<Verified, ApiError> {
+    let headers = request.headers();
+    let address = client_address(request.extensions());
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    if let Some(token) = bearer(headers) {
+        let token =
+            token.map_err(|()| ApiError::Unauthorized("the Authorization header must be `Bearer <key>`".into()))?;
+        let principal = state
+            .directory
+            .authenticate_key(token)
+            .ok_or_else(|| ApiError::Unauthorized("the API key is not valid (unknown, wrong or revoked)".into()))?;
+        return Ok(Verified::Caller(Caller { principal: Arc::new(principal), address, user_agent, csrf: None }));
+    }
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(Verified::Anonymous);
+    };
+    let now = signet_model::time::now_micros();
+    let Some(session) = state.sessions.lookup(token, now) else {
+        return Err(ApiError::Unauthorized("the session has expired or ended; sign in again".into()));
+    };
+    let Some(principal) = state.directory.principal_for_user(&session.user_id) else {
+        state.sessions.remove(token);
+        return Err(ApiError::Unauthorized("the account no longer exists or is disabled".into()));
+    };
+    let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if unsafe_method {
+        let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !signet_auth::secret::digests_equal(sent, &session.csrf) {
+            return Err(ApiError::Forbidden(format!(
+                "missing or wrong {CSRF_HEADER} header: state-changing requests from the console must carry the session's CSRF token"
+            )));
+        }
+    }
+    Ok(Verified::Caller(Caller { principal: Arc::new(principal), address, user_agent, csrf: Some(session.csrf) }))
+}
+
+/// The middleware in front of every route: authenticate, authorise, run, record.
+pub async fn guard(
+    State((state, spec)): State<(AppState, &'static RouteSpec)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    // Public routes ignore credentials: a stale cookie must not stop anyone signing in.
+    if spec.access == Access::Public {
+        return next.run(request).await;
+    }
+    let verified = match verify(&state, &request) {
+        Ok(verified) => verified,
+        Err(err) => return err.into_response(),
+    };
+    let caller = match verified {
+        Verified::Anonymous => {
+            return ApiError::Unauthorized("sign in, or send `Authorization: Bearer <key>`".into()).into_response()
+        }
+        Verified::Caller(caller) => caller,
+    };
+    if let Access::Needs(permission) = spec.access {
+        if !caller.allows(permission) {
+            let denied = ApiError::Forbidden(format!("your role does not include {permission:?}"));
+            access_log::record_denied(&state, &caller, spec, request.uri());
+            return denied.into_response();
+        }
+    }
+    let uri = request.uri().clone();
+    request.extensions_mut().insert(caller.clone());
+    let response = next.run(request).await;
+    access_log::record(&state, &caller, spec, &uri, response).await
+}
+
+/// `Set-Cookie` for a new session.
+pub fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let text = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("signet_session=; Max-Age=0"))
+}
+
+/// `Set-Cookie` that ends the session in the browser.
+pub fn clear_session_cookie(secure: bool) -> HeaderValue {
+    let text = format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("signet_session=; Max-Age=0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_and_bearer_tokens_parse() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1; signet_session=abc"));
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&headers, "signet_session"), Some("abc"));
+        assert_eq!(cookie(&headers, "b"), Some("2"));
+        assert_eq!(cookie(&headers, "c"), None);
+        assert!(bearer(&headers).is_none());
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer sgk_x"));
+        assert_eq!(bearer(&headers), Some(Ok("sgk_x")));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&headers), Some(Err(())));
+    }
+}
