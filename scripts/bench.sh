@@ -12,12 +12,15 @@ cargo build --locked --bin signet
 bin="$CARGO_TARGET_DIR/debug/signet"
 data="$(mktemp -d /tmp/signet-bench.XXXXXX)"
 port=18080
+# Keys made before the server holds the directory: an ingest key to load, a read key to query.
+ingest_key="$("$bin" api-key create --data "$data" --name bench-ingest --type ingest 2>/dev/null)"
+read_key="$("$bin" api-key create --data "$data" --name bench-read --type read --role GlobalReader 2>/dev/null)"
 "$bin" serve --data "$data" --listen "127.0.0.1:$port" > "$data.server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data" "$data.server.log"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.2; done
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)"
-"$bin" bench ingest --server "http://127.0.0.1:$port" --signins "$signins" --batch 10000 --connections 4
+SIGNET_API_KEY="$ingest_key" SIGNET_READ_KEY="$read_key" "$bin" bench ingest --server "http://127.0.0.1:$port" --signins "$signins" --batch 10000 --connections 4
 sleep 2
-"$bin" bench queries --server "http://127.0.0.1:$port" --runs 21
+SIGNET_API_KEY="$read_key" "$bin" bench queries --server "http://127.0.0.1:$port" --runs 21
 du -sh "$data"/log "$data"/signet.duckdb* 2>/dev/null || true

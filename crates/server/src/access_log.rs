@@ -75,6 +75,44 @@ pub fn access_event(
     })
 }
 
+/// The record of a read made with the CLI directly on a data directory (no server, no
+/// credential): the operator is the local account that ran it.
+pub fn local_access_event(
+    org: &str,
+    operator: &str,
+    operation: &str,
+    path: &str,
+    query: &str,
+    rows: Option<u64>,
+) -> Value {
+    let principal = signet_auth::Principal {
+        org: org.to_string(),
+        subject: signet_auth::Subject::User {
+            id: format!("cli:{operator}"),
+            username: format!("cli:{operator}"),
+            display_name: operator.to_string(),
+        },
+        grant: signet_auth::Grant::Account(Some(signet_auth::Role::GlobalAdministrator)),
+        home: true,
+    };
+    let caller = Caller {
+        principal: std::sync::Arc::new(principal),
+        address: None,
+        user_agent: Some("signet-cli".into()),
+        csrf: None,
+    };
+    let uri: Uri = format!("{path}?{query}").parse().unwrap_or_else(|_| Uri::from_static("/"));
+    let note = AuditNote { rows, target: None };
+    access_event(
+        &caller,
+        operation,
+        "Succeeded",
+        &uri,
+        &note,
+        &format!("local command on the data directory: {operation}"),
+    )
+}
+
 /// Queues an activity record; the receiver resolves once it is durable.
 fn submit(
     state: &AppState,

@@ -18,6 +18,9 @@ pub struct BenchArgs {
     /// API key: an ingest key for `bench ingest`, a read key for `bench queries`.
     #[arg(long, global = true, env = "SIGNET_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// Read key for `bench ingest`'s visibility probe (default: --api-key).
+    #[arg(long, global = true, env = "SIGNET_READ_KEY", hide_env_values = true)]
+    read_key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -60,6 +63,7 @@ enum BenchCommand {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let _ = API_KEY.set(args.api_key.clone());
+    let _ = READ_KEY.set(args.read_key.clone().or_else(|| args.api_key.clone()));
     match args.what {
         BenchCommand::Ingest { server, signins, batch, connections, days, seed } => {
             ingest(&server, signins, batch, connections, days, seed)
@@ -69,13 +73,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The key of this run (set once by [`run`]).
+/// The keys of this run (set once by [`run`]).
 static API_KEY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+static READ_KEY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
 /// An HTTP client sending the API key on every request.
 fn client() -> anyhow::Result<reqwest::blocking::Client> {
+    client_with(API_KEY.get())
+}
+
+fn client_with(key: Option<&Option<String>>) -> anyhow::Result<reqwest::blocking::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(Some(key)) = API_KEY.get() {
+    if let Some(Some(key)) = key {
         let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))?;
         value.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, value);
@@ -159,6 +168,7 @@ fn ingest(server: &str, signins: usize, batch: usize, connections: usize, days: 
 
     // Visibility: a fresh event, acknowledged, then polled for until a query returns it.
     let http = client()?;
+    let reader = client_with(READ_KEY.get())?;
     let mut visible = Vec::new();
     for i in 0..20 {
         let id = format!("visibility-probe-{seed}-{i}-{now}");
@@ -169,7 +179,7 @@ fn ingest(server: &str, signins: usize, batch: usize, connections: usize, days: 
         post_ndjson(&http, &format!("{base}/api/v1/signins"), record.into_bytes())?;
         let acked = Instant::now();
         loop {
-            let answer: Value = http
+            let answer: Value = reader
                 .get(format!("{base}/api/v1/signins"))
                 .query(&[("id", id.as_str()), ("limit", "1")])
                 .send()?

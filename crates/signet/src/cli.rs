@@ -289,6 +289,25 @@ fn open_engine(target: &Target) -> anyhow::Result<Engine> {
         .with_context(|| format!("opening data directory {}", target.data.display()))
 }
 
+/// Records a read made directly on a data directory in the organisation's access log, as the
+/// server records reads through its API.
+fn record_local_read(
+    engine: &Engine,
+    org: &str,
+    operation: &str,
+    path: &str,
+    params: &[(String, String)],
+    rows: Option<u64>,
+) -> anyhow::Result<()> {
+    let operator = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", v.replace(['&', ' ', '#'], "_"))).collect();
+    let record = signet_server::access_log::local_access_event(org, &operator, operation, path, &query.join("&"), rows);
+    let event = signet_model::normalize(LogKind::Activity, record.to_string().as_bytes())
+        .map_err(|e| anyhow::anyhow!("access record: {}: {}", e.field, e.reason))?;
+    engine.pipeline().submit_blocking(org, vec![event]).context("recording the read in the access log")?;
+    Ok(())
+}
+
 fn client() -> anyhow::Result<reqwest::blocking::Client> {
     Ok(reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?)
 }
@@ -380,7 +399,10 @@ fn create_demo_admin(directory: &signet_auth::Directory, org: &str) -> anyhow::R
         password: Some(password.clone()),
     };
     let user = directory.create_user(org, new)?;
+    let kind = signet_auth::KeyKind::Read { role: signet_auth::Role::GlobalReader };
+    let (_, key) = directory.create_key(org, "demo reader", kind, &user.username)?;
     eprintln!("Demo administrator: {} / password (shown once): {}", user.username, password.expose());
+    eprintln!("Demo read key (Global reader, shown once): export SIGNET_API_KEY={}", key.expose());
     Ok(())
 }
 
@@ -529,6 +551,13 @@ fn query(args: QueryArgs) -> anyhow::Result<()> {
             let query = request.into_list_query(&args.target.org, kind);
             let rows = engine.store().list(&query)?;
             let rows = &rows[..rows.len().min(query.limit)];
+            let operation = match kind {
+                LogKind::SignIn => "SignInsListed",
+                LogKind::DirectoryAudit => "DirectoryAuditsListed",
+                LogKind::Activity => "ActivitiesListed",
+            };
+            let path = format!("/api/v1/{}", kind.as_str());
+            record_local_read(&engine, &args.target.org, operation, &path, &params, Some(rows.len() as u64))?;
             serde_json::json!({
                 "columns": query.columns.iter().map(|c| c.api).collect::<Vec<_>>(),
                 "items": api::rows_json(&query.columns, rows),
@@ -614,6 +643,7 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         None => {
             let engine = open_engine(&args.target)?;
             let (org, now) = (args.target.org.as_str(), signet_model::time::now_micros());
+            record_local_read(&engine, org, "ReportViewed", &path, &params, None)?;
             match args.name.as_str() {
                 "timeline" => reports::timeline(&engine, org, params, now)?,
                 "top-apps" => reports::top_apps(&engine, org, params, now)?,
@@ -666,6 +696,14 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
             if let Some(e) = write_error {
                 return Err(e.into());
             }
+            record_local_read(
+                &engine,
+                &args.target.org,
+                "SignInsExported",
+                "/api/v1/signins/export",
+                &params,
+                Some(rows),
+            )?;
             Some(rows)
         }
     };

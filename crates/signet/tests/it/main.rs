@@ -59,6 +59,18 @@ fn commands_work_on_a_data_directory() {
     assert!(imported.contains(&format!("imported {lines} ")), "{lines} lines: {imported}");
     let again = ok(signet(&["import", ndjson.to_str().unwrap()], &data));
     assert!(again.contains("imported 0 ") && again.contains(&format!("{lines} duplicates")), "{again}");
+
+    // Reads made directly on the data directory are in the access log too.
+    let log = ok(signet(
+        &["query", "--kind", "activities", "--output", "json", "--limit", "50", "--columns", "operation,user,query"],
+        &data,
+    ));
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    let operations: Vec<&str> = log.as_array().unwrap().iter().filter_map(|r| r["operation"].as_str()).collect();
+    for operation in ["SignInsListed", "ReportViewed", "SignInsExported"] {
+        assert!(operations.contains(&operation), "{operation} missing from {log}");
+    }
+    assert!(log.as_array().unwrap().iter().all(|r| r["user"].as_str().unwrap().starts_with("cli:")), "{log}");
 }
 
 #[test]
