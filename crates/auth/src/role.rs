@@ -50,24 +50,25 @@ use Permission::*;
 /// sign-ins of its own, so `ReadOwnSignIns` is not among them.)
 pub const READ_ONLY: &[Permission] = &[ReadLogs, ReadReports, Export, ReadSettings, ReadMetrics];
 
+/// Every permission, in matrix order.
+pub const ALL_PERMISSIONS: &[Permission] = &[
+    ReadOwnSignIns,
+    ReadLogs,
+    ReadReports,
+    Export,
+    ReadSettings,
+    ManageSecuritySettings,
+    ManageIngestKeys,
+    ManageReadKeys,
+    ManageUsers,
+    IngestEvents,
+    ReadMetrics,
+];
+
 /// The matrix. Keep it the only place that grants anything.
 const MATRIX: &[(Role, &[Permission])] = &[
-    (
-        Role::GlobalAdministrator,
-        &[
-            ReadOwnSignIns,
-            ReadLogs,
-            ReadReports,
-            Export,
-            ReadSettings,
-            ManageSecuritySettings,
-            ManageIngestKeys,
-            ManageReadKeys,
-            ManageUsers,
-            IngestEvents,
-            ReadMetrics,
-        ],
-    ),
+    // Everything, including accounts, roles, keys and settings.
+    (Role::GlobalAdministrator, ALL_PERMISSIONS),
     (
         Role::SecurityAdministrator,
         &[
@@ -156,20 +157,6 @@ impl Grant {
         ALL_PERMISSIONS.iter().copied().filter(|p| self.allows(*p)).collect()
     }
 }
-
-pub const ALL_PERMISSIONS: &[Permission] = &[
-    ReadOwnSignIns,
-    ReadLogs,
-    ReadReports,
-    Export,
-    ReadSettings,
-    ManageSecuritySettings,
-    ManageIngestKeys,
-    ManageReadKeys,
-    ManageUsers,
-    IngestEvents,
-    ReadMetrics,
-];
 
 #[cfg(test)]
 mod tests {
