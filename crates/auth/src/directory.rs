@@ -282,6 +282,12 @@ impl Directory {
         })
     }
 
+    /// Opens the account store of a data directory (`DATA/auth/`). The caller holds the data
+    /// directory's lock, so that one process at a time changes it.
+    pub fn open_in_data_dir(data_dir: &Path, home_org: &str) -> Result<Directory> {
+        Directory::open(&data_dir.join("auth"), home_org)
+    }
+
     pub fn home_org(&self) -> &str {
         &self.home_org
     }

@@ -89,11 +89,6 @@ impl AppState {
     }
 }
 
-/// Opens the account store of a data directory (`DATA/auth/`).
-pub fn open_directory(engine: &Engine, home_org: &str) -> signet_auth::Result<Directory> {
-    Directory::open(&engine.data_dir().join("auth"), home_org)
-}
-
 /// The router, built from [`routes::ROUTES`] only: each route behind its access check.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;

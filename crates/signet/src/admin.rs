@@ -2,7 +2,7 @@
 //! organisations, and API keys. (A running server holds the directory's lock; use its API.)
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -106,14 +106,10 @@ fn open(args: &DataArgs) -> anyhow::Result<Locked> {
     std::fs::create_dir_all(&args.data).with_context(|| format!("creating {}", args.data.display()))?;
     let lock = signet_store::lock_data_dir(&args.data)
         .map_err(|e| anyhow::anyhow!("{e}: a running server holds it; stop it, or make the change through the API"))?;
-    let directory = open_directory(&args.data, &args.home_org)?;
+    let directory = Directory::open_in_data_dir(&args.data, &args.home_org)
+        .with_context(|| format!("opening the accounts of {}", args.data.display()))?;
     let org = args.org.clone().unwrap_or_else(|| args.home_org.clone());
     Ok(Locked { _lock: lock, directory, org })
-}
-
-/// Opens `DATA/auth` (the caller holds the data directory's lock).
-pub fn open_directory(data: &Path, home_org: &str) -> anyhow::Result<Directory> {
-    Directory::open(&data.join("auth"), home_org).with_context(|| format!("opening the accounts of {}", data.display()))
 }
 
 fn parse_role(text: &str) -> anyhow::Result<Option<Role>> {

@@ -336,7 +336,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let engine = Arc::new(
         Engine::open(&config.data_dir, ingest).with_context(|| format!("opening {}", config.data_dir.display()))?,
     );
-    let directory = Arc::new(signet_server::open_directory(&engine, &config.org)?);
+    let directory = Arc::new(signet_auth::Directory::open_in_data_dir(engine.data_dir(), &config.org)?);
     if let Some(count) = args.demo {
         seed_demo_if_empty(&engine, &config.org, count)?;
         create_demo_admin(&directory, &config.org)?;

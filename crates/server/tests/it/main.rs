@@ -53,7 +53,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let directory = Arc::new(signet_server::open_directory(&engine, &config.org).unwrap());
+        let directory = Arc::new(Directory::open_in_data_dir(engine.data_dir(), &config.org).unwrap());
         directory
             .create_user(
                 &config.org,
