@@ -18,6 +18,8 @@ pub enum StoreError {
     Overloaded { retry_after_secs: u64 },
     #[error("the writer stopped after a failed write and accepts nothing until restarted: {0}")]
     WriterFailed(String),
+    #[error("tamper evidence: {0}")]
+    Trust(String),
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error(transparent)]

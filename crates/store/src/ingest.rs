@@ -26,6 +26,7 @@ use tracing::{error, info, warn};
 
 use crate::engine::{EventStore, StoredEvent, VersionEntry};
 use crate::error::{Result, StoreError};
+use crate::ledger::Ledger;
 use crate::log::{EventLog, LogRecord};
 
 /// Tuning of the write path.
@@ -158,6 +159,7 @@ impl Pipeline {
     pub(crate) fn start(
         log: Arc<EventLog>,
         store: Arc<dyn EventStore>,
+        ledger: Arc<Ledger>,
         index: VersionIndex,
         config: IngestConfig,
         metrics: Arc<IngestMetrics>,
@@ -172,7 +174,7 @@ impl Pipeline {
             let (metrics, config) = (metrics.clone(), config.clone());
             std::thread::Builder::new()
                 .name("signet-writer".into())
-                .spawn(move || writer_loop(rx, ptx, log, index, config, metrics))
+                .spawn(move || writer_loop(rx, ptx, log, ledger, index, config, metrics))
                 .expect("spawn writer thread")
         };
         let projector = {
@@ -261,6 +263,7 @@ fn writer_loop(
     rx: Receiver<Request>,
     ptx: SyncSender<(Vec<StoredEvent>, u64)>,
     log: Arc<EventLog>,
+    ledger: Arc<Ledger>,
     mut index: VersionIndex,
     config: IngestConfig,
     metrics: Arc<IngestMetrics>,
@@ -329,6 +332,9 @@ fn writer_loop(
         metrics.in_flight.fetch_sub(group_events, Ordering::AcqRel);
         match result {
             Ok((pointers, end)) => {
+                if !records.is_empty() {
+                    ledger.append(&records, &pointers, end);
+                }
                 metrics.commits.fetch_add(1, Ordering::Relaxed);
                 metrics.commit_micros_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 metrics.log_end.store(end, Ordering::Relaxed);

@@ -6,6 +6,8 @@
 //! - [`engine`]: the [`EventStore`] trait every column store implements.
 //! - [`duck`]: the DuckDB implementation (the embedded default).
 //! - [`ingest`]: the write path: bounded queue, group commit, projection into the store.
+//! - [`ledger`]: tamper evidence: per-organisation Merkle trees over the log, signed heads.
+//! - [`verify`]: `signet verify`: recomputes everything from the files and names what is wrong.
 //! - [`conformance`]: the test suite every `EventStore` must pass.
 //! - [`Engine`] (here): opens a data directory, recovers, and ties the pieces together.
 //!
@@ -13,6 +15,7 @@
 //! ```text
 //! DATA/VERSION          {"layout": 1}
 //! DATA/log/*.seg        the event log (see [`log`])
+//! DATA/trust/           signing key, signed heads, Merkle trees (see [`ledger`])
 //! DATA/signet.duckdb    the DuckDB projection (rebuildable from the log)
 //! ```
 
@@ -21,7 +24,9 @@ pub mod duck;
 pub mod engine;
 pub mod error;
 pub mod ingest;
+pub mod ledger;
 pub mod log;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +39,7 @@ use tracing::info;
 pub use engine::{EventStore, RevisionRef, StoredEvent};
 pub use error::{Result, StoreError};
 pub use ingest::{IngestConfig, IngestMetrics, Outcome, Pipeline};
+pub use ledger::{Ledger, TrustConfig};
 pub use log::{EventLog, LogRecord, RecordPtr};
 
 /// Layout version of the data directory this build writes and reads.
@@ -47,6 +53,8 @@ pub struct Engine {
     log: Arc<EventLog>,
     store: Arc<dyn EventStore>,
     pipeline: Pipeline,
+    ledger: Arc<Ledger>,
+    head_timer: parking_lot::Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
 }
 
 /// One event with all its revisions, newest last.
@@ -114,21 +122,32 @@ fn check_layout(dir: &Path) -> Result<()> {
 }
 
 impl Engine {
-    /// Opens or creates a data directory with the embedded DuckDB store.
+    /// Opens or creates a data directory with the embedded DuckDB store; heads are signed at
+    /// shutdown only (see [`Engine::open_with`]).
     pub fn open(data_dir: impl Into<PathBuf>, config: IngestConfig) -> Result<Engine> {
+        Engine::open_with(data_dir, config, &TrustConfig::default())
+    }
+
+    /// Opens or creates a data directory with the embedded DuckDB store.
+    pub fn open_with(data_dir: impl Into<PathBuf>, config: IngestConfig, trust: &TrustConfig) -> Result<Engine> {
         let data_dir = data_dir.into();
         std::fs::create_dir_all(&data_dir).map_err(error::io_err(&data_dir))?;
         check_layout(&data_dir)?;
         let lock = lock_data_dir(&data_dir)?;
         let store: Arc<dyn EventStore> = Arc::new(duck::DuckStore::open(&data_dir.join("signet.duckdb"))?);
-        Engine::open_locked(lock, data_dir, store, config)
+        Engine::open_locked(lock, data_dir, store, config, trust)
     }
 
     /// Opens a data directory's event log with any store, replaying what the store lacks.
-    pub fn open_with_store(data_dir: PathBuf, store: Arc<dyn EventStore>, config: IngestConfig) -> Result<Engine> {
+    pub fn open_with_store(
+        data_dir: PathBuf,
+        store: Arc<dyn EventStore>,
+        config: IngestConfig,
+        trust: &TrustConfig,
+    ) -> Result<Engine> {
         std::fs::create_dir_all(&data_dir).map_err(error::io_err(&data_dir))?;
         let lock = lock_data_dir(&data_dir)?;
-        Engine::open_locked(lock, data_dir, store, config)
+        Engine::open_locked(lock, data_dir, store, config, trust)
     }
 
     fn open_locked(
@@ -136,14 +155,30 @@ impl Engine {
         data_dir: PathBuf,
         store: Arc<dyn EventStore>,
         config: IngestConfig,
+        trust: &TrustConfig,
     ) -> Result<Engine> {
         let log = Arc::new(EventLog::open(data_dir.join("log"))?);
+        let ledger = Arc::new(Ledger::open(&data_dir, &log, trust)?);
         let replayed = replay(&log, &*store)?;
         let index = ingest::VersionIndex::load(&*store)?;
         info!(backend = store.backend(), replayed, ids = index.len(), "storage ready");
         let metrics = Arc::new(IngestMetrics::default());
-        let pipeline = ingest::Pipeline::start(log.clone(), store.clone(), index, config, metrics);
-        Ok(Engine { _lock: lock, data_dir, log, store, pipeline })
+        let pipeline = ingest::Pipeline::start(log.clone(), store.clone(), ledger.clone(), index, config, metrics);
+        let head_timer = trust.head_interval.map(|interval| start_head_timer(ledger.clone(), interval));
+        Ok(Engine {
+            _lock: lock,
+            data_dir,
+            log,
+            store,
+            pipeline,
+            ledger,
+            head_timer: parking_lot::Mutex::new(head_timer),
+        })
+    }
+
+    /// The tamper-evidence ledger.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -201,10 +236,42 @@ impl Engine {
         Ok(Some(EventDetail { kind, id: id.to_string(), revisions: out }))
     }
 
-    /// Stops the write path after applying everything queued.
+    /// Stops the write path after applying everything queued, and signs the final heads.
     pub fn shutdown(&self) {
         self.pipeline.shutdown();
+        if let Some((stop, handle)) = self.head_timer.lock().take() {
+            drop(stop);
+            let _ = handle.join();
+        }
+        if let Err(err) = self.ledger.sign_heads(None) {
+            tracing::warn!(error = %err, "no final tree heads were signed at shutdown");
+        }
     }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Signs heads every `interval` until the sender is dropped.
+fn start_head_timer(
+    ledger: Arc<Ledger>,
+    interval: Duration,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let handle = std::thread::Builder::new()
+        .name("signet-heads".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(interval) {
+                if let Err(err) = ledger.sign_heads(None) {
+                    tracing::warn!(error = %err, "signing tree heads failed");
+                }
+            }
+        })
+        .expect("spawn head thread");
+    (tx, handle)
 }
 
 /// Applies to the store whatever the log holds beyond the store's applied position.

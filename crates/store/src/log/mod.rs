@@ -10,11 +10,16 @@
 //!                 | u32 crc32c(previous 12 bytes ++ payload) | zstd payload
 //! payload:        records, encoded as in [`record`]
 //! ```
-//! A record is addressed by [`RecordPtr`]: the global position of its frame (segment start +
-//! offset in the file) and its index in the frame. A torn or corrupt tail of the last segment
-//! is detected on open by the checksum, reported, and cut off; it was never acknowledged.
+//! The top bit of the record count marks the last frame of a group commit (one `pwrite` +
+//! `fdatasync`). A record is addressed by [`RecordPtr`]: the global position of its frame
+//! (segment start + offset in the file) and its index in the frame.
+//!
+//! A torn tail of the last segment (damage after which no *other* commit is intact) is
+//! detected on open by the checksum, reported, and cut off; it was never acknowledged. Damage
+//! followed by intact later commits is not a torn write but corruption: the log refuses to
+//! open rather than cut acknowledged events, and `signet verify` reports where.
 
-pub mod record;
+pub use signet_trust::record;
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -36,6 +41,8 @@ const SEGMENT_VERSION: u32 = 1;
 const SEGMENT_HEADER_LEN: u64 = 16;
 const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"SGF1");
 const FRAME_HEADER_LEN: usize = 20;
+/// Flag in the record-count word: the last frame of a group commit.
+const COMMIT_END: u32 = 1 << 31;
 /// Records per frame at most: a random read decompresses one frame.
 pub const MAX_FRAME_RECORDS: usize = 256;
 /// Uncompressed bytes per frame at most (a larger single record gets a frame of its own).
@@ -61,6 +68,16 @@ struct Writer {
     failed: Option<String>,
 }
 
+/// Damage found at the end of the log by a read-only open (a writer cuts it off instead).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TailDamage {
+    /// Global position where the damage starts (the log ends here for readers).
+    pub position: u64,
+    /// Bytes after that position.
+    pub bytes: u64,
+    pub reason: String,
+}
+
 pub struct EventLog {
     dir: PathBuf,
     writer: Mutex<Writer>,
@@ -70,6 +87,8 @@ pub struct EventLog {
     end: AtomicU64,
     readers: Mutex<HashMap<u64, Arc<File>>>,
     cache: Mutex<VecDeque<(u64, Arc<Vec<LogRecord>>)>>,
+    read_only: bool,
+    tail_damage: Option<TailDamage>,
 }
 
 fn segment_path(dir: &Path, start: u64) -> PathBuf {
@@ -86,13 +105,29 @@ struct ScanResult {
     valid_len: u64,
     /// Why scanning stopped early, if it did.
     damage: Option<String>,
+    /// Intact commits found after the damage (more than the last one means corruption).
+    later_commits: usize,
 }
 
 impl EventLog {
     /// Opens (or creates) the log in `dir`, cutting off a torn tail of the last segment.
     pub fn open(dir: impl Into<PathBuf>) -> Result<EventLog> {
-        let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        EventLog::open_mode(dir.into(), false)
+    }
+
+    /// Opens an existing log for reading only: nothing is created or cut; damage at the tail
+    /// is reported by [`EventLog::tail_damage`] and the log ends before it.
+    pub fn open_read_only(dir: impl Into<PathBuf>) -> Result<EventLog> {
+        EventLog::open_mode(dir.into(), true)
+    }
+
+    fn open_mode(dir: PathBuf, read_only: bool) -> Result<EventLog> {
+        if read_only && !dir.is_dir() {
+            return Err(io_err(&dir)(std::io::Error::new(std::io::ErrorKind::NotFound, "no event log here")));
+        }
+        if !read_only {
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
         let mut starts = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let entry = entry.map_err(io_err(&dir))?;
@@ -103,6 +138,9 @@ impl EventLog {
         }
         starts.sort_unstable();
         if starts.is_empty() {
+            if read_only {
+                return Err(io_err(&dir)(std::io::Error::new(std::io::ErrorKind::NotFound, "no log segments")));
+            }
             create_segment(&dir, 0)?;
             starts.push(0);
         }
@@ -112,10 +150,29 @@ impl EventLog {
         let last = *starts.last().unwrap_or(&0);
         let last_path = segment_path(&dir, last);
         check_header(&last_path)?;
-        let file = OpenOptions::new().read(true).write(true).open(&last_path).map_err(io_err(&last_path))?;
+        let file = OpenOptions::new().read(true).write(!read_only).open(&last_path).map_err(io_err(&last_path))?;
         let scan = scan_segment(&file, &last_path)?;
         let on_disk = file.metadata().map_err(io_err(&last_path))?.len();
+        let mut tail_damage = None;
         if let Some(reason) = &scan.damage {
+            if scan.later_commits > 0 {
+                return Err(StoreError::Corrupt {
+                    path: last_path.display().to_string(),
+                    offset: scan.valid_len,
+                    reason: format!(
+                        "{reason}, but {} later commit(s) are intact: this is not a torn write; nothing was cut \
+                         (run `signet verify` and restore the segment from a copy)",
+                        scan.later_commits
+                    ),
+                });
+            }
+            tail_damage = Some(TailDamage {
+                position: last + scan.valid_len,
+                bytes: on_disk - scan.valid_len,
+                reason: reason.clone(),
+            });
+        }
+        if let (Some(reason), false) = (&scan.damage, read_only) {
             warn!(
                 segment = %last_path.display(), valid_bytes = scan.valid_len, dropped_bytes = on_disk - scan.valid_len,
                 reason = %reason, "event log tail is torn or corrupt; cutting it off (it was never acknowledged)"
@@ -132,7 +189,24 @@ impl EventLog {
             end: AtomicU64::new(end),
             readers: Mutex::new(HashMap::new()),
             cache: Mutex::new(VecDeque::new()),
+            read_only,
+            tail_damage: if read_only { tail_damage } else { None },
         })
+    }
+
+    /// Damage after the last intact frame, as a read-only open found it.
+    pub fn tail_damage(&self) -> Option<&TailDamage> {
+        self.tail_damage.as_ref()
+    }
+
+    /// Start positions of the segments, ascending.
+    pub fn segment_starts(&self) -> Vec<u64> {
+        self.segments.read().clone()
+    }
+
+    /// The directory holding the segments.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Position just past the last durable frame.
@@ -149,6 +223,9 @@ impl EventLog {
     /// new end. After a failed write or fsync the log refuses all further appends: whether
     /// the data reached the disk is unknown, and retrying would pretend it is.
     pub fn append(&self, records: &[LogRecord]) -> Result<(Vec<RecordPtr>, u64)> {
+        if self.read_only {
+            return Err(StoreError::WriterFailed("the log is open read-only".into()));
+        }
         let mut writer = self.writer.lock();
         if let Some(reason) = &writer.failed {
             return Err(StoreError::WriterFailed(reason.clone()));
@@ -191,7 +268,8 @@ impl EventLog {
             header[0..4].copy_from_slice(&FRAME_MAGIC.to_le_bytes());
             header[4..8].copy_from_slice(&(compressed.len() as u32).to_le_bytes());
             header[8..12].copy_from_slice(&(raw.len() as u32).to_le_bytes());
-            header[12..16].copy_from_slice(&((frame_end - frame_start) as u32).to_le_bytes());
+            let commit_end = if frame_end == records.len() { COMMIT_END } else { 0 };
+            header[12..16].copy_from_slice(&((frame_end - frame_start) as u32 | commit_end).to_le_bytes());
             let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..16]), &compressed);
             header[16..20].copy_from_slice(&crc.to_le_bytes());
             out.extend_from_slice(&header);
@@ -355,6 +433,11 @@ fn check_header(path: &Path) -> Result<()> {
 
 /// Reads and verifies one frame at a file offset: (raw payload, offset of the next frame).
 fn read_frame(file: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, u64)> {
+    read_frame_flagged(file, path, offset).map(|(raw, next, _)| (raw, next))
+}
+
+/// [`read_frame`], also saying whether the frame ends a group commit.
+fn read_frame_flagged(file: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, u64, bool)> {
     let corrupt =
         |reason: &str| StoreError::Corrupt { path: path.display().to_string(), offset, reason: reason.to_string() };
     let mut header = [0u8; FRAME_HEADER_LEN];
@@ -378,7 +461,7 @@ fn read_frame(file: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, u64)> {
     if raw.len() != raw_len {
         return Err(corrupt("frame decompressed to the wrong size"));
     }
-    Ok((raw, offset + (FRAME_HEADER_LEN + compressed_len) as u64))
+    Ok((raw, offset + (FRAME_HEADER_LEN + compressed_len) as u64, word(12) & COMMIT_END != 0))
 }
 
 fn scan_segment(file: &File, path: &Path) -> Result<ScanResult> {
@@ -388,12 +471,37 @@ fn scan_segment(file: &File, path: &Path) -> Result<ScanResult> {
         match read_frame(file, path, offset) {
             Ok((_, next)) => offset = next,
             Err(StoreError::Corrupt { reason, .. }) => {
-                return Ok(ScanResult { valid_len: offset, damage: Some(reason) })
+                let later_commits = commits_after(file, path, offset, len)?;
+                return Ok(ScanResult { valid_len: offset, damage: Some(reason), later_commits });
             }
             Err(other) => return Err(other),
         }
     }
-    Ok(ScanResult { valid_len: offset, damage: None })
+    Ok(ScanResult { valid_len: offset, damage: None, later_commits: 0 })
+}
+
+/// Counts intact commits that end after a damaged region, not counting a commit that ends
+/// with the last intact frame of the file (the torn write's own later frames may survive).
+fn commits_after(file: &File, path: &Path, damaged: u64, len: u64) -> Result<usize> {
+    let mut bytes = vec![0u8; (len - damaged) as usize];
+    file.read_exact_at(&mut bytes, damaged).map_err(io_err(path))?;
+    let magic = FRAME_MAGIC.to_le_bytes();
+    let (mut ends, mut last_frame_ends_commit, mut at) = (0usize, false, 1usize);
+    while at + FRAME_HEADER_LEN <= bytes.len() {
+        if bytes[at..at + 4] != magic {
+            at += 1;
+            continue;
+        }
+        match read_frame_flagged(file, path, damaged + at as u64) {
+            Ok((_, next, commit_end)) => {
+                ends += usize::from(commit_end);
+                last_frame_ends_commit = commit_end;
+                at = (next - damaged) as usize;
+            }
+            Err(_) => at += 1,
+        }
+    }
+    Ok(ends - usize::from(last_frame_ends_commit))
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! The binary encoding of one record inside a frame of the event log.
+//! The canonical form of a stored event: the binary encoding of one record, exactly as a frame
+//! of the event log holds it, and the bytes a Merkle leaf hashes (`SHA-256(0x00 || record)`).
+//! A third party recomputes it from the fields below; `docs/trust.md` walks through it.
 //!
 //! ```text
 //! u8  kind (1 sign-in, 2 directory audit, 3 activity)

@@ -1,0 +1,474 @@
+//! `signet verify`: recomputes every Merkle tree from the event log and checks it against the
+//! stored trees, the node's own signed heads and any heads published elsewhere. Read-only: it
+//! works on a running server's data directory and never repairs anything.
+//!
+//! What each check catches (see `docs/trust.md`):
+//! - frame checksums: bit rot, a byte edited without rewriting the frame;
+//! - stored tree leaves: an event modified, removed, inserted or moved in a rewritten frame,
+//!   named by leaf and log position;
+//! - signed heads (local): the same when the tree files were rewritten too, and truncation;
+//! - heads published outside the data directory: a roll-back or rewrite of the whole directory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use signet_trust::merkle::{Frontier, Hash};
+use signet_trust::{HeadSigner, PublicKey, SignedHead};
+
+use crate::error::{Result, StoreError};
+use crate::ledger::{default_key_path, leaf_of, org_dir_name, read_heads, trust_dir};
+use crate::log::EventLog;
+
+/// Leaves compared after a mismatch to tell a removal, insertion or move from an edit.
+const LOOKAHEAD: usize = 4096;
+
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// The key auditors pinned; default: the public half of the node's signing key.
+    pub key: Option<PublicKey>,
+    /// The node's signing key file, when not in the data directory.
+    pub key_file: Option<PathBuf>,
+    /// Heads kept outside the data directory (published copies, a head saved earlier), with
+    /// where each came from.
+    pub external_heads: Vec<(String, SignedHead)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// An event's content differs from what was recorded.
+    Modified,
+    /// An event that was recorded is gone.
+    Missing,
+    /// An event is present that was never recorded there.
+    Inserted,
+    /// Recorded events appear in another order.
+    Reordered,
+    /// The log ends before events that were recorded.
+    Truncated,
+    /// The data directory is older than a head published outside it.
+    RolledBack,
+    /// A frame does not decode or its checksum fails.
+    Corrupt,
+    /// A head's signature does not verify, or was made by another key.
+    BadSignature,
+    /// Signed heads contradict each other.
+    Forked,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub org: Option<String>,
+    /// Leaf index in the organisation's tree, when known.
+    pub leaf: Option<u64>,
+    /// Position in the event log, when known.
+    pub log_position: Option<u64>,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct OrgReport {
+    pub events: u64,
+    pub heads_checked: u64,
+    pub latest_signed_size: u64,
+    /// Events after the latest signed head: checked against the stored tree only.
+    pub unsigned_tail: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub key_id: String,
+    pub records: u64,
+    pub orgs: BTreeMap<String, OrgReport>,
+    /// Problems, most serious evidence first within an organisation, earliest leaf first.
+    pub problems: Vec<Problem>,
+    pub notes: Vec<String>,
+}
+
+/// Leaf hashes a tree file holds, read in order.
+struct StoredLeaves {
+    reader: Option<BufReader<File>>,
+}
+
+impl StoredLeaves {
+    fn open(path: &Path) -> StoredLeaves {
+        StoredLeaves { reader: File::open(path).ok().map(|f| BufReader::with_capacity(1 << 16, f)) }
+    }
+
+    fn next(&mut self) -> Option<Hash> {
+        let reader = self.reader.as_mut()?;
+        let mut hash = [0u8; 32];
+        match reader.read_exact(&mut hash) {
+            Ok(()) => Some(hash),
+            Err(_) => {
+                self.reader = None;
+                None
+            }
+        }
+    }
+}
+
+struct Mismatch {
+    index: u64,
+    log_position: u64,
+    what: String,
+    recomputed: Vec<Hash>,
+    stored: Vec<Hash>,
+}
+
+struct Head {
+    head: SignedHead,
+    source: String,
+    /// Kept outside the data directory.
+    external: bool,
+}
+
+#[derive(Default)]
+struct OrgCheck {
+    frontier: Frontier,
+    stored: Option<StoredLeaves>,
+    stored_extra: u64,
+    mismatch: Option<Mismatch>,
+    /// Heads to check, ascending by size; `next_head` indexes the first not yet reached.
+    heads: Vec<Head>,
+    next_head: usize,
+    /// Size of the last head that matched.
+    last_good: u64,
+    head_failed: bool,
+    heads_checked: u64,
+}
+
+fn classify(m: &Mismatch) -> (ProblemKind, String) {
+    let (r, s) = (&m.recomputed, &m.stored);
+    let at = m.index;
+    if s.len() > 1 && r.first() == s.get(1) {
+        return (ProblemKind::Missing, format!("the event recorded as leaf {at} is gone from the log"));
+    }
+    if r.len() > 1 && r.get(1) == s.first() {
+        return (ProblemKind::Inserted, format!("{} at leaf {at} was never recorded there", m.what));
+    }
+    if let Some(j) = s.iter().position(|h| Some(h) == r.first()) {
+        return (ProblemKind::Reordered, format!("{} at leaf {at} was recorded as leaf {}", m.what, at + j as u64));
+    }
+    if r.iter().any(|h| Some(h) == s.first()) {
+        return (ProblemKind::Reordered, format!("the event recorded as leaf {at} appears later in the log"));
+    }
+    (ProblemKind::Modified, format!("{} at leaf {at} differs from what was recorded", m.what))
+}
+
+/// Verifies the data directory. Errors only when it cannot be read at all; everything wrong
+/// with its contents is a [`Problem`] in the report.
+pub fn verify_data_dir(data_dir: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+    let key_path = options.key_file.clone().unwrap_or_else(|| default_key_path(data_dir));
+    let local_key = HeadSigner::load(&key_path).ok().map(|s| s.public());
+    let key = match (options.key, local_key) {
+        (Some(pinned), Some(local)) if pinned != local => {
+            problems.push(Problem {
+                kind: ProblemKind::BadSignature,
+                org: None,
+                leaf: None,
+                log_position: None,
+                detail: format!(
+                    "the node's signing key ({}) is not the pinned key ({}): heads made by it are not trusted",
+                    local.id(),
+                    pinned.id()
+                ),
+            });
+            pinned
+        }
+        (Some(pinned), _) => pinned,
+        (None, Some(local)) => local,
+        (None, None) => {
+            return Err(StoreError::Trust(format!(
+                "no signing key at {} and no --key given: nothing to check signatures against",
+                key_path.display()
+            )))
+        }
+    };
+
+    // Heads: local file, then external copies. Bad signatures are problems, not evidence.
+    let mut orgs: BTreeMap<String, OrgCheck> = BTreeMap::new();
+    let heads_path = trust_dir(data_dir).join("heads.jsonl");
+    let mut local_latest: HashMap<String, (u64, Hash)> = HashMap::new();
+    let mut candidates: Vec<Head> = Vec::new();
+    for (head, offset, _) in read_heads(&heads_path)? {
+        candidates.push(Head { head, source: format!("{} at byte {offset}", heads_path.display()), external: false });
+    }
+    let local_count = candidates.len();
+    for (source, head) in &options.external_heads {
+        candidates.push(Head { head: head.clone(), source: source.clone(), external: true });
+    }
+    for (i, candidate) in candidates.into_iter().enumerate() {
+        let org = candidate.head.org.clone();
+        if let Err(err) = candidate.head.verify(&key) {
+            problems.push(Problem {
+                kind: ProblemKind::BadSignature,
+                org: Some(org),
+                leaf: None,
+                log_position: None,
+                detail: format!("{} ({})", err, candidate.source),
+            });
+            continue;
+        }
+        if i < local_count {
+            let entry = local_latest.entry(org.clone()).or_insert((0, [0; 32]));
+            if candidate.head.tree_size < entry.0 {
+                problems.push(Problem {
+                    kind: ProblemKind::Forked,
+                    org: Some(org.clone()),
+                    leaf: None,
+                    log_position: None,
+                    detail: format!(
+                        "the heads file goes backwards: size {} after size {} ({})",
+                        candidate.head.tree_size, entry.0, candidate.source
+                    ),
+                });
+            } else {
+                *entry = (candidate.head.tree_size, candidate.head.root_hash);
+            }
+        }
+        orgs.entry(org).or_default().heads.push(candidate);
+    }
+    for (org, check) in orgs.iter_mut() {
+        check.heads.sort_by_key(|h| h.head.tree_size);
+        for pair in check.heads.windows(2) {
+            if pair[0].head.tree_size == pair[1].head.tree_size && pair[0].head.root_hash != pair[1].head.root_hash {
+                problems.push(Problem {
+                    kind: ProblemKind::Forked,
+                    org: Some(org.clone()),
+                    leaf: None,
+                    log_position: None,
+                    detail: format!(
+                        "two signed heads of size {} disagree ({} and {})",
+                        pair[0].head.tree_size, pair[0].source, pair[1].source
+                    ),
+                });
+            }
+        }
+    }
+
+    // The log, recomputed.
+    let log = EventLog::open_read_only(data_dir.join("log"));
+    let log = match log {
+        Ok(log) => Some(log),
+        Err(StoreError::Corrupt { path, offset, reason }) => {
+            problems.push(Problem {
+                kind: ProblemKind::Corrupt,
+                org: None,
+                leaf: None,
+                log_position: None,
+                detail: format!("{path} at byte {offset}: {reason}"),
+            });
+            None
+        }
+        Err(other) => return Err(other),
+    };
+    let mut records = 0u64;
+    if let Some(log) = &log {
+        if let Some(damage) = log.tail_damage() {
+            notes.push(format!(
+                "the log ends with {} damaged bytes at position {} ({}): an interrupted write, never acknowledged; \
+                 the server cuts it off at its next start",
+                damage.bytes, damage.position, damage.reason
+            ));
+        }
+        let trees = trust_dir(data_dir).join("trees");
+        let mut buf = Vec::new();
+        let scanned = log.scan(0, 20_000, |batch, _| {
+            for (ptr, record) in batch {
+                records += 1;
+                let leaf = leaf_of(&record, &mut buf);
+                let check = orgs.entry(record.org.clone()).or_default();
+                let stored = check
+                    .stored
+                    .get_or_insert_with(|| {
+                        StoredLeaves::open(&trees.join(org_dir_name(&record.org)).join("level-00.bin"))
+                    })
+                    .next();
+                let index = check.frontier.size();
+                check.frontier.push(leaf);
+                match &mut check.mismatch {
+                    Some(m) => {
+                        if m.recomputed.len() < LOOKAHEAD {
+                            m.recomputed.push(leaf);
+                        }
+                        if let (Some(s), true) = (stored, m.stored.len() < LOOKAHEAD) {
+                            m.stored.push(s);
+                        }
+                    }
+                    None => {
+                        if let Some(s) = stored.filter(|s| *s != leaf) {
+                            check.mismatch = Some(Mismatch {
+                                index,
+                                log_position: ptr.frame_pos,
+                                what: format!("{} {} (revision {})", record.kind.as_str(), record.id, record.revision),
+                                recomputed: vec![leaf],
+                                stored: vec![s],
+                            });
+                        }
+                    }
+                }
+                check_heads(check, &record.org, ptr.frame_pos, &mut problems);
+            }
+            Ok(())
+        });
+        if let Err(StoreError::Corrupt { path, offset, reason }) = scanned {
+            problems.push(Problem {
+                kind: ProblemKind::Corrupt,
+                org: None,
+                leaf: None,
+                log_position: Some(offset),
+                detail: format!("{path} at byte {offset}: {reason}"),
+            });
+        } else {
+            scanned?;
+        }
+    }
+
+    let mut reports = BTreeMap::new();
+    for (org, check) in orgs.iter_mut() {
+        let size = check.frontier.size();
+        if let Some(stored) = check.stored.as_mut() {
+            while stored.next().is_some() {
+                check.stored_extra += 1;
+            }
+        } else if log.is_some() {
+            let mut stored =
+                StoredLeaves::open(&trust_dir(data_dir).join("trees").join(org_dir_name(org)).join("level-00.bin"));
+            while stored.next().is_some() {
+                check.stored_extra += 1;
+            }
+        }
+        if let Some(m) = &check.mismatch {
+            let (kind, detail) = classify(m);
+            problems.push(Problem {
+                kind,
+                org: Some(org.clone()),
+                leaf: Some(m.index),
+                log_position: Some(m.log_position),
+                detail,
+            });
+        }
+        if check.stored_extra > 0 && log.is_some() {
+            problems.push(Problem {
+                kind: ProblemKind::Truncated,
+                org: Some(org.clone()),
+                leaf: Some(size),
+                log_position: None,
+                detail: format!(
+                    "the log holds {size} events of {org}, the stored tree held {} more",
+                    check.stored_extra
+                ),
+            });
+        }
+        let local_latest_size = local_latest.get(org).map_or(0, |(s, _)| *s);
+        for head in &check.heads[check.next_head..] {
+            if log.is_none() {
+                break;
+            }
+            let kind = if head.external && head.head.tree_size > local_latest_size {
+                ProblemKind::RolledBack
+            } else {
+                ProblemKind::Truncated
+            };
+            problems.push(Problem {
+                kind,
+                org: Some(org.clone()),
+                leaf: Some(size),
+                log_position: None,
+                detail: format!(
+                    "the log holds {size} events of {org}, a head signed at {} covers {} ({})",
+                    head.head.timestamp.as_deref().unwrap_or("?"),
+                    head.head.tree_size,
+                    head.source
+                ),
+            });
+            break;
+        }
+        let latest_signed = check.heads.iter().map(|h| h.head.tree_size).max().unwrap_or(0);
+        reports.insert(
+            org.clone(),
+            OrgReport {
+                events: size,
+                heads_checked: check.heads_checked,
+                latest_signed_size: latest_signed,
+                unsigned_tail: size.saturating_sub(latest_signed),
+            },
+        );
+    }
+    for (org, report) in &reports {
+        if report.unsigned_tail > 0 {
+            notes.push(format!(
+                "{org}: the last {} events are not covered by a signed head yet (checked against the stored tree only)",
+                report.unsigned_tail
+            ));
+        }
+    }
+    problems.sort_by_key(|p| (p.org.clone(), p.leaf.unwrap_or(u64::MAX)));
+    Ok(VerifyReport { ok: problems.is_empty(), key_id: key.id(), records, orgs: reports, problems, notes })
+}
+
+/// Compares the recomputed root with every head whose size the frontier just reached.
+fn check_heads(check: &mut OrgCheck, org: &str, log_position: u64, problems: &mut Vec<Problem>) {
+    let size = check.frontier.size();
+    while let Some(head) = check.heads.get(check.next_head) {
+        if head.head.tree_size > size {
+            break;
+        }
+        check.next_head += 1;
+        if head.head.tree_size < size {
+            continue; // size 0 heads, duplicates
+        }
+        check.heads_checked += 1;
+        if check.frontier.root() == head.head.root_hash {
+            check.last_good = size;
+        } else if !check.head_failed {
+            check.head_failed = true;
+            problems.push(Problem {
+                kind: ProblemKind::Modified,
+                org: Some(org.to_string()),
+                leaf: Some(check.last_good),
+                log_position: Some(log_position),
+                detail: format!(
+                    "the log differs from the head signed at {} over {} events ({}): between leaves {} and {} \
+                     events were modified, removed, inserted or reordered",
+                    head.head.timestamp.as_deref().unwrap_or("?"),
+                    head.head.tree_size,
+                    head.source,
+                    check.last_good,
+                    size
+                ),
+            });
+        }
+    }
+}
+
+/// Reads heads from files or directories (`heads.jsonl` inside), for `--heads` / `--since`.
+pub fn load_external_heads(paths: &[PathBuf]) -> Result<Vec<(String, SignedHead)>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let file = if path.is_dir() { path.join("heads.jsonl") } else { path.clone() };
+        let text = std::fs::read_to_string(&file).map_err(crate::error::io_err(&file))?;
+        let trimmed = text.trim();
+        if trimmed.starts_with('{') && !trimmed.contains('\n') {
+            let head: SignedHead = serde_json::from_str(trimmed).map_err(|e| StoreError::Corrupt {
+                path: file.display().to_string(),
+                offset: 0,
+                reason: format!("not a signed head: {e}"),
+            })?;
+            out.push((file.display().to_string(), head));
+            continue;
+        }
+        for (head, offset, _) in read_heads(&file)? {
+            out.push((format!("{} at byte {offset}", file.display()), head));
+        }
+    }
+    Ok(out)
+}
