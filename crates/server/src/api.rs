@@ -242,6 +242,8 @@ pub struct ExportPlan {
     pub format: ExportFormat,
     query: ListQuery,
     csv_columns: Vec<&'static Column>,
+    /// NDJSON only: a signed head first, then every event with its inclusion proof.
+    pub proofs: bool,
 }
 
 /// Validates an export request (format, filters, columns) before anything is streamed.
@@ -250,8 +252,17 @@ pub fn plan_export(org: &str, kind: LogKind, params: &[(String, String)], now: i
         Some((_, f)) => ExportFormat::parse(f)?,
         None => ExportFormat::Csv,
     };
-    let params: Vec<(String, String)> =
-        params.iter().filter(|(k, _)| !matches!(k.as_str(), "limit" | "cursor" | "format")).cloned().collect();
+    let proofs = match params.iter().rev().find(|(k, _)| k == "proofs").map(|(_, v)| v.as_str()) {
+        None | Some("false") => false,
+        Some("true") if format == ExportFormat::Ndjson => true,
+        Some("true") => return Err(ApiError::BadRequest("proofs=true needs format=ndjson".into())),
+        Some(other) => return Err(ApiError::BadRequest(format!("proofs {other:?}: expected true or false"))),
+    };
+    let params: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "limit" | "cursor" | "format" | "proofs"))
+        .cloned()
+        .collect();
     let request = native::request(kind, &params, now)?;
     let mut query = request.into_list_query(org, kind);
     let csv_columns = if query.columns.is_empty() { default_columns(kind) } else { query.columns.clone() };
@@ -260,15 +271,24 @@ pub fn plan_export(org: &str, kind: LogKind, params: &[(String, String)], now: i
         _ => ["id", "event_time", "log_pos", "log_idx"].iter().filter_map(|n| schema::find_column(kind, n)).collect(),
     };
     query.limit = EXPORT_CHUNK;
-    Ok(ExportPlan { format, query, csv_columns })
+    Ok(ExportPlan { format, query, csv_columns, proofs })
 }
 
 /// Writes everything an export plan matches, in chunks of about 256 KiB, to `sink` (which
 /// returns false to stop, e.g. when the client went away). Returns the rows written.
 pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String) -> bool) -> Result<u64, String> {
-    let ExportPlan { format, mut query, csv_columns } = plan;
+    let ExportPlan { format, mut query, csv_columns, proofs } = plan;
     let mut rows_written = 0u64;
     let mut out = String::new();
+    let head = if proofs {
+        let head = engine.ledger().current_head(&query.org).map_err(|e| e.to_string())?;
+        let head = head.ok_or("no signed head yet: the organisation has no events")?;
+        out.push_str(&serde_json::json!({ "head": head }).to_string());
+        out.push('\n');
+        Some(head)
+    } else {
+        None
+    };
     match format {
         ExportFormat::Csv => csv_out::push_row(&mut out, csv_columns.iter().map(|c| c.api)),
         ExportFormat::Json => out.push('['),
@@ -296,13 +316,26 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
                     let (Cell::Int(pos), Cell::Int(idx)) = (&row[2], &row[3]) else {
                         return Err(format!("unexpected row shape {row:?}"));
                     };
-                    let body = engine
-                        .body(RecordPtr { frame_pos: *pos as u64, index: *idx as u16 })
-                        .map_err(|e| e.to_string())?;
+                    let ptr = RecordPtr { frame_pos: *pos as u64, index: *idx as u16 };
+                    let body = engine.body(ptr).map_err(|e| e.to_string())?;
                     if format == ExportFormat::Json && rows_written > 0 {
                         out.push(',');
                     }
-                    out.push_str(&String::from_utf8_lossy(&body));
+                    if let Some(head) = &head {
+                        let bundle = engine.ledger().inclusion(engine.log(), ptr, head).map_err(|e| e.to_string())?;
+                        out.push_str("{\"event\":");
+                        out.push_str(&String::from_utf8_lossy(&body));
+                        out.push_str(",\"proof\":");
+                        match bundle {
+                            Some(bundle) => {
+                                out.push_str(&serde_json::to_string(&bundle.proof).map_err(|e| e.to_string())?)
+                            }
+                            None => out.push_str("null"),
+                        }
+                        out.push('}');
+                    } else {
+                        out.push_str(&String::from_utf8_lossy(&body));
+                    }
                     if format == ExportFormat::Ndjson {
                         out.push('\n');
                     }

@@ -68,6 +68,7 @@ impl ApiError {
             ApiError::Store(StoreError::Overloaded { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
             ApiError::Store(StoreError::ShuttingDown) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
             ApiError::Store(StoreError::WriterFailed(_)) => (StatusCode::SERVICE_UNAVAILABLE, "WriterStopped"),
+            ApiError::Store(StoreError::Trust(_)) => (StatusCode::SERVICE_UNAVAILABLE, "TamperEvidenceUnavailable"),
             ApiError::Store(_) | ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
         }
     }
@@ -77,6 +78,11 @@ impl ApiError {
             ApiError::Store(StoreError::Overloaded { .. } | StoreError::ShuttingDown | StoreError::Query(_)) => self.to_string(),
             ApiError::Store(StoreError::WriterFailed(_)) => {
                 "the event writer stopped after a failed disk write; nothing more is accepted until an operator restarts Signet".into()
+            }
+            ApiError::Store(StoreError::Trust(_)) => {
+                "tree heads cannot be signed on this node right now; an administrator should run `signet verify` \
+                 (details in the server log)"
+                    .into()
             }
             ApiError::Store(_) | ApiError::Internal(_) => "internal error; see the server log".into(),
             ApiError::Auth(AuthError::Io { .. } | AuthError::Corrupt { .. } | AuthError::Internal(_)) => {

@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod reports;
 pub mod routes;
+pub mod trust;
 
 use std::future::Future;
 use std::net::SocketAddr;

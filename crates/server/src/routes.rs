@@ -8,7 +8,7 @@ use axum::http::Method;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use signet_auth::Permission::{self, *};
 
-use crate::{accounts, api, graph, import, ingest, reports, AppState};
+use crate::{accounts, api, graph, import, ingest, reports, trust, AppState};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +92,13 @@ route_table! {
     GET "/v1.0/auditLogs/signIns/{id}", Needs(ReadLogs), Read("GraphSignInViewed") => graph::get_signin;
     GET "/v1.0/auditLogs/directoryAudits", Needs(ReadLogs), Read("GraphDirectoryAuditsListed") => graph::list_directory_audits;
     GET "/v1.0/auditLogs/directoryAudits/{id}", Needs(ReadLogs), Read("GraphDirectoryAuditViewed") => graph::get_directory_audit;
+
+    GET "/api/v1/trust/key", Public, Audit::No => trust::public_key;
+    GET "/api/v1/trust/head", Needs(ReadLogs), Audit::No => trust::head;
+    GET "/api/v1/trust/heads", Needs(ReadLogs), Audit::No => trust::heads;
+    GET "/api/v1/trust/status", Needs(ReadSettings), Audit::No => trust::status;
+    GET "/api/v1/trust/proof/inclusion", Needs(ReadLogs), Read("InclusionProofViewed") => trust::inclusion;
+    GET "/api/v1/trust/proof/consistency", Needs(ReadLogs), Audit::No => trust::consistency;
 
     GET "/api/v1/settings", Needs(ReadSettings), Read("SettingsViewed") => accounts::settings;
     GET "/api/v1/users", Needs(ReadSettings), Read("UsersListed") => accounts::list_users;

@@ -53,6 +53,15 @@ enum Command {
     Demo(DemoArgs),
     /// Measure ingest and query performance against a running server.
     Bench(crate::bench::BenchArgs),
+    /// Recompute the Merkle trees from the event log and check them against the signed heads
+    /// (and published copies); exit code 1 names the first bad position.
+    Verify(crate::trust::VerifyArgs),
+    /// The key that signs tree heads.
+    #[command(subcommand)]
+    Keys(crate::trust::KeysCommand),
+    /// Check proofs offline with nothing but the public key.
+    #[command(subcommand)]
+    Proof(crate::trust::ProofCommand),
 }
 
 /// Where a command's data lives.
@@ -275,7 +284,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging("warn");
             crate::bench::run(args)
         }
+        Command::Verify(args) => exit_unless(crate::trust::verify(args)?),
+        Command::Keys(command) => crate::trust::keys(command),
+        Command::Proof(command) => exit_unless(crate::trust::proof(command)?),
     }
+}
+
+/// Exit code 1 when a check failed (errors that stopped the check also exit 1, via main, with
+/// an `error:` line instead of a report).
+fn exit_unless(ok: bool) -> anyhow::Result<()> {
+    if !ok {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn init_logging(filter: &str) {
@@ -334,8 +355,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&config.log);
     let ingest = IngestConfig { max_in_flight_events: config.max_in_flight_events, ..IngestConfig::default() };
     let engine = Arc::new(
-        Engine::open(&config.data_dir, ingest).with_context(|| format!("opening {}", config.data_dir.display()))?,
+        Engine::open_with(&config.data_dir, ingest, &config.trust_config())
+            .with_context(|| format!("opening {}", config.data_dir.display()))?,
     );
+    if let Some(url) = &config.publish_heads_url {
+        engine.ledger().add_sink(crate::trust::webhook_sink(url.clone())?);
+    }
     let directory = Arc::new(signet_auth::Directory::open_in_data_dir(engine.data_dir(), &config.org)?);
     if let Some(count) = args.demo {
         seed_demo_if_empty(&engine, &config.org, count)?;

@@ -38,6 +38,16 @@ pub struct Config {
     pub lockout_minutes: u64,
     /// Sign-in attempts one client address may make per minute (429 beyond).
     pub sign_in_attempts_per_minute: u32,
+    /// Seconds between signed tree heads (heads are also signed at shutdown and on demand).
+    pub head_interval_seconds: u64,
+    /// The Ed25519 key that signs tree heads (default `DATA/trust/signing.key`; created when
+    /// absent). Keep it off the data directory's disk to make a rewrite of both harder.
+    pub signing_key_file: Option<PathBuf>,
+    /// A directory outside the data directory (another disk, a mount of another machine)
+    /// where every signed head is appended to `heads.jsonl` as it is made.
+    pub publish_heads_dir: Option<PathBuf>,
+    /// An HTTP(S) URL every signed head is POSTed to (JSON array of heads), with retries.
+    pub publish_heads_url: Option<String>,
 }
 
 impl Default for Config {
@@ -55,6 +65,10 @@ impl Default for Config {
             lockout_threshold: 5,
             lockout_minutes: 15,
             sign_in_attempts_per_minute: 20,
+            head_interval_seconds: 60,
+            signing_key_file: None,
+            publish_heads_dir: None,
+            publish_heads_url: None,
         }
     }
 }
@@ -83,7 +97,23 @@ impl Config {
         anyhow::ensure!(self.session_lifetime_hours >= 1, "session_lifetime_hours must be at least 1");
         anyhow::ensure!(self.lockout_threshold >= 1, "lockout_threshold must be at least 1");
         anyhow::ensure!(self.sign_in_attempts_per_minute >= 1, "sign_in_attempts_per_minute must be at least 1");
+        anyhow::ensure!(self.head_interval_seconds >= 1, "head_interval_seconds must be at least 1");
+        if let Some(url) = &self.publish_heads_url {
+            anyhow::ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "publish_heads_url must be an http:// or https:// URL"
+            );
+        }
         Ok(())
+    }
+
+    /// Where heads are signed and published.
+    pub fn trust_config(&self) -> signet_store::TrustConfig {
+        signet_store::TrustConfig {
+            signing_key: self.signing_key_file.clone(),
+            publish_dir: self.publish_heads_dir.clone(),
+            head_interval: Some(std::time::Duration::from_secs(self.head_interval_seconds)),
+        }
     }
 
     /// The server settings these options make.

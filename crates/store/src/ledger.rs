@@ -80,9 +80,13 @@ pub fn org_dir_name(org: &str) -> String {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Checkpoint {
-    position: u64,
-    trees: BTreeMap<String, u64>,
+pub(crate) struct Checkpoint {
+    pub position: u64,
+    pub trees: BTreeMap<String, u64>,
+    /// Written by a clean shutdown, after the final heads: the log must not grow past this
+    /// point until the node starts again (which clears the flag first).
+    #[serde(default)]
+    pub clean_shutdown: bool,
 }
 
 /// Where each head of an organisation sits in the heads file.
@@ -131,7 +135,7 @@ pub struct Ledger {
     state: Mutex<State>,
 }
 
-fn read_checkpoint(path: &Path) -> Result<Option<Checkpoint>> {
+pub(crate) fn read_checkpoint(path: &Path) -> Result<Option<Checkpoint>> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupt {
             path: path.display().to_string(),
@@ -276,6 +280,8 @@ impl Ledger {
             }
         }
         info!(orgs = state.trees.len(), replayed = appended, key_id = %ledger.signer.public().id(), "ledger ready");
+        // Running from here on: a crash must not look like a clean shutdown.
+        ledger.write_checkpoint(state, false)?;
         drop(guard);
         Ok(ledger)
     }
@@ -343,9 +349,6 @@ impl Ledger {
                 let timestamp = now_ms().max(last.map_or(0, |h| h.timestamp_ms + 1));
                 new.push(self.signer.sign(org, tree.size(), root, timestamp));
             }
-            for tree in state.trees.values() {
-                tree.sync().map_err(trust_err)?;
-            }
             if !new.is_empty() {
                 let mut lines = String::new();
                 for head in &new {
@@ -368,17 +371,33 @@ impl Ledger {
                 }
                 state.heads_len = offset;
             }
-            let checkpoint = Checkpoint {
-                position: state.position,
-                trees: state.trees.iter().map(|(org, tree)| (org.clone(), tree.size())).collect(),
-            };
-            write_atomic(&self.dir.join("checkpoint.json"), &serde_json::to_vec(&checkpoint).expect("serialises"))?;
+            self.write_checkpoint(&state, false)?;
             new
         };
         if !new.is_empty() {
             self.publish(&new);
         }
         Ok(new)
+    }
+
+    /// Syncs the trees and records how far they reach.
+    fn write_checkpoint(&self, state: &State, clean_shutdown: bool) -> Result<()> {
+        for tree in state.trees.values() {
+            tree.sync().map_err(trust_err)?;
+        }
+        let checkpoint = Checkpoint {
+            position: state.position,
+            trees: state.trees.iter().map(|(org, tree)| (org.clone(), tree.size())).collect(),
+            clean_shutdown,
+        };
+        write_atomic(&self.dir.join("checkpoint.json"), &serde_json::to_vec(&checkpoint).expect("serialises"))
+    }
+
+    /// Signs the final heads and marks the shutdown clean (after the write path stopped).
+    pub fn close(&self) -> Result<()> {
+        self.sign_heads(None)?;
+        let state = self.state.lock();
+        self.write_checkpoint(&state, true)
     }
 
     fn publish(&self, heads: &[SignedHead]) {
@@ -475,15 +494,17 @@ impl Ledger {
         }))
     }
 
-    /// The consistency proof between two signed heads of an organisation.
-    pub fn consistency(&self, first: SignedHead, second: SignedHead) -> Result<ConsistencyBundle> {
+    /// The consistency proof from the tree of `first_size` leaves to the signed head `second`
+    /// (with the signed head at `first_size`, when there is one).
+    pub fn consistency(&self, first_size: u64, second: SignedHead) -> Result<ConsistencyBundle> {
+        let first = self.head_at(&second.org, first_size)?;
         let state = self.state.lock();
         let tree = state
             .trees
-            .get(&first.org)
-            .ok_or_else(|| StoreError::Trust(format!("no tree for organisation {}", first.org)))?;
-        let proof = tree.consistency_proof(first.tree_size, second.tree_size).map_err(trust_err)?;
-        Ok(ConsistencyBundle { first, second, proof })
+            .get(&second.org)
+            .ok_or_else(|| StoreError::Trust(format!("no tree for organisation {}", second.org)))?;
+        let proof = tree.consistency_proof(first_size, second.tree_size).map_err(trust_err)?;
+        Ok(ConsistencyBundle { first_size, first, second, proof })
     }
 
     pub fn status(&self) -> LedgerStatus {

@@ -55,6 +55,7 @@ pub struct Engine {
     pipeline: Pipeline,
     ledger: Arc<Ledger>,
     head_timer: parking_lot::Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// One event with all its revisions, newest last.
@@ -173,6 +174,7 @@ impl Engine {
             pipeline,
             ledger,
             head_timer: parking_lot::Mutex::new(head_timer),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -238,12 +240,15 @@ impl Engine {
 
     /// Stops the write path after applying everything queued, and signs the final heads.
     pub fn shutdown(&self) {
+        if self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
         self.pipeline.shutdown();
         if let Some((stop, handle)) = self.head_timer.lock().take() {
             drop(stop);
             let _ = handle.join();
         }
-        if let Err(err) = self.ledger.sign_heads(None) {
+        if let Err(err) = self.ledger.close() {
             tracing::warn!(error = %err, "no final tree heads were signed at shutdown");
         }
     }

@@ -19,7 +19,7 @@ use signet_trust::merkle::{Frontier, Hash};
 use signet_trust::{HeadSigner, PublicKey, SignedHead};
 
 use crate::error::{Result, StoreError};
-use crate::ledger::{default_key_path, leaf_of, org_dir_name, read_heads, trust_dir};
+use crate::ledger::{default_key_path, leaf_of, org_dir_name, read_checkpoint, read_heads, trust_dir};
 use crate::log::EventLog;
 
 /// Leaves compared after a mismatch to tell a removal, insertion or move from an edit.
@@ -146,10 +146,17 @@ struct OrgCheck {
 fn classify(m: &Mismatch) -> (ProblemKind, String) {
     let (r, s) = (&m.recomputed, &m.stored);
     let at = m.index;
-    if s.len() > 1 && r.first() == s.get(1) {
+    // Two recorded events that changed places.
+    if let Some(j) = s.iter().position(|h| Some(h) == r.first()) {
+        if r.get(j) == s.first() {
+            return (ProblemKind::Reordered, format!("{} at leaf {at} was recorded as leaf {}", m.what, at + j as u64));
+        }
+    }
+    // The log is the record shifted by one: one removed, or one added.
+    if s.len() > 1 && r.first() == s.get(1) && r.get(1) == s.get(2) {
         return (ProblemKind::Missing, format!("the event recorded as leaf {at} is gone from the log"));
     }
-    if r.len() > 1 && r.get(1) == s.first() {
+    if r.len() > 1 && r.get(1) == s.first() && r.get(2) == s.get(1) {
         return (ProblemKind::Inserted, format!("{} at leaf {at} was never recorded there", m.what));
     }
     if let Some(j) = s.iter().position(|h| Some(h) == r.first()) {
@@ -332,9 +339,26 @@ pub fn verify_data_dir(data_dir: &Path, options: &VerifyOptions) -> Result<Verif
         }
     }
 
+    let checkpoint = read_checkpoint(&trust_dir(data_dir).join("checkpoint.json")).ok().flatten();
+    let clean = checkpoint.as_ref().filter(|c| c.clean_shutdown && !data_dir_in_use(data_dir));
     let mut reports = BTreeMap::new();
     for (org, check) in orgs.iter_mut() {
         let size = check.frontier.size();
+        if let Some(checkpoint) = clean {
+            let recorded = checkpoint.trees.get(org).copied().unwrap_or(0);
+            if size > recorded && check.mismatch.is_none() {
+                problems.push(Problem {
+                    kind: ProblemKind::Inserted,
+                    org: Some(org.clone()),
+                    leaf: Some(recorded),
+                    log_position: None,
+                    detail: format!(
+                        "{} event(s) of {org} follow leaf {recorded}, where the node's last clean shutdown left the log",
+                        size - recorded
+                    ),
+                });
+            }
+        }
         if let Some(stored) = check.stored.as_mut() {
             while stored.next().is_some() {
                 check.stored_extra += 1;
@@ -415,6 +439,14 @@ pub fn verify_data_dir(data_dir: &Path, options: &VerifyOptions) -> Result<Verif
     Ok(VerifyReport { ok: problems.is_empty(), key_id: key.id(), records, orgs: reports, problems, notes })
 }
 
+/// Whether a server holds the data directory right now (its log may grow meanwhile).
+fn data_dir_in_use(data_dir: &Path) -> bool {
+    match std::fs::OpenOptions::new().write(true).open(data_dir.join("LOCK")) {
+        Ok(file) => matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
 /// Compares the recomputed root with every head whose size the frontier just reached.
 fn check_heads(check: &mut OrgCheck, org: &str, log_position: u64, problems: &mut Vec<Problem>) {
     let size = check.frontier.size();
@@ -434,7 +466,7 @@ fn check_heads(check: &mut OrgCheck, org: &str, log_position: u64, problems: &mu
             problems.push(Problem {
                 kind: ProblemKind::Modified,
                 org: Some(org.to_string()),
-                leaf: Some(check.last_good),
+                leaf: None,
                 log_position: Some(log_position),
                 detail: format!(
                     "the log differs from the head signed at {} over {} events ({}): between leaves {} and {} \

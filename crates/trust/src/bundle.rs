@@ -30,11 +30,15 @@ pub struct InclusionBundle {
     pub proof: InclusionProof,
 }
 
-/// "The second head's tree extends the first head's tree."
+/// "The second head's tree extends the tree of `first_size` leaves." The first head is
+/// included when the server has one at that size; otherwise the auditor supplies the head
+/// they saved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyBundle {
-    pub first: SignedHead,
+    pub first_size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<SignedHead>,
     pub second: SignedHead,
     #[serde(with = "hex_hashes")]
     pub proof: Vec<Hash>,
@@ -97,21 +101,100 @@ pub fn verify_inclusion(json: &[u8], key: &PublicKey) -> Result<VerifiedEvent> {
     bundle.proof.verify_against(&bundle.head)
 }
 
-/// Verifies a consistency bundle (JSON) against a trusted key; returns (first, second) sizes.
-pub fn verify_consistency(json: &[u8], key: &PublicKey) -> Result<(u64, u64)> {
+/// Verifies a consistency bundle (JSON) against a trusted key and, when given, the head the
+/// auditor saved earlier (which then must be the bundle's first head, by size and root).
+/// Returns (first, second) sizes.
+pub fn verify_consistency(json: &[u8], key: &PublicKey, saved: Option<&SignedHead>) -> Result<(u64, u64)> {
     let bundle: ConsistencyBundle =
         serde_json::from_slice(json).map_err(|e| TrustError::Invalid(format!("not a consistency proof: {e}")))?;
-    bundle.first.verify(key)?;
+    let first = match (saved, &bundle.first) {
+        (Some(saved), Some(included))
+            if saved.root_hash != included.root_hash || saved.tree_size != included.tree_size =>
+        {
+            return Err(TrustError::Invalid(format!(
+                "the saved head (size {}) is not the proof's first head (size {})",
+                saved.tree_size, included.tree_size
+            )))
+        }
+        (Some(saved), _) => saved,
+        (None, Some(included)) => included,
+        (None, None) => {
+            return Err(TrustError::Invalid(
+                "the proof carries no first head: give the head you saved (--head FILE)".into(),
+            ))
+        }
+    };
+    if first.tree_size != bundle.first_size {
+        return Err(TrustError::Invalid(format!(
+            "the first head has size {}, the proof starts at size {}",
+            first.tree_size, bundle.first_size
+        )));
+    }
+    first.verify(key)?;
     bundle.second.verify(key)?;
-    if bundle.first.org != bundle.second.org {
+    if first.org != bundle.second.org {
         return Err(TrustError::Invalid("the two heads belong to different organisations".into()));
     }
     merkle::verify_consistency(
-        bundle.first.tree_size,
+        first.tree_size,
         bundle.second.tree_size,
-        &bundle.first.root_hash,
+        &first.root_hash,
         &bundle.second.root_hash,
         &bundle.proof,
     )?;
-    Ok((bundle.first.tree_size, bundle.second.tree_size))
+    Ok((first.tree_size, bundle.second.tree_size))
+}
+
+/// One line of an export with proofs (after the first line, `{"head": ...}`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ExportLine {
+    pub event: serde_json::Value,
+    pub proof: Option<InclusionProof>,
+}
+
+/// What checking an export with proofs found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ExportCheck {
+    pub org: String,
+    pub tree_size: u64,
+    pub verified: u64,
+    /// Lines without a proof (events newer than the export's head).
+    pub unproven: u64,
+}
+
+/// Verifies an NDJSON export with proofs: the head's signature, then every line's proof and
+/// that its event is the record the proof covers. Stops at the first bad line (1-based).
+pub fn verify_export(ndjson: &[u8], key: &PublicKey) -> Result<ExportCheck> {
+    let mut lines = ndjson.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace));
+    let first = lines.next().ok_or_else(|| TrustError::Invalid("the export is empty".into()))?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct HeadLine {
+        head: SignedHead,
+    }
+    let head = serde_json::from_slice::<HeadLine>(first)
+        .map_err(|e| TrustError::Invalid(format!("line 1 is not the export's signed head: {e}")))?
+        .head;
+    head.verify(key)?;
+    let mut check = ExportCheck { org: head.org.clone(), tree_size: head.tree_size, ..ExportCheck::default() };
+    for (n, line) in lines.enumerate() {
+        let number = n + 2;
+        let line: ExportLine = serde_json::from_slice(line)
+            .map_err(|e| TrustError::Invalid(format!("line {number}: not an export line: {e}")))?;
+        let Some(proof) = line.proof else {
+            check.unproven += 1;
+            continue;
+        };
+        let verified = proof.verify_against(&head).map_err(|e| TrustError::Invalid(format!("line {number}: {e}")))?;
+        let recorded: serde_json::Value = serde_json::from_slice(&verified.body)
+            .map_err(|_| TrustError::Invalid(format!("line {number}: the recorded body is not JSON")))?;
+        if recorded != line.event {
+            return Err(TrustError::Invalid(format!(
+                "line {number}: the event differs from the record its proof covers ({})",
+                verified.id
+            )));
+        }
+        check.verified += 1;
+    }
+    Ok(check)
 }

@@ -79,6 +79,13 @@ const TABLE: &[Row] = &[
     row("GET", "/v1.0/auditLogs/signIns/{id}", Only(READERS), 200, 404),
     row("GET", "/v1.0/auditLogs/directoryAudits", Only(READERS), 200, 200),
     row("GET", "/v1.0/auditLogs/directoryAudits/{id}", Only(READERS), 200, 404),
+    // The public key is public; heads and proofs are the caller's own organisation's.
+    row("GET", "/api/v1/trust/key", Anyone, 200, 200),
+    row("GET", "/api/v1/trust/head", Only(READERS), 200, 200),
+    row("GET", "/api/v1/trust/heads", Only(READERS), 200, 200),
+    row("GET", "/api/v1/trust/status", Only(&[GA, SA, SR, GR, READ]), 200, 200),
+    row("GET", "/api/v1/trust/proof/inclusion", Only(READERS), 200, 404),
+    row("GET", "/api/v1/trust/proof/consistency", Only(READERS), 200, 200),
     row("GET", "/api/v1/settings", Only(&[GA, SA, SR, GR, READ]), 200, 200),
     row("GET", "/api/v1/users", Only(&[GA, SA, SR, GR, READ]), 200, 200),
     row("POST", "/api/v1/users", Only(&[GA]), 201, 201),
@@ -184,6 +191,8 @@ fn concrete(server: &TestServer, row: &Row, fixture: &Fixture, n: usize) -> (Str
         "/api/v1/users/{id}" => row.path.replace("{id}", &user_id()),
         "/api/v1/keys/{id}" => row.path.replace("{id}", &key_id()),
         "/api/v1/errors/{code}" => row.path.replace("{code}", "50126"),
+        "/api/v1/trust/proof/inclusion" => format!("{}?kind=signins&id={}", row.path, fixture.signin),
+        "/api/v1/trust/proof/consistency" => format!("{}?first=1", row.path),
         "/api/v1/reports/users/{user}/pattern" => row.path.replace("{user}", "ann@default.example"),
         other => other.to_string(),
     };

@@ -2,6 +2,7 @@
 //! write path (duplicates, revisions, recovery, overload) on a real data directory.
 
 mod engine;
+mod tamper;
 
 use std::sync::Arc;
 
