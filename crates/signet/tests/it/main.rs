@@ -1,6 +1,8 @@
 //! The `signet` binary end to end: demo data into a data directory, then the commands an
 //! administrator runs against it, then the same commands against a running server.
 
+mod crash;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

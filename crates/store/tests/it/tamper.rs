@@ -267,7 +267,7 @@ fn describe(report: &VerifyReport) -> String {
 fn a_thousand_random_mutations_are_all_detected() {
     let fx = fixture();
     let work = tempfile::tempdir().unwrap();
-    let seed = std::env::var("SIGNET_TAMPER_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5167_4e37);
+    let seed = std::env::var("TAMPER_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5167_4e37);
     let mut rng = Rng(seed);
     let mut by_kind = std::collections::BTreeMap::<String, usize>::new();
     for round in 0..1000 {
