@@ -7,6 +7,7 @@ mod api;
 mod graph;
 mod ingest;
 mod reports;
+mod trust;
 
 use std::sync::Arc;
 use std::time::Duration;
