@@ -75,6 +75,33 @@ pub fn access_event(
     })
 }
 
+/// A record of the logging itself starting, stopping or being reconfigured (like Dynamics'
+/// `UserAccessAuditStarted` / `Stopped`), so that a gap in the trail shows in the trail.
+pub fn service_event(org: &str, operation: &str, message: &str, fields: Value) -> Value {
+    json!({
+        "Id": signet_auth::secret::random_uuid(),
+        "CreationTime": signet_model::time::format_time(signet_model::time::now_micros()),
+        "Operation": operation,
+        "RecordType": "SignetAccess",
+        "Workload": "Signet",
+        "ServiceName": "Signet",
+        "OrganizationId": org,
+        "UserKey": "signet",
+        "UserType": "System",
+        "User": "signet",
+        "ResultStatus": "Succeeded",
+        "Message": message,
+        "Fields": fields,
+    })
+}
+
+/// Stores a record Signet writes about itself and waits until it is durable.
+pub fn store_blocking(engine: &signet_store::Engine, org: &str, record: &Value) -> Result<(), String> {
+    let event = normalize(LogKind::Activity, record.to_string().as_bytes())
+        .map_err(|e| format!("{}: {}", e.field, e.reason))?;
+    engine.pipeline().submit_blocking(org, vec![event]).map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// The record of a read made with the CLI directly on a data directory (no server, no
 /// credential): the operator is the local account that ran it.
 pub fn local_access_event(

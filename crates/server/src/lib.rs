@@ -120,11 +120,21 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let engine = state.engine.clone();
     let directory = state.directory.clone();
+    let home = state.config.org.clone();
     let flusher = tokio::spawn(flush_key_use(directory.clone()));
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
     flusher.abort();
     tokio::task::spawn_blocking(move || {
+        let stopped = access_log::service_event(
+            &home,
+            "SignetLoggingStopped",
+            "Signet stopped collecting events (clean shutdown); the final tree heads follow",
+            serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }),
+        );
+        if let Err(err) = access_log::store_blocking(&engine, &home, &stopped) {
+            tracing::error!(error = %err, "could not record the logging stop");
+        }
         engine.shutdown();
         if let Err(err) = directory.flush_key_use() {
             tracing::error!(error = %err, "could not save API keys' last-used times");

@@ -107,6 +107,21 @@ impl Config {
         Ok(())
     }
 
+    /// The settings as the audit trail records them: everything except secrets (the webhook
+    /// URL may carry a token, so only whether one is set, and a digest to notice a change).
+    pub fn audit_view(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut value = serde_json::to_value(self).expect("config serialises");
+        if let Some(url) = &self.publish_heads_url {
+            use sha2::Digest;
+            let digest = hex::encode(&sha2::Sha256::digest(url.as_bytes())[..6]);
+            value["publish_heads_url"] = serde_json::json!(format!("set (sha256 {digest}...)"));
+        }
+        match value {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
+    }
+
     /// Where heads are signed and published.
     pub fn trust_config(&self) -> signet_store::TrustConfig {
         signet_store::TrustConfig {

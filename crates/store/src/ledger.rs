@@ -129,6 +129,8 @@ pub struct OrgStatus {
 
 pub struct Ledger {
     dir: PathBuf,
+    /// How the previous run ended: `Some(true)` clean, `Some(false)` crash or kill, `None` first start.
+    previous_shutdown: Option<bool>,
     signer: HeadSigner,
     publish_dir: Option<PathBuf>,
     sinks: RwLock<Vec<HeadSink>>,
@@ -217,7 +219,9 @@ impl Ledger {
             latest.insert(head.org.clone(), head);
         }
 
-        let checkpoint = read_checkpoint(&dir.join("checkpoint.json"))?.unwrap_or_default();
+        let checkpoint = read_checkpoint(&dir.join("checkpoint.json"))?;
+        let previous_shutdown = checkpoint.as_ref().map(|c| c.clean_shutdown);
+        let checkpoint = checkpoint.unwrap_or_default();
         let mut trees = BTreeMap::new();
         let mut position = checkpoint.position.min(log.end());
         let mut opened = true;
@@ -241,6 +245,7 @@ impl Ledger {
         }
         let state = State { trees, position, latest, heads: refs, heads_file, heads_len, halted: None };
         let ledger = Ledger {
+            previous_shutdown,
             dir,
             signer,
             publish_dir: config.publish_dir.clone(),
@@ -284,6 +289,12 @@ impl Ledger {
         ledger.write_checkpoint(state, false)?;
         drop(guard);
         Ok(ledger)
+    }
+
+    /// How the previous run ended: `Some(true)` clean shutdown, `Some(false)` crash or kill,
+    /// `None` when this is the first start.
+    pub fn previous_shutdown_clean(&self) -> Option<bool> {
+        self.previous_shutdown
     }
 
     /// Adds a receiver of newly signed heads.

@@ -72,6 +72,16 @@ impl SignedHead {
             .map_err(|_| TrustError::BadSignature("signature is not base64".into()))?;
         let signature = Signature::from_slice(&raw)
             .map_err(|_| TrustError::BadSignature("signature has the wrong length".into()))?;
+        if let Some(text) = &self.timestamp {
+            let signed = chrono::DateTime::from_timestamp_millis(self.timestamp_ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            if signed.as_deref() != Some(text.as_str()) {
+                return Err(TrustError::BadSignature(format!(
+                    "the head's timestamp {text:?} is not its signed time ({} ms)",
+                    self.timestamp_ms
+                )));
+            }
+        }
         let bytes = SignedHead::signed_bytes(&self.org, self.tree_size, self.timestamp_ms, &self.root_hash);
         key.0.verify(&bytes, &signature).map_err(|_| {
             TrustError::BadSignature(format!(
@@ -179,7 +189,11 @@ impl HeadSigner {
     }
 
     pub fn generate() -> HeadSigner {
-        let seed: [u8; 32] = rand::random();
+        HeadSigner::from_seed(rand::random())
+    }
+
+    /// A key from known bytes (tests and fuzzing; real keys come from [`HeadSigner::generate`]).
+    pub fn from_seed(seed: [u8; 32]) -> HeadSigner {
         HeadSigner { key: SigningKey::from_bytes(&seed) }
     }
 
@@ -256,6 +270,7 @@ mod tests {
             SignedHead { root_hash: [8u8; 32], ..head.clone() },
             SignedHead { org: "other".into(), ..head.clone() },
             SignedHead { timestamp_ms: head.timestamp_ms + 1, ..head.clone() },
+            SignedHead { timestamp: Some("2020-01-01T00:00:00.000Z".into()), ..head.clone() },
         ] {
             assert!(tampered.verify(&signer.public()).is_err(), "{tampered:?}");
         }

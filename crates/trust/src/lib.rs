@@ -6,9 +6,11 @@
 //! - [`tree`]: the append-only Merkle tree kept on disk beside the event log.
 //! - [`head`]: Ed25519 signing keys and signed tree heads.
 //! - [`bundle`]: proofs as JSON bundles and their offline verification.
+//! - [`fuzzing`]: the verifier's fuzz targets (libFuzzer and the CI mutation fuzzer).
 
 pub mod bundle;
 pub mod error;
+pub mod fuzzing;
 pub mod head;
 pub mod merkle;
 pub mod record;

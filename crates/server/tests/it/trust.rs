@@ -23,7 +23,9 @@ async fn head(server: &TestServer) -> SignedHead {
 async fn proofs_check_out_offline_and_forgeries_do_not() {
     let server = TestServer::start().await;
     let key = key(&server).await;
-    server.load(&(0..10).map(|i| signin(&format!("p{i}"), 1, "ann@contoso.com", "Outlook", 0, "")).collect::<Vec<_>>()).await;
+    server
+        .load(&(0..10).map(|i| signin(&format!("p{i}"), 1, "ann@contoso.com", "Outlook", 0, "")).collect::<Vec<_>>())
+        .await;
     let first = head(&server).await;
     assert!(first.tree_size >= 10, "{first:?}");
     first.verify(&key).unwrap();
@@ -46,11 +48,12 @@ async fn proofs_check_out_offline_and_forgeries_do_not() {
     assert!(verify_inclusion(&serde_json::to_vec(&swapped).unwrap(), &key).is_err());
 
     // More events, a new head, and the proof that it extends the first one.
-    server.load(&(10..25).map(|i| signin(&format!("p{i}"), 1, "ann@contoso.com", "Outlook", 0, "")).collect::<Vec<_>>()).await;
+    server
+        .load(&(10..25).map(|i| signin(&format!("p{i}"), 1, "ann@contoso.com", "Outlook", 0, "")).collect::<Vec<_>>())
+        .await;
     let second = head(&server).await;
     assert!(second.tree_size > first.tree_size);
-    let (status, consistency) =
-        server.get(&format!("/api/v1/trust/proof/consistency?first={}", first.tree_size)).await;
+    let (status, consistency) = server.get(&format!("/api/v1/trust/proof/consistency?first={}", first.tree_size)).await;
     assert_eq!(status, 200, "{consistency}");
     let bytes = serde_json::to_vec(&consistency).unwrap();
     assert_eq!(verify_consistency(&bytes, &key, Some(&first)).unwrap(), (first.tree_size, second.tree_size));
@@ -78,7 +81,13 @@ async fn proofs_check_out_offline_and_forgeries_do_not() {
 async fn exports_carry_proofs_for_every_row() {
     let server = TestServer::start().await;
     let key = key(&server).await;
-    server.load(&(0..300).map(|i| signin(&format!("x{i}"), i % 48, "ann@contoso.com", "Outlook", 0, "")).collect::<Vec<_>>()).await;
+    server
+        .load(
+            &(0..300)
+                .map(|i| signin(&format!("x{i}"), i % 48, "ann@contoso.com", "Outlook", 0, ""))
+                .collect::<Vec<_>>(),
+        )
+        .await;
     let (status, text) = server.get_text("/api/v1/signins/export?format=ndjson&proofs=true&range=90d").await;
     assert_eq!(status, 200, "{text}");
     let check = verify_export(text.as_bytes(), &key).unwrap();

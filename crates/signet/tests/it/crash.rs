@@ -135,3 +135,62 @@ fn kill_dash_nine_loses_nothing_acknowledged() {
         stored.len()
     );
 }
+
+fn operations(data: &Path) -> Vec<serde_json::Value> {
+    let log = signet_store::EventLog::open_read_only(data.join("log")).unwrap();
+    let mut out = Vec::new();
+    log.scan(0, 50_000, |batch, _| {
+        for (_, record) in batch {
+            let body: serde_json::Value = serde_json::from_slice(&record.body).unwrap();
+            if body["Operation"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("SignetLogging") || o == "SignetConfigurationChanged")
+            {
+                out.push(body);
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn starts_stops_crashes_and_setting_changes_are_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(dir.path(), &data);
+    server.stop();
+    std::fs::write(dir.path().join("signet.toml"), "head_interval_seconds = 5\n").unwrap();
+    let mut server = Server::start(dir.path(), &data);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut server = Server::start(dir.path(), &data);
+    server.stop();
+
+    let all = operations(&data);
+    // Each start here listens on a new port, itself a recorded change; the head interval too.
+    let changes: Vec<&serde_json::Value> =
+        all.iter().filter(|o| o["Operation"] == "SignetConfigurationChanged").collect();
+    assert_eq!(changes.len(), 2, "{all:#?}");
+    assert_eq!(changes[0]["Fields"]["head_interval_seconds"], serde_json::json!({ "from": 60, "to": 5 }));
+    assert!(changes.iter().all(|c| c["Fields"]["listen"]["to"].is_string()));
+    let ops: Vec<&serde_json::Value> = all.iter().filter(|o| o["Operation"] != "SignetConfigurationChanged").collect();
+    let names: Vec<&str> = ops.iter().map(|o| o["Operation"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "SignetLoggingStarted",
+            "SignetLoggingStopped",
+            "SignetLoggingStarted",
+            "SignetLoggingStarted",
+            "SignetLoggingStopped"
+        ],
+        "the killed run has no stop record, and the next start says so"
+    );
+    assert_eq!(ops[0]["Fields"]["previousRun"], "first start");
+    assert_eq!(ops[2]["Fields"]["previousRun"], "clean shutdown");
+    assert!(ops[3]["Fields"]["previousRun"].as_str().unwrap().starts_with("unclean"), "{}", ops[3]);
+    let verify = signet(&["verify"], &data);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
