@@ -27,7 +27,7 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = crate::metrics::render(&state.http_metrics, state.engine.pipeline().metrics());
+    let text = crate::metrics::render(&state.http_metrics, state.engine.pipeline().metrics(), &state.engine);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

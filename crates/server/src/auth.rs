@@ -143,6 +143,25 @@ fn verify(state: &AppState, request: &Request) -> Result<Verified, ApiError> {
 }
 
 /// The middleware in front of every route: authenticate, authorise, run, record.
+/// Answers a request with an error without keeping its body: the body is read and dropped
+/// chunk by chunk (bounded time, no buffering), so that the client, which is still sending,
+/// receives the answer instead of a reset connection.
+async fn refuse_unread(request: Request, error: ApiError, limit: usize) -> Response {
+    use futures::StreamExt;
+    let mut stream = request.into_body().into_data_stream();
+    let drained = async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drained).await;
+    error.into_response()
+}
+
 pub async fn guard(
     State((state, spec)): State<(AppState, &'static RouteSpec)>,
     mut request: Request,
@@ -169,6 +188,23 @@ pub async fn guard(
             return denied.into_response();
         }
     }
+    // Writes are turned away before their body is read: when the disk is below its reserve
+    // (507), or when every ingest slot is busy (503), so that memory stays bounded.
+    let _slot = if spec.access == Access::Needs(signet_auth::Permission::IngestEvents) {
+        if let Err(full) = state.engine.disk().check() {
+            return refuse_unread(request, ApiError::Store(full), state.config.max_body_bytes).await;
+        }
+        match state.ingest_slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                state.engine.pipeline().metrics().overloaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let busy = ApiError::Store(signet_store::StoreError::Overloaded { retry_after_secs: 1 });
+                return refuse_unread(request, busy, state.config.max_body_bytes).await;
+            }
+        }
+    } else {
+        None
+    };
     let uri = request.uri().clone();
     request.extensions_mut().insert(caller.clone());
     let response = next.run(request).await;

@@ -69,6 +69,7 @@ impl ApiError {
             ApiError::Store(StoreError::ShuttingDown) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
             ApiError::Store(StoreError::WriterFailed(_)) => (StatusCode::SERVICE_UNAVAILABLE, "WriterStopped"),
             ApiError::Store(StoreError::Trust(_)) => (StatusCode::SERVICE_UNAVAILABLE, "TamperEvidenceUnavailable"),
+            ApiError::Store(StoreError::DiskFull { .. }) => (StatusCode::INSUFFICIENT_STORAGE, "InsufficientStorage"),
             ApiError::Store(_) | ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
         }
     }
@@ -76,6 +77,9 @@ impl ApiError {
     fn public_message(&self) -> String {
         match self {
             ApiError::Store(StoreError::Overloaded { .. } | StoreError::ShuttingDown | StoreError::Query(_)) => self.to_string(),
+            ApiError::Store(StoreError::DiskFull { .. }) => {
+                "the server's disk is full: nothing of this request was stored; retry later (ingest resumes by itself once space is freed)".into()
+            }
             ApiError::Store(StoreError::WriterFailed(_)) => {
                 "the event writer stopped after a failed disk write; nothing more is accepted until an operator restarts Signet".into()
             }
@@ -106,7 +110,10 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"signet\""));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::INSUFFICIENT_STORAGE
+        {
             let retry_after = match &self {
                 ApiError::Store(StoreError::Overloaded { retry_after_secs }) => *retry_after_secs,
                 ApiError::TooManyRequests { retry_after_secs } => *retry_after_secs,

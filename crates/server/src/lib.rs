@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
     /// Lockout and rate limits of password sign-in.
     pub login: LoginPolicy,
+    /// Ingest and import requests handled at once; more get 503 + Retry-After before their
+    /// body is read. With `max_body_bytes` this bounds the memory request bodies take.
+    pub ingest_slots: usize,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
             session_lifetime: Duration::from_secs(12 * 3600),
             secure_cookies: false,
             login: LoginPolicy::default(),
+            ingest_slots: 16,
         }
     }
 }
@@ -80,13 +84,23 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     pub sessions: Arc<SessionStore>,
     pub login: Arc<LoginGuard>,
+    pub ingest_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, directory: Arc<Directory>, config: ServerConfig) -> AppState {
         let sessions = Arc::new(SessionStore::new(config.session_idle, config.session_lifetime));
         let login = Arc::new(LoginGuard::new(directory.clone(), config.login.clone()));
-        AppState { engine, config: Arc::new(config), http_metrics: Arc::default(), directory, sessions, login }
+        let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.ingest_slots.max(1)));
+        AppState {
+            engine,
+            config: Arc::new(config),
+            http_metrics: Arc::default(),
+            directory,
+            sessions,
+            login,
+            ingest_slots,
+        }
     }
 }
 

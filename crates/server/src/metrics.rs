@@ -40,7 +40,7 @@ impl HttpMetrics {
     }
 }
 
-pub fn render(http: &HttpMetrics, ingest: &IngestMetrics) -> String {
+pub fn render(http: &HttpMetrics, ingest: &IngestMetrics, engine: &signet_store::Engine) -> String {
     let mut out = String::new();
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let per_kind = |out: &mut String, name: &str, help: &str, values: &[AtomicU64; 3]| {
@@ -112,6 +112,47 @@ pub fn render(http: &HttpMetrics, ingest: &IngestMetrics) -> String {
         "HTTP responses with a 5xx status.",
         "counter",
         load(&http.errors).to_string(),
+    );
+    let disk = engine.disk().space();
+    gauge(
+        &mut out,
+        "signet_disk_free_bytes",
+        "Free space of the data directory's file system.",
+        "gauge",
+        disk.free.to_string(),
+    );
+    gauge(
+        &mut out,
+        "signet_disk_used_ratio",
+        "Used fraction of the data directory's file system.",
+        "gauge",
+        format!("{:.4}", disk.used_fraction()),
+    );
+    gauge(
+        &mut out,
+        "signet_disk_full_refusals_total",
+        "Ingest requests refused (507) because free space was below the reserve.",
+        "counter",
+        load(&engine.disk().refusals).to_string(),
+    );
+    gauge(
+        &mut out,
+        "signet_ingest_queue_bytes",
+        "Event bytes queued or being written.",
+        "gauge",
+        ingest.in_flight_bytes.load(Ordering::Relaxed).to_string(),
+    );
+    let trust = engine.ledger().status();
+    let _ = writeln!(out, "# HELP signet_tree_unsigned_events Events not yet covered by a signed tree head.\n# TYPE signet_tree_unsigned_events gauge");
+    for (org, status) in &trust.orgs {
+        let _ = writeln!(out, "signet_tree_unsigned_events{{org=\"{org}\"}} {}", status.tree_size - status.signed_size);
+    }
+    gauge(
+        &mut out,
+        "signet_tree_signing_halted",
+        "1 when the node found its log contradicting its signed heads and stopped signing.",
+        "gauge",
+        u8::from(trust.halted.is_some()).to_string(),
     );
     let name = "signet_http_request_duration_seconds";
     let _ = writeln!(out, "# HELP {name} HTTP request latency.\n# TYPE {name} histogram");

@@ -353,9 +353,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.listen = listen;
     }
     init_logging(&config.log);
-    let ingest = IngestConfig { max_in_flight_events: config.max_in_flight_events, ..IngestConfig::default() };
     let engine = Arc::new(
-        Engine::open_with(&config.data_dir, ingest, &config.trust_config())
+        Engine::open_with(&config.data_dir, config.ingest_config(), &config.trust_config())
             .with_context(|| format!("opening {}", config.data_dir.display()))?,
     );
     if let Some(url) = &config.publish_heads_url {

@@ -38,6 +38,15 @@ pub struct Config {
     pub lockout_minutes: u64,
     /// Sign-in attempts one client address may make per minute (429 beyond).
     pub sign_in_attempts_per_minute: u32,
+    /// Ingest is refused (507) while the data directory's disk has less than this many MiB
+    /// free; the reserve keeps reads (and their audit records) and recovery working.
+    pub min_free_disk_mb: u64,
+    /// Disk usage percentages at which a warning is logged, once per crossing.
+    pub disk_warn_percent: Vec<u8>,
+    /// Memory the ingest queue may hold (MiB of event bytes); 503 + Retry-After beyond.
+    pub ingest_queue_mb: usize,
+    /// Ingest requests handled at once; 503 + Retry-After beyond (bounds request memory).
+    pub ingest_slots: usize,
     /// Seconds between signed tree heads (heads are also signed at shutdown and on demand).
     pub head_interval_seconds: u64,
     /// The Ed25519 key that signs tree heads (default `DATA/trust/signing.key`; created when
@@ -65,6 +74,10 @@ impl Default for Config {
             lockout_threshold: 5,
             lockout_minutes: 15,
             sign_in_attempts_per_minute: 20,
+            min_free_disk_mb: 256,
+            disk_warn_percent: vec![75, 90],
+            ingest_queue_mb: 256,
+            ingest_slots: 16,
             head_interval_seconds: 60,
             signing_key_file: None,
             publish_heads_dir: None,
@@ -98,6 +111,12 @@ impl Config {
         anyhow::ensure!(self.lockout_threshold >= 1, "lockout_threshold must be at least 1");
         anyhow::ensure!(self.sign_in_attempts_per_minute >= 1, "sign_in_attempts_per_minute must be at least 1");
         anyhow::ensure!(self.head_interval_seconds >= 1, "head_interval_seconds must be at least 1");
+        anyhow::ensure!(
+            self.disk_warn_percent.iter().all(|p| (1..=100).contains(p)),
+            "disk_warn_percent values must be 1-100"
+        );
+        anyhow::ensure!(self.ingest_queue_mb >= 1, "ingest_queue_mb must be at least 1");
+        anyhow::ensure!(self.ingest_slots >= 1, "ingest_slots must be at least 1");
         if let Some(url) = &self.publish_heads_url {
             anyhow::ensure!(
                 url.starts_with("http://") || url.starts_with("https://"),
@@ -122,6 +141,18 @@ impl Config {
         }
     }
 
+    /// The write path's limits.
+    pub fn ingest_config(&self) -> signet_store::IngestConfig {
+        let mut warn_at: Vec<f64> = self.disk_warn_percent.iter().map(|&p| f64::from(p) / 100.0).collect();
+        warn_at.sort_by(f64::total_cmp);
+        signet_store::IngestConfig {
+            max_in_flight_events: self.max_in_flight_events,
+            max_in_flight_bytes: self.ingest_queue_mb << 20,
+            disk: signet_store::disk::DiskPolicy { reserve_bytes: self.min_free_disk_mb << 20, warn_at },
+            ..signet_store::IngestConfig::default()
+        }
+    }
+
     /// Where heads are signed and published.
     pub fn trust_config(&self) -> signet_store::TrustConfig {
         signet_store::TrustConfig {
@@ -140,6 +171,7 @@ impl Config {
             session_idle: Duration::from_secs(self.session_idle_minutes * 60),
             session_lifetime: Duration::from_secs(self.session_lifetime_hours * 3600),
             secure_cookies: self.secure_cookies,
+            ingest_slots: self.ingest_slots,
             login: signet_auth::LoginPolicy {
                 max_failures: self.lockout_threshold,
                 lockout: Duration::from_secs(self.lockout_minutes * 60),

@@ -18,6 +18,8 @@ pub enum StoreError {
     Overloaded { retry_after_secs: u64 },
     #[error("the writer stopped after a failed write and accepts nothing until restarted: {0}")]
     WriterFailed(String),
+    #[error("the data directory's disk is full ({free_bytes} bytes free, {reserve_bytes} reserved): ingest resumes by itself once space is freed")]
+    DiskFull { free_bytes: u64, reserve_bytes: u64 },
     #[error("tamper evidence: {0}")]
     Trust(String),
     #[error("the server is shutting down")]

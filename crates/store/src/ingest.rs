@@ -44,6 +44,11 @@ pub struct IngestConfig {
     /// queue fills and clients get 503: an acknowledged event stays visible within about a
     /// second even under overload, instead of the projection falling further behind.
     pub max_unprojected_events: usize,
+    /// Events' bytes (body and source record) queued or being written at most; beyond it
+    /// `submit` answers Overloaded. Bounds the write path's memory.
+    pub max_in_flight_bytes: usize,
+    /// Free space below which ingest is refused, and warning thresholds.
+    pub disk: crate::disk::DiskPolicy,
 }
 
 impl Default for IngestConfig {
@@ -54,6 +59,8 @@ impl Default for IngestConfig {
             projection_interval: Duration::from_millis(100),
             projection_max_events: 100_000,
             max_unprojected_events: 25_000,
+            max_in_flight_bytes: 256 << 20,
+            disk: crate::disk::DiskPolicy::default(),
         }
     }
 }
@@ -77,6 +84,7 @@ pub struct IngestMetrics {
     pub revisions: [AtomicU64; 3],
     pub overloaded: AtomicU64,
     pub in_flight: AtomicUsize,
+    pub in_flight_bytes: AtomicUsize,
     /// Committed events not yet applied to the store.
     pub unprojected: AtomicUsize,
     pub commits: AtomicU64,
@@ -93,6 +101,7 @@ fn kind_index(kind: LogKind) -> usize {
 struct Request {
     org: String,
     events: Vec<Event>,
+    bytes: usize,
     received_us: i64,
     reply: oneshot::Sender<Result<Outcome>>,
 }
@@ -195,27 +204,37 @@ impl Pipeline {
             return Ok(receiver);
         }
         let n = events.len();
-        let in_flight = self.metrics.in_flight.fetch_add(n, Ordering::AcqRel);
-        if in_flight > 0 && in_flight + n > self.config.max_in_flight_events {
+        let bytes: usize = events.iter().map(|e| e.body.len() + e.original.as_ref().map_or(0, Vec::len) + 256).sum();
+        let release = || {
             self.metrics.in_flight.fetch_sub(n, Ordering::AcqRel);
+            self.metrics.in_flight_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        };
+        let in_flight = self.metrics.in_flight.fetch_add(n, Ordering::AcqRel);
+        let in_flight_bytes = self.metrics.in_flight_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if in_flight > 0
+            && (in_flight + n > self.config.max_in_flight_events
+                || in_flight_bytes + bytes > self.config.max_in_flight_bytes)
+        {
+            release();
             self.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
             return Err(StoreError::Overloaded { retry_after_secs: 1 });
         }
-        let request = Request { org: org.to_string(), events, received_us: signet_model::time::now_micros(), reply };
+        let request =
+            Request { org: org.to_string(), events, bytes, received_us: signet_model::time::now_micros(), reply };
         let guard = self.tx.lock();
         let Some(tx) = guard.as_ref() else {
-            self.metrics.in_flight.fetch_sub(n, Ordering::AcqRel);
+            release();
             return Err(StoreError::ShuttingDown);
         };
         match tx.try_send(request) {
             Ok(()) => Ok(receiver),
             Err(TrySendError::Full(_)) => {
-                self.metrics.in_flight.fetch_sub(n, Ordering::AcqRel);
+                release();
                 self.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
                 Err(StoreError::Overloaded { retry_after_secs: 1 })
             }
             Err(TrySendError::Disconnected(_)) => {
-                self.metrics.in_flight.fetch_sub(n, Ordering::AcqRel);
+                release();
                 Err(StoreError::ShuttingDown)
             }
         }
@@ -275,10 +294,12 @@ fn writer_loop(
         let started = Instant::now();
         let mut group = vec![first];
         let mut group_events = group[0].events.len();
+        let mut group_bytes = group[0].bytes;
         while group_events < config.group_max_events {
             match rx.try_recv() {
                 Ok(request) => {
                     group_events += request.events.len();
+                    group_bytes += request.bytes;
                     group.push(request);
                 }
                 Err(_) => break,
@@ -330,6 +351,7 @@ fn writer_loop(
         }
         let result = if records.is_empty() { Ok((Vec::new(), log.end())) } else { log.append(&records) };
         metrics.in_flight.fetch_sub(group_events, Ordering::AcqRel);
+        metrics.in_flight_bytes.fetch_sub(group_bytes, Ordering::AcqRel);
         match result {
             Ok((pointers, end)) => {
                 if !records.is_empty() {
@@ -364,7 +386,7 @@ fn writer_loop(
                 }
             }
             Err(err) => {
-                error!(error = %err, events = records.len(), "event log write failed; the writer stops accepting");
+                error!(error = %err, events = records.len(), "event log write failed; the commit is refused");
                 for key in undo_older.into_iter().rev() {
                     if let Some(hashes) = index.older.get_mut(&key) {
                         hashes.pop();
@@ -377,7 +399,13 @@ fn writer_loop(
                     };
                 }
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::WriterFailed(err.to_string())));
+                    let refusal = match &err {
+                        StoreError::DiskFull { free_bytes, reserve_bytes } => {
+                            StoreError::DiskFull { free_bytes: *free_bytes, reserve_bytes: *reserve_bytes }
+                        }
+                        other => StoreError::WriterFailed(other.to_string()),
+                    };
+                    let _ = reply.send(Err(refusal));
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! and the embedded DuckDB engine.
 //!
 //! # Layout
+//! - [`disk`]: free-space guard: ingest refused below a reserve, warnings at thresholds.
 //! - [`log`]: the append-only, compressed, checksummed event log (the source of truth).
 //! - [`engine`]: the [`EventStore`] trait every column store implements.
 //! - [`duck`]: the DuckDB implementation (the embedded default).
@@ -20,6 +21,7 @@
 //! ```
 
 pub mod conformance;
+pub mod disk;
 pub mod duck;
 pub mod engine;
 pub mod error;
@@ -54,6 +56,7 @@ pub struct Engine {
     store: Arc<dyn EventStore>,
     pipeline: Pipeline,
     ledger: Arc<Ledger>,
+    disk: disk::DiskGuard,
     head_timer: parking_lot::Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     closed: std::sync::atomic::AtomicBool,
 }
@@ -164,8 +167,10 @@ impl Engine {
         let index = ingest::VersionIndex::load(&*store)?;
         info!(backend = store.backend(), replayed, ids = index.len(), "storage ready");
         let metrics = Arc::new(IngestMetrics::default());
-        let pipeline = ingest::Pipeline::start(log.clone(), store.clone(), ledger.clone(), index, config, metrics);
+        let pipeline =
+            ingest::Pipeline::start(log.clone(), store.clone(), ledger.clone(), index, config.clone(), metrics);
         let head_timer = trust.head_interval.map(|interval| start_head_timer(ledger.clone(), interval));
+        let disk = disk::DiskGuard::new(data_dir.clone(), config.disk.clone());
         Ok(Engine {
             _lock: lock,
             data_dir,
@@ -173,9 +178,15 @@ impl Engine {
             store,
             pipeline,
             ledger,
+            disk,
             head_timer: parking_lot::Mutex::new(head_timer),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The free-space guard of the data directory (checked before ingest).
+    pub fn disk(&self) -> &disk::DiskGuard {
+        &self.disk
     }
 
     /// The tamper-evidence ledger.

@@ -2,6 +2,7 @@
 //! administrator runs against it, then the same commands against a running server.
 
 mod crash;
+mod faults;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -232,11 +232,37 @@ impl EventLog {
         }
         match self.append_locked(&mut writer, records) {
             Ok(done) => Ok(done),
+            Err(err) if is_disk_full(&err) => {
+                // Nothing of this commit was acknowledged. Cut the file back to its durable
+                // length and reopen it, so that no failed write or fsync is ever relied on;
+                // later commits write afresh once space is freed.
+                match self.recover_writer(&mut writer) {
+                    Ok(()) => {
+                        warn!(error = %err, "event log write failed: disk full; the commit was refused and the log cut back to its durable end");
+                        Err(StoreError::DiskFull { free_bytes: 0, reserve_bytes: 0 })
+                    }
+                    Err(recovery) => {
+                        let reason = format!("{err}; recovering failed too: {recovery}");
+                        writer.failed = Some(reason.clone());
+                        Err(StoreError::WriterFailed(reason))
+                    }
+                }
+            }
             Err(err) => {
                 writer.failed = Some(err.to_string());
                 Err(StoreError::WriterFailed(err.to_string()))
             }
         }
+    }
+
+    fn recover_writer(&self, writer: &mut Writer) -> Result<()> {
+        let path = segment_path(&self.dir, writer.segment_start);
+        writer.file.set_len(writer.file_len).map_err(io_err(&path))?;
+        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_err(&path))?;
+        file.sync_all().map_err(io_err(&path))?;
+        writer.file = file;
+        self.cache.lock().clear();
+        Ok(())
     }
 
     fn append_locked(&self, writer: &mut Writer, records: &[LogRecord]) -> Result<(Vec<RecordPtr>, u64)> {
@@ -390,6 +416,11 @@ impl EventLog {
         }
         Ok(())
     }
+}
+
+/// Whether an error means the file system is out of space (or quota).
+fn is_disk_full(err: &StoreError) -> bool {
+    matches!(err, StoreError::Io { source, .. } if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
 }
 
 fn create_segment(dir: &Path, start: u64) -> Result<File> {
