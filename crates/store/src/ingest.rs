@@ -94,6 +94,9 @@ pub struct IngestMetrics {
     pub apply_errors: AtomicU64,
 }
 
+/// How long a commit waits for the projection to catch up before it is refused with 503.
+const PROJECTION_WAIT: Duration = Duration::from_secs(3);
+
 fn kind_index(kind: LogKind) -> usize {
     kind.code() as usize - 1
 }
@@ -174,7 +177,10 @@ impl Pipeline {
         metrics: Arc<IngestMetrics>,
     ) -> Pipeline {
         let (tx, rx) = mpsc::sync_channel::<Request>(config.max_in_flight_events.max(1));
-        let (ptx, prx) = mpsc::sync_channel::<(Vec<StoredEvent>, u64)>(16);
+        // Unbounded on purpose: what it holds is bounded by `max_unprojected_events` (the writer
+        // commits nothing more while the projection is that far behind), and a writer that
+        // blocked here while the store cannot take events would hang every request.
+        let (ptx, prx) = mpsc::channel::<(Vec<StoredEvent>, u64)>();
         let projected = Arc::new((Mutex::new(log.end()), Condvar::new()));
         metrics.log_end.store(log.end(), Ordering::Relaxed);
         metrics.applied.store(log.end(), Ordering::Relaxed);
@@ -280,7 +286,7 @@ impl Drop for Pipeline {
 
 fn writer_loop(
     rx: Receiver<Request>,
-    ptx: SyncSender<(Vec<StoredEvent>, u64)>,
+    ptx: mpsc::Sender<(Vec<StoredEvent>, u64)>,
     log: Arc<EventLog>,
     ledger: Arc<Ledger>,
     mut index: VersionIndex,
@@ -288,7 +294,16 @@ fn writer_loop(
     metrics: Arc<IngestMetrics>,
 ) {
     while let Ok(first) = rx.recv() {
+        // Hold back while the projection is far behind, but not forever: a store that cannot
+        // take events (its disk is full, say) turns into 503s for the waiting requests instead
+        // of requests that hang.
+        let waiting = Instant::now();
+        let mut behind = false;
         while metrics.unprojected.load(Ordering::Acquire) > config.max_unprojected_events {
+            if waiting.elapsed() > PROJECTION_WAIT {
+                behind = true;
+                break;
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
         let started = Instant::now();
@@ -304,6 +319,20 @@ fn writer_loop(
                 }
                 Err(_) => break,
             }
+        }
+        if behind {
+            metrics.in_flight.fetch_sub(group_events, Ordering::AcqRel);
+            metrics.in_flight_bytes.fetch_sub(group_bytes, Ordering::AcqRel);
+            warn!(
+                requests = group.len(),
+                events = group_events,
+                "the store is behind; refusing a commit group with 503"
+            );
+            for request in group {
+                metrics.overloaded.fetch_add(1, Ordering::Relaxed);
+                let _ = request.reply.send(Err(StoreError::Overloaded { retry_after_secs: 2 }));
+            }
+            continue;
         }
         let mut records = Vec::with_capacity(group_events);
         let mut stored = Vec::with_capacity(group_events);

@@ -82,26 +82,31 @@ fn free_bytes(path: &Path) -> u64 {
 #[test]
 fn disk_full_refuses_with_507_keeps_reads_and_resumes_by_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = SmallDisk::mount(&dir.path().join("disk"), 48);
+    let disk = SmallDisk::mount(&dir.path().join("disk"), 96);
     let data = disk.0.join("data");
     std::fs::write(
         dir.path().join("signet.toml"),
-        "min_free_disk_mb = 4\ndisk_warn_percent = [75, 90]\nhead_interval_seconds = 1\n",
+        "min_free_disk_mb = 24\ndisk_warn_percent = [75, 90]\nhead_interval_seconds = 1\n",
     )
     .unwrap();
     let ingest = create_key(&data, &["--name", "loader", "--type", "ingest"]);
     let read = create_key(&data, &["--name", "reader", "--type", "read", "--role", "SecurityReader"]);
     let mut server = Server::start(dir.path(), &data);
-    // Leave about 12 MiB: the reserve is 4.
+    // Leave about 40 MiB: the reserve is 24 (room for the projection's own writes, which are
+    // not refused, and for reads' access records).
     let ballast = disk.0.join("ballast");
-    let fill = free_bytes(&disk.0).saturating_sub(12 << 20);
+    let fill = free_bytes(&disk.0).saturating_sub(40 << 20);
     std::fs::write(&ballast, vec![0xA5u8; fill as usize]).unwrap();
 
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let post = |tag: &str, n: usize, size: usize| {
         let (ids, body) = batch(tag, n, size);
-        let response =
-            http.post(format!("{}/api/v1/signins", server.base)).bearer_auth(&ingest).json(&body).send().unwrap();
+        let sent = http.post(format!("{}/api/v1/signins", server.base)).bearer_auth(&ingest).json(&body).send();
+        let response = sent.unwrap_or_else(|e| {
+            let log = server.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!("request failed: {e}\nserver log, newest first:\n{}", tail.join("\n"))
+        });
         (ids, response)
     };
     let mut acked = Vec::new();
