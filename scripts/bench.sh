@@ -24,3 +24,14 @@ SIGNET_API_KEY="$ingest_key" SIGNET_READ_KEY="$read_key" "$bin" bench ingest --s
 sleep 2
 SIGNET_API_KEY="$read_key" "$bin" bench queries --server "http://127.0.0.1:$port" --runs 21
 du -sh "$data"/log "$data"/signet.duckdb* 2>/dev/null || true
+# Tamper evidence on this data: how long `signet verify` takes over everything ingested.
+kill -INT $server; wait $server 2>/dev/null || true
+started=$(date +%s.%N)
+"$bin" verify --data "$data"
+echo "verify: $(echo "$(date +%s.%N) - $started" | bc) s wall"
+# The crash test at benchmark length (1,000 kill -9 cycles; CI runs 100).
+if [ "${BENCH_CRASH:-1}" = 1 ]; then
+  # Workspace-wide, in the tests' own profile (`cargo test -p` would compile DuckDB again).
+  CARGO_PROFILE_DEV_OPT_LEVEL=1 CRASH_TEST_CYCLES=1000 ./scripts/test -- crash::kill --nocapture 2>&1 \
+    | grep -E "cycles|test crash"
+fi

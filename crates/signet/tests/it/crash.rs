@@ -194,3 +194,97 @@ fn starts_stops_crashes_and_setting_changes_are_in_the_log() {
     let verify = signet(&["verify"], &data);
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
+
+/// Receives heads POSTed by the webhook publisher; returns the bodies seen.
+fn webhook_receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/heads", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let store = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_ok() {
+                if let Ok(value) = serde_json::from_slice(&body) {
+                    store.lock().unwrap().push(value);
+                }
+            }
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn heads_are_published_and_a_saved_head_catches_a_roll_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (url, received) = webhook_receiver();
+    std::fs::write(dir.path().join("signet.toml"), format!("head_interval_seconds = 1\npublish_heads_url = {url:?}\n"))
+        .unwrap();
+    let key = create_key(&data, &["--name", "w", "--type", "ingest"]);
+    let mut server = Server::start(dir.path(), &data);
+    let http = reqwest::blocking::Client::new();
+    let send = |ids: std::ops::Range<usize>| {
+        let body: Vec<_> = ids.map(|i| signin(&format!("w{i}"))).collect();
+        let response =
+            http.post(format!("{}/api/v1/signins", server.base)).bearer_auth(&key).json(&body).send().unwrap();
+        assert!(response.status().is_success());
+    };
+    send(0..10);
+    let copy = dir.path().join("early-copy");
+    std::thread::sleep(Duration::from_millis(1500));
+    // An operator's "backup" of the directory, to be put back later by someone hiding events.
+    let out =
+        std::process::Command::new("cp").args(["-a", data.to_str().unwrap(), copy.to_str().unwrap()]).status().unwrap();
+    assert!(out.success());
+    send(10..30);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let saved = loop {
+        let heads: Vec<serde_json::Value> =
+            received.lock().unwrap().iter().flat_map(|b| b.as_array().cloned().unwrap_or_default()).collect();
+        if let Some(head) = heads.iter().filter(|h| h["org"] == "default").max_by_key(|h| h["tree_size"].as_u64()) {
+            if head["tree_size"].as_u64().unwrap() >= 30 {
+                break head.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no head covering the events reached the webhook: {:?}",
+            received.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    server.stop();
+    let pinned = String::from_utf8(signet(&["keys", "show"], &data).stdout).unwrap();
+    let head: signet_trust::SignedHead = serde_json::from_value(saved.clone()).unwrap();
+    head.verify(&signet_trust::PublicKey::parse(&pinned).unwrap())
+        .expect("the published head is signed by the shown key");
+    let head_file = dir.path().join("saved-head.json");
+    std::fs::write(&head_file, saved.to_string()).unwrap();
+
+    let verify = signet(&["verify", "--since", head_file.to_str().unwrap(), "--key", pinned.trim()], &data);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    // Put the early copy back: its own heads agree with it, the saved head does not.
+    std::fs::remove_dir_all(&data).unwrap();
+    std::fs::rename(&copy, &data).unwrap();
+    let _ = std::fs::remove_file(data.join("LOCK"));
+    assert!(signet(&["verify"], &data).status.success(), "alone, the copy is self-consistent");
+    let verify = signet(&["verify", "--since", head_file.to_str().unwrap()], &data);
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(1), "{report}");
+    assert!(report.contains("RolledBack"), "{report}");
+}
