@@ -53,31 +53,22 @@ pub fn access_event(
     message: &str,
 ) -> Value {
     let principal = &caller.principal;
-    json!({
-        "Id": signet_auth::secret::random_uuid(),
-        "CreationTime": signet_model::time::format_time(signet_model::time::now_micros()),
-        "Operation": operation,
-        "RecordType": "SignetAccess",
-        "Workload": "Signet",
-        "ServiceName": "Signet",
-        "OrganizationId": principal.org,
-        "UserKey": principal.subject_id(),
-        "UserType": principal.user_type(),
-        "User": principal.name(),
-        "ClientIP": caller.address.map(|a| a.to_string()),
-        "UserAgent": caller.user_agent,
-        "ResultStatus": result,
-        "ItemUrl": uri.path(),
-        "Query": uri.query(),
-        "QueryResults": note.rows.map(|r| r.to_string()),
-        "EntityId": note.target,
-        "Message": message,
-    })
+    let mut record = signet_record(&principal.org, operation, result, message);
+    record["UserKey"] = json!(principal.subject_id());
+    record["UserType"] = json!(principal.user_type());
+    record["User"] = json!(principal.name());
+    record["ClientIP"] = json!(caller.address.map(|a| a.to_string()));
+    record["UserAgent"] = json!(caller.user_agent);
+    record["ItemUrl"] = json!(uri.path());
+    record["Query"] = json!(uri.query());
+    record["QueryResults"] = json!(note.rows.map(|r| r.to_string()));
+    record["EntityId"] = json!(note.target);
+    record
 }
 
-/// A record of the logging itself starting, stopping or being reconfigured (like Dynamics'
-/// `UserAccessAuditStarted` / `Stopped`), so that a gap in the trail shows in the trail.
-pub fn service_event(org: &str, operation: &str, message: &str, fields: Value) -> Value {
+/// The fields every record Signet writes about itself shares (`RecordType` `SignetAccess`,
+/// which clients may not write).
+fn signet_record(org: &str, operation: &str, result: &str, message: &str) -> Value {
     json!({
         "Id": signet_auth::secret::random_uuid(),
         "CreationTime": signet_model::time::format_time(signet_model::time::now_micros()),
@@ -86,13 +77,20 @@ pub fn service_event(org: &str, operation: &str, message: &str, fields: Value) -
         "Workload": "Signet",
         "ServiceName": "Signet",
         "OrganizationId": org,
-        "UserKey": "signet",
-        "UserType": "System",
-        "User": "signet",
-        "ResultStatus": "Succeeded",
+        "ResultStatus": result,
         "Message": message,
-        "Fields": fields,
     })
+}
+
+/// A record of the logging itself starting, stopping or being reconfigured (like Dynamics'
+/// `UserAccessAuditStarted` / `Stopped`), so that a gap in the trail shows in the trail.
+pub fn service_event(org: &str, operation: &str, message: &str, fields: Value) -> Value {
+    let mut record = signet_record(org, operation, "Succeeded", message);
+    record["UserKey"] = json!("signet");
+    record["UserType"] = json!("System");
+    record["User"] = json!("signet");
+    record["Fields"] = fields;
+    record
 }
 
 /// Stores a record Signet writes about itself and waits until it is durable.

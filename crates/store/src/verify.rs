@@ -70,6 +70,12 @@ pub struct Problem {
     pub detail: String,
 }
 
+impl Problem {
+    fn new(kind: ProblemKind, org: Option<String>, detail: String) -> Problem {
+        Problem { kind, org, leaf: None, log_position: None, detail }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct OrgReport {
     pub events: u64,
@@ -177,17 +183,15 @@ pub fn verify_data_dir(data_dir: &Path, options: &VerifyOptions) -> Result<Verif
     let local_key = HeadSigner::load(&key_path).ok().map(|s| s.public());
     let key = match (options.key, local_key) {
         (Some(pinned), Some(local)) if pinned != local => {
-            problems.push(Problem {
-                kind: ProblemKind::BadSignature,
-                org: None,
-                leaf: None,
-                log_position: None,
-                detail: format!(
+            problems.push(Problem::new(
+                ProblemKind::BadSignature,
+                None,
+                format!(
                     "the node's signing key ({}) is not the pinned key ({}): heads made by it are not trusted",
                     local.id(),
                     pinned.id()
                 ),
-            });
+            ));
             pinned
         }
         (Some(pinned), _) => pinned,
@@ -215,28 +219,24 @@ pub fn verify_data_dir(data_dir: &Path, options: &VerifyOptions) -> Result<Verif
     for (i, candidate) in candidates.into_iter().enumerate() {
         let org = candidate.head.org.clone();
         if let Err(err) = candidate.head.verify(&key) {
-            problems.push(Problem {
-                kind: ProblemKind::BadSignature,
-                org: Some(org),
-                leaf: None,
-                log_position: None,
-                detail: format!("{} ({})", err, candidate.source),
-            });
+            problems.push(Problem::new(
+                ProblemKind::BadSignature,
+                Some(org),
+                format!("{} ({})", err, candidate.source),
+            ));
             continue;
         }
         if i < local_count {
             let entry = local_latest.entry(org.clone()).or_insert((0, [0; 32]));
             if candidate.head.tree_size < entry.0 {
-                problems.push(Problem {
-                    kind: ProblemKind::Forked,
-                    org: Some(org.clone()),
-                    leaf: None,
-                    log_position: None,
-                    detail: format!(
+                problems.push(Problem::new(
+                    ProblemKind::Forked,
+                    Some(org.clone()),
+                    format!(
                         "the heads file goes backwards: size {} after size {} ({})",
                         candidate.head.tree_size, entry.0, candidate.source
                     ),
-                });
+                ));
             } else {
                 *entry = (candidate.head.tree_size, candidate.head.root_hash);
             }
@@ -247,16 +247,14 @@ pub fn verify_data_dir(data_dir: &Path, options: &VerifyOptions) -> Result<Verif
         check.heads.sort_by_key(|h| h.head.tree_size);
         for pair in check.heads.windows(2) {
             if pair[0].head.tree_size == pair[1].head.tree_size && pair[0].head.root_hash != pair[1].head.root_hash {
-                problems.push(Problem {
-                    kind: ProblemKind::Forked,
-                    org: Some(org.clone()),
-                    leaf: None,
-                    log_position: None,
-                    detail: format!(
+                problems.push(Problem::new(
+                    ProblemKind::Forked,
+                    Some(org.clone()),
+                    format!(
                         "two signed heads of size {} disagree ({} and {})",
                         pair[0].head.tree_size, pair[0].source, pair[1].source
                     ),
-                });
+                ));
             }
         }
     }
@@ -266,13 +264,7 @@ pub fn verify_data_dir(data_dir: &Path, options: &VerifyOptions) -> Result<Verif
     let log = match log {
         Ok(log) => Some(log),
         Err(StoreError::Corrupt { path, offset, reason }) => {
-            problems.push(Problem {
-                kind: ProblemKind::Corrupt,
-                org: None,
-                leaf: None,
-                log_position: None,
-                detail: format!("{path} at byte {offset}: {reason}"),
-            });
+            problems.push(Problem::new(ProblemKind::Corrupt, None, format!("{path} at byte {offset}: {reason}")));
             None
         }
         Err(other) => return Err(other),
@@ -327,13 +319,7 @@ pub fn verify_data_dir(data_dir: &Path, options: &VerifyOptions) -> Result<Verif
             Ok(())
         });
         if let Err(StoreError::Corrupt { path, offset, reason }) = scanned {
-            problems.push(Problem {
-                kind: ProblemKind::Corrupt,
-                org: None,
-                leaf: None,
-                log_position: Some(offset),
-                detail: format!("{path} at byte {offset}: {reason}"),
-            });
+            problems.push(Problem::new(ProblemKind::Corrupt, None, format!("{path} at byte {offset}: {reason}")));
         } else {
             scanned?;
         }

@@ -44,15 +44,6 @@ fn client(base: String, key: String, tag: String, stop: Arc<AtomicBool>, acked: 
     }
 }
 
-/// splitmix64, for reproducible kill times.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn stored_signins(data: &Path) -> BTreeMap<String, u32> {
     let log = signet_store::EventLog::open_read_only(data.join("log")).unwrap();
     let mut seen = BTreeMap::new();
@@ -81,7 +72,7 @@ fn kill_dash_nine_loses_nothing_acknowledged() {
     .unwrap();
     let key = create_key(&data, &["--name", "crash", "--type", "ingest"]);
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut rng = 0x0c4a_5e11_u64;
+    let mut rng = signet_trust::fuzzing::SplitMix64(0x0c4a_5e11);
     let started = Instant::now();
     for cycle in 0..cycles {
         let mut server = Server::start(dir.path(), &data);
@@ -93,7 +84,7 @@ fn kill_dash_nine_loses_nothing_acknowledged() {
             })
             .collect();
         // Every tenth cycle lives past the 1 s head interval, so heads are signed between crashes.
-        let live = if cycle % 10 == 9 { 1_100 } else { 20 } + next(&mut rng) % 400;
+        let live = if cycle % 10 == 9 { 1_100 } else { 20 } + rng.next_u64() % 400;
         std::thread::sleep(Duration::from_millis(live));
         server.child.kill().unwrap(); // SIGKILL
         server.child.wait().unwrap();

@@ -15,25 +15,9 @@ use signet_store::conformance::signin_json;
 use signet_store::ledger::{Ledger, TrustConfig};
 use signet_store::verify::{load_external_heads, verify_data_dir, ProblemKind, VerifyOptions, VerifyReport};
 use signet_store::{Engine, EventLog, IngestConfig, LogRecord};
+use signet_trust::fuzzing::SplitMix64;
 
 const ORGS: [&str; 2] = ["default", "tenant-b"];
-
-/// splitmix64: reproducible without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -151,7 +135,7 @@ const MUTATIONS: [Mutation; 10] = [
 
 /// Applies one mutation to `data`; returns what the verifier should call it, if the
 /// classification is certain.
-fn mutate(fx: &Fixture, data: &Path, mutation: Mutation, rng: &mut Rng) -> Option<ProblemKind> {
+fn mutate(fx: &Fixture, data: &Path, mutation: Mutation, rng: &mut SplitMix64) -> Option<ProblemKind> {
     let mut records = read_records(data);
     let len = records.len();
     match mutation {
@@ -195,7 +179,7 @@ fn mutate(fx: &Fixture, data: &Path, mutation: Mutation, rng: &mut Rng) -> Optio
         }
         Mutation::Insert => {
             let mut forged = records[rng.below(len)].clone();
-            forged.id = format!("forged-{}", rng.next());
+            forged.id = format!("forged-{}", rng.next_u64());
             forged.revision = 1;
             records.insert(rng.below(len + 1), forged);
             rewrite_log(data, &records);
@@ -268,7 +252,7 @@ fn a_thousand_random_mutations_are_all_detected() {
     let fx = fixture();
     let work = tempfile::tempdir().unwrap();
     let seed = std::env::var("TAMPER_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5167_4e37);
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64(seed);
     let mut by_kind = std::collections::BTreeMap::<String, usize>::new();
     for round in 0..1000 {
         let data = work.path().join(format!("r{round}"));

@@ -2,30 +2,13 @@
 //! `FUZZ_ITERATIONS` sets how many inputs, default 20,000). The libFuzzer harness in `fuzz/`
 //! runs the same target for as long as one wants.
 
-use signet_trust::fuzzing::{check, corpus};
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use signet_trust::fuzzing::{check, corpus, SplitMix64};
 
 const HEX: &[u8] = b"0123456789abcdefABCDEF";
 const INTERESTING: &[&[u8]] = &[b"0", b"1", b"-1", b"18446744073709551615", b"null", b"[]", b"\"\"", b"true", b"{}"];
 
 /// One structure-aware or blind mutation of a genuine JSON proof.
-fn mutate(input: &[u8], donor: &[u8], rng: &mut Rng) -> Vec<u8> {
+fn mutate(input: &[u8], donor: &[u8], rng: &mut SplitMix64) -> Vec<u8> {
     let mut out = input.to_vec();
     for _ in 0..1 + rng.below(3) {
         let at = rng.below(out.len());
@@ -82,7 +65,7 @@ fn mutate(input: &[u8], donor: &[u8], rng: &mut Rng) -> Vec<u8> {
 fn the_verifier_never_accepts_a_forged_proof() {
     let corpus = corpus();
     let iterations: usize = std::env::var("FUZZ_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let mut rng = Rng(0xf022_5167);
+    let mut rng = SplitMix64(0xf022_5167);
     let inputs: Vec<&[u8]> = corpus
         .inclusion
         .iter()
@@ -110,10 +93,10 @@ fn the_verifier_never_accepts_a_forged_proof() {
 #[test]
 fn arbitrary_bytes_are_refused_without_panicking() {
     let corpus = corpus();
-    let mut rng = Rng(42);
+    let mut rng = SplitMix64(42);
     for _ in 0..5_000 {
         let len = rng.below(400);
-        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         check(&corpus, &bytes);
     }
 }
