@@ -54,6 +54,10 @@ pub struct VerifyArgs {
     /// publish_heads_dir is always included.
     #[arg(long)]
     heads: Vec<PathBuf>,
+    /// Also rebuild the query tables from the log in a scratch file and compare them row by
+    /// row with the live ones (needs the server stopped; takes about as long as a rebuild).
+    #[arg(long)]
+    projection: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -104,8 +108,14 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
     }
     let external_heads = load_external_heads(&sources)?;
     let options = VerifyOptions { key, key_file: config.signing_key_file.clone(), external_heads };
-    let report = verify_data_dir(&config.data_dir, &options)
+    let mut report = verify_data_dir(&config.data_dir, &options)
         .with_context(|| format!("verifying {}", config.data_dir.display()))?;
+    if args.projection {
+        let problems = signet_store::verify::verify_projection(&config.data_dir)
+            .with_context(|| format!("checking the projection of {}", config.data_dir.display()))?;
+        report.ok &= problems.is_empty();
+        report.problems.extend(problems);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

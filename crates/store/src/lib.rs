@@ -291,7 +291,7 @@ fn start_head_timer(
 }
 
 /// Applies to the store whatever the log holds beyond the store's applied position.
-fn replay(log: &EventLog, store: &dyn EventStore) -> Result<usize> {
+pub(crate) fn replay(log: &EventLog, store: &dyn EventStore) -> Result<usize> {
     let applied = store.applied_position()?;
     if applied >= log.end() {
         return Ok(0);

@@ -57,6 +57,8 @@ pub enum ProblemKind {
     BadSignature,
     /// Signed heads contradict each other.
     Forked,
+    /// The query tables (the DuckDB projection) differ from what the log says.
+    ProjectionDiffers,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -466,6 +468,43 @@ fn check_heads(check: &mut OrgCheck, org: &str, log_position: u64, problems: &mu
             });
         }
     }
+}
+
+/// Rebuilds the DuckDB projection from the log in a temporary file and compares every table
+/// with the live one, row by row. Needs the data directory to itself (stop the server).
+pub fn verify_projection(data_dir: &Path) -> Result<Vec<Problem>> {
+    let _lock = crate::lock_data_dir(data_dir)?;
+    let live_path = data_dir.join("signet.duckdb");
+    if !live_path.exists() {
+        return Ok(Vec::new());
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("signet-verify")
+        .tempdir_in(data_dir)
+        .map_err(crate::error::io_err(data_dir))?;
+    let fresh_path = scratch.path().join("fresh.duckdb");
+    {
+        let log = EventLog::open_read_only(data_dir.join("log"))?;
+        let fresh = crate::duck::DuckStore::open(&fresh_path)?;
+        crate::replay(&log, &fresh)?;
+    }
+    let live = crate::duck::DuckStore::open(&live_path)?;
+    let mut problems = Vec::new();
+    for diff in live.differences(&fresh_path)? {
+        problems.push(Problem::new(
+            ProblemKind::ProjectionDiffers,
+            None,
+            format!(
+                "table {}: {} row(s) not derived from the log, {} row(s) of the log missing (e.g. {}); \
+                 delete signet.duckdb while Signet is stopped to rebuild it from the log",
+                diff.table,
+                diff.only_here,
+                diff.only_there,
+                diff.ids.join(", ")
+            ),
+        ));
+    }
+    Ok(problems)
 }
 
 /// Reads heads from files or directories (`heads.jsonl` inside), for `--heads` / `--since`.

@@ -233,3 +233,53 @@ fn overload_answers_503_with_retry_after_and_recovers() {
     eprintln!("overload: {ok} batches stored, {busy} refused with 503; peak RSS {} MiB", peak_kib / 1024);
     assert!(peak_kib < 1 << 20, "peak RSS {} MiB", peak_kib / 1024);
 }
+
+#[test]
+fn a_commit_that_hits_enospc_is_refused_and_the_log_recovers() {
+    use signet_store::{EventLog, LogRecord, StoreError};
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&dir.path().join("disk"), 4);
+    let log = EventLog::open(disk.0.join("log")).unwrap();
+    let mut rng = signet_trust::fuzzing::SplitMix64(7);
+    let record = |i: usize, rng: &mut signet_trust::fuzzing::SplitMix64| LogRecord {
+        kind: signet_model::LogKind::Activity,
+        revision: 1,
+        content_hash: i as u64,
+        time_us: i as i64,
+        received_us: i as i64,
+        org: "default".into(),
+        id: format!("r{i}"),
+        body: (0..64 * 1024).map(|_| rng.next_u64() as u8).collect(), // incompressible
+        original: None,
+    };
+    let ballast = disk.0.join("ballast");
+    std::fs::write(&ballast, vec![1u8; 1 << 20]).unwrap();
+    let mut stored = 0;
+    let refusal = loop {
+        match log.append(&[record(stored, &mut rng)]) {
+            Ok(_) => stored += 1,
+            Err(err) => break err,
+        }
+        assert!(stored < 1000, "a 4 MiB disk never filled");
+    };
+    assert!(matches!(refusal, StoreError::DiskFull { .. }), "{refusal}");
+    let end = log.end();
+    // Still refused while full (the refused write gave its partial space back, and no more);
+    // nothing of the refused commits is counted or left behind.
+    let again = log.append(&[record(9000, &mut rng)]).unwrap_err();
+    assert!(matches!(again, StoreError::DiskFull { .. }), "{again}");
+    assert_eq!(log.end(), end);
+    std::fs::remove_file(&ballast).unwrap();
+    log.append(&[record(stored, &mut rng)]).expect("writing resumes once space is freed");
+    drop(log);
+    let log = EventLog::open_read_only(disk.0.join("log")).unwrap();
+    assert!(log.tail_damage().is_none(), "the refused commits left no torn tail: {:?}", log.tail_damage());
+    let mut ids = Vec::new();
+    log.scan(0, 1000, |batch, _| {
+        ids.extend(batch.into_iter().map(|(_, r)| r.id));
+        Ok(())
+    })
+    .unwrap();
+    let expected: Vec<String> = (0..stored).chain([stored]).map(|i| format!("r{i}")).collect();
+    assert_eq!(ids, expected);
+}

@@ -24,6 +24,16 @@ use crate::log::RecordPtr;
 pub const SCHEMA_VERSION: u32 = 1;
 const DIALECT: Dialect = Dialect::DuckDb;
 
+/// Rows of one table that differ between two stores.
+#[derive(Clone, Debug)]
+pub struct TableDifference {
+    pub table: &'static str,
+    pub only_here: u64,
+    pub only_there: u64,
+    /// A few `org/id` of the differing rows.
+    pub ids: Vec<String>,
+}
+
 pub struct DuckStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
@@ -87,6 +97,43 @@ impl DuckStore {
         ddl.push(format!("INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '{SCHEMA_VERSION}')"));
         conn.execute_batch(&format!("BEGIN TRANSACTION; {}; COMMIT;", ddl.join("; ")))?;
         Ok(())
+    }
+
+    /// Compares every table of this store with the same tables in another DuckDB file (read
+    /// only): per table, the rows only here, the rows only there, and a few of their ids.
+    pub fn differences(&self, other: &Path) -> Result<Vec<TableDifference>> {
+        let conn = self.writer.lock();
+        let other = other.display().to_string().replace('\'', "''");
+        conn.execute_batch(&format!("ATTACH '{other}' AS signet_other (READ_ONLY)"))?;
+        let result = (|| {
+            let mut out = Vec::new();
+            for table in LogKind::ALL.iter().map(|k| schema::table(*k)).chain(["revisions"]) {
+                let mut stmt = conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))?;
+                let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+                let columns = names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+                let side = |from: &str, to: &str| -> Result<(u64, Vec<String>)> {
+                    let diff =
+                        format!("SELECT {columns} FROM {from}.{table} EXCEPT ALL SELECT {columns} FROM {to}.{table}");
+                    let count: i64 = conn.query_row(&format!("SELECT count(*) FROM ({diff})"), [], |r| r.get(0))?;
+                    let mut stmt = conn.prepare(&format!("SELECT org_id || '/' || id FROM ({diff}) LIMIT 5"))?;
+                    let ids = stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+                    Ok((count as u64, ids))
+                };
+                let (only_here, here_ids) = side("main", "signet_other")?;
+                let (only_there, there_ids) = side("signet_other", "main")?;
+                if only_here > 0 || only_there > 0 {
+                    out.push(TableDifference {
+                        table,
+                        only_here,
+                        only_there,
+                        ids: here_ids.into_iter().chain(there_ids).collect(),
+                    });
+                }
+            }
+            Ok(out)
+        })();
+        conn.execute_batch("DETACH signet_other")?;
+        result
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
