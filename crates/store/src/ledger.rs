@@ -192,6 +192,9 @@ pub fn read_heads(path: &Path) -> Result<Vec<(SignedHead, u64, u32)>> {
     Ok(out)
 }
 
+/// The shortest time between two heads of one organisation signed on demand.
+pub const ON_DEMAND_GAP_MS: i64 = 1000;
+
 fn now_ms() -> i64 {
     signet_model::time::now_micros() / 1000
 }
@@ -439,14 +442,18 @@ impl Ledger {
         self.state.lock().latest.get(org).cloned()
     }
 
-    /// The latest head, signing a new one first if the tree grew since.
+    /// The latest head, signing a new one first if the tree grew since, but at most one
+    /// on-demand head per organisation per [`ON_DEMAND_GAP_MS`]: proof requests cannot turn
+    /// into a signature and an fsync each.
     pub fn current_head(&self, org: &str) -> Result<Option<SignedHead>> {
-        let grew = {
+        let sign = {
             let state = self.state.lock();
             let size = state.trees.get(org).map_or(0, DiskTree::size);
-            size > state.latest.get(org).map_or(0, |h| h.tree_size)
+            let latest = state.latest.get(org);
+            size > latest.map_or(0, |h| h.tree_size)
+                && latest.is_none_or(|h| now_ms() - h.timestamp_ms >= ON_DEMAND_GAP_MS)
         };
-        if grew {
+        if sign {
             self.sign_heads(Some(org))?;
         }
         Ok(self.latest_head(org))

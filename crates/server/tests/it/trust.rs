@@ -47,7 +47,9 @@ async fn proofs_check_out_offline_and_forgeries_do_not() {
     swapped["audit_path"] = other["audit_path"].clone();
     assert!(verify_inclusion(&serde_json::to_vec(&swapped).unwrap(), &key).is_err());
 
-    // More events, a new head, and the proof that it extends the first one.
+    // More events, a new head (on-demand heads are at least a second apart), and the proof
+    // that it extends the first one.
+    tokio::time::sleep(std::time::Duration::from_millis(signet_store::ledger::ON_DEMAND_GAP_MS as u64 + 50)).await;
     server
         .load(&(10..25).map(|i| signin(&format!("p{i}"), 1, "ann@contoso.com", "Outlook", 0, "")).collect::<Vec<_>>())
         .await;
