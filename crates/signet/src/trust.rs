@@ -158,25 +158,11 @@ pub fn proof(command: ProofCommand) -> anyhow::Result<bool> {
     let ProofCommand::Verify(args) = command;
     let key = PublicKey::from_arg(&args.key).context("--key")?;
     let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let first_line: serde_json::Value = {
-        let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-        serde_json::from_slice(line).unwrap_or(serde_json::Value::Null)
-    };
-    let text_is_one_object = serde_json::from_slice::<serde_json::Value>(&bytes).is_ok();
-    let result: Result<String, signet_trust::TrustError> = if first_line.get("head").is_some() && !text_is_one_object {
-        bundle::verify_export(&bytes, &key).map(|c| {
-            format!(
-                "OK: {} events of {} proven in the tree of {} signed by {}{}",
-                c.verified,
-                c.org,
-                c.tree_size,
-                key.id(),
-                if c.unproven > 0 { format!(" ({} newer lines carry no proof)", c.unproven) } else { String::new() }
-            )
-        })
-    } else if first_line.get("leaf_index").is_some()
-        || (text_is_one_object && bytes.windows(12).any(|w| w == b"\"leaf_index\""))
-    {
+    // One JSON object is a proof bundle (which kind, by its fields); anything else is an
+    // export with proofs (NDJSON, the signed head on its first line).
+    let single: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    let has = |field: &str| single.as_ref().is_some_and(|v| v.get(field).is_some());
+    let result: Result<String, signet_trust::TrustError> = if has("leaf_index") {
         bundle::verify_inclusion(&bytes, &key).map(|v| {
             format!(
                 "OK: {} {} revision {} of {} is leaf {} of the tree of {} signed by {}",
@@ -189,13 +175,24 @@ pub fn proof(command: ProofCommand) -> anyhow::Result<bool> {
                 key.id()
             )
         })
-    } else {
+    } else if has("second") {
         let saved = match &args.head {
             Some(path) => Some(read_head(path)?),
             None => None,
         };
         bundle::verify_consistency(&bytes, &key, saved.as_ref())
             .map(|(a, b)| format!("OK: the tree of {b} signed by {} extends the tree of {a}", key.id()))
+    } else {
+        bundle::verify_export(&bytes, &key).map(|c| {
+            format!(
+                "OK: {} events of {} proven in the tree of {} signed by {}{}",
+                c.verified,
+                c.org,
+                c.tree_size,
+                key.id(),
+                if c.unproven > 0 { format!(" ({} newer lines carry no proof)", c.unproven) } else { String::new() }
+            )
+        })
     };
     match result {
         Ok(message) => {
