@@ -45,6 +45,9 @@ pub enum Expr {
     And(Vec<Expr>),
     Or(Vec<Expr>),
     Not(Box<Expr>),
+    /// The expression is false or unknown (NULL): "exclude this value" keeps rows where the
+    /// field is empty.
+    NotTrue(Box<Expr>),
     /// Column compared with a literal. String equality is case-insensitive, as in Graph.
     Compare {
         column: &'static Column,
@@ -97,7 +100,7 @@ impl Expr {
         match self {
             Expr::True => {}
             Expr::And(parts) | Expr::Or(parts) => parts.iter().for_each(|p| p.columns(out)),
-            Expr::Not(inner) => inner.columns(out),
+            Expr::Not(inner) | Expr::NotTrue(inner) => inner.columns(out),
             Expr::Compare { column, .. }
             | Expr::StartsWith { column, .. }
             | Expr::ListContains { column, .. }
@@ -153,6 +156,9 @@ pub enum Bucket {
     Day,
     /// ISO weeks, starting Monday (UTC).
     Week,
+    /// Fixed-width buckets of this many microseconds since the Unix epoch (histograms that
+    /// follow a zoomed time range: minutes, five minutes, ...).
+    Micros(i64),
 }
 
 /// What an aggregation groups by.

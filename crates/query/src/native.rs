@@ -164,7 +164,36 @@ pub fn filter(kind: LogKind, params: &[(String, String)], now_us: i64) -> Result
         if raw.trim().is_empty() && key_lower != "filter" {
             continue;
         }
-        let part = match (kind, key_lower.as_str()) {
+        // `not.<filter>=value`: everything the filter would not match, including rows where the
+        // field is empty (what "exclude this value" means in a facet panel).
+        if let Some(inner) = key_lower.strip_prefix("not.") {
+            if RESERVED_NOT_NEGATABLE.contains(&inner) || inner.starts_with("not.") {
+                return Err(QueryError::InvalidValue {
+                    field: key.clone(),
+                    message: "this parameter cannot be negated".into(),
+                });
+            }
+            if let Some(positive) = filter_part(kind, &key[4..], inner, raw)? {
+                parts.push(Expr::NotTrue(Box::new(positive)));
+            }
+            continue;
+        }
+        if let Some(part) = filter_part(kind, key, &key_lower, raw)? {
+            parts.push(part);
+        }
+    }
+    Ok(Expr::and(parts))
+}
+
+/// Parameters that are not filters, so `not.` cannot apply to them.
+const RESERVED_NOT_NEGATABLE: &[&str] =
+    &["sort", "order", "limit", "cursor", "columns", "format", "range", "from", "to", "days", "bucket", "n"];
+
+/// One query parameter as a filter; `None` for parameters that are not filters.
+fn filter_part(kind: LogKind, key: &str, key_lower: &str, raw: &str) -> Result<Option<Expr>> {
+    let key = key.to_string();
+    {
+        let part = match (kind, key_lower) {
             (_, "filter" | "$filter") => odata::parse_filter(kind, raw)?,
             (LogKind::SignIn, "user") => {
                 any_of(&[col(kind, "user_id"), col(kind, "user_principal_name"), col(kind, "user_display_name")], raw)
@@ -203,15 +232,14 @@ pub fn filter(kind: LogKind, params: &[(String, String)], now_us: i64) -> Result
                     .map(|t| Expr::ListContains { column: col(kind, "event_types"), value: t.to_string() })
                     .collect(),
             ),
-            (_, k) if RESERVED.contains(&k) => continue,
+            (_, k) if RESERVED.contains(&k) => return Ok(None),
             (_, k) => match find_column(kind, k) {
                 Some(column) => column_filter(column, raw)?,
                 None => return Err(QueryError::UnknownField(key.clone())),
             },
         };
-        parts.push(part);
+        Ok(Some(part))
     }
-    Ok(Expr::and(parts))
 }
 
 fn parse_bool(field: &str, raw: &str) -> Result<bool> {
@@ -383,6 +411,17 @@ mod tests {
         assert_eq!(sql(&[("status", "failure,interrupted")]), "status IN ('failure', 'interrupted')");
         assert_eq!(sql(&[("clientApp", "legacy")]), "is_legacy_client = TRUE");
         assert!(filter(LogKind::SignIn, &[("status".into(), "bogus".into())], 0).is_err());
+    }
+
+    #[test]
+    fn not_prefix_excludes_and_keeps_empty_fields() {
+        assert_eq!(
+            sql(&[("not.app", "Teams")]),
+            "(((lower(app_display_name) = 'teams' OR lower(app_id) = 'teams')) IS NOT TRUE)"
+        );
+        assert_eq!(sql(&[("not.status", "failure")]), "((status IN ('failure')) IS NOT TRUE)");
+        assert!(filter(LogKind::SignIn, &[("not.limit".into(), "5".into())], 0).is_err());
+        assert!(filter(LogKind::SignIn, &[("not.bogus".into(), "5".into())], 0).is_err());
     }
 
     #[test]

@@ -92,6 +92,13 @@ impl Dialect {
     }
 
     fn bucket(self, column: &str, bucket: Bucket) -> String {
+        if let Bucket::Micros(width) = bucket {
+            let width = width.max(1);
+            return match self {
+                Dialect::DuckDb => format!("((epoch_us({column}) // {width}) * {width})"),
+                Dialect::ClickHouse => format!("(intDiv(toUnixTimestamp64Micro({column}), {width}) * {width})"),
+            };
+        }
         let truncated = match (self, bucket) {
             (Dialect::DuckDb, Bucket::Hour) => format!("date_trunc('hour', {column})"),
             (Dialect::DuckDb, Bucket::Day) => format!("date_trunc('day', {column})"),
@@ -99,6 +106,7 @@ impl Dialect {
             (Dialect::ClickHouse, Bucket::Hour) => format!("toStartOfHour({column})"),
             (Dialect::ClickHouse, Bucket::Day) => format!("toStartOfDay({column})"),
             (Dialect::ClickHouse, Bucket::Week) => format!("toMonday({column})"),
+            (_, Bucket::Micros(_)) => unreachable!("handled above"),
         };
         self.epoch_us(&truncated)
     }
@@ -127,6 +135,10 @@ pub fn compile_expr(expr: &Expr, dialect: Dialect) -> String {
         Expr::And(parts) => join(parts, " AND ", dialect),
         Expr::Or(parts) => join(parts, " OR ", dialect),
         Expr::Not(inner) => format!("(NOT {})", compile_expr(inner, dialect)),
+        Expr::NotTrue(inner) => match dialect {
+            Dialect::DuckDb => format!("(({}) IS NOT TRUE)", compile_expr(inner, dialect)),
+            Dialect::ClickHouse => format!("(NOT ifNull({}, 0))", compile_expr(inner, dialect)),
+        },
         Expr::Compare { column, op, value } => compare(column, *op, value, dialect),
         Expr::StartsWith { column, prefix } => dialect.starts_with(&lowered(column), &prefix.to_lowercase()),
         Expr::ListContains { column, value } => dialect.list_contains(column.name, &dialect.quote_str(value)),

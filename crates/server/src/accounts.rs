@@ -46,7 +46,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     })
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(request: Request, limit: usize) -> ApiResult<T> {
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(request: Request, limit: usize) -> ApiResult<T> {
     if !is_json(request.headers()) {
         return Err(ApiError::UnsupportedMediaType("send the request as application/json".into()));
     }

@@ -4,7 +4,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 use signet_model::schema::{self, Column};
@@ -17,10 +17,6 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::graph::parse_query;
 use crate::{cell_json, cell_text, csv_out, AppState};
-
-pub async fn index() -> Html<&'static str> {
-    Html(include_str!("index.html"))
-}
 
 pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "status": "ok", "backend": state.engine.store().backend(), "logEnd": state.engine.log().end() }))
@@ -368,13 +364,51 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
 /// The access log records the export before the first byte leaves (with its filter) and again
 /// when it ends (`SignInsExportCompleted`, with the number of rows written).
 pub async fn export_signins(
+    state: State<AppState>,
+    caller: Caller,
+    uri: axum::http::Uri,
+    raw: RawQuery,
+) -> ApiResult<Response> {
+    export(state, caller, uri, raw, LogKind::SignIn).await
+}
+
+pub async fn export_directory_audits(
+    state: State<AppState>,
+    caller: Caller,
+    uri: axum::http::Uri,
+    raw: RawQuery,
+) -> ApiResult<Response> {
+    export(state, caller, uri, raw, LogKind::DirectoryAudit).await
+}
+
+pub async fn export_activities(
+    state: State<AppState>,
+    caller: Caller,
+    uri: axum::http::Uri,
+    raw: RawQuery,
+) -> ApiResult<Response> {
+    export(state, caller, uri, raw, LogKind::Activity).await
+}
+
+/// The plural name of a log kind in routes, file names and access-log actions.
+pub fn kind_names(kind: LogKind) -> (&'static str, &'static str) {
+    match kind {
+        LogKind::SignIn => ("signins", "SignIns"),
+        LogKind::DirectoryAudit => ("directory-audits", "DirectoryAudits"),
+        LogKind::Activity => ("activities", "Activities"),
+    }
+}
+
+async fn export(
     State(state): State<AppState>,
     caller: Caller,
     uri: axum::http::Uri,
     RawQuery(raw): RawQuery,
+    kind: LogKind,
 ) -> ApiResult<Response> {
     let params = parse_query(raw.as_deref());
-    let plan = plan_export(caller.org(), LogKind::SignIn, &params, signet_model::time::now_micros())?;
+    let plan = plan_export(caller.org(), kind, &params, signet_model::time::now_micros())?;
+    let (file_stem, action) = kind_names(kind);
     let format = plan.format;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let engine = state.engine.clone();
@@ -392,8 +426,9 @@ pub async fn export_signins(
             }
         };
         let note = AuditNote { rows, target: None };
-        let message = format!("export of sign-ins ended: {} rows", rows.map_or("?".into(), |r| r.to_string()));
-        let record = crate::access_log::access_event(&caller, "SignInsExportCompleted", result, &uri, &note, &message);
+        let message = format!("export of {kind} events ended: {} rows", rows.map_or("?".into(), |r| r.to_string()));
+        let action = format!("{action}ExportCompleted");
+        let record = crate::access_log::access_event(&caller, &action, result, &uri, &note, &message);
         crate::access_log::store_detached(&done_state, caller.org(), &record);
     });
     let extension = match format {
@@ -406,7 +441,7 @@ pub async fn export_signins(
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, format.content_type().to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"signins.{extension}\"")),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_stem}.{extension}\"")),
         ],
         Body::from_stream(stream),
     )

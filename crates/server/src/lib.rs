@@ -12,14 +12,18 @@
 //! - [`api`]: the native query API, event details, export, error codes.
 //! - [`reports`]: timeline, top applications, summary, user pattern, authentication methods.
 //! - [`error`]: the one mapping from errors to HTTP statuses and OData-shaped bodies.
+//! - [`explore`]: facets, histograms and live streams for the console's log explorer.
+//! - [`console`]: the web console's embedded assets.
 //! - [`metrics`], [`csv_out`]: Prometheus text and formula-safe CSV.
 
 pub mod access_log;
 pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod csv_out;
 pub mod error;
+pub mod explore;
 pub mod graph;
 pub mod import;
 pub mod ingest;
@@ -27,6 +31,7 @@ pub mod metrics;
 pub mod reports;
 pub mod routes;
 pub mod trust;
+pub mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -85,6 +90,7 @@ pub struct AppState {
     pub sessions: Arc<SessionStore>,
     pub login: Arc<LoginGuard>,
     pub ingest_slots: Arc<tokio::sync::Semaphore>,
+    pub views: Arc<views::ViewStore>,
 }
 
 impl AppState {
@@ -92,7 +98,9 @@ impl AppState {
         let sessions = Arc::new(SessionStore::new(config.session_idle, config.session_lifetime));
         let login = Arc::new(LoginGuard::new(directory.clone(), config.login.clone()));
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.ingest_slots.max(1)));
+        let views = Arc::new(views::ViewStore::open(engine.data_dir()));
         AppState {
+            views,
             engine,
             config: Arc::new(config),
             http_metrics: Arc::default(),

@@ -68,21 +68,23 @@ fn int(cell: &Cell) -> i64 {
     }
 }
 
-fn bucket_start(t: i64, bucket: Bucket) -> i64 {
+pub(crate) fn bucket_start(t: i64, bucket: Bucket) -> i64 {
     let day_start = t.div_euclid(DAY) * DAY;
     match bucket {
         Bucket::Hour => t.div_euclid(DAY / 24) * (DAY / 24),
         Bucket::Day => day_start,
         // 1970-01-01 was a Thursday: Monday-based weeks are offset by 3 days.
         Bucket::Week => (t + 3 * DAY).div_euclid(7 * DAY) * 7 * DAY - 3 * DAY,
+        Bucket::Micros(width) => t.div_euclid(width.max(1)) * width.max(1),
     }
 }
 
-fn bucket_len(bucket: Bucket) -> i64 {
+pub(crate) fn bucket_len(bucket: Bucket) -> i64 {
     match bucket {
         Bucket::Hour => DAY / 24,
         Bucket::Day => DAY,
         Bucket::Week => 7 * DAY,
+        Bucket::Micros(width) => width.max(1),
     }
 }
 
@@ -131,7 +133,7 @@ pub fn timeline(engine: &Engine, org: &str, mut params: Vec<(String, String)>, n
         }
     }
     Ok(json!({
-        "bucket": match bucket { Bucket::Day => "day", Bucket::Week => "week", Bucket::Hour => "hour" },
+        "bucket": match bucket { Bucket::Day => "day", Bucket::Week => "week", Bucket::Hour | Bucket::Micros(_) => "hour" },
         "from": signet_model::time::format_time(from),
         "to": signet_model::time::format_time(to),
         "points": points,

@@ -8,7 +8,7 @@ use axum::http::Method;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use signet_auth::Permission::{self, *};
 
-use crate::{accounts, api, graph, import, ingest, reports, trust, AppState};
+use crate::{accounts, api, console, explore, graph, import, ingest, reports, trust, views, AppState};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +57,8 @@ use Access::{Needs, Public, SignedIn};
 use Audit::{Change, Read};
 
 route_table! {
-    GET "/", Public, Audit::No => api::index;
+    GET "/", Public, Audit::No => console::index;
+    GET "/assets/{file}", Public, Audit::No => console::asset;
     GET "/healthz", Public, Audit::No => api::healthz;
     GET "/metrics", Needs(ReadMetrics), Audit::No => api::metrics;
 
@@ -74,10 +75,24 @@ route_table! {
     GET "/api/v1/directory-audits", Needs(ReadLogs), Read("DirectoryAuditsListed") => api::list_directory_audits;
     GET "/api/v1/activities", Needs(ReadLogs), Read("ActivitiesListed") => api::list_activities;
     GET "/api/v1/signins/export", Needs(Export), Read("SignInsExported") => api::export_signins;
+    GET "/api/v1/directory-audits/export", Needs(Export), Read("DirectoryAuditsExported") => api::export_directory_audits;
+    GET "/api/v1/activities/export", Needs(Export), Read("ActivitiesExported") => api::export_activities;
+    GET "/api/v1/signins/facets", Needs(ReadLogs), Read("SignInFacetsViewed") => explore::signin_facets;
+    GET "/api/v1/directory-audits/facets", Needs(ReadLogs), Read("DirectoryAuditFacetsViewed") => explore::directory_audit_facets;
+    GET "/api/v1/activities/facets", Needs(ReadLogs), Read("ActivityFacetsViewed") => explore::activity_facets;
+    GET "/api/v1/signins/histogram", Needs(ReadLogs), Read("SignInHistogramViewed") => explore::signin_histogram;
+    GET "/api/v1/directory-audits/histogram", Needs(ReadLogs), Read("DirectoryAuditHistogramViewed") => explore::directory_audit_histogram;
+    GET "/api/v1/activities/histogram", Needs(ReadLogs), Read("ActivityHistogramViewed") => explore::activity_histogram;
+    GET "/api/v1/signins/live", Needs(ReadLogs), Read("SignInsLiveViewed") => explore::signin_live_route;
+    GET "/api/v1/directory-audits/live", Needs(ReadLogs), Read("DirectoryAuditsLiveViewed") => explore::directory_audit_live_route;
+    GET "/api/v1/activities/live", Needs(ReadLogs), Read("ActivitiesLiveViewed") => explore::activity_live_route;
+    GET "/api/v1/schema/{kind}", SignedIn, Audit::No => explore::schema_route;
     GET "/api/v1/signins/{id}", Needs(ReadLogs), Read("SignInViewed") => api::signin_detail;
     GET "/api/v1/directory-audits/{id}", Needs(ReadLogs), Read("DirectoryAuditViewed") => api::directory_audit_detail;
     GET "/api/v1/activities/{id}", Needs(ReadLogs), Read("ActivityViewed") => api::activity_detail;
     GET "/api/v1/me/signins", Needs(ReadOwnSignIns), Read("OwnSignInsListed") => accounts::my_signins;
+    GET "/api/v1/me/views", SignedIn, Audit::No => views::list;
+    PUT "/api/v1/me/views", SignedIn, Change("SavedViewsChanged") => views::replace;
 
     GET "/api/v1/errors", SignedIn, Audit::No => api::error_codes;
     GET "/api/v1/errors/{code}", SignedIn, Audit::No => api::error_code;

@@ -28,7 +28,7 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP server (API; the console comes later).
+    /// Run the HTTP server: the web console at / and the APIs.
     Serve(ServeArgs),
     /// Accounts of a stopped server's data directory (the first Global administrator).
     #[command(subcommand)]
@@ -223,6 +223,9 @@ struct ReportArgs {
 
 #[derive(Args)]
 struct ExportArgs {
+    /// Which log: signins, directory-audits or activities.
+    #[arg(long, default_value = "signins")]
+    kind: String,
     /// csv, json or ndjson.
     #[arg(long, default_value = "csv")]
     format: String,
@@ -727,6 +730,14 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
 }
 
 fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let kind = match args.kind.as_str() {
+        "signins" | "sign-ins" => LogKind::SignIn,
+        "directory-audits" | "audits" => LogKind::DirectoryAudit,
+        "activities" => LogKind::Activity,
+        other => bail!("--kind {other:?}: expected signins, directory-audits or activities"),
+    };
+    let (route_name, action_name) = api::kind_names(kind);
+    let route = format!("/api/v1/{route_name}/export");
     let mut params = args.filters.to_params();
     params.push(("format".into(), args.format.clone()));
     if let Some(columns) = &args.columns {
@@ -740,8 +751,7 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     let rows = match &args.target.server {
         Some(server) => {
-            let request =
-                client()?.get(format!("{}/api/v1/signins/export", server.trim_end_matches('/'))).query(&params);
+            let request = client()?.get(format!("{}{route}", server.trim_end_matches('/'))).query(&params);
             let mut response = args.target.authorize(request).send()?;
             if !response.status().is_success() {
                 let body: Value = response.json().unwrap_or_default();
@@ -752,7 +762,7 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         }
         None => {
             let engine = open_engine(&args.target)?;
-            let plan = api::plan_export(&args.target.org, LogKind::SignIn, &params, signet_model::time::now_micros())?;
+            let plan = api::plan_export(&args.target.org, kind, &params, signet_model::time::now_micros())?;
             let mut write_error = None;
             let rows = api::run_export(&engine, plan, &mut |chunk| match sink.write_all(chunk.as_bytes()) {
                 Ok(()) => true,
@@ -768,8 +778,8 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
             record_local_read(
                 &engine,
                 &args.target.org,
-                "SignInsExported",
-                "/api/v1/signins/export",
+                &format!("{action_name}Exported"),
+                &route,
                 &params,
                 Some(rows),
             )?;
@@ -778,7 +788,7 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     sink.flush()?;
     if let (Some(rows), Some(path)) = (rows, &args.output) {
-        eprintln!("exported {rows} sign-ins to {}", path.display());
+        eprintln!("exported {rows} {kind} events to {}", path.display());
     }
     Ok(())
 }

@@ -52,6 +52,8 @@ use Who::*;
 
 const TABLE: &[Row] = &[
     row("GET", "/", Anyone, 200, 200),
+    row("GET", "/assets/{file}", Anyone, 200, 200),
+    row("GET", "/api/v1/schema/{kind}", AnyCredential, 200, 200),
     row("GET", "/healthz", Anyone, 200, 200),
     // Deployment metrics count every organisation's traffic: home organisation only.
     row("GET", "/metrics", Only(&[GA, SA, SR, GR, READ]), 200, 403),
@@ -64,10 +66,25 @@ const TABLE: &[Row] = &[
     row("GET", "/api/v1/directory-audits", Only(READERS), 200, 200),
     row("GET", "/api/v1/activities", Only(READERS), 200, 200),
     row("GET", "/api/v1/signins/export", Only(EXPORTERS), 200, 200),
+    row("GET", "/api/v1/directory-audits/export", Only(EXPORTERS), 200, 200),
+    row("GET", "/api/v1/activities/export", Only(EXPORTERS), 200, 200),
+    row("GET", "/api/v1/signins/facets", Only(READERS), 200, 200),
+    row("GET", "/api/v1/directory-audits/facets", Only(READERS), 200, 200),
+    row("GET", "/api/v1/activities/facets", Only(READERS), 200, 200),
+    row("GET", "/api/v1/signins/histogram", Only(READERS), 200, 200),
+    row("GET", "/api/v1/directory-audits/histogram", Only(READERS), 200, 200),
+    row("GET", "/api/v1/activities/histogram", Only(READERS), 200, 200),
+    // Live streams: the status and the first second of the stream are checked.
+    row("GET", "/api/v1/signins/live", Only(READERS), 200, 200),
+    row("GET", "/api/v1/directory-audits/live", Only(READERS), 200, 200),
+    row("GET", "/api/v1/activities/live", Only(READERS), 200, 200),
     row("GET", "/api/v1/signins/{id}", Only(READERS), 200, 404),
     row("GET", "/api/v1/directory-audits/{id}", Only(READERS), 200, 404),
     row("GET", "/api/v1/activities/{id}", Only(READERS), 200, 404),
     row("GET", "/api/v1/me/signins", Only(EVERY_ACCOUNT), 200, 200),
+    // Saved views belong to accounts; keys have none.
+    row("GET", "/api/v1/me/views", Only(EVERY_ACCOUNT), 200, 200),
+    row("PUT", "/api/v1/me/views", Only(EVERY_ACCOUNT), 200, 200),
     row("GET", "/api/v1/errors", AnyCredential, 200, 200),
     row("GET", "/api/v1/errors/{code}", AnyCredential, 200, 200),
     row("GET", "/api/v1/reports/signins/timeline", Only(READERS), 200, 200),
@@ -191,6 +208,11 @@ fn concrete(server: &TestServer, row: &Row, fixture: &Fixture, n: usize) -> (Str
         "/api/v1/users/{id}" => row.path.replace("{id}", &user_id()),
         "/api/v1/keys/{id}" => row.path.replace("{id}", &key_id()),
         "/api/v1/errors/{code}" => row.path.replace("{code}", "50126"),
+        "/assets/{file}" => row.path.replace("{file}", "app.js"),
+        "/api/v1/schema/{kind}" => row.path.replace("{kind}", "signins"),
+        path if path.ends_with("/facets") || path.ends_with("/histogram") || path.ends_with("/export") => {
+            format!("{path}?days=36500")
+        }
         "/api/v1/trust/proof/inclusion" => format!("{}?kind=signins&id={}", row.path, fixture.signin),
         "/api/v1/trust/proof/consistency" => format!("{}?first=1", row.path),
         "/api/v1/reports/users/{user}/pattern" => row.path.replace("{user}", "ann@default.example"),
@@ -209,6 +231,9 @@ fn concrete(server: &TestServer, row: &Row, fixture: &Fixture, n: usize) -> (Str
         ("POST", "/api/v1/users") => json(json!({ "username": format!("new{n}@example.com"), "password": PASSWORD })),
         ("PATCH", "/api/v1/users/{id}") => json(json!({ "displayName": "Renamed" })),
         ("POST", "/api/v1/keys") => json(json!({ "name": format!("k{n}"), "type": "ingest" })),
+        ("PUT", "/api/v1/me/views") => {
+            json(json!({ "views": [{ "name": "mine", "page": "/signins", "query": "status=failure" }] }))
+        }
         ("POST", "/api/v1/auth/login") => json(json!({ "username": "probe@default.example", "password": PASSWORD })),
         _ => None,
     };
@@ -269,9 +294,19 @@ async fn every_route_every_caller_every_organisation() {
             if let Some((content_type, bytes)) = body {
                 request = request.header("content-type", content_type).body(bytes);
             }
-            let response = request.send().await.unwrap();
+            let mut response = request.send().await.unwrap();
             let status = response.status().as_u16();
-            let text = response.text().await.unwrap_or_default();
+            let text = if row.path.ends_with("/live") {
+                // A stream that stays open: read what arrives in the first second.
+                let mut text = String::new();
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(400);
+                while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, response.chunk()).await {
+                    text.push_str(&String::from_utf8_lossy(&chunk));
+                }
+                text
+            } else {
+                response.text().await.unwrap_or_default()
+            };
             let expected = match (allowed(row.who, caller), &caller.credential) {
                 (false, Credential::None) => 401,
                 (false, _) => 403,

@@ -4,6 +4,7 @@
 mod access;
 mod accounts;
 mod api;
+mod explore;
 mod graph;
 mod ingest;
 mod reports;

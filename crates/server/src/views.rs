@@ -1,0 +1,115 @@
+//! Saved views of the console: per account, a name, a page and the page's URL state (filters,
+//! columns, range). Kept in `DATA/console/views.json`, replaced atomically on every change.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use axum::extract::{Request, State};
+use axum::Json;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use signet_auth::Subject;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// Pages a view may belong to (the console's explorer pages).
+const PAGES: &[&str] = &["/signins", "/audits", "/activities", "/me"];
+const MAX_VIEWS: usize = 100;
+const MAX_QUERY: usize = 4096;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SavedView {
+    pub name: String,
+    pub page: String,
+    /// The page's URL query (`user=alice*&status=failure&columns=...`).
+    pub query: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ViewsBody {
+    views: Vec<SavedView>,
+}
+
+/// Every account's views, keyed by "organisation/account id".
+pub struct ViewStore {
+    path: PathBuf,
+    views: Mutex<BTreeMap<String, Vec<SavedView>>>,
+}
+
+impl ViewStore {
+    pub fn open(data_dir: &std::path::Path) -> ViewStore {
+        let path = data_dir.join("console").join("views.json");
+        let views = std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
+        ViewStore { path, views: Mutex::new(views) }
+    }
+
+    pub fn get(&self, owner: &str) -> Vec<SavedView> {
+        self.views.lock().get(owner).cloned().unwrap_or_default()
+    }
+
+    pub fn replace(&self, owner: &str, views: Vec<SavedView>) -> std::io::Result<()> {
+        let mut all = self.views.lock();
+        let mut next = all.clone();
+        if views.is_empty() {
+            next.remove(owner);
+        } else {
+            next.insert(owner.to_string(), views);
+        }
+        let dir = self.path.parent().unwrap_or(&self.path);
+        std::fs::create_dir_all(dir)?;
+        let tmp = self.path.with_extension("json.tmp");
+        {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        *all = next;
+        Ok(())
+    }
+}
+
+fn owner(caller: &Caller) -> ApiResult<String> {
+    match &caller.principal.subject {
+        Subject::User { id, .. } => Ok(format!("{}/{id}", caller.org())),
+        Subject::Key { .. } => Err(ApiError::Forbidden("saved views belong to accounts; an API key has none".into())),
+    }
+}
+
+/// `GET /api/v1/me/views`: the caller's saved views.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let owner = owner(&caller)?;
+    Ok(Json(json!({ "views": state.views.get(&owner) })))
+}
+
+/// `PUT /api/v1/me/views` with `{"views": [...]}`: replaces the caller's saved views.
+pub async fn replace(State(state): State<AppState>, caller: Caller, request: Request) -> ApiResult<Json<Value>> {
+    let owner = owner(&caller)?;
+    let body: ViewsBody = crate::accounts::read_json(request, 1 << 20).await?;
+    if body.views.len() > MAX_VIEWS {
+        return Err(ApiError::BadRequest(format!("views: at most {MAX_VIEWS}")));
+    }
+    for (i, view) in body.views.iter().enumerate() {
+        let name = view.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(ApiError::BadRequest(format!("views[{i}].name: 1-100 characters")));
+        }
+        if !PAGES.contains(&view.page.as_str()) {
+            return Err(ApiError::BadRequest(format!("views[{i}].page: {:?} is not one of {PAGES:?}", view.page)));
+        }
+        if view.query.len() > MAX_QUERY {
+            return Err(ApiError::BadRequest(format!("views[{i}].query: at most {MAX_QUERY} bytes")));
+        }
+    }
+    let store = state.views.clone();
+    let views = body.views.clone();
+    tokio::task::spawn_blocking(move || store.replace(&owner, views))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(format!("saving views: {e}")))?;
+    Ok(Json(json!({ "views": body.views })))
+}
