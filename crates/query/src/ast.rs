@@ -199,6 +199,27 @@ pub struct AggQuery {
     pub limit: Option<usize>,
 }
 
+/// The top values of several columns under one filter, with the number of matching events:
+/// what a facet panel shows. Engines may answer it in one pass (grouping sets).
+#[derive(Clone, Debug)]
+pub struct FacetQuery {
+    pub org: String,
+    pub kind: LogKind,
+    pub filter: Expr,
+    /// Columns to count values of; list columns count each element.
+    pub columns: Vec<&'static Column>,
+    /// Values per column, most frequent first (ties by value, empty last).
+    pub limit: usize,
+}
+
+/// The answer to a [`FacetQuery`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Facets {
+    pub total: u64,
+    /// Per column of the query, in its order: (value, count), most frequent first.
+    pub values: Vec<Vec<(signet_model::Cell, i64)>>,
+}
+
 /// Checks that a literal fits the column's type, converting where the meaning is unambiguous.
 pub fn coerce(column: &'static Column, value: Literal) -> crate::Result<Literal> {
     let bad = |message: String| crate::QueryError::InvalidValue { field: column.api.to_string(), message };

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use signet_model::schema::{self, ColType, Column};
 use signet_model::{Cell, LogKind};
 use signet_query::ast::{Bucket, CmpOp, GroupBy, Measure};
-use signet_query::{native, AggQuery, Expr, ListQuery, Literal};
+use signet_query::{native, AggQuery, Expr, FacetQuery, ListQuery, Literal};
 use signet_store::Engine;
 
 use crate::access_log::AuditNote;
@@ -175,24 +175,18 @@ pub fn facets(
             .ok_or_else(|| ApiError::BadRequest("n must be 1-100".into()))?,
     };
     let filter = explorer_filter(kind, &mut params, now)?;
-    let total = engine.store().count(org, kind, &filter)?;
-    let mut out = Vec::new();
-    for column in fields {
-        let group = if column.ty == ColType::StrList { GroupBy::Unnest(column) } else { GroupBy::Column(column) };
-        let query = AggQuery {
-            org: org.to_string(),
-            kind,
-            filter: filter.clone(),
-            group_by: vec![group],
-            measures: vec![Measure::Count],
-            order_by_first_measure_desc: true,
-            limit: Some(n),
-        };
-        let rows = engine.store().aggregate(&query)?;
-        let values: Vec<Value> =
-            rows.iter().map(|row| json!({ "value": cell_json(&row[0]), "count": int(&row[1]) })).collect();
-        out.push(json!({ "field": column.api, "values": values }));
-    }
+    let query = FacetQuery { org: org.to_string(), kind, filter, columns: fields.clone(), limit: n };
+    let answer = engine.store().facets(&query)?;
+    let out: Vec<Value> = fields
+        .iter()
+        .zip(&answer.values)
+        .map(|(column, values)| {
+            let values: Vec<Value> =
+                values.iter().map(|(value, count)| json!({ "value": cell_json(value), "count": count })).collect();
+            json!({ "field": column.api, "values": values })
+        })
+        .collect();
+    let total = answer.total;
     Ok(json!({ "total": total, "facets": out }))
 }
 

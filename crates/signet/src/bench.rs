@@ -318,6 +318,19 @@ fn queries(server: &str, runs: usize) -> anyhow::Result<()> {
             "Graph page: $filter errorCode ne 0, $top=50",
             "/v1.0/auditLogs/signIns?$filter=status/errorCode%20ne%200&$top=50".to_string(),
         ),
+        // What the console's sign-ins page asks on every filter change (three requests in parallel).
+        (
+            "console list: default columns, 24 hours, 100 rows",
+            "/api/v1/signins?range=24h&limit=100&columns=createdDateTime,userDisplayName,appDisplayName,status,riskLevelAggregated,authenticationRequirement".to_string(),
+        ),
+        ("console histogram: 7 days, 90 bars", "/api/v1/signins/histogram?range=7d&buckets=90".to_string()),
+        ("console facets: 8 fields, 7 days", "/api/v1/signins/facets?range=7d".to_string()),
+        ("console facets: 8 fields, 30 days", "/api/v1/signins/facets?range=1m".to_string()),
+        ("console histogram: 30 days, failures", "/api/v1/signins/histogram?range=1m&status=failure".to_string()),
+        (
+            "console facets: 30 days, app + exclusion",
+            "/api/v1/signins/facets?range=1m&app=Microsoft%20Teams&not.clientAppUsed=Browser".to_string(),
+        ),
     ];
     for (name, path) in endpoints {
         let (median, p90, _) = timed(&http, &format!("{base}{path}"), runs)?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use signet_model::schema::find_column;
 use signet_model::{normalize, Cell, LogKind};
 use signet_query::ast::{Bucket, GroupBy, Measure};
-use signet_query::{native, odata, AggQuery, Expr, ListQuery, SortOrder};
+use signet_query::{native, odata, AggQuery, Expr, FacetQuery, ListQuery, SortOrder};
 
 use crate::engine::{EventStore, StoredEvent};
 use crate::log::RecordPtr;
@@ -237,6 +237,41 @@ pub fn aggregates(store: Arc<dyn EventStore>) {
     assert_eq!(rows[0], vec![Cell::Int(1), Cell::Int(0), Cell::Int(1)]);
 }
 
+/// Facets: the engine's answer (one pass where it can) equals one aggregation per column,
+/// with ties ordered by value and empty values last, and the total is the filter's count.
+pub fn facets(store: Arc<dyn EventStore>) {
+    load_basic(&*store);
+    let signin = LogKind::SignIn;
+    let query = FacetQuery {
+        org: "a".into(),
+        kind: signin,
+        filter: native::filter(signin, &[("not.app".into(), "Teams".into())], 0).unwrap(),
+        columns: vec![
+            col(signin, "app_display_name"),
+            col(signin, "status"),
+            col(signin, "error_code"),
+            col(signin, "browser"),
+        ],
+        limit: 2,
+    };
+    let answer = store.facets(&query).unwrap();
+    assert_eq!(answer, crate::engine::facets_by_column(&*store, &query).unwrap());
+    assert_eq!(answer.total, 7);
+    assert_eq!(answer.values[0], vec![(Cell::Str("Outlook".into()), 7)]);
+    assert_eq!(answer.values[1], vec![(Cell::Str("success".into()), 4), (Cell::Str("interrupted".into()), 3)]);
+    assert_eq!(answer.values[2], vec![(Cell::Int(0), 4), (Cell::Int(50074), 3)]);
+    assert_eq!(answer.values[3], vec![(Cell::Null, 7)], "no browser in these sign-ins");
+    // A list column: each element counts.
+    let lists = FacetQuery { columns: vec![col(signin, "event_types"), col(signin, "status")], ..query.clone() };
+    let answer = store.facets(&lists).unwrap();
+    assert_eq!(answer, crate::engine::facets_by_column(&*store, &lists).unwrap());
+    // Nothing matches: zero and no values.
+    let none = FacetQuery { org: "nobody".into(), ..query };
+    let answer = store.facets(&none).unwrap();
+    assert_eq!(answer.total, 0);
+    assert!(answer.values.iter().all(Vec::is_empty));
+}
+
 pub fn aggregates_over_lists(store: Arc<dyn EventStore>) {
     let with_methods = |id: &str, code: i64, methods: &str| {
         signin_json(id, 1, "alice@contoso.com", "Outlook", code, &format!(r#","authenticationDetails":{methods}"#))
@@ -320,7 +355,7 @@ macro_rules! event_store_conformance_tests {
         $crate::event_store_conformance_tests!(@tests $factory;
             applies_and_tracks_position, lists_newest_first_with_keyset_paging, organisations_are_isolated,
             filters_match, revisions_replace_the_latest, two_revisions_in_one_batch, aggregates,
-            aggregates_over_lists, other_kinds);
+            aggregates_over_lists, facets, other_kinds);
     };
     (@tests $factory:expr; $($name:ident),*) => {
         $(

@@ -2,8 +2,9 @@
 //! source of truth; an `EventStore` holds a projection of it (typed columns and pointers into
 //! the log) and answers queries. Every implementation passes [`crate::conformance`].
 
+use signet_model::schema::ColType;
 use signet_model::{Cell, Event, LogKind};
-use signet_query::{AggQuery, Expr, ListQuery};
+use signet_query::{AggQuery, Expr, FacetQuery, Facets, GroupBy, ListQuery, Measure};
 
 use crate::error::Result;
 use crate::log::RecordPtr;
@@ -63,6 +64,42 @@ pub trait EventStore: Send + Sync {
     /// A grouped aggregation: group values, then measures, per row.
     fn aggregate(&self, query: &AggQuery) -> Result<Vec<Vec<Cell>>>;
 
+    /// The top values of several columns and the number of matching events. The default asks
+    /// one aggregation per column; engines override it to answer in one pass.
+    fn facets(&self, query: &FacetQuery) -> Result<Facets> {
+        facets_by_column(self, query)
+    }
+
     /// Every revision of one event id, oldest first.
     fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>>;
+}
+
+/// [`EventStore::facets`] by one aggregation per column (and a count).
+pub fn facets_by_column<S: EventStore + ?Sized>(store: &S, query: &FacetQuery) -> Result<Facets> {
+    let total = store.count(&query.org, query.kind, &query.filter)?;
+    let mut values = Vec::with_capacity(query.columns.len());
+    for column in &query.columns {
+        let group = if column.ty == ColType::StrList { GroupBy::Unnest(column) } else { GroupBy::Column(column) };
+        let rows = store.aggregate(&AggQuery {
+            org: query.org.clone(),
+            kind: query.kind,
+            filter: query.filter.clone(),
+            group_by: vec![group],
+            measures: vec![Measure::Count],
+            order_by_first_measure_desc: true,
+            limit: Some(query.limit),
+        })?;
+        values.push(
+            rows.into_iter()
+                .map(|mut row| {
+                    let count = match row.pop() {
+                        Some(Cell::Int(n)) => n,
+                        _ => 0,
+                    };
+                    (row.pop().unwrap_or(Cell::Null), count)
+                })
+                .collect(),
+        );
+    }
+    Ok(Facets { total, values })
 }

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use signet_model::schema::{self, ColType, Column};
 use signet_model::{Cell, LogKind};
 use signet_query::sql::{self, Dialect};
-use signet_query::{AggQuery, Expr, ListQuery};
+use signet_query::{AggQuery, Expr, FacetQuery, Facets, ListQuery};
 use tracing::debug;
 
 use crate::engine::{EventStore, RevisionRef, StoredEvent, VersionEntry};
@@ -332,6 +332,37 @@ impl EventStore for DuckStore {
 
     fn aggregate(&self, query: &AggQuery) -> Result<Vec<Vec<Cell>>> {
         self.query_cells(&sql::agg_sql(query, DIALECT), None)
+    }
+
+    /// One scan with grouping sets (one per column, plus the total) instead of a query per
+    /// column: the filter is evaluated once.
+    fn facets(&self, query: &FacetQuery) -> Result<Facets> {
+        let Some(sql) = sql::facets_sql(query, DIALECT) else {
+            return crate::engine::facets_by_column(self, query);
+        };
+        let width = query.columns.len();
+        let all_bits = (1i64 << width) - 1;
+        let mut facets = Facets { total: 0, values: vec![Vec::new(); width] };
+        for mut row in self.query_cells(&sql, None)? {
+            let gid = match row.pop() {
+                Some(Cell::Int(g)) => g,
+                other => return Err(StoreError::Database(format!("facet row without a grouping id: {other:?}"))),
+            };
+            let count = match row.pop() {
+                Some(Cell::Int(n)) => n,
+                _ => 0,
+            };
+            if gid == all_bits {
+                facets.total = count.max(0) as u64;
+                continue;
+            }
+            // The set of column i leaves bit (width - 1 - i) clear.
+            let i = (0..width).find(|i| gid == all_bits & !(1 << (width - 1 - i)));
+            if let Some(i) = i {
+                facets.values[i].push((std::mem::replace(&mut row[i], Cell::Null), count));
+            }
+        }
+        Ok(facets)
     }
 
     fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>> {
