@@ -78,6 +78,8 @@ mod tests {
     #[test]
     fn assets_need_no_network() {
         for (name, _, body) in ASSETS.iter().chain(std::iter::once(&("index.html", "", INDEX))) {
+            // XML namespace names look like URLs but are identifiers, never fetched.
+            let body = body.replace("http://www.w3.org/2000/svg", "SVG_NS");
             for forbidden in ["http://", "https://", "//cdn", "fonts.googleapis"] {
                 let hits: Vec<&str> = body
                     .lines()

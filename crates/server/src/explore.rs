@@ -287,23 +287,36 @@ async fn run(
     Ok(Json(value).into_response())
 }
 
+/// One handler per route and log kind; `$call` is awaited with the state, caller, raw query
+/// and kind.
 macro_rules! per_kind {
-    ($($name:ident => $kind:expr, $work:expr;)*) => {
+    ($($name:ident => $kind:expr, $call:expr;)*) => {
         $(
             pub async fn $name(State(state): State<AppState>, caller: Caller, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-                run(&state, caller, raw, $kind, $work).await
+                $call(state, caller, raw, $kind).await
             }
         )*
     };
 }
 
+async fn facets_route(state: AppState, caller: Caller, raw: Option<String>, kind: LogKind) -> ApiResult<Response> {
+    run(&state, caller, raw, kind, facets).await
+}
+
+async fn histogram_route(state: AppState, caller: Caller, raw: Option<String>, kind: LogKind) -> ApiResult<Response> {
+    run(&state, caller, raw, kind, histogram).await
+}
+
 per_kind! {
-    signin_facets => LogKind::SignIn, facets;
-    directory_audit_facets => LogKind::DirectoryAudit, facets;
-    activity_facets => LogKind::Activity, facets;
-    signin_histogram => LogKind::SignIn, histogram;
-    directory_audit_histogram => LogKind::DirectoryAudit, histogram;
-    activity_histogram => LogKind::Activity, histogram;
+    signin_facets => LogKind::SignIn, facets_route;
+    directory_audit_facets => LogKind::DirectoryAudit, facets_route;
+    activity_facets => LogKind::Activity, facets_route;
+    signin_histogram => LogKind::SignIn, histogram_route;
+    directory_audit_histogram => LogKind::DirectoryAudit, histogram_route;
+    activity_histogram => LogKind::Activity, histogram_route;
+    signin_live_route => LogKind::SignIn, live;
+    directory_audit_live_route => LogKind::DirectoryAudit, live;
+    activity_live_route => LogKind::Activity, live;
 }
 
 /// `GET /api/v1/schema/{kind}`: the columns of a log, for the console's column chooser.
@@ -409,28 +422,4 @@ async fn live(state: AppState, caller: Caller, raw: Option<String>, kind: LogKin
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let response = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
     Ok(AuditNote { rows: None, target: Some(format!("live {}", kind_route(kind))) }.attach(response))
-}
-
-pub async fn signin_live_route(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    live(state, caller, raw, LogKind::SignIn).await
-}
-
-pub async fn directory_audit_live_route(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    live(state, caller, raw, LogKind::DirectoryAudit).await
-}
-
-pub async fn activity_live_route(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    live(state, caller, raw, LogKind::Activity).await
 }
