@@ -2,7 +2,7 @@
 // port, driven in Debian's headless Chromium by playwright-core. Screenshots of every page go
 // to tests/e2e/output/ for a reviewer.
 //
-// Run: SIGNET_BIN=path/to/signet npm test   (scripts/test-console builds the binary and runs it)
+// Run: E2E_SIGNET_BIN=path/to/signet npm test   (scripts/test-console builds the binary and runs it)
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, 'output');
-const bin = process.env.SIGNET_BIN || join(process.env.CARGO_TARGET_DIR || join(process.env.HOME, '.cache/signet-target'), 'debug/signet');
+const bin = process.env.E2E_SIGNET_BIN || join(process.env.CARGO_TARGET_DIR || join(process.env.HOME, '.cache/signet-target'), 'debug/signet');
 const ADMIN = 'admin@signet.test';
 const PASSWORD = 'e2e-Console-password-7';
 const DEMO_SIGNINS = '20000';

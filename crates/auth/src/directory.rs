@@ -45,6 +45,43 @@ pub struct User {
     /// Set when repeated wrong passwords lock the account.
     #[serde(default)]
     pub locked_until_us: Option<i64>,
+    /// The OpenID Connect identity the account signs in with, once linked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalIdentity>,
+}
+
+/// An identity at an OpenID Connect provider: the issuer and its stable subject id (never the
+/// user name, which users or administrators of the provider can change).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalIdentity {
+    /// Name of the provider in Signet's configuration.
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+}
+
+/// A verified OpenID Connect sign-in, to be matched with (or to create) an account.
+#[derive(Clone, Debug)]
+pub struct ExternalLogin {
+    pub org: String,
+    pub identity: ExternalIdentity,
+    pub username: String,
+    pub display_name: Option<String>,
+    /// `Some(role)`: the provider decides the account's role (set on every sign-in);
+    /// `None`: the role is managed in Signet.
+    pub role: Option<Option<Role>>,
+}
+
+/// What an OpenID Connect sign-in comes to.
+#[derive(Clone, Debug)]
+pub enum ExternalSignIn {
+    /// The account (found, linked or created) may sign in.
+    Ready(User),
+    /// The account exists but is disabled.
+    Disabled(User),
+    /// The identity cannot be given an account; the reason says why.
+    Refused(String),
 }
 
 /// An account as the API shows it.
@@ -57,6 +94,8 @@ pub struct UserView {
     pub role: Option<Role>,
     pub disabled: bool,
     pub has_password: bool,
+    /// The OpenID Connect provider the account signs in with, if any.
+    pub identity_provider: Option<String>,
     pub created_date_time: String,
     pub locked_until: Option<String>,
 }
@@ -70,6 +109,7 @@ impl User {
             role: self.role,
             disabled: self.disabled,
             has_password: self.password_hash.is_some(),
+            identity_provider: self.external.as_ref().map(|e| e.provider.clone()),
             created_date_time: signet_model::time::format_time(self.created_us),
             locked_until: self.locked_until_us.map(signet_model::time::format_time),
         }
@@ -401,9 +441,93 @@ impl Directory {
                 disabled: false,
                 created_us: signet_model::time::now_micros(),
                 locked_until_us: None,
+                external: None,
             };
             state.users.push(user.clone());
             Ok(user)
+        })
+    }
+
+    /// Finds, links or creates the account of a verified OpenID Connect sign-in, in one change.
+    ///
+    /// The account is found by issuer and subject. A first sign-in links to an account of the
+    /// same name only when an administrator created it for single sign-on (same organisation,
+    /// no password, not linked to another identity); otherwise it creates one. A name taken by
+    /// a password account is refused: the provider's user name alone must never open an
+    /// account that someone else's password protects. Name, display name and (when the
+    /// provider decides roles) role follow the provider on every sign-in.
+    pub fn sign_in_external(&self, login: &ExternalLogin) -> Result<ExternalSignIn> {
+        let username = normalize_username(&login.username)?;
+        let found = {
+            let state = self.state.read();
+            state.users.iter().find(|u| u.external.as_ref() == Some(&login.identity)).cloned()
+        };
+        if let Some(user) = found.as_ref().filter(|u| u.disabled) {
+            return Ok(ExternalSignIn::Disabled(user.clone()));
+        }
+        self.change(|state| {
+            Self::require_org(state, &login.org)?;
+            let by_identity = state.users.iter().position(|u| u.external.as_ref() == Some(&login.identity));
+            let at = match by_identity {
+                Some(at) => at,
+                None => match state.users.iter().position(|u| u.username == username) {
+                    Some(at) => {
+                        let user = &state.users[at];
+                        if user.org != login.org {
+                            return Ok(ExternalSignIn::Refused(format!(
+                                "the name {username} belongs to an account of another organisation"
+                            )));
+                        }
+                        if user.password_hash.is_some() || user.external.is_some() {
+                            return Ok(ExternalSignIn::Refused(format!(
+                                "the name {username} belongs to an account that signs in another way; an administrator must remove it or choose another name"
+                            )));
+                        }
+                        if user.disabled {
+                            return Ok(ExternalSignIn::Disabled(user.clone()));
+                        }
+                        state.users[at].external = Some(login.identity.clone());
+                        at
+                    }
+                    None => {
+                        state.users.push(User {
+                            id: secret::random_uuid(),
+                            org: login.org.clone(),
+                            username: username.clone(),
+                            display_name: username.clone(),
+                            role: None,
+                            password_hash: None,
+                            disabled: false,
+                            created_us: signet_model::time::now_micros(),
+                            locked_until_us: None,
+                            external: Some(login.identity.clone()),
+                        });
+                        state.users.len() - 1
+                    }
+                },
+            };
+            if state.users[at].org != login.org {
+                return Ok(ExternalSignIn::Refused("the identity is linked to an account of another organisation".into()));
+            }
+            let taken = state.users.iter().enumerate().any(|(i, u)| i != at && u.username == username);
+            let user = &mut state.users[at];
+            if user.username != username {
+                match taken {
+                    true => tracing::warn!(
+                        account = %user.username,
+                        wanted = %username,
+                        "the provider renamed an account to a name already taken; keeping the old name"
+                    ),
+                    false => user.username = username.clone(),
+                }
+            }
+            if let Some(name) = login.display_name.as_ref().filter(|n| !n.trim().is_empty()) {
+                user.display_name = name.trim().to_string();
+            }
+            if let Some(role) = login.role {
+                user.role = role;
+            }
+            Ok(ExternalSignIn::Ready(user.clone()))
         })
     }
 
@@ -622,6 +746,71 @@ mod tests {
             role,
             password: Some(Secret::new("a long enough passphrase")),
         }
+    }
+
+    fn sso(subject: &str, username: &str, role: Option<Option<Role>>) -> ExternalLogin {
+        ExternalLogin {
+            org: "default".into(),
+            identity: ExternalIdentity {
+                provider: "okta".into(),
+                issuer: "https://idp.example.com".into(),
+                subject: subject.into(),
+            },
+            username: username.into(),
+            display_name: Some("Ann Example".into()),
+            role,
+        }
+    }
+
+    fn ready(outcome: ExternalSignIn) -> User {
+        match outcome {
+            ExternalSignIn::Ready(user) => user,
+            other => panic!("expected a ready account, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn single_sign_on_accounts_follow_the_subject_not_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let directory = Directory::open(dir.path(), "default").unwrap();
+        directory.create_organization("other", "Other").unwrap();
+
+        let ann = ready(directory.sign_in_external(&sso("s-ann", "Ann@Example.com", Some(Some(Role::SecurityReader)))).unwrap());
+        assert_eq!((ann.username.as_str(), ann.role, ann.display_name.as_str()), ("ann@example.com", Some(Role::SecurityReader), "Ann Example"));
+        assert!(ann.password_hash.is_none());
+        assert_eq!(ann.view().identity_provider.as_deref(), Some("okta"));
+
+        // The provider renames her and changes her role: same account.
+        let renamed = ready(directory.sign_in_external(&sso("s-ann", "ann.smith@example.com", Some(None))).unwrap());
+        assert_eq!(renamed.id, ann.id);
+        assert_eq!((renamed.username.as_str(), renamed.role), ("ann.smith@example.com", None));
+        // Roles managed in Signet are left alone.
+        directory.update_user("default", &ann.id, UserPatch { role: Some(Some(Role::ReportsReader)), ..UserPatch::default() }).unwrap();
+        assert_eq!(ready(directory.sign_in_external(&sso("s-ann", "ann.smith@example.com", None)).unwrap()).role, Some(Role::ReportsReader));
+
+        // A password account's name does not open it to another identity.
+        directory.create_user("default", new_user("bob@example.com", Some(Role::GlobalAdministrator))).unwrap();
+        assert!(matches!(directory.sign_in_external(&sso("s-bob", "bob@example.com", None)).unwrap(), ExternalSignIn::Refused(_)));
+        // Nor does a name linked to another identity, or one of another organisation.
+        assert!(matches!(directory.sign_in_external(&sso("s-imposter", "ann.smith@example.com", None)).unwrap(), ExternalSignIn::Refused(_)));
+        directory.create_user("other", NewUser { password: None, ..new_user("carl@example.com", None) }).unwrap();
+        assert!(matches!(directory.sign_in_external(&sso("s-carl", "carl@example.com", None)).unwrap(), ExternalSignIn::Refused(_)));
+
+        // An account an administrator created for single sign-on (no password) is linked.
+        let dana = directory.create_user("default", NewUser { password: None, ..new_user("dana@example.com", Some(Role::GlobalReader)) }).unwrap();
+        let linked = ready(directory.sign_in_external(&sso("s-dana", "dana@example.com", None)).unwrap());
+        assert_eq!((linked.id.as_str(), linked.role), (dana.id.as_str(), Some(Role::GlobalReader)));
+
+        // Disabled accounts stay out, and nothing about them changes.
+        directory.update_user("default", &dana.id, UserPatch { disabled: Some(true), ..UserPatch::default() }).unwrap();
+        match directory.sign_in_external(&sso("s-dana", "dana@example.com", Some(Some(Role::GlobalAdministrator)))).unwrap() {
+            ExternalSignIn::Disabled(user) => assert_eq!(user.role, Some(Role::GlobalReader)),
+            other => panic!("expected disabled, got {other:?}"),
+        }
+
+        // Links survive a restart.
+        let reopened = Directory::open(dir.path(), "default").unwrap();
+        assert_eq!(ready(reopened.sign_in_external(&sso("s-ann", "ann.smith@example.com", None)).unwrap()).id, ann.id);
     }
 
     #[test]

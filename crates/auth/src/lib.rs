@@ -7,16 +7,18 @@
 //!   and the [`Principal`] a verified credential resolves to.
 //! - [`session`]: console sessions with CSRF tokens and expiry.
 //! - [`login`]: password sign-in with rate limiting, lockout and Entra error codes.
+//! - [`oidc`]: OpenID Connect sign-in: provider settings, PKCE, ID token checks, role mapping.
 
 pub mod directory;
 pub mod error;
 pub mod login;
+pub mod oidc;
 pub mod role;
 pub mod secret;
 pub mod session;
 
 pub use directory::{
-    ApiKey, Directory, KeyKind, KeyView, NewUser, Organization, Principal, Subject, User, UserPatch, UserView,
+    ApiKey, Directory, ExternalIdentity, ExternalLogin, ExternalSignIn, KeyKind, KeyView, NewUser, Organization, Principal, Subject, User, UserPatch, UserView,
 };
 pub use error::{AuthError, Result};
 pub use login::{LoginGuard, LoginOutcome, LoginPolicy};

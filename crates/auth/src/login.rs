@@ -88,7 +88,8 @@ impl LoginGuard {
         &self.policy
     }
 
-    fn throttle(&self, address: IpAddr, now_us: i64) -> Option<u64> {
+    /// Counts an attempt from `address`; `Some(seconds)` when it is over the limit and must wait.
+    pub fn throttle(&self, address: IpAddr, now_us: i64) -> Option<u64> {
         let window_us = self.policy.address_window.as_micros() as i64;
         let mut addresses = self.addresses.lock();
         if addresses.len() > 100_000 {

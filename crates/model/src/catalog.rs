@@ -64,6 +64,9 @@ const CATALOG: &[(i64, &str, &str)] = &[
     (54005, "OAuth2 authorization code was already redeemed.", "The application must request a new authorization code; look for replay attempts."),
     (50199, "CmsiInterrupt: for security reasons, user confirmation is required for this request.", "Interrupt, benign: the user confirms the app."),
     (50203, "Interrupt: the user must register the Microsoft Authenticator app.", "Interrupt: the user registers the authenticator."),
+    (50012, "AuthenticationFailed: a token or assertion failed its checks (signature, issuer, audience, lifetime or nonce), or the identity provider reported an error.", "Read the failure reason: a clock difference, a rotated signing key or a wrong issuer / client id in the configuration are the usual causes; a forged or replayed token is the unusual one."),
+    (65004, "UserDeclinedToConsent: the user declined to consent, or the identity provider denied access.", "Ask the user whether they cancelled; check the application's assignment at the identity provider."),
+    (9002313, "InvalidRequest: the request is malformed or invalid (for example a sign-in answer that matches no sign-in started by this browser).", "Usually a bookmarked or reused sign-in link, or a sign-in left open too long: start again. Many of them from one address may be a login CSRF attempt."),
     (81012, "The user trying to sign in to Azure AD is different from the user signed in to the device (Seamless SSO).", "Interrupt: the user signs in with the device's account, or with a password."),
 ];
 

@@ -92,12 +92,17 @@ async function start() {
   });
   window.addEventListener('hashchange', route);
   window.addEventListener('signet:signed-out', (e) => { me = null; showLogin(`Please sign in again: ${e.detail}`); });
+  // A single sign-on that failed comes back as /?sso_error=...: show it on the sign-in page
+  // and take it out of the address bar.
+  const ssoError = new URLSearchParams(location.search).get('sso_error');
+  if (ssoError) history.replaceState(null, '', `${location.pathname}${location.hash}`);
   try {
     me = await api('/api/v1/auth/me', { noRedirect: true });
+    if (ssoError) toast(ssoError, 'error');
     setCsrf(me.csrfToken);
     route();
   } catch (err) {
-    if (err.status === 401) showLogin();
+    if (err.status === 401) showLogin(ssoError);
     else clear(main, errorBox(err, start));
   }
 }

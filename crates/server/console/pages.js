@@ -231,6 +231,7 @@ export function login(onSignedIn, message) {
   const password = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
   const status = h('p', { class: 'form-error', role: 'alert' }, message || '');
   const button = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
+  const providers = h('div', { class: 'sso-list' });
   const form = h('form', { class: 'login card', onsubmit: async (e) => {
     e.preventDefault();
     button.disabled = true;
@@ -247,6 +248,14 @@ export function login(onSignedIn, message) {
   } },
   h('h1', {}, 'Sign in to Signet'),
   h('label', {}, 'User name', username), h('label', {}, 'Password', password), status, button,
+  providers,
   h('p', { class: 'muted' }, 'Every sign-in attempt, successful or not, is recorded in the sign-in log.'));
+  // Single sign-on: one plain link per configured identity provider (a full-page navigation
+  // to the provider and back).
+  api('/api/v1/auth/providers', { noRedirect: true }).then((list) => {
+    if (!list.value.length) return;
+    clear(providers, h('p', { class: 'muted or' }, 'or'),
+      list.value.map((p) => h('a', { class: 'button sso', href: p.loginUrl, 'data-provider': p.name }, `Sign in with ${p.displayName}`)));
+  }).catch(() => { /* password sign-in still works */ });
   return h('div', { class: 'login-page' }, form);
 }

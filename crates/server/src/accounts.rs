@@ -55,48 +55,71 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(request: Request, 
     parse_body(&bytes)
 }
 
-/// The sign-in event Signet records about one console sign-in attempt.
-fn console_signin_event(
-    user: Option<&User>,
-    username: &str,
-    outcome: &LoginOutcome,
-    address: Option<std::net::IpAddr>,
-    user_agent: Option<&str>,
-) -> Value {
-    let code = outcome.error_code().unwrap_or_default();
-    let failure = match outcome {
-        LoginOutcome::Failure { reason, .. } => *reason,
-        _ => "",
-    };
-    let password_checked = matches!(code, 0 | 50126);
-    json!({
-        "id": signet_auth::secret::random_uuid(),
-        "createdDateTime": signet_model::time::format_time(signet_model::time::now_micros()),
-        "userDisplayName": user.map(|u| u.display_name.as_str()),
-        "userPrincipalName": username,
-        "userId": user.map(|u| u.id.as_str()),
-        "userType": "member",
-        "appId": SIGNET_APP_ID,
-        "appDisplayName": "Signet console",
-        "resourceDisplayName": "Signet",
-        "resourceId": SIGNET_APP_ID,
-        "ipAddress": address.map(|a| a.to_string()),
-        "clientAppUsed": "Browser",
-        "userAgent": user_agent,
-        "isInteractive": true,
-        "signInEventTypes": ["interactiveUser"],
-        "authenticationRequirement": "singleFactorAuthentication",
-        "conditionalAccessStatus": "notApplied",
-        "tokenIssuerType": "AzureAD",
-        "status": { "errorCode": code, "failureReason": failure, "additionalDetails": null },
-        "authenticationDetails": [{
-            "authenticationMethod": "Password",
-            "authenticationStepDateTime": signet_model::time::format_time(signet_model::time::now_micros()),
-            "succeeded": code == 0,
-            "authenticationStepResultDetail": if password_checked { if code == 0 { "Correct password" } else { "Invalid username or password" } } else { failure },
-            "authenticationStepRequirement": "Primary authentication",
-        }],
-    })
+/// One attempt to sign in to Signet itself, as its own sign-in log records it.
+pub(crate) struct SignInRecord<'a> {
+    pub user: Option<&'a User>,
+    /// The name the attempt was made with (or the identity provider's).
+    pub username: &'a str,
+    /// Entra error code of the outcome (0: success).
+    pub code: i64,
+    pub failure: &'a str,
+    /// `Password`, or the identity provider's name.
+    pub method: &'a str,
+    pub step_detail: &'a str,
+    /// The identity provider reports multi-factor authentication.
+    pub mfa: bool,
+    /// The OpenID Connect issuer, for federated sign-ins.
+    pub issuer: Option<&'a str>,
+    pub address: Option<std::net::IpAddr>,
+    pub user_agent: Option<&'a str>,
+}
+
+impl SignInRecord<'_> {
+    fn event(&self) -> Value {
+        let now = signet_model::time::format_time(signet_model::time::now_micros());
+        json!({
+            "id": signet_auth::secret::random_uuid(),
+            "createdDateTime": now,
+            "userDisplayName": self.user.map(|u| u.display_name.as_str()),
+            "userPrincipalName": self.username,
+            "userId": self.user.map(|u| u.id.as_str()),
+            "userType": "member",
+            "appId": SIGNET_APP_ID,
+            "appDisplayName": "Signet console",
+            "resourceDisplayName": "Signet",
+            "resourceId": SIGNET_APP_ID,
+            "ipAddress": self.address.map(|a| a.to_string()),
+            "clientAppUsed": "Browser",
+            "userAgent": self.user_agent,
+            "isInteractive": true,
+            "signInEventTypes": ["interactiveUser"],
+            "authenticationRequirement": if self.mfa { "multiFactorAuthentication" } else { "singleFactorAuthentication" },
+            "conditionalAccessStatus": "notApplied",
+            "tokenIssuerType": if self.issuer.is_none() { Some("AzureAD") } else { None },
+            "tokenIssuerName": self.issuer,
+            "status": { "errorCode": self.code, "failureReason": self.failure, "additionalDetails": null },
+            "authenticationDetails": [{
+                "authenticationMethod": self.method,
+                "authenticationStepDateTime": now,
+                "succeeded": self.code == 0,
+                "authenticationStepResultDetail": self.step_detail,
+                "authenticationStepRequirement": "Primary authentication",
+            }],
+        })
+    }
+
+    /// Stores the attempt in `org`'s sign-in log. An attempt that cannot be recorded signs
+    /// no one in: the caller fails with 503.
+    pub async fn store(&self, state: &AppState, org: &str) -> ApiResult<()> {
+        let bytes = serde_json::to_vec(&self.event()).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let normalized = signet_model::normalize(LogKind::SignIn, &bytes)
+            .map_err(|e| ApiError::Internal(format!("a console sign-in does not normalise: {}", e.reason)))?;
+        crate::ingest::store_events(state, org, vec![normalized]).await.map_err(|err| {
+            tracing::error!(error = %err, "could not record a console sign-in");
+            ApiError::AuditUnavailable
+        })?;
+        Ok(())
+    }
 }
 
 /// What the console needs about the caller.
@@ -151,15 +174,30 @@ pub async fn login(State(state): State<AppState>, request: Request) -> ApiResult
         LoginOutcome::Throttled { .. } => None,
     };
     let org = user.as_ref().map_or_else(|| state.directory.home_org().to_string(), |u| u.org.clone());
-    let event = console_signin_event(user.as_ref(), &username, &outcome, address, user_agent.as_deref());
-    // An attempt that cannot be recorded does not sign anyone in.
-    let bytes = serde_json::to_vec(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let normalized = signet_model::normalize(LogKind::SignIn, &bytes)
-        .map_err(|e| ApiError::Internal(format!("console sign-in does not normalise: {}", e.reason)))?;
-    crate::ingest::store_events(&state, &org, vec![normalized]).await.map_err(|err| {
-        tracing::error!(error = %err, "could not record a console sign-in");
-        ApiError::AuditUnavailable
-    })?;
+    let code = outcome.error_code().unwrap_or_default();
+    let failure = match &outcome {
+        LoginOutcome::Failure { reason, .. } => *reason,
+        _ => "",
+    };
+    let step_detail = match code {
+        0 => "Correct password",
+        signet_auth::login::codes::WRONG_PASSWORD => "Invalid username or password",
+        _ => failure,
+    };
+    SignInRecord {
+        user: user.as_ref(),
+        username: &username,
+        code,
+        failure,
+        method: "Password",
+        step_detail,
+        mfa: false,
+        issuer: None,
+        address,
+        user_agent: user_agent.as_deref(),
+    }
+    .store(&state, &org)
+    .await?;
     let user = match outcome {
         LoginOutcome::Success(user) => user,
         LoginOutcome::Failure { code, .. } => {

@@ -39,6 +39,9 @@ pub enum ApiError {
     Query(#[from] QueryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A service Signet depends on (an identity provider) cannot be reached or answers wrongly.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
             ApiError::AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+            ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "BadGateway"),
             ApiError::Auth(AuthError::Invalid(_)) => (StatusCode::BAD_REQUEST, "BadRequest"),
             ApiError::Auth(AuthError::NotFound(_)) => (StatusCode::NOT_FOUND, "Request_ResourceNotFound"),
             ApiError::Auth(AuthError::Conflict(_)) => (StatusCode::CONFLICT, "Conflict"),

@@ -6,6 +6,7 @@
 //! - [`routes`]: the route table: every route with its permission and audit rule.
 //! - [`auth`]: verifies credentials (API keys, session cookies + CSRF) and checks the route's
 //!   permission in front of every handler; [`access_log`] records every read and change.
+//! - [`oidc`]: console sign-in through OpenID Connect providers.
 //! - [`accounts`]: sign-in / sign-out, "my sign-ins", accounts, API keys, settings.
 //! - [`ingest`]: `POST /api/v1/{signins,directory-audits,activities}`.
 //! - [`graph`]: the Microsoft Graph-compatible reads under `/v1.0/auditLogs/...`.
@@ -28,6 +29,7 @@ pub mod graph;
 pub mod import;
 pub mod ingest;
 pub mod metrics;
+pub mod oidc;
 pub mod reports;
 pub mod routes;
 pub mod trust;
@@ -91,6 +93,8 @@ pub struct AppState {
     pub login: Arc<LoginGuard>,
     pub ingest_slots: Arc<tokio::sync::Semaphore>,
     pub views: Arc<views::ViewStore>,
+    /// OpenID Connect providers (none unless configured).
+    pub oidc: Arc<oidc::Providers>,
 }
 
 impl AppState {
@@ -101,6 +105,7 @@ impl AppState {
         let views = Arc::new(views::ViewStore::open(engine.data_dir()));
         AppState {
             views,
+            oidc: Arc::new(oidc::Providers::none()),
             engine,
             config: Arc::new(config),
             http_metrics: Arc::default(),
@@ -109,6 +114,14 @@ impl AppState {
             login,
             ingest_slots,
         }
+    }
+}
+
+impl AppState {
+    /// Signs users in through these OpenID Connect providers too.
+    pub fn with_oidc(mut self, providers: oidc::Providers) -> AppState {
+        self.oidc = Arc::new(providers);
+        self
     }
 }
 

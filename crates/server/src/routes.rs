@@ -8,7 +8,7 @@ use axum::http::Method;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use signet_auth::Permission::{self, *};
 
-use crate::{accounts, api, console, explore, graph, import, ingest, reports, trust, views, AppState};
+use crate::{accounts, api, console, explore, graph, import, ingest, oidc, reports, trust, views, AppState};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +63,9 @@ route_table! {
     GET "/metrics", Needs(ReadMetrics), Audit::No => api::metrics;
 
     POST "/api/v1/auth/login", Public, Audit::No => accounts::login;
+    GET "/api/v1/auth/providers", Public, Audit::No => oidc::list;
+    GET "/api/v1/auth/oidc/{provider}/login", Public, Audit::No => oidc::login;
+    GET "/api/v1/auth/oidc/{provider}/callback", Public, Audit::No => oidc::callback;
     POST "/api/v1/auth/logout", SignedIn, Audit::No => accounts::logout;
     GET "/api/v1/auth/me", SignedIn, Audit::No => accounts::me;
 

@@ -382,7 +382,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     record_logging_started(&engine, &config)?;
-    let state = AppState::new(engine, directory, config.server_config());
+    let state = AppState::new(engine, directory, config.server_config()).with_oidc(config.oidc_providers()?);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener =

@@ -57,6 +57,8 @@ pub struct Config {
     pub publish_heads_dir: Option<PathBuf>,
     /// An HTTP(S) URL every signed head is POSTed to (JSON array of heads), with retries.
     pub publish_heads_url: Option<String>,
+    /// OpenID Connect identity providers the console offers sign-in with (`[[oidc]]` tables).
+    pub oidc: Vec<signet_auth::oidc::ProviderSettings>,
 }
 
 impl Default for Config {
@@ -82,6 +84,7 @@ impl Default for Config {
             signing_key_file: None,
             publish_heads_dir: None,
             publish_heads_url: None,
+            oidc: Vec::new(),
         }
     }
 }
@@ -117,6 +120,9 @@ impl Config {
         );
         anyhow::ensure!(self.ingest_queue_mb >= 1, "ingest_queue_mb must be at least 1");
         anyhow::ensure!(self.ingest_slots >= 1, "ingest_slots must be at least 1");
+        for provider in &self.oidc {
+            provider.check().map_err(anyhow::Error::msg)?;
+        }
         if let Some(url) = &self.publish_heads_url {
             anyhow::ensure!(
                 url.starts_with("http://") || url.starts_with("https://"),
@@ -160,6 +166,11 @@ impl Config {
             publish_dir: self.publish_heads_dir.clone(),
             head_interval: Some(std::time::Duration::from_secs(self.head_interval_seconds)),
         }
+    }
+
+    /// The OpenID Connect providers, checked, with their secrets read.
+    pub fn oidc_providers(&self) -> anyhow::Result<signet_server::oidc::Providers> {
+        signet_server::oidc::Providers::new(&self.oidc, &self.org).map_err(anyhow::Error::msg)
     }
 
     /// The server settings these options make.

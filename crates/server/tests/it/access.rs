@@ -58,6 +58,10 @@ const TABLE: &[Row] = &[
     // Deployment metrics count every organisation's traffic: home organisation only.
     row("GET", "/metrics", Only(&[GA, SA, SR, GR, READ]), 200, 403),
     row("GET", "/api/v1/auth/me", AnyCredential, 200, 200),
+    row("GET", "/api/v1/auth/providers", Anyone, 200, 200),
+    // No identity provider is configured here (tests/e2e/oidc.test.mjs runs one).
+    row("GET", "/api/v1/auth/oidc/{provider}/login", Anyone, 404, 404),
+    row("GET", "/api/v1/auth/oidc/{provider}/callback", Anyone, 404, 404),
     row("POST", "/api/v1/signins", Only(&[GA, INGEST]), 200, 200),
     row("POST", "/api/v1/directory-audits", Only(&[GA, INGEST]), 200, 200),
     row("POST", "/api/v1/activities", Only(&[GA, INGEST]), 200, 200),
@@ -210,6 +214,7 @@ fn concrete(server: &TestServer, row: &Row, fixture: &Fixture, n: usize) -> (Str
         "/api/v1/errors/{code}" => row.path.replace("{code}", "50126"),
         "/assets/{file}" => row.path.replace("{file}", "app.js"),
         "/api/v1/schema/{kind}" => row.path.replace("{kind}", "signins"),
+        path if path.contains("{provider}") => path.replace("{provider}", "corp"),
         path if path.ends_with("/facets") || path.ends_with("/histogram") || path.ends_with("/export") => {
             format!("{path}?days=36500")
         }
