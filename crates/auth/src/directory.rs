@@ -775,8 +775,13 @@ mod tests {
         let directory = Directory::open(dir.path(), "default").unwrap();
         directory.create_organization("other", "Other").unwrap();
 
-        let ann = ready(directory.sign_in_external(&sso("s-ann", "Ann@Example.com", Some(Some(Role::SecurityReader)))).unwrap());
-        assert_eq!((ann.username.as_str(), ann.role, ann.display_name.as_str()), ("ann@example.com", Some(Role::SecurityReader), "Ann Example"));
+        let ann = ready(
+            directory.sign_in_external(&sso("s-ann", "Ann@Example.com", Some(Some(Role::SecurityReader)))).unwrap(),
+        );
+        assert_eq!(
+            (ann.username.as_str(), ann.role, ann.display_name.as_str()),
+            ("ann@example.com", Some(Role::SecurityReader), "Ann Example")
+        );
         assert!(ann.password_hash.is_none());
         assert_eq!(ann.view().identity_provider.as_deref(), Some("okta"));
 
@@ -785,25 +790,51 @@ mod tests {
         assert_eq!(renamed.id, ann.id);
         assert_eq!((renamed.username.as_str(), renamed.role), ("ann.smith@example.com", None));
         // Roles managed in Signet are left alone.
-        directory.update_user("default", &ann.id, UserPatch { role: Some(Some(Role::ReportsReader)), ..UserPatch::default() }).unwrap();
-        assert_eq!(ready(directory.sign_in_external(&sso("s-ann", "ann.smith@example.com", None)).unwrap()).role, Some(Role::ReportsReader));
+        directory
+            .update_user(
+                "default",
+                &ann.id,
+                UserPatch { role: Some(Some(Role::ReportsReader)), ..UserPatch::default() },
+            )
+            .unwrap();
+        assert_eq!(
+            ready(directory.sign_in_external(&sso("s-ann", "ann.smith@example.com", None)).unwrap()).role,
+            Some(Role::ReportsReader)
+        );
 
         // A password account's name does not open it to another identity.
         directory.create_user("default", new_user("bob@example.com", Some(Role::GlobalAdministrator))).unwrap();
-        assert!(matches!(directory.sign_in_external(&sso("s-bob", "bob@example.com", None)).unwrap(), ExternalSignIn::Refused(_)));
+        assert!(matches!(
+            directory.sign_in_external(&sso("s-bob", "bob@example.com", None)).unwrap(),
+            ExternalSignIn::Refused(_)
+        ));
         // Nor does a name linked to another identity, or one of another organisation.
-        assert!(matches!(directory.sign_in_external(&sso("s-imposter", "ann.smith@example.com", None)).unwrap(), ExternalSignIn::Refused(_)));
+        assert!(matches!(
+            directory.sign_in_external(&sso("s-imposter", "ann.smith@example.com", None)).unwrap(),
+            ExternalSignIn::Refused(_)
+        ));
         directory.create_user("other", NewUser { password: None, ..new_user("carl@example.com", None) }).unwrap();
-        assert!(matches!(directory.sign_in_external(&sso("s-carl", "carl@example.com", None)).unwrap(), ExternalSignIn::Refused(_)));
+        assert!(matches!(
+            directory.sign_in_external(&sso("s-carl", "carl@example.com", None)).unwrap(),
+            ExternalSignIn::Refused(_)
+        ));
 
         // An account an administrator created for single sign-on (no password) is linked.
-        let dana = directory.create_user("default", NewUser { password: None, ..new_user("dana@example.com", Some(Role::GlobalReader)) }).unwrap();
+        let dana = directory
+            .create_user(
+                "default",
+                NewUser { password: None, ..new_user("dana@example.com", Some(Role::GlobalReader)) },
+            )
+            .unwrap();
         let linked = ready(directory.sign_in_external(&sso("s-dana", "dana@example.com", None)).unwrap());
         assert_eq!((linked.id.as_str(), linked.role), (dana.id.as_str(), Some(Role::GlobalReader)));
 
         // Disabled accounts stay out, and nothing about them changes.
         directory.update_user("default", &dana.id, UserPatch { disabled: Some(true), ..UserPatch::default() }).unwrap();
-        match directory.sign_in_external(&sso("s-dana", "dana@example.com", Some(Some(Role::GlobalAdministrator)))).unwrap() {
+        match directory
+            .sign_in_external(&sso("s-dana", "dana@example.com", Some(Some(Role::GlobalAdministrator))))
+            .unwrap()
+        {
             ExternalSignIn::Disabled(user) => assert_eq!(user.role, Some(Role::GlobalReader)),
             other => panic!("expected disabled, got {other:?}"),
         }

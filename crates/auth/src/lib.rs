@@ -18,7 +18,8 @@ pub mod secret;
 pub mod session;
 
 pub use directory::{
-    ApiKey, Directory, ExternalIdentity, ExternalLogin, ExternalSignIn, KeyKind, KeyView, NewUser, Organization, Principal, Subject, User, UserPatch, UserView,
+    ApiKey, Directory, ExternalIdentity, ExternalLogin, ExternalSignIn, KeyKind, KeyView, NewUser, Organization,
+    Principal, Subject, User, UserPatch, UserView,
 };
 pub use error::{AuthError, Result};
 pub use login::{LoginGuard, LoginOutcome, LoginPolicy};

@@ -186,7 +186,10 @@ impl Discovery {
     /// exactly; every endpoint must be safe to send codes and secrets to.
     pub fn check(&self, issuer: &str) -> Result<(), String> {
         if self.issuer != issuer {
-            return Err(format!("the discovery document names issuer {:?}, not the configured {issuer:?}", self.issuer));
+            return Err(format!(
+                "the discovery document names issuer {:?}, not the configured {issuer:?}",
+                self.issuer
+            ));
         }
         for (field, url) in [
             ("authorization_endpoint", &self.authorization_endpoint),
@@ -674,18 +677,32 @@ mod tests {
     fn a_pending_sign_in_finishes_once_in_its_own_browser() {
         let logins = PendingLogins::default();
         let started = logins.start("okta", 0);
-        assert_eq!(started.code_challenge, pkce_challenge(logins.pending.lock().values().next().unwrap().verifier.expose()));
+        assert_eq!(
+            started.code_challenge,
+            pkce_challenge(logins.pending.lock().values().next().unwrap().verifier.expose())
+        );
         assert_eq!(logins.finish(&started.state, Some("another browser"), 1).unwrap_err(), PendingError::OtherBrowser);
-        assert_eq!(logins.finish(&started.state, Some(started.binding.expose()), 1).unwrap_err(), PendingError::Unknown, "a failed attempt ends the sign-in");
+        assert_eq!(
+            logins.finish(&started.state, Some(started.binding.expose()), 1).unwrap_err(),
+            PendingError::Unknown,
+            "a failed attempt ends the sign-in"
+        );
 
         let started = logins.start("okta", 0);
         let pending = logins.finish(&started.state, Some(started.binding.expose()), 1).unwrap();
         assert_eq!(pending.nonce, started.nonce);
-        assert_eq!(logins.finish(&started.state, Some(started.binding.expose()), 2).unwrap_err(), PendingError::Unknown, "no second use");
+        assert_eq!(
+            logins.finish(&started.state, Some(started.binding.expose()), 2).unwrap_err(),
+            PendingError::Unknown,
+            "no second use"
+        );
 
         let started = logins.start("okta", 0);
         let late = PENDING_LIFETIME_SECS * 1_000_000;
-        assert_eq!(logins.finish(&started.state, Some(started.binding.expose()), late).unwrap_err(), PendingError::Expired);
+        assert_eq!(
+            logins.finish(&started.state, Some(started.binding.expose()), late).unwrap_err(),
+            PendingError::Expired
+        );
         assert!(logins.is_empty());
     }
 
@@ -702,7 +719,10 @@ mod tests {
 
     #[test]
     fn pkce_matches_rfc_7636_appendix_b() {
-        assert_eq!(pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 
     #[test]
@@ -753,6 +773,8 @@ mod tests {
         assert!(url.contains("&scope=openid%20profile%20email&"));
         assert!(url.contains(&format!("&state={}", started.state)));
         assert!(url.contains("&code_challenge_method=S256"));
-        assert!(url.contains("redirect_uri=https%3A%2F%2Fsignet.example.com%2Fapi%2Fv1%2Fauth%2Foidc%2Fokta%2Fcallback"));
+        assert!(
+            url.contains("redirect_uri=https%3A%2F%2Fsignet.example.com%2Fapi%2Fv1%2Fauth%2Foidc%2Fokta%2Fcallback")
+        );
     }
 }

@@ -16,8 +16,11 @@ fn clean_header(header: &str) -> String {
     }
 }
 
+/// One converted row, with its 1-based data row number.
+pub type RowOutcome = (usize, Result<Converted, Rejected>);
+
 /// Converts every row; the number is the 1-based data row.
-pub fn convert_csv(text: &str) -> Result<Vec<(usize, Result<Converted, Rejected>)>, ImportError> {
+pub fn convert_csv(text: &str) -> Result<Vec<RowOutcome>, ImportError> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
     let headers: Vec<String> =
         reader.headers().map_err(|e| ImportError::Csv(e.to_string()))?.iter().map(clean_header).collect();

@@ -217,8 +217,8 @@ impl Parser<'_> {
         if let Some(collection) = name.strip_suffix("/any").or_else(|| name.strip_suffix("/ANY")) {
             return self.parse_any(collection);
         }
-        if name.ends_with("/all") {
-            return Err(QueryError::Unsupported(format!("lambda 'all' on '{}'", &name[..name.len() - 4])));
+        if let Some(collection) = name.strip_suffix("/all") {
+            return Err(QueryError::Unsupported(format!("lambda 'all' on '{collection}'")));
         }
         if !name.eq_ignore_ascii_case("startswith") {
             return Err(QueryError::Unsupported(format!("function '{name}'")));

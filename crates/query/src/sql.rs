@@ -352,6 +352,44 @@ pub fn agg_sql(query: &AggQuery, dialect: Dialect) -> String {
     sql
 }
 
+/// A facet query in one pass: one grouping set per column plus the empty set (the total).
+/// Rows: the columns `c0..cN` (NULL where not grouped), `n` (count), `gid` (the grouping bitmask:
+/// bit `N - i` clear for the set of column `i`; all bits set for the total), at most
+/// `query.limit` rows per set. `None` when a column is a list (engines then count per column).
+pub fn facets_sql(query: &FacetQuery, dialect: Dialect) -> Option<String> {
+    if query.columns.is_empty() || query.columns.iter().any(|c| c.ty == ColType::StrList) {
+        return None;
+    }
+    let table = schema::table(query.kind);
+    let filter = format!("{} AND {}", org_clause(&query.org, dialect), compile_expr(&query.filter, dialect));
+    let names: Vec<String> = (0..query.columns.len()).map(|i| format!("c{i}")).collect();
+    let read: Vec<String> = query.columns.iter().zip(&names).map(|(c, n)| format!("{} AS {n}", c.name)).collect();
+    let mut sets: Vec<String> = names.iter().map(|n| format!("({n})")).collect();
+    sets.push("()".into());
+    let all = names.join(", ");
+    let order: Vec<String> = names.iter().map(|n| format!("{n} ASC NULLS LAST")).collect();
+    let grouped = format!(
+        "SELECT {all}, count(*) AS n, grouping({all}) AS gid FROM (SELECT {} FROM {table} WHERE {filter}) AS t \
+         GROUP BY GROUPING SETS ({})",
+        read.join(", "),
+        sets.join(", ")
+    );
+    Some(match dialect {
+        Dialect::DuckDb => format!(
+            "SELECT * FROM ({grouped}) AS g QUALIFY row_number() OVER (PARTITION BY gid ORDER BY n DESC, {}) <= {} \
+             ORDER BY gid, n DESC, {}",
+            order.join(", "),
+            query.limit,
+            order.join(", ")
+        ),
+        Dialect::ClickHouse => format!(
+            "SELECT * FROM ({grouped}) AS g ORDER BY gid, n DESC, {} LIMIT {} BY gid",
+            order.join(", "),
+            query.limit
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,42 +466,4 @@ mod tests {
         assert!(sql.contains("list_contains(auth_methods_succeeded, __unnested)"), "{sql}");
         assert!(agg_sql(&q, Dialect::ClickHouse).contains("ARRAY JOIN auth_methods"));
     }
-}
-
-/// A facet query in one pass: one grouping set per column plus the empty set (the total).
-/// Rows: the columns `c0..cN` (NULL where not grouped), `n` (count), `gid` (the grouping bitmask:
-/// bit `N - i` clear for the set of column `i`; all bits set for the total), at most
-/// `query.limit` rows per set. `None` when a column is a list (engines then count per column).
-pub fn facets_sql(query: &FacetQuery, dialect: Dialect) -> Option<String> {
-    if query.columns.is_empty() || query.columns.iter().any(|c| c.ty == ColType::StrList) {
-        return None;
-    }
-    let table = schema::table(query.kind);
-    let filter = format!("{} AND {}", org_clause(&query.org, dialect), compile_expr(&query.filter, dialect));
-    let names: Vec<String> = (0..query.columns.len()).map(|i| format!("c{i}")).collect();
-    let read: Vec<String> = query.columns.iter().zip(&names).map(|(c, n)| format!("{} AS {n}", c.name)).collect();
-    let mut sets: Vec<String> = names.iter().map(|n| format!("({n})")).collect();
-    sets.push("()".into());
-    let all = names.join(", ");
-    let order: Vec<String> = names.iter().map(|n| format!("{n} ASC NULLS LAST")).collect();
-    let grouped = format!(
-        "SELECT {all}, count(*) AS n, grouping({all}) AS gid FROM (SELECT {} FROM {table} WHERE {filter}) AS t \
-         GROUP BY GROUPING SETS ({})",
-        read.join(", "),
-        sets.join(", ")
-    );
-    Some(match dialect {
-        Dialect::DuckDb => format!(
-            "SELECT * FROM ({grouped}) AS g QUALIFY row_number() OVER (PARTITION BY gid ORDER BY n DESC, {}) <= {} \
-             ORDER BY gid, n DESC, {}",
-            order.join(", "),
-            query.limit,
-            order.join(", ")
-        ),
-        Dialect::ClickHouse => format!(
-            "SELECT * FROM ({grouped}) AS g ORDER BY gid, n DESC, {} LIMIT {} BY gid",
-            order.join(", "),
-            query.limit
-        ),
-    })
 }

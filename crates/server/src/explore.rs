@@ -272,13 +272,10 @@ fn kind_route(kind: LogKind) -> &'static str {
     crate::api::kind_names(kind).0
 }
 
-async fn run(
-    state: &AppState,
-    caller: Caller,
-    raw: Option<String>,
-    kind: LogKind,
-    work: fn(&Engine, &str, LogKind, Vec<(String, String)>, i64) -> ApiResult<Value>,
-) -> ApiResult<Response> {
+/// A blocking explorer query: engine, organisation, kind, query parameters, now.
+type Work = fn(&Engine, &str, LogKind, Vec<(String, String)>, i64) -> ApiResult<Value>;
+
+async fn run(state: &AppState, caller: Caller, raw: Option<String>, kind: LogKind, work: Work) -> ApiResult<Response> {
     let params = parse_query(raw.as_deref());
     let engine = state.engine.clone();
     let org = caller.org().to_string();

@@ -21,7 +21,9 @@ use axum::Json;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use signet_auth::oidc::{self, Discovery, Expected, Identity, PendingError, PendingLogins, ProviderSettings, TokenError};
+use signet_auth::oidc::{
+    self, Discovery, Expected, Identity, PendingError, PendingLogins, ProviderSettings, TokenError,
+};
 use signet_auth::{ExternalIdentity, ExternalLogin, ExternalSignIn, Role, Secret};
 
 use crate::accounts::SignInRecord;
@@ -135,7 +137,12 @@ impl Providers {
             Some(current) if current.keys_fetched.elapsed() < JWKS_REFRESH_MIN => return Ok(current),
             Some(current) => {
                 let keys = self.fetch_json::<JwkSet>(&current.discovery.jwks_uri).await?;
-                Metadata { discovery: current.discovery.clone(), keys, discovered: current.discovered, keys_fetched: Instant::now() }
+                Metadata {
+                    discovery: current.discovery.clone(),
+                    keys,
+                    discovered: current.discovered,
+                    keys_fetched: Instant::now(),
+                }
             }
             None => {
                 let url = Discovery::url(&provider.settings.issuer);
@@ -273,7 +280,8 @@ pub async fn callback(
     let address = auth::client_address(request.extensions());
     let user_agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
     let now = signet_model::time::now_micros();
-    if let Some(retry_after_secs) = state.login.throttle(address.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])), now) {
+    if let Some(retry_after_secs) = state.login.throttle(address.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])), now)
+    {
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
     let binding = auth::cookie(request.headers(), BINDING_COOKIE).map(str::to_string);
@@ -315,7 +323,12 @@ pub async fn callback(
         }
         Err(refusal) => {
             tracing::warn!(provider = %name, code = refusal.code, reason = %refusal.reason, "OpenID Connect sign-in refused");
-            let message = format!("Sign-in through {} failed (AADSTS{}): {}", provider.settings.label(), refusal.code, refusal.reason);
+            let message = format!(
+                "Sign-in through {} failed (AADSTS{}): {}",
+                provider.settings.label(),
+                refusal.code,
+                refusal.reason
+            );
             redirect(&format!("/?sso_error={}", oidc::percent_encode(&message)))
         }
     };
@@ -343,7 +356,11 @@ async fn finish(
     let Some(state_param) = query.state.as_deref() else {
         return Err(Refusal::new(codes::BAD_REQUEST, "the identity provider's answer has no state"));
     };
-    let pending = state.oidc.pending.finish(state_param, binding, now).map_err(|e| Refusal::new(codes::BAD_REQUEST, e.reason()))?;
+    let pending = state
+        .oidc
+        .pending
+        .finish(state_param, binding, now)
+        .map_err(|e| Refusal::new(codes::BAD_REQUEST, e.reason()))?;
     if pending.provider != name {
         return Err(Refusal::new(codes::BAD_REQUEST, PendingError::Unknown.reason()));
     }
@@ -355,10 +372,13 @@ async fn finish(
     let Some(code) = query.code.as_deref().filter(|c| !c.is_empty()) else {
         return Err(Refusal::new(codes::BAD_REQUEST, "the identity provider's answer has no code"));
     };
-    let unavailable = |reason: String| Refusal::new(codes::TOKEN_INVALID, format!("the identity provider cannot be reached: {reason}"));
+    let unavailable = |reason: String| {
+        Refusal::new(codes::TOKEN_INVALID, format!("the identity provider cannot be reached: {reason}"))
+    };
     let metadata = state.oidc.metadata(provider, false).await.map_err(unavailable)?;
     let id_token = exchange(state, provider, &metadata.discovery, code, pending.verifier.expose()).await?;
-    let expected = Expected { issuer: &provider.settings.issuer, client_id: &provider.settings.client_id, nonce: &pending.nonce };
+    let expected =
+        Expected { issuer: &provider.settings.issuer, client_id: &provider.settings.client_id, nonce: &pending.nonce };
     let claims = match oidc::verify_id_token(&id_token, &metadata.keys, &expected) {
         Err(TokenError::UnknownKey(_)) => {
             // The provider may have rotated its keys since Signet last fetched them.
@@ -368,19 +388,26 @@ async fn finish(
         other => other,
     }
     .map_err(|e| Refusal::new(codes::TOKEN_INVALID, e.to_string()))?;
-    let identity =
-        Identity::from_claims(&claims, &provider.settings).map_err(|e| Refusal::new(codes::TOKEN_INVALID, e.to_string()))?;
+    let identity = Identity::from_claims(&claims, &provider.settings)
+        .map_err(|e| Refusal::new(codes::TOKEN_INVALID, e.to_string()))?;
     let role = provider.settings.role_claim.as_ref().map(|_| identity.role(&provider.roles));
     if provider.settings.require_role && role.flatten().is_none() {
         let values = if identity.role_values.is_empty() { "none".to_string() } else { identity.role_values.join(", ") };
         return Err(Refusal {
             identity: Some(identity),
-            ..Refusal::new(codes::NO_ROLE, format!("no value of the role claim maps to a Signet role (values: {values})"))
+            ..Refusal::new(
+                codes::NO_ROLE,
+                format!("no value of the role claim maps to a Signet role (values: {values})"),
+            )
         });
     }
     let login = ExternalLogin {
         org: provider.org.clone(),
-        identity: ExternalIdentity { provider: name.to_string(), issuer: identity.issuer.clone(), subject: identity.subject.clone() },
+        identity: ExternalIdentity {
+            provider: name.to_string(),
+            issuer: identity.issuer.clone(),
+            subject: identity.subject.clone(),
+        },
         username: identity.username.clone(),
         display_name: identity.display_name.clone(),
         role,
@@ -389,7 +416,10 @@ async fn finish(
     let outcome = tokio::task::spawn_blocking(move || directory.sign_in_external(&login))
         .await
         .map_err(|e| Refusal::new(codes::TOKEN_INVALID, format!("internal error: {e}")))?
-        .map_err(|e| Refusal { identity: Some(identity.clone()), ..Refusal::new(codes::NOT_LINKABLE, e.to_string()) })?;
+        .map_err(|e| Refusal {
+            identity: Some(identity.clone()),
+            ..Refusal::new(codes::NOT_LINKABLE, e.to_string())
+        })?;
     match outcome {
         ExternalSignIn::Ready(user) => Ok((user, identity)),
         ExternalSignIn::Disabled(user) => Err(Refusal {
@@ -397,7 +427,9 @@ async fn finish(
             user: Some(user),
             ..Refusal::new(codes::DISABLED, "the account is disabled")
         }),
-        ExternalSignIn::Refused(reason) => Err(Refusal { identity: Some(identity), ..Refusal::new(codes::NOT_LINKABLE, reason) }),
+        ExternalSignIn::Refused(reason) => {
+            Err(Refusal { identity: Some(identity), ..Refusal::new(codes::NOT_LINKABLE, reason) })
+        }
     }
 }
 
@@ -422,7 +454,8 @@ async fn exchange(
         // RFC 6749 §2.3.1: both parts form-encoded before Basic encoding.
         Some(secret) if discovery.uses_basic_auth() => {
             use base64::Engine as _;
-            let pair = format!("{}:{}", oidc::percent_encode(&settings.client_id), oidc::percent_encode(secret.expose()));
+            let pair =
+                format!("{}:{}", oidc::percent_encode(&settings.client_id), oidc::percent_encode(secret.expose()));
             let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
             request = request.header(header::AUTHORIZATION, value);
         }
@@ -448,9 +481,14 @@ async fn exchange(
             _ => codes::TOKEN_INVALID,
         };
         let detail = refusal.error_description.as_deref().map(tidy).unwrap_or_default();
-        return Err(Refusal::new(code, format!("the token endpoint answered {status} {}: {detail}", tidy(&refusal.error))));
+        return Err(Refusal::new(
+            code,
+            format!("the token endpoint answered {status} {}: {detail}", tidy(&refusal.error)),
+        ));
     }
     let answer: TokenAnswer = serde_json::from_slice(&bytes)
         .map_err(|e| Refusal::new(codes::TOKEN_INVALID, format!("the token endpoint's answer is not JSON: {e}")))?;
-    answer.id_token.ok_or_else(|| Refusal::new(codes::TOKEN_INVALID, "the token endpoint sent no ID token (is the openid scope allowed?)"))
+    answer.id_token.ok_or_else(|| {
+        Refusal::new(codes::TOKEN_INVALID, "the token endpoint sent no ID token (is the openid scope allowed?)")
+    })
 }

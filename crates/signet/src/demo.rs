@@ -368,7 +368,7 @@ fn one_signin(rng: &mut ChaCha8Rng, user: &User, t: i64) -> Value {
         "resourceId": "00000003-0000-0000-c000-000000000000",
         "servicePrincipalId": if is_sp { json!(app.1) } else { json!("") },
         "status": { "errorCode": code, "failureReason": if code == 0 { Value::Null } else { json!(reason) }, "additionalDetails": Value::Null },
-        "deviceDetail": { "deviceId": "", "displayName": Value::Null, "operatingSystem": os, "browser": browser, "isCompliant": user.host % 3 != 0, "isManaged": user.host % 3 != 0, "trustType": if user.host % 3 != 0 { json!("Azure AD joined") } else { Value::Null } },
+        "deviceDetail": { "deviceId": "", "displayName": Value::Null, "operatingSystem": os, "browser": browser, "isCompliant": !user.host.is_multiple_of(3), "isManaged": !user.host.is_multiple_of(3), "trustType": if !user.host.is_multiple_of(3) { json!("Azure AD joined") } else { Value::Null } },
         "location": { "city": place.0, "state": place.1, "countryOrRegion": place.2, "geoCoordinates": { "latitude": place.3, "longitude": place.4 } },
         "appliedConditionalAccessPolicies": [
             { "id": "de7e60eb-ed89-4d73-8205-2227def6b7c9", "displayName": "Require MFA for admins and risky sign-ins", "enforcedGrantControls": if mfa_required { json!(["Mfa"]) } else { json!([]) }, "enforcedSessionControls": [], "result": if ca_status == "failure" { "failure" } else if mfa_required { "success" } else { "notApplied" } }

@@ -383,10 +383,8 @@ pub fn verify_data_dir(data_dir: &Path, options: &VerifyOptions) -> Result<Verif
             });
         }
         let local_latest_size = local_latest.get(org).map_or(0, |(s, _)| *s);
-        for head in &check.heads[check.next_head..] {
-            if log.is_none() {
-                break;
-            }
+        // Only the first head beyond the log is reported: the rest say the same.
+        if let Some(head) = check.heads[check.next_head..].first().filter(|_| log.is_some()) {
             let kind = if head.external && head.head.tree_size > local_latest_size {
                 ProblemKind::RolledBack
             } else {
@@ -404,7 +402,6 @@ pub fn verify_data_dir(data_dir: &Path, options: &VerifyOptions) -> Result<Verif
                     head.source
                 ),
             });
-            break;
         }
         let latest_signed = check.heads.iter().map(|h| h.head.tree_size).max().unwrap_or(0);
         reports.insert(

@@ -147,7 +147,7 @@ impl DiskTree {
             let mut parents = Vec::new();
             let mut right = first_right;
             while right < end {
-                let left_hash = if right - 1 >= start {
+                let left_hash = if right > start {
                     current[(right - 1 - start) as usize]
                 } else {
                     let mut buf = [0u8; 32];
