@@ -242,6 +242,15 @@ pub struct ExportPlan {
     pub proofs: bool,
 }
 
+impl ExportPlan {
+    /// Reads `rows` rows per store query instead of the default (tests use small pages to cross
+    /// many page boundaries).
+    pub fn with_page_rows(mut self, rows: usize) -> ExportPlan {
+        self.query.limit = rows.max(1);
+        self
+    }
+}
+
 /// Validates an export request (format, filters, columns) before anything is streamed.
 pub fn plan_export(org: &str, kind: LogKind, params: &[(String, String)], now: i64) -> ApiResult<ExportPlan> {
     let format = match params.iter().rev().find(|(k, _)| k == "format") {

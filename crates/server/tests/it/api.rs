@@ -90,6 +90,79 @@ async fn export_streams_everything_safely() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn exports_page_through_everything_exactly_once() {
+    let server = TestServer::start().await;
+    // 60 hours x 25 events: many events share a timestamp, so pages end inside runs of ties;
+    // ~1 MB of records, so that the export hands out several chunks.
+    let records: Vec<String> =
+        (0..1500).map(|i| signin(&format!("p{i:03}"), i % 60, "a@x.com", "Teams", 0, "")).collect();
+    server.load(&records).await;
+    let engine = server.engine.clone();
+    let export = move |format: &str, page_rows: usize, stop_after: Option<usize>| {
+        let params = vec![("format".to_string(), format.to_string()), ("range".to_string(), "1m".to_string())];
+        let plan = signet_server::api::plan_export(
+            "default",
+            signet_model::LogKind::SignIn,
+            &params,
+            signet_model::time::now_micros(),
+        )
+        .unwrap()
+        .with_page_rows(page_rows);
+        let mut out = String::new();
+        let mut chunks = 0;
+        let mut sink = |chunk: String| {
+            out.push_str(&chunk);
+            chunks += 1;
+            stop_after.is_none_or(|n| chunks < n)
+        };
+        let rows = signet_server::api::run_export(&engine, plan, &mut sink).unwrap();
+        (rows, out)
+    };
+    let ids = |ndjson: &str| -> Vec<String> {
+        ndjson
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (rows, whole) = tokio::task::spawn_blocking({
+        let e = export.clone();
+        move || e("ndjson", 100_000, None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(rows, 1500);
+    for page_rows in [7, 1499, 1500, 1501] {
+        let (rows, paged) = tokio::task::spawn_blocking({
+            let e = export.clone();
+            move || e("ndjson", page_rows, None)
+        })
+        .await
+        .unwrap();
+        assert_eq!(rows, 1500, "pages of {page_rows}");
+        assert_eq!(ids(&paged), ids(&whole), "pages of {page_rows}: same events, same order, none twice");
+        let (_, csv) = tokio::task::spawn_blocking({
+            let e = export.clone();
+            move || e("csv", page_rows, None)
+        })
+        .await
+        .unwrap();
+        assert_eq!(csv.lines().count(), 1501, "CSV header + every row, pages of {page_rows}");
+    }
+    let mut sorted = ids(&whole);
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 1500);
+    // A client that goes away stops the export (the reading thread ends too: this returns).
+    let (rows, _) = tokio::task::spawn_blocking({
+        let e = export.clone();
+        move || e("ndjson", 1, Some(1))
+    })
+    .await
+    .unwrap();
+    assert!(rows < 1500, "stopped after the first chunk, wrote {rows}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn error_codes_health_and_metrics() {
     let server = TestServer::start().await;
     let (status, info) = server.get("/api/v1/errors/AADSTS50074").await;
