@@ -350,6 +350,10 @@ test('audit logs and activity pages use the same explorer', async () => {
   await listReady();
   // Signet's own access log: the reads this test made are there.
   assert.match(await page.textContent('.log-table'), /SignInsListed|ReportViewed/);
+  const headers = await page.$$eval('.log-table th', (ths) => ths.map((t) => t.textContent));
+  assert.ok(headers.includes('Category'), `activity columns: ${headers}`);
+  await page.waitForSelector('.facets .facet');
+  assert.match(await page.textContent('.facets'), /Category/);
   await shot('activity');
 });
 

@@ -78,6 +78,93 @@ fn user_type_name(raw: Option<String>) -> Option<String> {
     Some(named.to_string())
 }
 
+/// Operation name prefixes and the category they fall in, first match wins (so the longer
+/// `RetrieveMultiple` comes before `Retrieve`, `ExportToExcel` before `Export`). The Dynamics 365
+/// activity-logging rules: views of many records are `ReadMultiple`, single reads `Read`, and
+/// changes are their own verb.
+pub const OPERATION_CATEGORIES: &[(&str, &str)] = &[
+    ("RetrieveMultiple", "ReadMultiple"),
+    ("ExportToExcel", "ReadMultiple"),
+    ("RollUp", "ReadMultiple"),
+    ("RetrieveEntitiesForAggregateQuery", "ReadMultiple"),
+    ("RetrieveRecordWall", "ReadMultiple"),
+    ("RetrievePersonalWall", "ReadMultiple"),
+    ("ExecuteFetch", "ReadMultiple"),
+    ("Retrieve", "Read"),
+    ("Search", "Read"),
+    ("Get", "Read"),
+    ("Export", "Read"),
+    ("Create", "Create"),
+    ("Update", "Update"),
+    ("Upsert", "Upsert"),
+    ("Delete", "Delete"),
+    ("Assign", "Assign"),
+    ("Share", "Share"),
+    ("Unshare", "Unshare"),
+    ("ModifyAccess", "Share"),
+    ("GrantAccess", "Share"),
+    ("RevokeAccess", "Unshare"),
+    ("Associate", "Associate"),
+    ("Disassociate", "Disassociate"),
+    ("Merge", "Merge"),
+    ("SetState", "SetState"),
+    ("Import", "Import"),
+    ("BulkDelete", "Delete"),
+    ("Publish", "Publish"),
+    ("Execute", "Execute"),
+    ("Send", "Send"),
+    ("Qualify", "Qualify"),
+    ("Win", "Win"),
+    ("Lose", "Lose"),
+    ("Close", "Close"),
+    ("Cancel", "Cancel"),
+];
+
+/// The category of an operation name: the first [`OPERATION_CATEGORIES`] prefix that ends at a
+/// word boundary (the end, or an upper-case letter or digit: `RetrieveMultiple` is a
+/// `Retrieve...`, `Getaway` is not a `Get`). Anything else is `Other` (Office 365's
+/// `MailItemsAccessed`, `SharePointFileOperation`, ...).
+pub fn operation_category(operation: &str) -> &'static str {
+    let word_ends = |rest: &str| rest.chars().next().is_none_or(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    OPERATION_CATEGORIES
+        .iter()
+        .find(|(prefix, _)| {
+            operation.strip_prefix(prefix).is_some_and(|rest| word_ends(rest) && !operation.starts_with("SharePoint"))
+        })
+        .map_or("Other", |(_, category)| category)
+}
+
+/// Operations Dynamics 365 does not log (its activity-logging exclusion list): look-ups a client
+/// makes on its own, not a user's access to data. The default of `activity_exclusions`.
+pub const DEFAULT_EXCLUDED_OPERATIONS: &[&str] = &[
+    "WhoAmI",
+    "RetrieveFilteredForms",
+    "TriggerServiceEndpointCheck",
+    "QueryExpressionToFetchXml",
+    "FetchXmlToQueryExpression",
+    "FireNotificationEvent",
+    "RetrieveMetadataChanges",
+    "RetrieveEntityChanges",
+    "RetrieveProvisionedLanguagePackVersion",
+    "RetrieveInstalledLanguagePackVersion",
+    "RetrieveProvisionedLanguages",
+    "RetrieveAvailableLanguages",
+    "RetrieveDeprovisionedLanguages",
+    "RetrieveInstalledLanguagePacks",
+    "GetAllTimeZonesWithDisplayName",
+    "GetTimeZoneCodeByLocalizedName",
+    "IsReportingDataConnectorInstalled",
+    "LocalTimeFromUtcTime",
+    "UtcTimeFromLocalTime",
+    "IsBackOfficeInstalled",
+    "FormatAddress",
+    "IsSupportUserRole",
+    "IsComponentCustomizable",
+    "ConfigureReportingDataConnector",
+    "CheckClientCompatibility",
+    "RetrieveAttribute",
+];
+
 /// Parses and normalises one activity record.
 pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
     let r: ActivityRecord = crate::event::parse_record(body)?;
@@ -88,6 +175,7 @@ pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
     // Office 365 puts the UPN in UserId; the Dynamics schema puts it in User.
     let upn = r.user.clone().or_else(|| r.user_id.clone().filter(|u| u.contains('@')));
     let key = crate::signin::user_key(None, upn.as_deref()).or_else(|| r.user_id.as_ref().map(|u| u.to_lowercase()));
+    let category = operation_category(&operation);
     let cells = vec![
         Cell::Str(operation),
         Cell::opt_str(r.record_type),
@@ -111,6 +199,7 @@ pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
         Cell::opt_str(r.user_agent),
         Cell::opt_str(r.service_name),
         Cell::opt_str(r.instance_url),
+        Cell::Str(category.to_string()),
     ];
     Ok(Event::from_parts(LogKind::Activity, id, time_us, cells, body))
 }
@@ -128,6 +217,40 @@ mod tests {
         assert_eq!(event.cells[5], Cell::Str("Admin".into()));
         assert_eq!(event.cells[6], Cell::Str("Pgustavo@simulandlabs.com".into()));
         assert_eq!(event.cells[8], Cell::Str("pgustavo@simulandlabs.com".into()));
+    }
+
+    #[test]
+    fn operations_fall_in_their_dynamics_category() {
+        for (operation, category) in [
+            ("RetrieveMultiple", "ReadMultiple"),
+            ("ExportToExcel", "ReadMultiple"),
+            ("RollUp", "ReadMultiple"),
+            ("RetrieveEntitiesForAggregateQuery", "ReadMultiple"),
+            ("RetrieveRecordWall", "ReadMultiple"),
+            ("RetrievePersonalWall", "ReadMultiple"),
+            ("ExecuteFetch", "ReadMultiple"),
+            ("Retrieve", "Read"),
+            ("RetrieveUserSettings", "Read"),
+            ("Search", "Read"),
+            ("GetQuantityDecimal", "Read"),
+            ("Export", "Read"),
+            ("Create", "Create"),
+            ("CreateMultiple", "Create"),
+            ("Update", "Update"),
+            ("Delete", "Delete"),
+            ("Assign", "Assign"),
+            ("Share", "Share"),
+            ("ModifyAccess", "Share"),
+            ("Getaway", "Other"),
+            ("SharePointFileOperation", "Other"),
+            ("MailItemsAccessed", "Other"),
+            ("", "Other"),
+        ] {
+            assert_eq!(operation_category(operation), category, "{operation}");
+        }
+        let event =
+            normalize(br#"{"Id":"a1","CreationTime":"2021-08-02T13:32:07Z","Operation":"RetrieveMultiple"}"#).unwrap();
+        assert_eq!(event.cell("operation_category").and_then(|c| c.as_str()), Some("ReadMultiple"));
     }
 
     #[test]

@@ -160,6 +160,9 @@ pub const ACTIVITY_COLUMNS: &[Column] = &[
     col("user_agent", "userAgent", Some("UserAgent"), Str),
     col("service_name", "serviceName", Some("ServiceName"), Str),
     col("instance_url", "instanceUrl", Some("InstanceUrl"), Str),
+    // Derived from Operation (`activity::operation_category`); last, because it was added to
+    // existing tables by a migration (schema version 2).
+    col("operation_category", "category", None, Str),
 ];
 
 /// Columns the normalisers always store in lower case, so that case-insensitive comparisons

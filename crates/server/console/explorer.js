@@ -23,7 +23,7 @@ export const KINDS = {
   },
   activities: {
     title: 'Activity', singular: 'activity', path: '/activities', api: '/api/v1/activities', schema: 'activities',
-    columns: ['creationTime', 'operation', 'user', 'entityName', 'itemType', 'resultStatus', 'clientIp'],
+    columns: ['creationTime', 'operation', 'category', 'user', 'entityName', 'itemType', 'resultStatus', 'clientIp'],
     quick: [['user', 'User', 'UPN or id'], ['operation', 'Operation', 'e.g. Retrieve; * for prefix']],
     export: true,
   },
@@ -551,7 +551,7 @@ export class Explorer {
     }
     const get = (k) => b[k] ?? b[k.charAt(0).toUpperCase() + k.slice(1)];
     return [
-      ['Basic info', () => this.fields([['Date', timeEl(get('creationTime'))], ['Operation', get('operation'), 'operation'], ['Result', get('resultStatus'), 'resultStatus'],
+      ['Basic info', () => this.fields([['Date', timeEl(get('creationTime'))], ['Operation', get('operation'), 'operation'], ['Category', get('category'), 'category'], ['Result', get('resultStatus'), 'resultStatus'],
         ['User', get('userId') || b.UserId, 'user'], ['User type', valueText(get('userType')), 'userType'], ['Client IP', b.ClientIP || get('clientIp'), 'clientIp'],
         ['Record type', valueText(get('recordType')), 'recordType'], ['Workload', get('workload'), 'workload'], ['Correlation id', b.CorrelationId || get('correlationId'), 'correlationId'], ['Id', b.Id || get('id')]])],
       ['Record', () => this.fields([['Entity', get('entityName'), 'entityName'], ['Entity id', b.EntityId || get('entityId'), 'entityId'], ['Item type', get('itemType'), 'itemType'],

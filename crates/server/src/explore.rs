@@ -67,7 +67,9 @@ pub fn default_facets(kind: LogKind) -> &'static [&'static str] {
         LogKind::DirectoryAudit => {
             &["activityDisplayName", "category", "result", "loggedByService", "initiatedByUserPrincipalName"]
         }
-        LogKind::Activity => &["operation", "recordType", "entityName", "itemType", "resultStatus", "userType", "user"],
+        LogKind::Activity => {
+            &["category", "operation", "recordType", "entityName", "itemType", "resultStatus", "userType", "user"]
+        }
     }
 }
 

@@ -92,6 +92,9 @@ pub struct IngestResponse {
     pub accepted: usize,
     pub revisions: usize,
     pub duplicates: usize,
+    /// Activities not stored because their operation is on the exclusion list (valid, not
+    /// errors: Dynamics 365 does not log them either).
+    pub excluded: usize,
     pub rejected: usize,
     pub errors: Vec<RecordRejection>,
 }
@@ -164,18 +167,41 @@ async fn ingest(
         state.http_metrics.add_rejected(kind, rejected);
         warn!(kind = %kind, rejected, first_field = %errors[0].field, first_reason = %errors[0].reason, "ingest records rejected");
     }
+    let (events, excluded) = exclude(kind, events, &state.config.activity_exclusions);
+    if excluded > 0 {
+        state.http_metrics.excluded.fetch_add(excluded as u64, std::sync::atomic::Ordering::Relaxed);
+    }
     let submitted = events.len();
     let outcome = store_events(&state, caller.org(), events).await?;
     debug_assert_eq!(outcome.accepted + outcome.duplicates, submitted);
-    let status = batch_status(rejected, submitted);
+    // A batch of only excluded operations was handled as asked: 200, not "nothing stored".
+    let status = batch_status(rejected, submitted + excluded);
     let response = IngestResponse {
         accepted: outcome.accepted,
         revisions: outcome.revisions,
         duplicates: outcome.duplicates,
+        excluded,
         rejected,
         errors: errors.into_iter().take(MAX_REPORTED_ERRORS).collect(),
     };
     Ok((status, Json(response)).into_response())
+}
+
+/// Drops activities whose operation is on the exclusion list: (kept, dropped).
+fn exclude(kind: LogKind, events: Vec<Event>, exclusions: &[String]) -> (Vec<Event>, usize) {
+    if kind != LogKind::Activity || exclusions.is_empty() {
+        return (events, 0);
+    }
+    let before = events.len();
+    let kept: Vec<Event> = events
+        .into_iter()
+        .filter(|event| {
+            let operation = event.cell("operation").and_then(|c| c.as_str()).unwrap_or("");
+            !exclusions.iter().any(|x| x.eq_ignore_ascii_case(operation))
+        })
+        .collect();
+    let dropped = before - kept.len();
+    (kept, dropped)
 }
 
 /// Stores events for the caller's organisation; resolves once they are durable.

@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// Ingest and import requests handled at once; more get 503 + Retry-After before their
     /// body is read. With `max_body_bytes` this bounds the memory request bodies take.
     pub ingest_slots: usize,
+    /// Activity operations not stored when applications send them (compared without regard to
+    /// case); counted in the ingest answer (`excluded`) and in metrics.
+    pub activity_exclusions: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +81,10 @@ impl Default for ServerConfig {
             secure_cookies: false,
             login: LoginPolicy::default(),
             ingest_slots: 16,
+            activity_exclusions: signet_model::activity::DEFAULT_EXCLUDED_OPERATIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }

@@ -14,6 +14,8 @@ const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
     pub rejected: [AtomicU64; 3],
+    /// Activities dropped by the exclusion list (operations not worth logging).
+    pub excluded: AtomicU64,
     pub requests: AtomicU64,
     pub errors: AtomicU64,
     latency_buckets: [AtomicU64; BUCKETS.len()],
@@ -53,6 +55,11 @@ pub fn render(http: &HttpMetrics, ingest: &IngestMetrics, engine: &signet_store:
     per_kind(&mut out, "signet_duplicates_total", "Identical re-sends, not stored again.", &ingest.duplicates);
     per_kind(&mut out, "signet_revisions_total", "New revisions of already stored events.", &ingest.revisions);
     per_kind(&mut out, "signet_rejected_total", "Records rejected as invalid.", &http.rejected);
+    let _ = writeln!(
+        out,
+        "# HELP signet_activities_excluded_total Activities not stored because their operation is on the exclusion list.\n# TYPE signet_activities_excluded_total counter\nsignet_activities_excluded_total {}",
+        load(&http.excluded)
+    );
     let gauge = |out: &mut String, name: &str, help: &str, kind: &str, value: String| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     };

@@ -59,6 +59,9 @@ pub struct Config {
     pub publish_heads_url: Option<String>,
     /// OpenID Connect identity providers the console offers sign-in with (`[[oidc]]` tables).
     pub oidc: Vec<signet_auth::oidc::ProviderSettings>,
+    /// Activity operations not stored when applications send them (default: the Dynamics 365
+    /// exclusion list; `[]` stores everything). Imports are not filtered.
+    pub activity_exclusions: Vec<String>,
 }
 
 impl Default for Config {
@@ -85,6 +88,10 @@ impl Default for Config {
             publish_heads_dir: None,
             publish_heads_url: None,
             oidc: Vec::new(),
+            activity_exclusions: signet_model::activity::DEFAULT_EXCLUDED_OPERATIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -183,6 +190,7 @@ impl Config {
             session_lifetime: Duration::from_secs(self.session_lifetime_hours * 3600),
             secure_cookies: self.secure_cookies,
             ingest_slots: self.ingest_slots,
+            activity_exclusions: self.activity_exclusions.clone(),
             login: signet_auth::LoginPolicy {
                 max_failures: self.lockout_threshold,
                 lockout: Duration::from_secs(self.lockout_minutes * 60),

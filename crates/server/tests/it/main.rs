@@ -3,6 +3,7 @@
 
 mod access;
 mod accounts;
+mod activity;
 mod api;
 mod explore;
 mod graph;

@@ -21,7 +21,7 @@ use crate::error::{Result, StoreError};
 use crate::log::RecordPtr;
 
 /// Version of the database schema. Bump it with a migration in [`DuckStore::migrate`].
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 const DIALECT: Dialect = Dialect::DuckDb;
 
 /// Rows of one table that differ between two stores.
@@ -85,7 +85,10 @@ impl DuckStore {
         if found == SCHEMA_VERSION {
             return Ok(());
         }
-        // Version 0 -> 1: the initial schema.
+        if found == 1 {
+            return Self::migrate_1_to_2(conn);
+        }
+        // Version 0: the current schema, from scratch.
         let mut ddl = Vec::new();
         for kind in LogKind::ALL {
             let columns: Vec<&Column> = schema::all_columns(kind).collect();
@@ -97,6 +100,30 @@ impl DuckStore {
         ddl.push(format!("INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '{SCHEMA_VERSION}')"));
         conn.execute_batch(&format!("BEGIN TRANSACTION; {}; COMMIT;", ddl.join("; ")))?;
         Ok(())
+    }
+
+    /// Version 1 -> 2: activities get `operation_category`, filled from `operation` by the
+    /// same function that fills it at ingest (one UPDATE per distinct operation name).
+    fn migrate_1_to_2(conn: &Connection) -> Result<()> {
+        conn.execute_batch("BEGIN TRANSACTION; ALTER TABLE activities ADD COLUMN operation_category VARCHAR")?;
+        let result = (|| {
+            let operations: Vec<String> = {
+                let mut statement =
+                    conn.prepare("SELECT DISTINCT operation FROM activities WHERE operation IS NOT NULL")?;
+                let rows = statement.query_map([], |r| r.get::<_, String>(0))?;
+                rows.collect::<std::result::Result<_, _>>()?
+            };
+            let mut update = conn.prepare("UPDATE activities SET operation_category = ? WHERE operation = ?")?;
+            for operation in &operations {
+                update.execute(duckdb::params![signet_model::activity::operation_category(operation), operation])?;
+            }
+            conn.execute_batch("INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '2'); COMMIT")?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        result
     }
 
     /// Compares every table of this store with the same tables in another DuckDB file (read
@@ -384,5 +411,49 @@ impl EventStore for DuckStore {
             }
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_gets_operation_categories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signet.duckdb");
+        {
+            // The version 1 schema: activities without operation_category.
+            let conn = Connection::open(&path).unwrap();
+            let v1: Vec<&Column> =
+                schema::all_columns(LogKind::Activity).filter(|c| c.name != "operation_category").collect();
+            conn.execute_batch(&format!(
+                "CREATE TABLE signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+                 INSERT INTO signet_meta VALUES ('schema_version', '1');
+                 {};
+                 INSERT INTO activities (id, operation) VALUES ('a', 'RetrieveMultiple'), ('b', 'Create'), ('c', 'Create'), ('d', 'MailItemsAccessed');",
+                create_table_sql("activities", &v1)
+            ))
+            .unwrap();
+        }
+        let store = DuckStore::open(&path).unwrap();
+        let conn = store.writer.lock();
+        let rows: Vec<(String, String)> = conn
+            .prepare("SELECT id, operation_category FROM activities ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let expected = [("a", "ReadMultiple"), ("b", "Create"), ("c", "Create"), ("d", "Other")];
+        assert_eq!(rows, expected.map(|(a, b)| (a.to_string(), b.to_string())).to_vec());
+        let version: String =
+            conn.query_row("SELECT value FROM signet_meta WHERE key = 'schema_version'", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION.to_string());
+        // The new column is last, where the appender writes it.
+        let last: String = conn
+            .query_row("SELECT column_name FROM duckdb_columns() WHERE table_name = 'activities' ORDER BY column_index DESC LIMIT 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(last, "operation_category");
     }
 }

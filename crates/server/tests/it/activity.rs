@@ -1,0 +1,111 @@
+//! Activity logging as Dynamics 365 does it (issue 5): operation categories, the exclusion
+//! list, and the documented examples replayed through the ingest API.
+
+use serde_json::{json, Value};
+
+use crate::TestServer;
+
+fn activity(id: &str, operation: &str, entity: &str, extra: Value) -> Value {
+    let mut record = json!({
+        "Id": id, "CreationTime": "2026-11-20T10:00:00Z", "Operation": operation,
+        "OrganizationId": "contoso-crm", "UserType": "Regular", "User": "ann@contoso.com",
+        "ClientIP": "10.1.2.3", "ResultStatus": "Succeeded", "EntityName": entity,
+        "ServiceName": "Dynamics 365", "InstanceUrl": "https://contoso.crm.dynamics.com",
+    });
+    record.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    record
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documented_examples_are_categorised_and_noise_is_excluded() {
+    let server = TestServer::start().await;
+    let account = "c0a8b2e4-59d6-4f6a-9c3e-000000000001";
+    let batch = vec![
+        // Reading an Account record.
+        activity(
+            "read-1",
+            "Retrieve",
+            "account",
+            json!({
+                "EntityId": account,
+                "ItemUrl": format!("https://contoso.crm.dynamics.com/main.aspx?etn=account&id={account}&pagetype=entityrecord"),
+                "ItemType": "account",
+            }),
+        ),
+        // Viewing accounts in a grid.
+        activity(
+            "grid-1",
+            "RetrieveMultiple",
+            "account",
+            json!({
+                "Query": "<fetch><entity name=\"account\"><filter><condition attribute=\"statecode\" operator=\"eq\" value=\"0\"/></filter></entity></fetch>",
+                "QueryResults": format!("{account},c0a8b2e4-59d6-4f6a-9c3e-000000000002"),
+            }),
+        ),
+        // Converting a lead to an opportunity.
+        activity("conv-1", "Create", "contact", json!({ "EntityId": "contact-1" })),
+        activity("conv-2", "Create", "opportunity", json!({ "EntityId": "opp-1" })),
+        activity("conv-3", "Update", "opportunity", json!({ "EntityId": "opp-1" })),
+        activity("conv-4", "Update", "lead", json!({ "EntityId": "lead-1" })),
+        activity("conv-5", "Update", "lead", json!({ "EntityId": "lead-1" })),
+        // What a client does on its own: not logged, but counted.
+        activity("noise-1", "WhoAmI", "", json!({})),
+        activity("noise-2", "retrievefilteredforms", "", json!({})),
+        activity("noise-3", "RetrieveMetadataChanges", "", json!({})),
+    ];
+    let body: Vec<String> = batch.iter().map(Value::to_string).collect();
+    let (status, answer) = server.post("/api/v1/activities", "application/x-ndjson", body.join("\n")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["excluded"].as_u64(), answer["rejected"].as_u64()),
+        (Some(7), Some(3), Some(0)),
+        "{answer}"
+    );
+    server.settle().await;
+
+    let list = |query: &'static str| {
+        let server = &server;
+        async move {
+            let (status, page) = server
+                .get(&format!(
+                    "/api/v1/activities?range=1y&columns=id,operation,category,entityName,query,queryResults&{query}"
+                ))
+                .await;
+            assert_eq!(status, 200, "{page}");
+            page["items"].as_array().unwrap().clone()
+        }
+    };
+    let all = list("").await;
+    assert_eq!(all.len(), 7, "excluded operations are not stored: {all:?}");
+    let category = |id: &str| all.iter().find(|r| r["id"] == id).map(|r| r["category"].clone()).unwrap();
+    assert_eq!(category("read-1"), "Read");
+    assert_eq!(category("grid-1"), "ReadMultiple");
+    assert_eq!(category("conv-1"), "Create");
+    assert_eq!(category("conv-5"), "Update");
+
+    let grid = list("category=ReadMultiple").await;
+    assert_eq!(grid.len(), 1);
+    assert!(grid[0]["query"].as_str().unwrap().contains("statecode"), "the filter is kept");
+    assert!(grid[0]["queryResults"].as_str().unwrap().contains(account), "the record ids shown are kept");
+    assert_eq!(list("category=Update&entityName=lead").await.len(), 2);
+    assert_eq!(list("category=Create,Update").await.len(), 5, "the lead conversion: 2 creates, 3 updates");
+
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert!(metrics.lines().any(|l| l == "signet_activities_excluded_total 3"), "{metrics}");
+
+    // A batch of nothing but excluded operations was handled as asked.
+    let (status, answer) = server
+        .post("/api/v1/activities", "application/json", activity("noise-4", "WhoAmI", "", json!({})).to_string())
+        .await;
+    assert_eq!((status, answer["excluded"].as_u64(), answer["accepted"].as_u64()), (200, Some(1), Some(0)), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exclusion_list_is_configurable() {
+    let config = signet_server::ServerConfig { activity_exclusions: vec![], ..signet_server::ServerConfig::default() };
+    let server = TestServer::start_with(config).await;
+    let (status, answer) = server
+        .post("/api/v1/activities", "application/json", activity("w-1", "WhoAmI", "", json!({})).to_string())
+        .await;
+    assert_eq!((status, answer["accepted"].as_u64(), answer["excluded"].as_u64()), (200, Some(1), Some(0)), "{answer}");
+}
