@@ -24,15 +24,17 @@ pub struct AuditNote {
     pub rows: Option<u64>,
     /// The account, key or event the request acted on.
     pub target: Option<String>,
+    /// What a change changed, recorded as the message (e.g. which settings, from what to what).
+    pub detail: Option<String>,
 }
 
 impl AuditNote {
     pub fn rows(rows: usize) -> AuditNote {
-        AuditNote { rows: Some(rows as u64), target: None }
+        AuditNote { rows: Some(rows as u64), ..AuditNote::default() }
     }
 
     pub fn target(target: impl Into<String>) -> AuditNote {
-        AuditNote { rows: None, target: Some(target.into()) }
+        AuditNote { target: Some(target.into()), ..AuditNote::default() }
     }
 
     /// Attaches the note to a response.
@@ -127,7 +129,7 @@ pub fn local_access_event(
         csrf: None,
     };
     let uri: Uri = format!("{path}?{query}").parse().unwrap_or_else(|_| Uri::from_static("/"));
-    let note = AuditNote { rows, target: None };
+    let note = AuditNote { rows, ..AuditNote::default() };
     access_event(
         &caller,
         operation,
@@ -181,7 +183,11 @@ pub async fn record(state: &AppState, caller: &Caller, spec: &RouteSpec, uri: &U
     };
     let note = response.extensions().get::<AuditNote>().cloned().unwrap_or_default();
     let status = response.status();
-    let message = format!("{} {} -> {}", spec.method, spec.path, status.as_u16());
+    let mut message = format!("{} {} -> {}", spec.method, spec.path, status.as_u16());
+    if let Some(detail) = &note.detail {
+        message.push_str(": ");
+        message.push_str(detail);
+    }
     let record = access_event(caller, operation, result_of(status), uri, &note, &message);
     match store(state, caller.org(), &record).await {
         Ok(()) => response,

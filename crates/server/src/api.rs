@@ -184,7 +184,7 @@ async fn detail(State(state): State<AppState>, caller: Caller, kind: LogKind, id
             value["errorCode"] = serde_json::to_value(info).unwrap_or_default();
         }
     }
-    let note = AuditNote { rows: Some(detail.revisions.len() as u64), target: Some(id) };
+    let note = AuditNote { rows: Some(detail.revisions.len() as u64), target: Some(id), detail: None };
     Ok(note.attach(Json(value)))
 }
 
@@ -434,7 +434,7 @@ async fn export(
                 ("Failed", None)
             }
         };
-        let note = AuditNote { rows, target: None };
+        let note = AuditNote { rows, ..AuditNote::default() };
         let message = format!("export of {kind} events ended: {} rows", rows.map_or("?".into(), |r| r.to_string()));
         let action = format!("{action}ExportCompleted");
         let record = crate::access_log::access_event(&caller, &action, result, &uri, &note, &message);

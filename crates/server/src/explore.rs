@@ -420,5 +420,5 @@ async fn live(state: AppState, caller: Caller, raw: Option<String>, kind: LogKin
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let response = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
-    Ok(AuditNote { rows: None, target: Some(format!("live {}", kind_route(kind))) }.attach(response))
+    Ok(AuditNote::target(format!("live {}", kind_route(kind))).attach(response))
 }

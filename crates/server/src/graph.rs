@@ -231,7 +231,7 @@ async fn get(
     let body = body.ok_or_else(|| ApiError::NotFound(format!("auditLogs/{resource}('{id}') does not exist")))?;
     // The record exactly as stored, like the list.
     let answer = ([(header::CONTENT_TYPE, "application/json; odata.metadata=minimal")], body);
-    Ok(AuditNote { rows: Some(1), target: Some(id) }.attach(answer))
+    Ok(AuditNote { rows: Some(1), target: Some(id), detail: None }.attach(answer))
 }
 
 #[cfg(test)]

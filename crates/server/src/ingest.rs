@@ -13,6 +13,9 @@ use signet_import::body::{self, BodyError, Framing};
 use signet_model::{normalize, Event, LogKind, RecordError};
 use tracing::warn;
 
+use std::collections::BTreeMap;
+
+use crate::audit_settings::AuditSettings;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -95,6 +98,9 @@ pub struct IngestResponse {
     /// Activities not stored because their operation is on the exclusion list (valid, not
     /// errors: Dynamics 365 does not log them either).
     pub excluded: usize,
+    /// Why: the exclusion list, or which audit setting is off (reason -> count).
+    #[serde(rename = "excludedReasons", skip_serializing_if = "BTreeMap::is_empty")]
+    pub excluded_reasons: BTreeMap<String, usize>,
     pub rejected: usize,
     pub errors: Vec<RecordRejection>,
 }
@@ -167,7 +173,9 @@ async fn ingest(
         state.http_metrics.add_rejected(kind, rejected);
         warn!(kind = %kind, rejected, first_field = %errors[0].field, first_reason = %errors[0].reason, "ingest records rejected");
     }
-    let (events, excluded) = exclude(kind, events, &state.config.activity_exclusions);
+    let settings = state.audit_settings.get(caller.org());
+    let (events, excluded_reasons) = exclude(kind, events, &state.config.activity_exclusions, &settings);
+    let excluded: usize = excluded_reasons.values().sum();
     if excluded > 0 {
         state.http_metrics.excluded.fetch_add(excluded as u64, std::sync::atomic::Ordering::Relaxed);
     }
@@ -181,27 +189,43 @@ async fn ingest(
         revisions: outcome.revisions,
         duplicates: outcome.duplicates,
         excluded,
+        excluded_reasons,
         rejected,
         errors: errors.into_iter().take(MAX_REPORTED_ERRORS).collect(),
     };
     Ok((status, Json(response)).into_response())
 }
 
-/// Drops activities whose operation is on the exclusion list: (kept, dropped).
-fn exclude(kind: LogKind, events: Vec<Event>, exclusions: &[String]) -> (Vec<Event>, usize) {
-    if kind != LogKind::Activity || exclusions.is_empty() {
-        return (events, 0);
+/// Drops the activities that are not to be recorded: operations on the exclusion list, and what
+/// the organisation's audit settings turn off. Returns the rest and the counts per reason.
+fn exclude(
+    kind: LogKind,
+    events: Vec<Event>,
+    exclusions: &[String],
+    settings: &AuditSettings,
+) -> (Vec<Event>, BTreeMap<String, usize>) {
+    let mut reasons = BTreeMap::new();
+    if kind != LogKind::Activity {
+        return (events, reasons);
     }
-    let before = events.len();
-    let kept: Vec<Event> = events
+    let kept = events
         .into_iter()
         .filter(|event| {
             let operation = event.cell("operation").and_then(|c| c.as_str()).unwrap_or("");
-            !exclusions.iter().any(|x| x.eq_ignore_ascii_case(operation))
+            let reason = match exclusions.iter().any(|x| x.eq_ignore_ascii_case(operation)) {
+                true => Some("the operation is on the exclusion list".to_string()),
+                false => settings.skip_reason(event),
+            };
+            match reason {
+                Some(reason) => {
+                    *reasons.entry(reason).or_insert(0) += 1;
+                    false
+                }
+                None => true,
+            }
         })
         .collect();
-    let dropped = before - kept.len();
-    (kept, dropped)
+    (kept, reasons)
 }
 
 /// Stores events for the caller's organisation; resolves once they are durable.

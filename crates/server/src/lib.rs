@@ -15,11 +15,13 @@
 //! - [`error`]: the one mapping from errors to HTTP statuses and OData-shaped bodies.
 //! - [`explore`]: facets, histograms and live streams for the console's log explorer.
 //! - [`console`]: the web console's embedded assets.
+//! - [`audit_settings`]: the organisation's audit switches and what they let through.
 //! - [`metrics`], [`csv_out`]: Prometheus text and formula-safe CSV.
 
 pub mod access_log;
 pub mod accounts;
 pub mod api;
+pub mod audit_settings;
 pub mod auth;
 pub mod console;
 pub mod csv_out;
@@ -102,15 +104,19 @@ pub struct AppState {
     pub views: Arc<views::ViewStore>,
     /// OpenID Connect providers (none unless configured).
     pub oidc: Arc<oidc::Providers>,
+    pub audit_settings: Arc<audit_settings::AuditSettingsStore>,
 }
 
 impl AppState {
-    pub fn new(engine: Arc<Engine>, directory: Arc<Directory>, config: ServerConfig) -> AppState {
+    /// Fails when a settings file of the data directory cannot be read.
+    pub fn new(engine: Arc<Engine>, directory: Arc<Directory>, config: ServerConfig) -> std::io::Result<AppState> {
         let sessions = Arc::new(SessionStore::new(config.session_idle, config.session_lifetime));
         let login = Arc::new(LoginGuard::new(directory.clone(), config.login.clone()));
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.ingest_slots.max(1)));
         let views = Arc::new(views::ViewStore::open(engine.data_dir()));
-        AppState {
+        let audit_settings = Arc::new(audit_settings::AuditSettingsStore::open(engine.data_dir())?);
+        Ok(AppState {
+            audit_settings,
             views,
             oidc: Arc::new(oidc::Providers::none()),
             engine,
@@ -120,7 +126,7 @@ impl AppState {
             sessions,
             login,
             ingest_slots,
-        }
+        })
     }
 }
 

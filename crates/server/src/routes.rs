@@ -8,7 +8,9 @@ use axum::http::Method;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use signet_auth::Permission::{self, *};
 
-use crate::{accounts, api, console, explore, graph, import, ingest, oidc, reports, trust, views, AppState};
+use crate::{
+    accounts, api, audit_settings, console, explore, graph, import, ingest, oidc, reports, trust, views, AppState,
+};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +121,8 @@ route_table! {
     GET "/api/v1/trust/proof/consistency", Needs(ReadLogs), Audit::No => trust::consistency;
 
     GET "/api/v1/settings", Needs(ReadSettings), Read("SettingsViewed") => accounts::settings;
+    GET "/api/v1/settings/audit", Needs(ReadSettings), Read("AuditSettingsViewed") => audit_settings::get;
+    PUT "/api/v1/settings/audit", Needs(ManageSecuritySettings), Change("AuditSettingsChanged") => audit_settings::put;
     GET "/api/v1/users", Needs(ReadSettings), Read("UsersListed") => accounts::list_users;
     POST "/api/v1/users", Needs(ManageUsers), Change("UserCreated") => accounts::create_user;
     PATCH "/api/v1/users/{id}", Needs(ManageUsers), Change("UserUpdated") => accounts::update_user;

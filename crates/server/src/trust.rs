@@ -101,7 +101,7 @@ pub async fn inclusion(
     })
     .await
     .map_err(blocking_err)??;
-    let note = AuditNote { rows: Some(1), target: Some(id) };
+    let note = AuditNote { rows: Some(1), target: Some(id), detail: None };
     Ok(note.attach(Json(serde_json::to_value(&bundle).map_err(|e| ApiError::Internal(e.to_string()))?)))
 }
 

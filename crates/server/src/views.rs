@@ -58,16 +58,8 @@ impl ViewStore {
         } else {
             next.insert(owner.to_string(), views);
         }
-        let dir = self.path.parent().unwrap_or(&self.path);
-        std::fs::create_dir_all(dir)?;
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
+        let bytes = serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?;
+        crate::audit_settings::replace_file(&self.path, &bytes)?;
         *all = next;
         Ok(())
     }

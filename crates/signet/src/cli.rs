@@ -382,7 +382,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     record_logging_started(&engine, &config)?;
-    let state = AppState::new(engine, directory, config.server_config()).with_oidc(config.oidc_providers()?);
+    let state = AppState::new(engine, directory, config.server_config())
+        .context("reading the data directory's settings")?
+        .with_oidc(config.oidc_providers()?);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener =

@@ -108,6 +108,8 @@ const TABLE: &[Row] = &[
     row("GET", "/api/v1/trust/proof/inclusion", Only(READERS), 200, 404),
     row("GET", "/api/v1/trust/proof/consistency", Only(READERS), 200, 200),
     row("GET", "/api/v1/settings", Only(&[GA, SA, SR, GR, READ]), 200, 200),
+    row("GET", "/api/v1/settings/audit", Only(&[GA, SA, SR, GR, READ]), 200, 200),
+    row("PUT", "/api/v1/settings/audit", Only(&[GA, SA]), 200, 200),
     row("GET", "/api/v1/users", Only(&[GA, SA, SR, GR, READ]), 200, 200),
     row("POST", "/api/v1/users", Only(&[GA]), 201, 201),
     row("PATCH", "/api/v1/users/{id}", Only(&[GA]), 200, 404),
@@ -236,6 +238,7 @@ fn concrete(server: &TestServer, row: &Row, fixture: &Fixture, n: usize) -> (Str
         ("POST", "/api/v1/users") => json(json!({ "username": format!("new{n}@example.com"), "password": PASSWORD })),
         ("PATCH", "/api/v1/users/{id}") => json(json!({ "displayName": "Renamed" })),
         ("POST", "/api/v1/keys") => json(json!({ "name": format!("k{n}"), "type": "ingest" })),
+        ("PUT", "/api/v1/settings/audit") => json(json!({ "userAccessAuditingInterval": 4 })),
         ("PUT", "/api/v1/me/views") => {
             json(json!({ "views": [{ "name": "mine", "page": "/signins", "query": "status=failure" }] }))
         }

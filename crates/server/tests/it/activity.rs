@@ -109,3 +109,96 @@ async fn the_exclusion_list_is_configurable() {
         .await;
     assert_eq!((status, answer["accepted"].as_u64(), answer["excluded"].as_u64()), (200, Some(1), Some(0)), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_settings_decide_what_is_recorded_and_every_change_is_recorded() {
+    let server = TestServer::start().await;
+    let admin =
+        server.session("default", "admin@default.example", Some(signet_auth::Role::SecurityAdministrator)).await;
+    let put = |body: Value| {
+        let request = admin.request(&server.anonymous, reqwest::Method::PUT, server.url("/api/v1/settings/audit"));
+        async move {
+            let response =
+                request.header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, defaults) = server.get("/api/v1/settings/audit").await;
+    assert_eq!(status, 200);
+    assert_eq!(defaults["isAuditEnabled"], true);
+    assert_eq!(defaults["userAccessAuditingInterval"], 4);
+
+    let (status, saved) = put(json!({
+        "isReadAuditEnabled": false,
+        "entities": { "Lead": { "isAuditEnabled": false } },
+    }))
+    .await;
+    assert_eq!(status, 200, "{saved}");
+    assert!(saved["entities"]["lead"].is_object(), "entity names are folded: {saved}");
+    let (status, refused) = put(json!({ "userAccessAuditingInterval": 0 })).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(server.get("/api/v1/settings/audit").await.1, saved, "a refused change changes nothing");
+
+    let send = |records: Vec<Value>| {
+        let body: Vec<String> = records.iter().map(Value::to_string).collect();
+        let server = &server;
+        async move { server.post("/api/v1/activities", "application/x-ndjson", body.join("\n")).await }
+    };
+    let (status, answer) = send(vec![
+        activity("s-1", "Retrieve", "account", json!({})),
+        activity("s-2", "RetrieveMultiple", "account", json!({})),
+        activity("s-3", "Update", "lead", json!({})),
+        activity("s-4", "Create", "contact", json!({})),
+        activity("s-5", "UserAccessviaWeb", "", json!({})),
+    ])
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    assert_eq!(answer["excludedReasons"]["read auditing is off"], 2, "{answer}");
+    assert_eq!(answer["excludedReasons"]["auditing is off for entity lead"], 1, "{answer}");
+
+    // Turning user access auditing off and on again: recorded as Dynamics records it.
+    let (status, _) = put(json!({ "isUserAccessAuditEnabled": false })).await;
+    assert_eq!(status, 200);
+    let (_, answer) = send(vec![activity("s-6", "UserAccessviaWebServices", "", json!({}))]).await;
+    assert_eq!(answer["excludedReasons"]["user access auditing is off"], 1, "{answer}");
+    let (status, _) = put(json!({})).await;
+    assert_eq!(status, 200);
+    server.settle().await;
+
+    let (_, page) = server
+        .get("/api/v1/activities?range=1d&columns=operation,user,message&operation=UserAccessAudit*,AuditSettingsChanged&sort=asc")
+        .await;
+    let rows: Vec<(String, String, String)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            (text("operation"), text("user"), text("message"))
+        })
+        .collect();
+    let operations: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        operations,
+        [
+            "AuditSettingsChanged",
+            "AuditSettingsChanged", // the refused change is recorded too, as a failure
+            "UserAccessAuditStopped",
+            "AuditSettingsChanged",
+            "UserAccessAuditStarted",
+            "AuditSettingsChanged"
+        ],
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|r| r.1 == "admin@default.example"), "who changed it: {rows:?}");
+    assert!(
+        rows[0].2.contains("IsReadAuditEnabled: true -> false")
+            && rows[0].2.contains("Entity lead: default -> audit off"),
+        "{rows:?}"
+    );
+    assert!(rows[1].2.ends_with("-> 400"), "{rows:?}");
+    assert!(rows[3].2.contains("IsUserAccessAuditEnabled: true -> false"), "{rows:?}");
+    assert!(rows[3].2.contains("IsReadAuditEnabled: false -> true"), "PUT replaces the whole object: {rows:?}");
+    assert!(rows[5].2.contains("IsUserAccessAuditEnabled: false -> true"), "{rows:?}");
+}

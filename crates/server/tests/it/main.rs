@@ -72,7 +72,7 @@ impl TestServer {
             directory.create_key(&config.org, "reader", KeyKind::Read { role: Role::GlobalReader }, "test").unwrap();
         let (_, ingest_key) =
             directory.create_key(&config.org, "writer", KeyKind::Ingest { app: None }, "test").unwrap();
-        let state = AppState::new(engine.clone(), directory.clone(), config);
+        let state = AppState::new(engine.clone(), directory.clone(), config).unwrap();
         tokio::spawn(signet_server::run(listener, state, async move {
             let _ = rx.await;
         }));
