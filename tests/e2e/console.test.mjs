@@ -381,6 +381,24 @@ test('live mode shows new sign-ins as they arrive', async () => {
   await page.click('button.live-toggle');
 });
 
+test('settings: an administrator changes the audit settings and the change is in the activity log', async () => {
+  await page.goto(`${base}/#/settings`);
+  await page.waitForSelector('form.audit-settings input[name=isReadAuditEnabled]');
+  assert.equal(await page.isChecked('input[name=isReadAuditEnabled]'), true);
+  await page.fill('input[name=newEntity]', 'Account');
+  await page.click('button:has-text("Add entity")');
+  await page.uncheck('tr[data-entity=account] input[data-switch=singleRecordAudit]');
+  await page.fill('input[name=userAccessAuditingInterval]', '6');
+  await page.click('form.audit-settings button[type=submit]');
+  await page.waitForSelector('#toasts .toast:has-text("Audit settings saved")');
+  const saved = await apiGet('/api/v1/settings/audit');
+  assert.equal(saved.userAccessAuditingInterval, 6);
+  assert.deepEqual(saved.entities.account, { isAuditEnabled: true, singleRecordAudit: false, multipleRecordAudit: true });
+  await shot('settings');
+  const log = await apiGet('/api/v1/activities?range=1d&operation=AuditSettingsChanged&columns=operation,message');
+  assert.ok(log.items.some((r) => r.message.includes('UserAccessAuditingInterval: 4 -> 6') && r.message.includes('Entity account')), JSON.stringify(log.items));
+});
+
 test('saved views are kept per user', async () => {
   await page.goto(`${base}/#/signins?range=7d&status=failure`);
   await listReady();

@@ -17,6 +17,7 @@ const PAGES = [
   { path: '/audits', title: 'Audit logs', needs: 'ReadLogs', render: (p) => explore('audits', p) },
   { path: '/activities', title: 'Activity', needs: 'ReadLogs', render: (p) => explore('activities', p) },
   { path: '/me', title: 'My sign-ins', needs: 'ReadOwnSignIns', render: (p) => explore('mine', p) },
+  { path: '/settings', title: 'Settings', needs: 'ReadSettings', render: () => pages.settings(me) },
   { path: '/errors', title: 'Error codes', needs: null, render: (p) => pages.errors(p) },
 ];
 

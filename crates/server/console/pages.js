@@ -1,7 +1,7 @@
 // The report pages: overview, applications, users and a user's sign-in pattern, error codes,
 // and the sign-in form.
 
-import { h, clear, api, errorBox, loading, timeEl, fmtNum, fmtPct, fmtDate, label, navigate, routeUrl, debounce, setCsrf, explain } from './util.js';
+import { h, clear, api, errorBox, loading, timeEl, fmtNum, fmtPct, fmtDate, label, navigate, routeUrl, debounce, setCsrf, explain, toast } from './util.js';
 import { stackedBars, heatmap, barList } from './charts.js';
 
 const DAY_MS = 86_400_000;
@@ -222,6 +222,68 @@ export function errors(params) {
       return h('table', { class: 'mini' }, h('thead', {}, h('tr', {}, ['Code', 'Name', 'Meaning'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, all.value.map((e) => h('tr', {}, h('td', {}, h('a', { href: routeUrl('/errors', { code: String(e.code) }) }, String(e.code))), h('td', {}, e.name), h('td', {}, e.meaning)))));
     })));
+}
+
+// ---- settings ---------------------------------------------------------------------------------
+
+/** Audit settings (Dynamics 365's switches) and the security policy; editable by the roles that
+ * may change security settings, read-only for the readers. */
+export function settings(me) {
+  const canChange = me.permissions.includes('ManageSecuritySettings');
+  return h('div', { class: 'page settings' }, h('h1', {}, 'Settings'),
+    section('Audit settings', slot(async () => auditForm(await api('/api/v1/settings/audit'), canChange))),
+    section('Security policy', slot(async () => {
+      const s = await api('/api/v1/settings');
+      return h('dl', { class: 'fields' }, Object.entries(s.security).flatMap(([k, v]) => [h('dt', {}, label(k)), h('dd', {}, String(v))]));
+    })));
+}
+
+function auditForm(current, canChange) {
+  const check = (name, text, hint) => {
+    const box = h('input', { type: 'checkbox', name, checked: current[name], disabled: !canChange });
+    return h('label', { class: 'switch' }, box, ` ${text}`, hint ? h('small', { class: 'muted' }, ` — ${hint}`) : null);
+  };
+  const interval = h('input', { type: 'number', name: 'userAccessAuditingInterval', min: 1, max: 168, value: current.userAccessAuditingInterval, disabled: !canChange });
+  const rows = h('tbody', {});
+  const entityRow = (name, e) => {
+    const cell = (key) => h('td', {}, h('input', { type: 'checkbox', 'data-switch': key, checked: e[key], disabled: !canChange, 'aria-label': `${key} for ${name}` }));
+    return h('tr', { 'data-entity': name }, h('td', {}, name), cell('isAuditEnabled'), cell('singleRecordAudit'), cell('multipleRecordAudit'),
+      h('td', {}, canChange ? h('button', { type: 'button', class: 'link', onclick: (ev) => ev.currentTarget.closest('tr').remove() }, 'Remove') : null));
+  };
+  for (const [name, e] of Object.entries(current.entities)) rows.append(entityRow(name, e));
+  const newEntity = h('input', { type: 'text', name: 'newEntity', placeholder: 'entity name, e.g. account', disabled: !canChange });
+  const status = h('p', { class: 'form-error', role: 'status' });
+  const form = h('form', { class: 'audit-settings', onsubmit: async (ev) => {
+    ev.preventDefault();
+    const body = { userAccessAuditingInterval: Number(interval.value), entities: {} };
+    for (const name of ['isAuditEnabled', 'isUserAccessAuditEnabled', 'isReadAuditEnabled']) body[name] = form.querySelector(`input[name=${name}]`).checked;
+    for (const tr of rows.querySelectorAll('tr')) {
+      const e = {};
+      for (const box of tr.querySelectorAll('input[data-switch]')) e[box.dataset.switch] = box.checked;
+      body.entities[tr.dataset.entity] = e;
+    }
+    try {
+      const saved = await api('/api/v1/settings/audit', { method: 'PUT', body });
+      toast('Audit settings saved; the change is in the activity log.');
+      form.replaceWith(auditForm(saved, canChange));
+    } catch (err) { status.textContent = explain(err); }
+  } },
+  check('isAuditEnabled', 'Auditing', 'off: no activity from applications is recorded'),
+  check('isUserAccessAuditEnabled', 'User access auditing', 'UserAccessviaWeb / UserAccessviaWebServices; needs auditing on'),
+  h('label', {}, 'User access auditing interval (hours) ', interval),
+  check('isReadAuditEnabled', 'Read auditing', 'Read and ReadMultiple operations'),
+  h('h3', {}, 'Entities'),
+  h('table', { class: 'mini entities' }, h('thead', {}, h('tr', {}, ['Entity', 'Auditing', 'Single record', 'Multiple records', ''].map((t) => h('th', { scope: 'col' }, t)))), rows),
+  canChange ? h('p', {}, newEntity, ' ', h('button', { type: 'button', onclick: () => {
+    const name = newEntity.value.trim().toLowerCase();
+    if (!name || rows.querySelector(`tr[data-entity="${CSS.escape(name)}"]`)) return;
+    rows.append(entityRow(name, { isAuditEnabled: true, singleRecordAudit: true, multipleRecordAudit: true }));
+    newEntity.value = '';
+  } }, 'Add entity')) : null,
+  h('p', { class: 'muted' }, 'Entities not listed follow the switches above. Sign-ins and directory audits are always kept.'),
+  status,
+  canChange ? h('button', { type: 'submit', class: 'primary' }, 'Save') : h('p', { class: 'muted' }, 'Your role may read these settings, not change them.'));
+  return form;
 }
 
 // ---- sign-in ----------------------------------------------------------------------------------

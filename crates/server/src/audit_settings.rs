@@ -276,6 +276,36 @@ pub async fn put(State(state): State<AppState>, caller: Caller, request: Request
     Ok(note.attach(Json(next)))
 }
 
+/// The records of a change made with the CLI on a stopped server's data directory, as the
+/// server writes them for a change through the API: `UserAccessAuditStarted` / `Stopped` when
+/// user access auditing flips, then `AuditSettingsChanged` with what changed.
+pub fn local_change_records(
+    org: &str,
+    operator: &str,
+    previous: &AuditSettings,
+    next: &AuditSettings,
+) -> Vec<serde_json::Value> {
+    let path = "/api/v1/settings/audit";
+    let mut out = Vec::new();
+    if previous.user_access_on() != next.user_access_on() {
+        let (operation, message) = match next.user_access_on() {
+            true => (USER_ACCESS_AUDIT_STARTED, "user access auditing started"),
+            false => (USER_ACCESS_AUDIT_STOPPED, "user access auditing stopped"),
+        };
+        let mut record = access_log::local_access_event(org, operator, operation, path, "", None);
+        record["Message"] = serde_json::json!(message);
+        out.push(record);
+    }
+    let changes = previous.changes(next);
+    let mut record = access_log::local_access_event(org, operator, "AuditSettingsChanged", path, "", None);
+    record["Message"] = serde_json::json!(format!(
+        "local command on the data directory: {}",
+        if changes.is_empty() { "no change".to_string() } else { changes.join("; ") }
+    ));
+    out.push(record);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,13 +12,13 @@ use signet_auth::{Directory, KeyKind, NewUser, Role, Secret};
 pub struct DataArgs {
     /// Data directory.
     #[arg(long, env = "SIGNET_DATA_DIR", default_value = "./signet-data")]
-    data: PathBuf,
+    pub data: PathBuf,
     /// Organisation (default: the deployment's home organisation).
     #[arg(long)]
-    org: Option<String>,
+    pub org: Option<String>,
     /// The deployment's home organisation (as in the server's config).
     #[arg(long, env = "SIGNET_ORG", default_value = signet_model::OrgId::DEFAULT)]
-    home_org: String,
+    pub home_org: String,
 }
 
 #[derive(Subcommand)]

@@ -39,6 +39,9 @@ enum Command {
     /// API keys for machines: ingest keys and read keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(crate::admin::ApiKeyCommand),
+    /// Organisation settings of a stopped server's data directory (audit switches).
+    #[command(subcommand)]
+    Settings(crate::settings::SettingsCommand),
     /// Import identity-provider exports (Graph JSON, Log Analytics, Azure diagnostics, portal CSV).
     Import(ImportArgs),
     /// List events with filters or a Graph $filter.
@@ -277,6 +280,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(command) => crate::admin::admin(command),
         Command::Org(command) => crate::admin::org(command),
         Command::ApiKey(command) => crate::admin::api_key(command),
+        Command::Settings(command) => crate::settings::run(command),
         Command::Import(args) => import(args),
         Command::Query(args) => query(args),
         Command::Report(args) => report(args),

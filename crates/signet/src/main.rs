@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod config;
 mod demo;
+mod settings;
 mod trust;
 
 use clap::Parser;

@@ -77,6 +77,48 @@ fn commands_work_on_a_data_directory() {
 }
 
 #[test]
+fn audit_settings_change_on_a_data_directory_and_the_change_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let shown: serde_json::Value = serde_json::from_str(&ok(signet(&["settings", "audit", "show"], &data))).unwrap();
+    assert_eq!(shown["isUserAccessAuditEnabled"], true);
+    let set = ok(signet(
+        &["settings", "audit", "set", "--user-access", "off", "--interval", "8", "--entity", "Account=single:off"],
+        &data,
+    ));
+    let set: serde_json::Value = serde_json::from_str(&set).unwrap();
+    assert_eq!(
+        (set["isUserAccessAuditEnabled"].clone(), set["userAccessAuditingInterval"].clone()),
+        (false.into(), 8.into())
+    );
+    assert_eq!(set["entities"]["account"]["singleRecordAudit"], false);
+    let shown: serde_json::Value = serde_json::from_str(&ok(signet(&["settings", "audit", "show"], &data))).unwrap();
+    assert_eq!(shown, set, "the change is kept");
+    let refused = signet(&["settings", "audit", "set", "--interval", "0"], &data);
+    assert!(
+        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("userAccessAuditingInterval")
+    );
+    let refused = signet(&["settings", "audit", "set", "--read", "maybe"], &data);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("not on or off"));
+
+    let log = ok(signet(
+        &["query", "--kind", "activities", "--output", "json", "--columns", "operation,user,message", "--range", "1d"],
+        &data,
+    ));
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    let find = |op: &str| log.as_array().unwrap().iter().find(|r| r["operation"] == op).cloned();
+    assert!(find("UserAccessAuditStopped").is_some(), "{log}");
+    let changed = find("AuditSettingsChanged").unwrap_or_else(|| panic!("{log}"));
+    let message = changed["message"].as_str().unwrap();
+    assert!(
+        message.contains("IsUserAccessAuditEnabled: true -> false")
+            && message.contains("UserAccessAuditingInterval: 4 -> 8"),
+        "{message}"
+    );
+    assert!(changed["user"].as_str().unwrap().starts_with("cli:"), "{changed}");
+}
+
+#[test]
 fn bad_arguments_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
