@@ -220,7 +220,12 @@ test('a user signs in at the provider and gets the role its group maps to; the s
   assert.equal(who.body.displayName, 'Alice Auditor');
   assert.equal(who.body.role, 'SecurityReader');
   const nav = await page.$$eval('#nav a', (as) => as.map((a) => a.textContent));
-  assert.ok(nav.includes('Sign-ins') && !nav.includes('Settings'), nav.join(', '));
+  assert.ok(nav.includes('Sign-ins') && nav.includes('Settings'), nav.join(', '));
+  // A Security reader reads the settings and cannot change them.
+  await page.click('#nav a:has-text("Settings")');
+  await page.waitForSelector('form.audit-settings');
+  assert.equal(await page.$('form.audit-settings button[type=submit]'), null);
+  assert.equal(await page.isDisabled('input[name=isAuditEnabled]'), true);
   // The session works for the API as for password sign-ins: the CSRF token comes with /auth/me.
   assert.ok(who.body.csrfToken);
   await page.screenshot({ path: join(out, 'oidc-signed-in.png') });

@@ -172,6 +172,13 @@ pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
     let time_us = crate::event::required_time(r.creation_time, "CreationTime")?;
     let operation = r.operation.ok_or_else(|| RecordError::new("Operation", "required"))?;
 
+    let user_access =
+        ["UserAccessviaWeb", "UserAccessviaWebServices"].iter().any(|a| a.eq_ignore_ascii_case(&operation));
+    if user_access
+        && [&r.user, &r.user_id, &r.user_key].iter().all(|v| v.as_deref().is_none_or(|v| v.trim().is_empty()))
+    {
+        return Err(RecordError::new("User", "a user access record needs the user (User, UserId or UserKey)"));
+    }
     // Office 365 puts the UPN in UserId; the Dynamics schema puts it in User.
     let upn = r.user.clone().or_else(|| r.user_id.clone().filter(|u| u.contains('@')));
     let key = crate::signin::user_key(None, upn.as_deref()).or_else(|| r.user_id.as_ref().map(|u| u.to_lowercase()));

@@ -174,13 +174,23 @@ async fn ingest(
         warn!(kind = %kind, rejected, first_field = %errors[0].field, first_reason = %errors[0].reason, "ingest records rejected");
     }
     let settings = state.audit_settings.get(caller.org());
-    let (events, excluded_reasons) = exclude(kind, events, &state.config.activity_exclusions, &settings);
+    let (events, mut excluded_reasons) = exclude(kind, events, &state.config.activity_exclusions, &settings);
+    let (events, claimed, repeats) = claim_user_access(&state, caller.org(), events, &settings).await?;
+    if repeats > 0 {
+        excluded_reasons.insert("user access already recorded for this user, access type and interval".into(), repeats);
+    }
     let excluded: usize = excluded_reasons.values().sum();
     if excluded > 0 {
         state.http_metrics.excluded.fetch_add(excluded as u64, std::sync::atomic::Ordering::Relaxed);
     }
     let submitted = events.len();
-    let outcome = store_events(&state, caller.org(), events).await?;
+    let outcome = match store_events(&state, caller.org(), events).await {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            state.user_access.release(&claimed);
+            return Err(err);
+        }
+    };
     debug_assert_eq!(outcome.accepted + outcome.duplicates, submitted);
     // A batch of only excluded operations was handled as asked: 200, not "nothing stored".
     let status = batch_status(rejected, submitted + excluded);
@@ -226,6 +236,45 @@ fn exclude(
         })
         .collect();
     (kept, reasons)
+}
+
+/// Keeps the first user-access record of each user, access type and interval: (events to
+/// store, the claims they made, how many repeats were left out).
+async fn claim_user_access(
+    state: &AppState,
+    org: &str,
+    events: Vec<Event>,
+    settings: &AuditSettings,
+) -> ApiResult<(Vec<Event>, Vec<crate::user_access::AccessKey>, usize)> {
+    let interval = settings.user_access_auditing_interval;
+    if !events.iter().any(|e| crate::user_access::key_of(org, e, interval).is_some()) {
+        return Ok((events, Vec::new(), 0));
+    }
+    let (engine, index, org) = (state.engine.clone(), state.user_access.clone(), org.to_string());
+    let work = move || -> ApiResult<(Vec<Event>, Vec<crate::user_access::AccessKey>, usize)> {
+        let mut kept = Vec::with_capacity(events.len());
+        let mut claimed = Vec::new();
+        let mut repeats = 0;
+        for event in events {
+            let Some(key) = crate::user_access::key_of(&org, &event, interval) else {
+                kept.push(event);
+                continue;
+            };
+            match index.claim(&engine, &key) {
+                Ok(true) => {
+                    claimed.push(key);
+                    kept.push(event);
+                }
+                Ok(false) => repeats += 1,
+                Err(err) => {
+                    index.release(&claimed);
+                    return Err(err.into());
+                }
+            }
+        }
+        Ok((kept, claimed, repeats))
+    };
+    tokio::task::spawn_blocking(work).await?
 }
 
 /// Stores events for the caller's organisation; resolves once they are durable.

@@ -15,7 +15,8 @@
 //! - [`error`]: the one mapping from errors to HTTP statuses and OData-shaped bodies.
 //! - [`explore`]: facets, histograms and live streams for the console's log explorer.
 //! - [`console`]: the web console's embedded assets.
-//! - [`audit_settings`]: the organisation's audit switches and what they let through.
+//! - [`audit_settings`]: the organisation's audit switches and what they let through;
+//!   [`user_access`]: one user-access record per user, access type and interval.
 //! - [`metrics`], [`csv_out`]: Prometheus text and formula-safe CSV.
 
 pub mod access_log;
@@ -35,6 +36,7 @@ pub mod oidc;
 pub mod reports;
 pub mod routes;
 pub mod trust;
+pub mod user_access;
 pub mod views;
 
 use std::future::Future;
@@ -105,6 +107,8 @@ pub struct AppState {
     /// OpenID Connect providers (none unless configured).
     pub oidc: Arc<oidc::Providers>,
     pub audit_settings: Arc<audit_settings::AuditSettingsStore>,
+    /// Which users' accesses are recorded for which interval.
+    pub user_access: Arc<user_access::UserAccessIndex>,
 }
 
 impl AppState {
@@ -117,6 +121,7 @@ impl AppState {
         let audit_settings = Arc::new(audit_settings::AuditSettingsStore::open(engine.data_dir())?);
         Ok(AppState {
             audit_settings,
+            user_access: Arc::default(),
             views,
             oidc: Arc::new(oidc::Providers::none()),
             engine,

@@ -14,7 +14,7 @@ const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
     pub rejected: [AtomicU64; 3],
-    /// Activities dropped by the exclusion list (operations not worth logging).
+    /// Activities not stored (exclusion list, audit settings, repeated user access).
     pub excluded: AtomicU64,
     pub requests: AtomicU64,
     pub errors: AtomicU64,
@@ -57,7 +57,7 @@ pub fn render(http: &HttpMetrics, ingest: &IngestMetrics, engine: &signet_store:
     per_kind(&mut out, "signet_rejected_total", "Records rejected as invalid.", &http.rejected);
     let _ = writeln!(
         out,
-        "# HELP signet_activities_excluded_total Activities not stored because their operation is on the exclusion list.\n# TYPE signet_activities_excluded_total counter\nsignet_activities_excluded_total {}",
+        "# HELP signet_activities_excluded_total Activities not stored: operation on the exclusion list, turned off by the audit settings, or a repeated user access in its interval.\n# TYPE signet_activities_excluded_total counter\nsignet_activities_excluded_total {}",
         load(&http.excluded)
     );
     let gauge = |out: &mut String, name: &str, help: &str, kind: &str, value: String| {

@@ -8,6 +8,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+/// `SIGNET_*` variables of the command-line client, not server settings (after the prefix).
+const CLIENT_VARIABLES: &[&str] = &["api_key", "server", "read_key"];
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -107,7 +110,10 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file("signet.toml")),
         }
-        let config: Config = figment.merge(Env::prefixed("SIGNET_")).extract()?;
+        // SIGNET_API_KEY, SIGNET_SERVER and SIGNET_READ_KEY belong to the command-line client:
+        // a shell set up for `signet query --server ...` must still be able to run `signet serve`.
+        let env = Env::prefixed("SIGNET_").ignore(CLIENT_VARIABLES);
+        let config: Config = figment.merge(env).extract()?;
         config.validate()?;
         Ok(config)
     }

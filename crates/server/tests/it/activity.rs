@@ -202,3 +202,80 @@ async fn audit_settings_decide_what_is_recorded_and_every_change_is_recorded() {
     assert!(rows[3].2.contains("IsReadAuditEnabled: false -> true"), "PUT replaces the whole object: {rows:?}");
     assert!(rows[5].2.contains("IsUserAccessAuditEnabled: false -> true"), "{rows:?}");
 }
+
+fn access(id: &str, action: &str, user: &str, time: &str) -> Value {
+    json!({ "Id": id, "CreationTime": time, "Operation": action, "User": user, "UserType": "Regular", "ClientIP": "10.0.0.9" })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_user_access_record_per_user_type_and_interval_even_after_a_restart() {
+    let server = TestServer::start().await;
+    let send = |records: Vec<Value>| {
+        let body: Vec<String> = records.iter().map(Value::to_string).collect();
+        let server = &server;
+        async move { server.post("/api/v1/activities", "application/x-ndjson", body.join("\n")).await }
+    };
+    let repeat = "user access already recorded for this user, access type and interval";
+    // The default interval is 4 hours, aligned on the epoch: 08:00-12:00, 12:00-16:00 (UTC).
+    let (status, answer) = send(vec![
+        access("u1", "UserAccessviaWeb", "ann@x.com", "2026-11-20T08:00:00Z"),
+        access("u2", "UserAccessviaWeb", "ANN@x.com", "2026-11-20T08:30:00Z"),
+        access("u3", "useraccessviaweb", "ann@x.com", "2026-11-20T11:59:59Z"),
+        access("u4", "UserAccessviaWebServices", "ann@x.com", "2026-11-20T09:00:00Z"),
+        access("u5", "UserAccessviaWeb", "bob@x.com", "2026-11-20T10:00:00Z"),
+        access("u6", "UserAccessviaWeb", "ann@x.com", "2026-11-20T12:00:00Z"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["excludedReasons"][repeat].as_u64()),
+        (Some(4), Some(2)),
+        "{answer}"
+    );
+    // A chatty client, one request at a time.
+    for (n, minute) in ["09:15", "10:45", "11:30"].iter().enumerate() {
+        let (_, answer) =
+            send(vec![access(&format!("c{n}"), "UserAccessviaWeb", "ann@x.com", &format!("2026-11-20T{minute}:00Z"))])
+                .await;
+        assert_eq!((answer["accepted"].as_u64(), answer["excluded"].as_u64()), (Some(0), Some(1)), "{answer}");
+    }
+    // Retrying the first record is still safe (not a new record).
+    let (_, answer) = send(vec![access("u1", "UserAccessviaWeb", "ann@x.com", "2026-11-20T08:00:00Z")]).await;
+    assert_eq!(answer["accepted"], 0, "{answer}");
+    server.settle().await;
+    let (_, page) = server
+        .get("/api/v1/activities?from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z&operation=UserAccess*&columns=id")
+        .await;
+    let mut ids: Vec<&str> = page["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, ["u1", "u4", "u5", "u6"]);
+
+    // A restart forgets the claims in memory; the store still knows the intervals.
+    use signet_server::user_access::{key_of, UserAccessIndex};
+    let restarted = UserAccessIndex::default();
+    let engine = server.engine.clone();
+    let verdicts = tokio::task::spawn_blocking(move || {
+        let probe = |user: &str, time: &str, hours: u32| {
+            let body = access("probe", "UserAccessviaWeb", user, time).to_string();
+            let event = signet_model::normalize(signet_model::LogKind::Activity, body.as_bytes()).unwrap();
+            restarted.claim(&engine, &key_of("default", &event, hours).unwrap()).unwrap()
+        };
+        [
+            probe("ann@x.com", "2026-11-20T10:00:00Z", 4),  // stored u1 covers it
+            probe("ann@x.com", "2026-11-20T08:45:00Z", 1),  // a shorter interval: u1 is in 08:00-09:00 too
+            probe("ann@x.com", "2026-11-20T09:30:00Z", 1),  // 09:00-10:00 has no web record of ann
+            probe("carl@x.com", "2026-11-20T10:00:00Z", 4), // nobody recorded carl
+            probe("carl@x.com", "2026-11-20T11:00:00Z", 4), // ... until just now
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(verdicts, [false, false, true, true, false]);
+
+    // Without a user there is nothing to count per user: a clear rejection.
+    let (status, answer) =
+        send(vec![json!({ "Id": "nouser", "CreationTime": "2026-11-20T08:00:00Z", "Operation": "UserAccessviaWeb" })])
+            .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["errors"][0]["field"], "User", "{answer}");
+}

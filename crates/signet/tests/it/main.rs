@@ -150,6 +150,9 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_signet"))
             .args(["serve", "--listen", &listen, "--data", data.to_str().unwrap()])
             .env("RUST_LOG", "debug")
+            // A shell set up for the command-line client: these are not server settings.
+            .env("SIGNET_API_KEY", "sgk_0000000000000000_not-a-key")
+            .env("SIGNET_SERVER", "http://127.0.0.1:1")
             .current_dir(dir)
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
