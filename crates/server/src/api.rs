@@ -203,6 +203,14 @@ pub async fn error_code(Path(code): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(serde_json::to_value(info).map_err(|e| ApiError::Internal(e.to_string()))?))
 }
 
+/// The OpenAPI 3.0 description of the ingest API (for generating clients in other languages).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /api/v1/openapi.json`.
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
 /// Rows per store query while exporting.
 const EXPORT_CHUNK: usize = 100_000;
 

@@ -312,7 +312,7 @@ mod tests {
 
     fn activity(operation: &str, entity: &str) -> Event {
         let body = serde_json::json!({
-            "Id": "x", "CreationTime": "2026-11-20T10:00:00Z", "Operation": operation, "EntityName": entity,
+            "Id": "x", "CreationTime": "2026-11-20T10:00:00Z", "Operation": operation, "EntityName": entity, "User": "ann@x.com",
         });
         signet_model::normalize(signet_model::LogKind::Activity, body.to_string().as_bytes()).unwrap()
     }

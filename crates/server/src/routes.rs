@@ -62,6 +62,7 @@ route_table! {
     GET "/", Public, Audit::No => console::index;
     GET "/assets/{file}", Public, Audit::No => console::asset;
     GET "/healthz", Public, Audit::No => api::healthz;
+    GET "/api/v1/openapi.json", Public, Audit::No => api::openapi;
     GET "/metrics", Needs(ReadMetrics), Audit::No => api::metrics;
 
     POST "/api/v1/auth/login", Public, Audit::No => accounts::login;

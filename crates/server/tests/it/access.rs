@@ -55,6 +55,7 @@ const TABLE: &[Row] = &[
     row("GET", "/assets/{file}", Anyone, 200, 200),
     row("GET", "/api/v1/schema/{kind}", AnyCredential, 200, 200),
     row("GET", "/healthz", Anyone, 200, 200),
+    row("GET", "/api/v1/openapi.json", Anyone, 200, 200),
     // Deployment metrics count every organisation's traffic: home organisation only.
     row("GET", "/metrics", Only(&[GA, SA, SR, GR, READ]), 200, 403),
     row("GET", "/api/v1/auth/me", AnyCredential, 200, 200),

@@ -189,3 +189,44 @@ async fn error_codes_health_and_metrics() {
     let (status, _) = server.get("/no/such/route").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_description_matches_the_routes() {
+    use signet_server::routes::{Access, ROUTES};
+    let server = TestServer::start().await;
+    let (status, doc) = server.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            assert!(
+                ROUTES.iter().any(|r| r.path == path && r.method.as_str() == method),
+                "{method} {path} is documented but not served"
+            );
+            documented.push((method, path.clone()));
+        }
+    }
+    for route in ROUTES.iter().filter(|r| r.access == Access::Needs(signet_auth::Permission::IngestEvents)) {
+        assert!(
+            documented.iter().any(|(m, p)| m == route.method.as_str() && p == route.path),
+            "ingest route {} {} is not in the OpenAPI description",
+            route.method,
+            route.path
+        );
+    }
+    // Every reference resolves.
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"").skip(1).map(|rest| rest.split('"').next().unwrap()) {
+        let pointer = reference.strip_prefix('#').unwrap();
+        assert!(doc.pointer(pointer).is_some(), "dangling $ref {reference}");
+    }
+    // The documented answer is what ingest answers.
+    let activity = serde_json::json!({ "Id": "oa-1", "CreationTime": "2026-11-20T10:00:00Z", "Operation": "WhoAmI" });
+    let (_, answer) = server.post("/api/v1/activities", "application/json", activity.to_string()).await;
+    for field in doc["components"]["schemas"]["IngestResponse"]["required"].as_array().unwrap() {
+        assert!(answer.get(field.as_str().unwrap()).is_some(), "{field} missing from {answer}");
+    }
+}
