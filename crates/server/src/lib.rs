@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod reports;
 pub mod routes;
+pub mod testkit;
 pub mod trust;
 pub mod user_access;
 pub mod views;

@@ -76,6 +76,8 @@ route_table! {
     POST "/api/v1/directory-audits", Needs(IngestEvents), Audit::No => ingest::directory_audits;
     POST "/api/v1/activities", Needs(IngestEvents), Audit::No => ingest::activities;
     POST "/api/v1/import", Needs(IngestEvents), Audit::No => import::import_file;
+    // What an application needs to know to send only what is recorded (the SDK's middleware).
+    GET "/api/v1/ingest/settings", Needs(IngestEvents), Audit::No => audit_settings::get;
 
     GET "/api/v1/signins", Needs(ReadLogs), Read("SignInsListed") => api::list_signins;
     GET "/api/v1/directory-audits", Needs(ReadLogs), Read("DirectoryAuditsListed") => api::list_directory_audits;

@@ -67,6 +67,7 @@ const TABLE: &[Row] = &[
     row("POST", "/api/v1/directory-audits", Only(&[GA, INGEST]), 200, 200),
     row("POST", "/api/v1/activities", Only(&[GA, INGEST]), 200, 200),
     row("POST", "/api/v1/import", Only(&[GA, INGEST]), 200, 200),
+    row("GET", "/api/v1/ingest/settings", Only(&[GA, INGEST]), 200, 200),
     row("GET", "/api/v1/signins", Only(READERS), 200, 200),
     row("GET", "/api/v1/directory-audits", Only(READERS), 200, 200),
     row("GET", "/api/v1/activities", Only(READERS), 200, 200),
