@@ -357,6 +357,34 @@ test('audit logs and activity pages use the same explorer', async () => {
   await shot('activity');
 });
 
+test('activity reports: counts per report, exports by user, and the matching activities', async () => {
+  // An export through the API is itself an export out of the system (Signet's access log).
+  const exported = await page.request.get(`${base}/api/v1/signins/export?format=csv&range=24h`);
+  assert.equal(exported.status(), 200);
+  let expected;
+  for (let i = 0; i < 50; i++) {
+    expected = await apiGet('/api/v1/reports/activities/exports?days=7');
+    if (expected.total > 0) break;
+    await page.waitForTimeout(200);
+  }
+  assert.ok(expected.total > 0, 'the export is counted');
+  await page.goto(`${base}/#/activity-reports?days=7`);
+  await page.waitForSelector('table.activity-reports tbody tr');
+  const titles = await page.$$eval('table.activity-reports tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+  assert.equal(titles.length, 10);
+  assert.ok(titles.includes('Exported data out of the system') && titles.includes('Accessed custom entity'), `${titles}`);
+  await page.click('text=Exported data out of the system');
+  await page.waitForFunction(() => document.body.textContent.includes('By user'));
+  const headings = await page.$$eval('section.card h2', (hs) => hs.map((x) => x.textContent));
+  assert.ok(headings.some((x) => /^Exported data out of the system: [0-9,. ]+ activities$/.test(x)), `${headings}`);
+  assert.ok((await page.textContent('main')).includes(expected.byUser[0].value), 'the top exporter is shown');
+  await shot('activity-reports');
+  await page.click('text=Open the list');
+  await listReady();
+  assert.equal(hashParams().get('report'), 'exports');
+  assert.match(await page.textContent('.log-table'), /SignInsExported|ExportToExcel/);
+});
+
 test('live mode shows new sign-ins as they arrive', async () => {
   await page.goto(`${base}/#/signins?range=24h`);
   await listReady();

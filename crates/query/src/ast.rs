@@ -59,6 +59,11 @@ pub enum Expr {
         column: &'static Column,
         prefix: String,
     },
+    /// Case-insensitive substring match on a string column.
+    Contains {
+        column: &'static Column,
+        needle: String,
+    },
     /// A list column contains the value (Graph `any(x: x eq 'v')`).
     ListContains {
         column: &'static Column,
@@ -103,6 +108,7 @@ impl Expr {
             Expr::Not(inner) | Expr::NotTrue(inner) => inner.columns(out),
             Expr::Compare { column, .. }
             | Expr::StartsWith { column, .. }
+            | Expr::Contains { column, .. }
             | Expr::ListContains { column, .. }
             | Expr::InList { column, .. } => {
                 if !out.iter().any(|c| c.name == column.name) {

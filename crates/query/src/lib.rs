@@ -8,7 +8,9 @@
 //! - [`native`]: the native query API's filters (user, app, status, IP/CIDR, time presets, ...).
 //! - [`sql`]: the compiler from the AST to SQL, with one [`sql::Dialect`] per storage engine.
 //! - [`cursor`]: opaque keyset-paging cursors.
+//! - [`activity_reports`]: Dynamics 365's preconfigured activity reports as filters.
 
+pub mod activity_reports;
 pub mod ast;
 pub mod cursor;
 pub mod native;

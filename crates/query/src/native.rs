@@ -207,6 +207,13 @@ fn filter_part(kind: LogKind, key: &str, key_lower: &str, raw: &str) -> Result<O
                 raw,
             ),
             (LogKind::Activity, "user") => any_of(&[col(kind, "user_upn"), col(kind, "user_id")], raw),
+            (LogKind::Activity, "report") => crate::activity_reports::filter(raw.trim()).ok_or_else(|| {
+                let known: Vec<&str> = crate::activity_reports::ACTIVITY_REPORTS.iter().map(|r| r.id).collect();
+                QueryError::InvalidValue {
+                    field: "report".into(),
+                    message: format!("{raw:?} is not a report; one of {}", known.join(", ")),
+                }
+            })?,
             (LogKind::SignIn, "app") => any_of(&[col(kind, "app_display_name"), col(kind, "app_id")], raw),
             (LogKind::SignIn, "resource") => {
                 any_of(&[col(kind, "resource_display_name"), col(kind, "resource_id")], raw)

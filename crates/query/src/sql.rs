@@ -70,6 +70,13 @@ impl Dialect {
         }
     }
 
+    fn contains(self, expr: &str, needle: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("contains({expr}, {})", self.quote_str(needle)),
+            Dialect::ClickHouse => format!("(position({expr}, {}) > 0)", self.quote_str(needle)),
+        }
+    }
+
     fn list_contains(self, list: &str, value: &str) -> String {
         match self {
             Dialect::DuckDb => format!("list_contains({list}, {value})"),
@@ -141,6 +148,7 @@ pub fn compile_expr(expr: &Expr, dialect: Dialect) -> String {
         },
         Expr::Compare { column, op, value } => compare(column, *op, value, dialect),
         Expr::StartsWith { column, prefix } => dialect.starts_with(&lowered(column), &prefix.to_lowercase()),
+        Expr::Contains { column, needle } => dialect.contains(&lowered(column), &needle.to_lowercase()),
         Expr::ListContains { column, value } => dialect.list_contains(column.name, &dialect.quote_str(value)),
         Expr::InList { column, values } if values.is_empty() => {
             let _ = column;

@@ -16,6 +16,7 @@ const PAGES = [
   { path: '/users', title: 'Users', needs: 'ReadLogs', render: (p) => pages.users(p) },
   { path: '/audits', title: 'Audit logs', needs: 'ReadLogs', render: (p) => explore('audits', p) },
   { path: '/activities', title: 'Activity', needs: 'ReadLogs', render: (p) => explore('activities', p) },
+  { path: '/activity-reports', title: 'Activity reports', needs: 'ReadReports', render: (p) => pages.activityReports(p) },
   { path: '/me', title: 'My sign-ins', needs: 'ReadOwnSignIns', render: (p) => explore('mine', p) },
   { path: '/settings', title: 'Settings', needs: 'ReadSettings', render: () => pages.settings(me) },
   { path: '/errors', title: 'Error codes', needs: null, render: (p) => pages.errors(p) },

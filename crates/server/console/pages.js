@@ -195,6 +195,40 @@ export function user(name, me) {
     })));
 }
 
+// ---- activity reports -----------------------------------------------------------------------
+
+/** Dynamics 365's preconfigured activity reports: counts per report, and one report's top users,
+ * entities and operations (exports by user, ...), each leading to the matching activities. */
+export function activityReports(params) {
+  const days = params.get('days') || '30';
+  const chosen = params.get('report');
+  const picker = h('select', { 'aria-label': 'Period', onchange: (e) => navigate('/activity-reports', { days: e.target.value, ...(chosen ? { report: chosen } : {}) }) },
+    [['7', 'Last 7 days'], ['30', 'Last 30 days'], ['90', 'Last 90 days'], ['365', 'Last year']].map(([v, t]) => h('option', { value: v, selected: v === days }, t)));
+  const listOf = (id, extra = {}) => routeUrl('/activities', { report: id, range: `${days}d`, ...extra });
+  return h('section', { class: 'page' },
+    h('div', { class: 'page-head' }, h('h1', {}, 'Activity reports'), h('div', { class: 'toolbar' }, picker)),
+    section(`Reports (last ${days} days)`, slot(async () => {
+      const data = await api(`/api/v1/reports/activities?days=${days}`);
+      return h('table', { class: 'mini activity-reports' },
+        h('thead', {}, h('tr', {}, ['Report', 'What is counted', 'Activities'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, data.reports.map((r) => h('tr', { class: r.id === chosen ? 'selected' : '' },
+          h('td', {}, h('a', { href: routeUrl('/activity-reports', { days, report: r.id }) }, r.title)),
+          h('td', { class: 'muted' }, r.rule),
+          h('td', {}, h('a', { href: listOf(r.id), title: 'Open these activities' }, fmtNum(r.count)))))));
+    })),
+    chosen ? slot(async () => {
+      const r = await api(`/api/v1/reports/activities/${encodeURIComponent(chosen)}?days=${days}&n=10`);
+      const top = (rows, filter) => barList(rows.map((v) => ({ label: v.value ?? '(none)', value: v.count,
+        onClick: v.value ? () => { location.hash = listOf(chosen, { [filter]: v.value }); } : null })), { empty: 'None.' });
+      return section(`${r.title}: ${fmtNum(r.total)} activities`,
+        h('p', { class: 'muted' }, r.rule, ' ', h('a', { href: listOf(chosen) }, 'Open the list')),
+        h('div', { class: 'columns-3' },
+          h('div', {}, h('h3', {}, 'By user'), top(r.byUser, 'user')),
+          h('div', {}, h('h3', {}, 'By entity'), top(r.byEntity, 'entityName')),
+          h('div', {}, h('h3', {}, 'By operation'), top(r.byOperation, 'operation'))));
+    }) : null);
+}
+
 // ---- error codes ----------------------------------------------------------------------------
 
 export function errors(params) {

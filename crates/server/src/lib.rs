@@ -21,6 +21,7 @@
 
 pub mod access_log;
 pub mod accounts;
+pub mod activity_reports;
 pub mod api;
 pub mod audit_settings;
 pub mod auth;

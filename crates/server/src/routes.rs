@@ -9,7 +9,8 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use signet_auth::Permission::{self, *};
 
 use crate::{
-    accounts, api, audit_settings, console, explore, graph, import, ingest, oidc, reports, trust, views, AppState,
+    accounts, activity_reports, api, audit_settings, console, explore, graph, import, ingest, oidc, reports, trust,
+    views, AppState,
 };
 
 /// Who may call a route.
@@ -110,6 +111,8 @@ route_table! {
     GET "/api/v1/reports/summary", Needs(ReadReports), Read("ReportViewed") => reports::summary_route;
     GET "/api/v1/reports/users/{user}/pattern", Needs(ReadReports), Read("ReportViewed") => reports::user_pattern_route;
     GET "/api/v1/reports/auth-methods", Needs(ReadReports), Read("ReportViewed") => reports::auth_methods_route;
+    GET "/api/v1/reports/activities", Needs(ReadReports), Read("ReportViewed") => activity_reports::overview_route;
+    GET "/api/v1/reports/activities/{report}", Needs(ReadReports), Read("ReportViewed") => activity_reports::detail_route;
 
     GET "/v1.0/auditLogs/signIns", Needs(ReadLogs), Read("GraphSignInsListed") => graph::list_signins;
     GET "/v1.0/auditLogs/signIns/{id}", Needs(ReadLogs), Read("GraphSignInViewed") => graph::get_signin;

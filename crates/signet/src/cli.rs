@@ -492,7 +492,10 @@ fn hour_now() -> i64 {
 fn store_demo(engine: &Engine, org: &str, options: &DemoOptions) -> anyhow::Result<usize> {
     let mut total = 0;
     let audits = demo::directory_audits(options, (options.signins / 200).max(10));
-    for (kind, records) in [(LogKind::SignIn, demo::signins(options)), (LogKind::DirectoryAudit, audits)] {
+    let activities = demo::activities(options, (options.signins / 20).max(50));
+    for (kind, records) in
+        [(LogKind::SignIn, demo::signins(options)), (LogKind::DirectoryAudit, audits), (LogKind::Activity, activities)]
+    {
         for chunk in records.chunks(20_000) {
             let events: Vec<_> = chunk.iter().map(|r| signet_model::normalize(kind, r)).collect::<Result<_, _>>()?;
             let outcome = engine.pipeline().submit_blocking(org, events)?;
@@ -843,6 +846,7 @@ fn demo_command(args: DemoArgs) -> anyhow::Result<()> {
             for (path, records) in [
                 ("/api/v1/signins", demo::signins(&options)),
                 ("/api/v1/directory-audits", demo::directory_audits(&options, (options.signins / 200).max(10))),
+                ("/api/v1/activities", demo::activities(&options, (options.signins / 20).max(50))),
             ] {
                 for chunk in records.chunks(5000) {
                     let body = chunk.join(&b'\n');

@@ -417,6 +417,93 @@ pub fn directory_audits(options: &DemoOptions, count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Dynamics 365 activities of the demo users over the same period: record reads and grid
+/// views, changes, exports, bulk actions, user access, on standard, custom and administrative
+/// entities, so that every preconfigured activity report has something to show.
+pub fn activities(options: &DemoOptions, count: usize) -> Vec<Vec<u8>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0xac71);
+    // (operation, entity, weight)
+    let operations: &[(&str, &str, u32)] = &[
+        ("Retrieve", "account", 30),
+        ("RetrieveMultiple", "account", 20),
+        ("Retrieve", "contact", 20),
+        ("RetrieveMultiple", "contact", 10),
+        ("Update", "opportunity", 8),
+        ("Create", "lead", 6),
+        ("Update", "lead", 6),
+        ("Create", "contact", 5),
+        ("Retrieve", "new_project", 6),
+        ("Update", "new_project", 3),
+        ("Retrieve", "savedquery", 3),
+        ("UserAccessviaWeb", "", 12),
+        ("UserAccessviaWebServices", "", 4),
+        ("ExportToExcel", "account", 3),
+        ("ExportToExcel", "contact", 2),
+        ("BulkDelete", "lead", 1),
+        ("ImportRecordsImport", "contact", 1),
+        ("Update", "systemuser", 1),
+        ("Associate", "role", 1),
+        ("SetState", "workflow", 1),
+        ("Delete", "opportunity", 1),
+    ];
+    let users: Vec<String> = (0..40)
+        .map(|_| {
+            let first = FIRST[rng.gen_range(0..FIRST.len())].to_lowercase();
+            let last = LAST[rng.gen_range(0..LAST.len())].to_lowercase();
+            format!("{first}.{last}@contoso.com")
+        })
+        .collect();
+    let start = options.end_us - options.days * DAY;
+    let mut times: Vec<i64> = (0..count).map(|_| sample_time(&mut rng, start, options.days.max(1))).collect();
+    times.sort_unstable();
+    // Signet keeps one user-access record per user, type and 4-hour interval: so does the demo.
+    let mut accessed = std::collections::HashSet::new();
+    times
+        .into_iter()
+        .filter_map(|t| {
+            let (operation, entity, _) = *weighted(&mut rng, operations, |o| o.2);
+            // A few users do most of the work, as in the sign-ins.
+            let user = &users[(rng.gen_range(0..users.len() * users.len()) as f64).sqrt() as usize];
+            if operation.starts_with("UserAccess") && !accessed.insert((user.clone(), operation, t / (4 * 3_600_000_000))) {
+                return None;
+            }
+            let record_id = uuid(&mut rng);
+            let mut record = json!({
+                "Id": uuid(&mut rng),
+                "CreationTime": signet_model::time::format_time(t),
+                "Operation": operation,
+                "RecordType": "CRM",
+                "Workload": "CRM",
+                "OrganizationId": "7a2c0c1e-0b55-4d8f-9e8a-5a1d7c3e0f11",
+                "UserType": "Regular",
+                "User": user,
+                "ClientIP": format!("10.20.{}.{}", rng.gen_range(0..8), rng.gen_range(1..255)),
+                "CorrelationId": uuid(&mut rng),
+                "ResultStatus": if rng.gen_bool(0.98) { "Succeeded" } else { "Failed" },
+                "ServiceName": "Microsoft Dynamics 365",
+                "InstanceUrl": "https://contoso.crm.dynamics.com",
+                "UserAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36 Edg/130.0",
+            });
+            if !entity.is_empty() {
+                record["EntityName"] = json!(entity);
+                record["ItemType"] = json!(entity);
+            }
+            if matches!(operation, "Retrieve" | "Update" | "Create" | "Delete" | "SetState" | "Associate") {
+                record["EntityId"] = json!(record_id);
+                record["ItemUrl"] = json!(format!(
+                    "https://contoso.crm.dynamics.com/main.aspx?etn={entity}&id={record_id}&pagetype=entityrecord"
+                ));
+            }
+            if matches!(operation, "RetrieveMultiple" | "ExportToExcel") {
+                let shown: Vec<String> = (0..rng.gen_range(3..12)).map(|_| uuid(&mut rng)).collect();
+                record["Query"] = json!(format!("<fetch><entity name=\"{entity}\"><filter><condition attribute=\"statecode\" operator=\"eq\" value=\"0\"/></filter></entity></fetch>"));
+                record["QueryResults"] = json!(shown.join(","));
+            }
+            Some(serde_json::to_vec(&record).unwrap_or_default())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,5 +544,27 @@ mod tests {
         assert!(failures > 40 && failures < 400, "failures {failures}");
         assert!(interrupts > 40 && interrupts < 400, "interrupts {interrupts}");
         assert!(risky > 5, "risky {risky}");
+    }
+
+    #[test]
+    fn demo_activities_are_valid_and_feed_the_entity_and_export_reports() {
+        let records = activities(&options(7), 2000);
+        assert!(records.len() > 1800, "only repeated user access is left out: {}", records.len());
+        let mut operations = std::collections::BTreeSet::new();
+        let mut access = std::collections::HashSet::new();
+        for record in &records {
+            let event = signet_model::normalize(signet_model::LogKind::Activity, record).expect("valid activity");
+            let operation = event.cell("operation").and_then(|c| c.as_str()).unwrap().to_string();
+            if operation.starts_with("UserAccess") {
+                let user = event.cell("user_key").and_then(|c| c.as_str()).unwrap().to_string();
+                let interval = event.time_us.div_euclid(4 * 3_600_000_000);
+                assert!(access.insert((user, operation.clone(), interval)), "one user access per interval");
+            }
+            operations.insert(operation);
+        }
+        for expected in ["Retrieve", "RetrieveMultiple", "ExportToExcel", "BulkDelete", "UserAccessviaWeb", "SetState"]
+        {
+            assert!(operations.contains(expected), "{expected} missing from {operations:?}");
+        }
     }
 }

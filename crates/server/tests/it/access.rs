@@ -98,6 +98,8 @@ const TABLE: &[Row] = &[
     row("GET", "/api/v1/reports/summary", Only(READERS), 200, 200),
     row("GET", "/api/v1/reports/users/{user}/pattern", Only(READERS), 200, 200),
     row("GET", "/api/v1/reports/auth-methods", Only(READERS), 200, 200),
+    row("GET", "/api/v1/reports/activities", Only(READERS), 200, 200),
+    row("GET", "/api/v1/reports/activities/{report}", Only(READERS), 200, 200),
     row("GET", "/v1.0/auditLogs/signIns", Only(READERS), 200, 200),
     row("GET", "/v1.0/auditLogs/signIns/{id}", Only(READERS), 200, 404),
     row("GET", "/v1.0/auditLogs/directoryAudits", Only(READERS), 200, 200),
@@ -225,6 +227,7 @@ fn concrete(server: &TestServer, row: &Row, fixture: &Fixture, n: usize) -> (Str
         "/api/v1/trust/proof/inclusion" => format!("{}?kind=signins&id={}", row.path, fixture.signin),
         "/api/v1/trust/proof/consistency" => format!("{}?first=1", row.path),
         "/api/v1/reports/users/{user}/pattern" => row.path.replace("{user}", "ann@default.example"),
+        "/api/v1/reports/activities/{report}" => row.path.replace("{report}", "exports"),
         other => other.to_string(),
     };
     let json = |value: Value| Some(("application/json".to_string(), value.to_string().into_bytes()));

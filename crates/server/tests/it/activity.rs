@@ -279,3 +279,79 @@ async fn one_user_access_record_per_user_type_and_interval_even_after_a_restart(
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["errors"][0]["field"], "User", "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preconfigured_activity_reports_count_what_their_rules_say() {
+    let server = TestServer::start().await;
+    let by = |user: &str| json!({ "User": user });
+    let batch = vec![
+        activity("r-oob", "Retrieve", "account", json!({})),
+        activity("r-oob-2", "Update", "Contact", json!({})),
+        activity("r-custom", "Create", "new_project", json!({})),
+        activity("r-admin", "Update", "systemuser", json!({})),
+        activity("r-other", "Retrieve", "savedquery", json!({})),
+        activity("r-bulk", "BulkDelete", "account", json!({})),
+        activity("r-import", "ImportRecordsImport", "", json!({})),
+        activity(
+            "r-center",
+            "Retrieve",
+            "",
+            json!({ "ItemUrl": "https://admin.powerplatform.microsoft.com/environments", "ServiceName": "Power Platform admin center" }),
+        ),
+        activity("r-internal", "Retrieve", "", json!({ "UserType": 3 })),
+        activity("r-access", "UserAccessviaWeb", "", json!({})),
+        activity("r-plugin", "SetState", "sdkmessageprocessingstep", json!({})),
+        activity("r-activate", "ActivateProcess", "", json!({})),
+        activity("r-excel-1", "ExportToExcel", "account", by("ann@contoso.com")),
+        activity("r-excel-2", "ExportToExcel", "contact", by("ann@contoso.com")),
+        activity("r-report", "ExportReport", "", by("bob@contoso.com")),
+    ];
+    let body: Vec<String> = batch.iter().map(Value::to_string).collect();
+    let (status, answer) = server.post("/api/v1/activities", "application/x-ndjson", body.join("\n")).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(15)), "{answer}");
+    server.settle().await;
+
+    let range = "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z";
+    let (status, overview) = server.get(&format!("/api/v1/reports/activities?{range}")).await;
+    assert_eq!(status, 200, "{overview}");
+    let count = |id: &str| {
+        overview["reports"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap()["count"].as_u64().unwrap()
+    };
+    // account, Contact, the bulk delete on account, the exports of account and contact.
+    assert_eq!(count("out-of-box-entity"), 5);
+    assert_eq!(count("custom-entity"), 1);
+    assert_eq!(count("admin-entity"), 2, "systemuser and the plug-in step");
+    assert_eq!(count("other-entity"), 1, "savedquery");
+    assert_eq!(count("bulk-actions"), 2);
+    assert_eq!(count("admin-center"), 1);
+    assert_eq!(count("internal-tool"), 1, "UserType 3 is a datacenter operator");
+    assert_eq!(count("sign-in-out"), 1);
+    assert_eq!(count("process-activation"), 2);
+    assert_eq!(count("exports"), 3);
+
+    let (status, exports) = server.get(&format!("/api/v1/reports/activities/exports?{range}")).await;
+    assert_eq!(status, 200, "{exports}");
+    assert_eq!(exports["total"], 3);
+    assert_eq!(exports["byUser"][0], json!({ "value": "ann@contoso.com", "count": 2 }), "exports by user: {exports}");
+    assert_eq!(exports["byUser"][1], json!({ "value": "bob@contoso.com", "count": 1 }));
+    assert!(exports["rule"].as_str().unwrap().contains("ExportToExcel"), "the rule is shown");
+
+    // The report is a filter like any other: the list, with more filters, and the export.
+    let (_, page) = server.get(&format!("/api/v1/activities?report=exports&user=ann*&columns=id&{range}")).await;
+    let mut ids: Vec<&str> = page["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["r-excel-1", "r-excel-2"]);
+    let link = exports["list"].as_str().unwrap();
+    let (status, linked) = server.get(&format!("{link}&columns=id")).await;
+    assert_eq!((status, linked["items"].as_array().map(Vec::len)), (200, Some(3)), "{link}");
+    let (status, csv) =
+        server.get_text(&format!("/api/v1/activities/export?format=csv&report=custom-entity&{range}")).await;
+    assert_eq!(status, 200);
+    assert!(csv.contains("new_project") && !csv.contains("savedquery"), "{csv}");
+
+    let (status, unknown) = server.get("/api/v1/reports/activities/everything").await;
+    assert_eq!(status, 404, "{unknown}");
+    let (status, bad) = server.get("/api/v1/activities?report=everything").await;
+    assert_eq!(status, 400);
+    assert!(bad.to_string().contains("exports"), "the error lists the reports: {bad}");
+}
