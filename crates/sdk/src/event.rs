@@ -193,6 +193,18 @@ impl Activity {
         Activity::new(access.operation()).user(user)
     }
 
+    /// A session starting (`UserLoggedIn`), for the user log Finance and Operations keeps:
+    /// `user_id` is the application's user id, the session id goes in `CorrelationId`, and the
+    /// same session id on [`Activity::logged_out`] ends it.
+    pub fn logged_in(user_id: impl Into<String>, session_id: impl Into<String>) -> Activity {
+        Activity::new("UserLoggedIn").user_id(user_id).correlation_id(session_id)
+    }
+
+    /// The session ending (`UserLoggedOut`).
+    pub fn logged_out(user_id: impl Into<String>, session_id: impl Into<String>) -> Activity {
+        Activity::new("UserLoggedOut").user_id(user_id).correlation_id(session_id)
+    }
+
     pub fn user(mut self, user: impl Into<String>) -> Activity {
         self.user = Some(user.into());
         self

@@ -184,6 +184,7 @@ async fn ingest(
         state.http_metrics.excluded.fetch_add(excluded as u64, std::sync::atomic::Ordering::Relaxed);
     }
     let submitted = events.len();
+    let learned = crate::user_directory::mappings(&events);
     let outcome = match store_events(&state, caller.org(), events).await {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -191,6 +192,14 @@ async fn ingest(
             return Err(err);
         }
     };
+    if !learned.is_empty() {
+        let (users, org) = (state.user_directory.clone(), caller.org().to_string());
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = users.learn(&org, learned) {
+                warn!(error = %err, "could not save the users directory");
+            }
+        });
+    }
     debug_assert_eq!(outcome.accepted + outcome.duplicates, submitted);
     // A batch of only excluded operations was handled as asked: 200, not "nothing stored".
     let status = batch_status(rejected, submitted + excluded);

@@ -39,6 +39,8 @@ pub mod routes;
 pub mod testkit;
 pub mod trust;
 pub mod user_access;
+pub mod user_directory;
+pub mod user_sessions;
 pub mod views;
 
 use std::future::Future;
@@ -111,6 +113,8 @@ pub struct AppState {
     pub audit_settings: Arc<audit_settings::AuditSettingsStore>,
     /// Which users' accesses are recorded for which interval.
     pub user_access: Arc<user_access::UserAccessIndex>,
+    /// User id -> name and email (learned from events, imported).
+    pub user_directory: Arc<user_directory::UserDirectory>,
 }
 
 impl AppState {
@@ -121,8 +125,10 @@ impl AppState {
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.ingest_slots.max(1)));
         let views = Arc::new(views::ViewStore::open(engine.data_dir()));
         let audit_settings = Arc::new(audit_settings::AuditSettingsStore::open(engine.data_dir())?);
+        let user_directory = Arc::new(user_directory::UserDirectory::open(engine.data_dir())?);
         Ok(AppState {
             audit_settings,
+            user_directory,
             user_access: Arc::default(),
             views,
             oidc: Arc::new(oidc::Providers::none()),
@@ -177,9 +183,12 @@ pub async fn run(
     let directory = state.directory.clone();
     let home = state.config.org.clone();
     let flusher = tokio::spawn(flush_key_use(directory.clone()));
+    let users = state.user_directory.clone();
+    let users_flusher = tokio::spawn(flush_user_directory(users.clone()));
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
     flusher.abort();
+    users_flusher.abort();
     tokio::task::spawn_blocking(move || {
         let stopped = access_log::service_event(
             &home,
@@ -193,6 +202,9 @@ pub async fn run(
         engine.shutdown();
         if let Err(err) = directory.flush_key_use() {
             tracing::error!(error = %err, "could not save API keys' last-used times");
+        }
+        if let Err(err) = users.flush() {
+            tracing::error!(error = %err, "could not save the users directory");
         }
     })
     .await
@@ -208,6 +220,18 @@ async fn flush_key_use(directory: Arc<Directory>) {
         let directory = directory.clone();
         if let Ok(Err(err)) = tokio::task::spawn_blocking(move || directory.flush_key_use()).await {
             tracing::error!(error = %err, "could not save API keys' last-used times");
+        }
+    }
+}
+
+/// Saves users learned from events every few seconds (learning writes at most that often too).
+async fn flush_user_directory(users: Arc<user_directory::UserDirectory>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let users = users.clone();
+        if let Ok(Err(err)) = tokio::task::spawn_blocking(move || users.flush()).await {
+            tracing::error!(error = %err, "could not save the users directory");
         }
     }
 }

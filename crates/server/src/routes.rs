@@ -10,7 +10,7 @@ use signet_auth::Permission::{self, *};
 
 use crate::{
     accounts, activity_reports, api, audit_settings, console, explore, graph, import, ingest, oidc, reports, trust,
-    views, AppState,
+    user_sessions, views, AppState,
 };
 
 /// Who may call a route.
@@ -79,6 +79,8 @@ route_table! {
     POST "/api/v1/import", Needs(IngestEvents), Audit::No => import::import_file;
     // What an application needs to know to send only what is recorded (the SDK's middleware).
     GET "/api/v1/ingest/settings", Needs(IngestEvents), Audit::No => audit_settings::get;
+    POST "/api/v1/directory/users", Needs(IngestEvents), Change("UserDirectoryImported") => user_sessions::import_users;
+    GET "/api/v1/directory/users", Needs(ReadLogs), Read("UserDirectoryListed") => user_sessions::list_users;
 
     GET "/api/v1/signins", Needs(ReadLogs), Read("SignInsListed") => api::list_signins;
     GET "/api/v1/directory-audits", Needs(ReadLogs), Read("DirectoryAuditsListed") => api::list_directory_audits;
@@ -111,6 +113,8 @@ route_table! {
     GET "/api/v1/reports/summary", Needs(ReadReports), Read("ReportViewed") => reports::summary_route;
     GET "/api/v1/reports/users/{user}/pattern", Needs(ReadReports), Read("ReportViewed") => reports::user_pattern_route;
     GET "/api/v1/reports/auth-methods", Needs(ReadReports), Read("ReportViewed") => reports::auth_methods_route;
+    GET "/api/v1/reports/sessions", Needs(ReadReports), Read("ReportViewed") => user_sessions::sessions_route;
+    GET "/api/v1/reports/signed-in-users", Needs(ReadReports), Read("ReportViewed") => user_sessions::signed_in_users_route;
     GET "/api/v1/reports/activities", Needs(ReadReports), Read("ReportViewed") => activity_reports::overview_route;
     GET "/api/v1/reports/activities/{report}", Needs(ReadReports), Read("ReportViewed") => activity_reports::detail_route;
 

@@ -68,6 +68,8 @@ const TABLE: &[Row] = &[
     row("POST", "/api/v1/activities", Only(&[GA, INGEST]), 200, 200),
     row("POST", "/api/v1/import", Only(&[GA, INGEST]), 200, 200),
     row("GET", "/api/v1/ingest/settings", Only(&[GA, INGEST]), 200, 200),
+    row("POST", "/api/v1/directory/users", Only(&[GA, INGEST]), 200, 200),
+    row("GET", "/api/v1/directory/users", Only(READERS), 200, 200),
     row("GET", "/api/v1/signins", Only(READERS), 200, 200),
     row("GET", "/api/v1/directory-audits", Only(READERS), 200, 200),
     row("GET", "/api/v1/activities", Only(READERS), 200, 200),
@@ -98,6 +100,8 @@ const TABLE: &[Row] = &[
     row("GET", "/api/v1/reports/summary", Only(READERS), 200, 200),
     row("GET", "/api/v1/reports/users/{user}/pattern", Only(READERS), 200, 200),
     row("GET", "/api/v1/reports/auth-methods", Only(READERS), 200, 200),
+    row("GET", "/api/v1/reports/sessions", Only(READERS), 200, 200),
+    row("GET", "/api/v1/reports/signed-in-users", Only(READERS), 200, 200),
     row("GET", "/api/v1/reports/activities", Only(READERS), 200, 200),
     row("GET", "/api/v1/reports/activities/{report}", Only(READERS), 200, 200),
     row("GET", "/v1.0/auditLogs/signIns", Only(READERS), 200, 200),
@@ -244,6 +248,9 @@ fn concrete(server: &TestServer, row: &Row, fixture: &Fixture, n: usize) -> (Str
         ("PATCH", "/api/v1/users/{id}") => json(json!({ "displayName": "Renamed" })),
         ("POST", "/api/v1/keys") => json(json!({ "name": format!("k{n}"), "type": "ingest" })),
         ("PUT", "/api/v1/settings/audit") => json(json!({ "userAccessAuditingInterval": 4 })),
+        ("POST", "/api/v1/directory/users") => {
+            json(json!([{ "userId": format!("u{n}"), "email": "u@default.example" }]))
+        }
         ("PUT", "/api/v1/me/views") => {
             json(json!({ "views": [{ "name": "mine", "page": "/signins", "query": "status=failure" }] }))
         }

@@ -355,3 +355,83 @@ async fn preconfigured_activity_reports_count_what_their_rules_say() {
     assert_eq!(status, 400);
     assert!(bad.to_string().contains("exports"), "the error lists the reports: {bad}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_login_sessions_with_names_from_the_users_directory() {
+    let server = TestServer::start().await;
+    // The users directory, imported as Finance and Operations exports it.
+    let csv = "User ID,User name,Email,Enabled\njdoe,John Doe,john.doe@contoso.com,Yes\n";
+    let (status, answer) = server.post("/api/v1/directory/users", "text/csv", csv).await;
+    assert_eq!((status, answer["added"].as_u64()), (200, Some(1)), "{answer}");
+    let (status, refused) =
+        server.post("/api/v1/directory/users", "text/csv", "User ID,Email\nok,a@b.c\n,x@contoso.com\n").await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains("user 1"), "which row: {refused}");
+
+    let event = |id: &str, op: &str, at: &str, user: &str, email: &str, session: &str| json!({ "Id": id, "CreationTime": at, "Operation": op, "UserId": user, "User": email, "CorrelationId": session });
+    let batch = [
+        event("e1", "UserLoggedIn", "2026-11-10T08:00:00Z", "jdoe", "", "s1"),
+        event("e2", "UserLoggedOut", "2026-11-10T12:30:00Z", "jdoe", "", "s1"),
+        event("e3", "UserLoggedIn", "2026-11-12T09:00:00Z", "asmith", "anna.smith@contoso.com", "s2"),
+        event("e4", "UserLoggedIn", "2026-11-14T07:00:00Z", "jdoe", "", "s3"),
+        event("e5", "UserLoggedOut", "2026-11-14T08:00:00Z", "jdoe", "", "s3"),
+        event("e6", "UserLoggedIn", "2026-11-01T07:00:00Z", "bwhite", "", "s4"),
+    ];
+    let body: Vec<String> = batch.iter().map(Value::to_string).collect();
+    let (status, answer) = server.post("/api/v1/activities", "application/x-ndjson", body.join("\n")).await;
+    assert_eq!(status, 200, "{answer}");
+    server.settle().await;
+
+    // asmith's email is learned from the events (in the background; imported entries are not
+    // overwritten).
+    let mut learned = Value::Null;
+    for _ in 0..50 {
+        learned = server.get("/api/v1/directory/users?q=anna").await.1;
+        if learned["total"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(learned["users"][0]["userId"], "asmith", "{learned}");
+    assert_eq!(learned["users"][0]["source"], "learned");
+    let (_, jdoe) = server.get("/api/v1/directory/users?q=jdoe").await;
+    assert_eq!(
+        (jdoe["users"][0]["source"].as_str(), jdoe["users"][0]["name"].as_str()),
+        (Some("imported"), Some("John Doe"))
+    );
+
+    // Everyone who signed in during the 7 days before 15 November.
+    let (status, report) = server.get("/api/v1/reports/signed-in-users?before=2026-11-15&days=7").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["from"].as_str(), report["to"].as_str()),
+        (Some("2026-11-08T00:00:00Z"), Some("2026-11-15T00:00:00Z"))
+    );
+    let users = report["users"].as_array().unwrap();
+    let ids: Vec<&str> = users.iter().map(|u| u["userId"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["asmith", "jdoe"], "bwhite signed in before the window: {report}");
+    let jdoe = &users[1];
+    assert_eq!((jdoe["userName"].as_str(), jdoe["email"].as_str()), (Some("John Doe"), Some("john.doe@contoso.com")));
+    assert_eq!((jdoe["sessions"].as_i64(), jdoe["lastSignIn"].as_str()), (Some(2), Some("2026-11-14T07:00:00Z")));
+
+    // Sessions, newest first, with their end when the user signed out.
+    let (status, page) = server.get("/api/v1/reports/sessions?from=2026-11-01T00:00:00Z&to=2026-11-20T00:00:00Z").await;
+    assert_eq!(status, 200, "{page}");
+    let sessions = page["sessions"].as_array().unwrap();
+    let summary: Vec<(&str, Option<&str>, Option<i64>)> = sessions
+        .iter()
+        .map(|s| (s["sessionId"].as_str().unwrap(), s["end"].as_str(), s["durationSeconds"].as_i64()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("s3", Some("2026-11-14T08:00:00Z"), Some(3600)),
+            ("s2", None, None),
+            ("s1", Some("2026-11-10T12:30:00Z"), Some(16200)),
+            ("s4", None, None),
+        ]
+    );
+    assert_eq!(sessions[0]["userName"], "John Doe");
+
+    assert_eq!(sessions[1]["email"], "anna.smith@contoso.com");
+}

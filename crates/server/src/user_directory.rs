@@ -1,0 +1,248 @@
+//! The users directory: user id -> user name and email, per organisation, as Finance and
+//! Operations shows its user log. Learned from the events applications send (an activity with
+//! `UserId` and `User`, a sign-in with `userId`, `userPrincipalName` and `userDisplayName`) and
+//! imported from a user list (JSON or CSV: `POST /api/v1/directory/users`). Imported entries
+//! are authoritative: events do not overwrite them.
+//!
+//! Kept in `DATA/settings/users.json`, replaced atomically: imports at once, learned entries at
+//! most every few seconds (and at shutdown). A learned entry lost in a crash is learned again
+//! from the next event of that user.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use signet_model::{Event, LogKind};
+
+use crate::audit_settings::replace_file;
+
+/// Entries per organisation at most (learning stops beyond; imports are refused).
+pub const MAX_USERS: usize = 1_000_000;
+const LEARNED_WRITE_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Learned,
+    Imported,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryUser {
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub source: Source,
+    /// When the entry last changed (RFC 3339).
+    pub updated: String,
+}
+
+type Orgs = BTreeMap<String, BTreeMap<String, DirectoryUser>>;
+
+pub struct UserDirectory {
+    path: PathBuf,
+    /// org -> lower-case user id -> entry
+    orgs: Mutex<Orgs>,
+    dirty: Mutex<Option<Instant>>,
+    last_write: Mutex<Instant>,
+}
+
+/// What an event tells about a user: (id, name, email).
+pub type Mapping = (String, Option<String>, Option<String>);
+
+fn text(event: &Event, column: &str) -> Option<String> {
+    event.cell(column).and_then(|c| c.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// The user mappings a batch of events carries, once each.
+pub fn mappings(events: &[Event]) -> Vec<Mapping> {
+    let mut seen: HashMap<String, Mapping> = HashMap::new();
+    for event in events {
+        let mapping = match event.kind {
+            LogKind::Activity => {
+                let (Some(id), Some(email)) = (text(event, "user_id"), text(event, "user_upn")) else { continue };
+                if id.eq_ignore_ascii_case(&email) {
+                    continue; // Office 365 puts the UPN in both: nothing to map.
+                }
+                (id, None, Some(email))
+            }
+            LogKind::SignIn => {
+                let Some(id) = text(event, "user_id") else { continue };
+                let email = text(event, "user_principal_name");
+                let name = text(event, "user_display_name");
+                if email.is_none() && name.is_none() {
+                    continue;
+                }
+                (id, name, email)
+            }
+            LogKind::DirectoryAudit => continue,
+        };
+        seen.insert(mapping.0.to_lowercase(), mapping);
+    }
+    seen.into_values().collect()
+}
+
+impl UserDirectory {
+    pub fn open(data_dir: &Path) -> std::io::Result<UserDirectory> {
+        let path = data_dir.join("settings").join("users.json");
+        let orgs = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Orgs::new(),
+            Err(err) => return Err(err),
+        };
+        Ok(UserDirectory {
+            path,
+            orgs: Mutex::new(orgs),
+            dirty: Mutex::new(None),
+            last_write: Mutex::new(Instant::now() - LEARNED_WRITE_EVERY),
+        })
+    }
+
+    /// Records what events told; imported entries win. Blocking (may write the file).
+    pub fn learn(&self, org: &str, mappings: Vec<Mapping>) -> std::io::Result<()> {
+        let now = signet_model::time::format_time(signet_model::time::now_micros());
+        let mut changed = false;
+        {
+            let mut orgs = self.orgs.lock();
+            let users = orgs.entry(org.to_string()).or_default();
+            for (id, name, email) in mappings {
+                let key = id.to_lowercase();
+                let full = users.len() >= MAX_USERS;
+                match users.get_mut(&key) {
+                    Some(entry) if entry.source == Source::Imported => {}
+                    Some(entry) => {
+                        let name = name.or_else(|| entry.name.clone());
+                        let email = email.or_else(|| entry.email.clone());
+                        if (&entry.name, &entry.email) != (&name, &email) {
+                            (entry.name, entry.email, entry.updated) = (name, email, now.clone());
+                            changed = true;
+                        }
+                    }
+                    None if !full => {
+                        let entry =
+                            DirectoryUser { user_id: id, name, email, source: Source::Learned, updated: now.clone() };
+                        users.insert(key, entry);
+                        changed = true;
+                    }
+                    None => {}
+                }
+            }
+        }
+        if changed {
+            self.dirty.lock().get_or_insert_with(Instant::now);
+            if self.last_write.lock().elapsed() >= LEARNED_WRITE_EVERY {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds or replaces entries from a user list; (added, updated). Written at once.
+    pub fn import(
+        &self,
+        org: &str,
+        users: Vec<(String, Option<String>, Option<String>)>,
+    ) -> std::io::Result<(usize, usize)> {
+        let now = signet_model::time::format_time(signet_model::time::now_micros());
+        let (mut added, mut updated) = (0, 0);
+        {
+            let mut orgs = self.orgs.lock();
+            let entries = orgs.entry(org.to_string()).or_default();
+            let new = users.iter().filter(|(id, ..)| !entries.contains_key(&id.to_lowercase())).count();
+            if entries.len() + new > MAX_USERS {
+                return Err(std::io::Error::other(format!("the users directory holds at most {MAX_USERS} users")));
+            }
+            for (id, name, email) in users {
+                let entry =
+                    DirectoryUser { user_id: id.clone(), name, email, source: Source::Imported, updated: now.clone() };
+                match entries.insert(id.to_lowercase(), entry) {
+                    Some(_) => updated += 1,
+                    None => added += 1,
+                }
+            }
+        }
+        self.dirty.lock().get_or_insert_with(Instant::now);
+        self.flush()?;
+        Ok((added, updated))
+    }
+
+    /// Writes the file if anything changed since the last write.
+    pub fn flush(&self) -> std::io::Result<()> {
+        if self.dirty.lock().take().is_none() {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&*self.orgs.lock()).map_err(std::io::Error::other)?;
+        *self.last_write.lock() = Instant::now();
+        if let Err(err) = replace_file(&self.path, &bytes) {
+            self.dirty.lock().get_or_insert_with(Instant::now);
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, org: &str, user_id: &str) -> Option<DirectoryUser> {
+        self.orgs.lock().get(org)?.get(&user_id.to_lowercase()).cloned()
+    }
+
+    /// Entries whose id, name or email starts with `prefix` (all without one), by id.
+    pub fn list(&self, org: &str, prefix: Option<&str>, limit: usize) -> (usize, Vec<DirectoryUser>) {
+        let orgs = self.orgs.lock();
+        let Some(users) = orgs.get(org) else { return (0, Vec::new()) };
+        let prefix = prefix.map(str::to_lowercase);
+        let matches = |u: &DirectoryUser| {
+            let Some(p) = &prefix else { return true };
+            [Some(&u.user_id), u.name.as_ref(), u.email.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|v| v.to_lowercase().starts_with(p.as_str()))
+        };
+        let total = users.values().filter(|u| matches(u)).count();
+        (total, users.values().filter(|u| matches(u)).take(limit).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity(json: &str) -> Event {
+        signet_model::normalize(LogKind::Activity, json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn events_teach_ids_and_imports_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = UserDirectory::open(dir.path()).unwrap();
+        let events = vec![
+            activity(
+                r#"{"Id":"1","CreationTime":"2026-11-20T08:00:00Z","Operation":"UserLoggedIn","UserId":"jdoe","User":"john.doe@contoso.com"}"#,
+            ),
+            activity(
+                r#"{"Id":"2","CreationTime":"2026-11-20T08:00:00Z","Operation":"MailItemsAccessed","UserId":"a@contoso.com"}"#,
+            ),
+        ];
+        let learned = mappings(&events);
+        assert_eq!(learned, vec![("jdoe".to_string(), None, Some("john.doe@contoso.com".to_string()))]);
+        users.learn("o", learned).unwrap();
+        assert_eq!(users.get("o", "JDOE").unwrap().email.as_deref(), Some("john.doe@contoso.com"));
+        users.import("o", vec![("jdoe".into(), Some("John Doe".into()), Some("jd@contoso.com".into()))]).unwrap();
+        users.learn("o", vec![("jdoe".into(), None, Some("other@contoso.com".into()))]).unwrap();
+        let entry = users.get("o", "jdoe").unwrap();
+        assert_eq!(
+            (entry.name.as_deref(), entry.email.as_deref(), entry.source),
+            (Some("John Doe"), Some("jd@contoso.com"), Source::Imported)
+        );
+        assert!(users.get("other-org", "jdoe").is_none(), "organisations are apart");
+        // Imports are on disk at once.
+        let reopened = UserDirectory::open(dir.path()).unwrap();
+        assert_eq!(reopened.get("o", "jdoe").unwrap().name.as_deref(), Some("John Doe"));
+        assert_eq!(reopened.list("o", Some("john"), 10).0, 1);
+    }
+}
