@@ -9,11 +9,14 @@
 //!   `OfficeActivity`), Azure Monitor diagnostic records (`time`, `category`, `properties`).
 //! - [`csv_rows`]: the Log Analytics portal CSV (`CreatedDateTime [UTC]`, `_dynamic`/`_string`
 //!   pairs, multi-line JSON cells) and the Entra portal sign-in CSV download.
+//! - [`parts`]: splitting large activity records for destinations with a size limit, and putting
+//!   the parts back together on import.
 //! - [`import_bytes`] (here): a whole file, format detected, to normalised events + rejections.
 
 pub mod body;
 pub mod convert;
 pub mod csv_rows;
+pub mod parts;
 
 use serde::Serialize;
 use signet_model::Event;
@@ -92,17 +95,43 @@ pub fn import_bytes(bytes: &[u8], format: Format) -> Result<Imported, ImportErro
                 body::BodyError::Json { line, column, message } => ImportError::Json { line, column, message },
                 other => ImportError::Unrecognised(other.to_string()),
             })?;
-            records
-                .into_iter()
-                .map(|r| {
-                    let converted = convert::convert_record(r.bytes).map_err(|(field, reason)| Rejected {
-                        record: r.number,
-                        field,
-                        reason,
-                    });
-                    (r.number, converted)
-                })
-                .collect()
+            let convert = |number: usize, bytes: &[u8]| {
+                let converted = convert::convert_record(bytes).map_err(|(field, reason)| Rejected {
+                    record: number,
+                    field,
+                    reason,
+                });
+                (number, converted)
+            };
+            // Parts of split records (`PartCount`) are put back together first.
+            let marker = format!("\"{}\"", parts::PART_COUNT);
+            let is_part = |bytes: &[u8]| bytes.windows(marker.len()).any(|w| w == marker.as_bytes());
+            if !records.iter().any(|r| is_part(r.bytes)) {
+                records.iter().map(|r| convert(r.number, r.bytes)).collect()
+            } else {
+                let parsed: Vec<Option<serde_json::Map<String, serde_json::Value>>> = records
+                    .iter()
+                    .map(|r| if is_part(r.bytes) { serde_json::from_slice(r.bytes).ok() } else { None })
+                    .collect();
+                let (whole, errors) = parts::reassemble(&parsed);
+                let mut out = Vec::with_capacity(records.len());
+                for (index, record) in records.iter().enumerate() {
+                    if parsed[index].is_none() {
+                        out.push(convert(record.number, record.bytes));
+                    } else if let Some(error) = errors.iter().find(|e| e.index == index) {
+                        let rejected = Rejected {
+                            record: record.number,
+                            field: error.field.clone(),
+                            reason: error.reason.clone(),
+                        };
+                        out.push((record.number, Err(rejected)));
+                    } else if let Some(whole) = &whole[index] {
+                        let bytes = serde_json::to_vec(whole).unwrap_or_default();
+                        out.push(convert(record.number, &bytes));
+                    }
+                }
+                out
+            }
         }
     };
     for (number, converted) in converted {

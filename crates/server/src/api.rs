@@ -330,7 +330,17 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
                         return Err(format!("unexpected row shape {row:?}"));
                     };
                     let ptr = RecordPtr { frame_pos: *pos as u64, index: *idx as u16 };
-                    let body = engine.body(ptr).map_err(|e| e.to_string())?;
+                    let mut body = engine.body(ptr).map_err(|e| e.to_string())?;
+                    // A record sent pretty-printed keeps its line breaks in the log: one line per
+                    // record in NDJSON, so those are written compactly (same JSON, no whitespace).
+                    // (Proof bundles keep the exact bytes the proof covers; JSON strings cannot hold
+                    // a raw line break, so only whitespace between tokens goes.)
+                    if format == ExportFormat::Ndjson
+                        && head.is_none()
+                        && body.iter().any(|b| matches!(b, b'\n' | b'\r'))
+                    {
+                        body = compact_json(&body);
+                    }
                     if format == ExportFormat::Json && rows_written > 0 {
                         out.push(',');
                     }
@@ -372,6 +382,27 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
     }
     sink(out);
     Ok(rows_written)
+}
+
+/// JSON without the whitespace between tokens (strings untouched, key order kept).
+fn compact_json(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if in_string {
+            out.push(b);
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    out
 }
 
 /// `GET /api/v1/signins/export?format=csv|json|ndjson&...filters`: everything that matches,
@@ -463,4 +494,18 @@ async fn export(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact_json;
+
+    #[test]
+    fn compact_json_drops_whitespace_between_tokens_only() {
+        let pretty = b"{\n  \"a\" : \"x  y\\\" \\n z\",\r\n\t\"b\": [1, 2]\n}";
+        let compact = compact_json(pretty);
+        assert_eq!(std::str::from_utf8(&compact).unwrap(), "{\"a\":\"x  y\\\" \\n z\",\"b\":[1,2]}");
+        let same: serde_json::Value = serde_json::from_slice(&compact).unwrap();
+        assert_eq!(same, serde_json::from_slice::<serde_json::Value>(pretty).unwrap());
+    }
 }

@@ -238,6 +238,10 @@ struct ExportArgs {
     /// Columns for CSV (API names, comma-separated).
     #[arg(long)]
     columns: Option<String>,
+    /// For a destination with a record size limit (activities, ndjson): records longer than
+    /// this many bytes are cut into parts that `signet import` puts back together.
+    #[arg(long)]
+    max_record_bytes: Option<usize>,
     #[command(flatten)]
     filters: Filters,
     #[command(flatten)]
@@ -758,6 +762,12 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         )),
         None => Box::new(std::io::stdout().lock()),
     };
+    if let Some(limit) = args.max_record_bytes {
+        if kind != LogKind::Activity || !matches!(args.format.as_str(), "ndjson" | "jsonl") {
+            bail!("--max-record-bytes applies to --kind activities --format ndjson");
+        }
+        sink = Box::new(crate::split_out::SplitWriter::new(sink, limit));
+    }
     let rows = match &args.target.server {
         Some(server) => {
             let request = client()?.get(format!("{}{route}", server.trim_end_matches('/'))).query(&params);

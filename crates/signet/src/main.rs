@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod demo;
 mod settings;
+mod split_out;
 mod trust;
 
 use clap::Parser;

@@ -435,3 +435,42 @@ async fn user_login_sessions_with_names_from_the_users_directory() {
 
     assert_eq!(sessions[1]["email"], "anna.smith@contoso.com");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_records_are_stored_whole_and_split_ones_are_imported_whole() {
+    let server = TestServer::start().await;
+    // A grid of 5,000 records: about 185 KB of QueryResults, far above Dynamics' 3 KB.
+    let ids: Vec<String> = (0..5000).map(|i| format!("{i:08}-0000-4000-8000-000000000000")).collect();
+    let results = ids.join(",");
+    let big =
+        activity("big-1", "RetrieveMultiple", "account", json!({ "QueryResults": results, "Query": "statecode eq 0" }));
+    let (status, answer) = server.post("/api/v1/activities", "application/json", big.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    server.settle().await;
+    let (_, page) = server.get("/api/v1/activities?id=big-1&columns=queryResults&range=1y").await;
+    assert_eq!(page["items"][0]["queryResults"].as_str().map(str::len), Some(results.len()), "stored whole");
+
+    // The same record cut into 3 KB parts for a limited destination comes back whole through the
+    // importer, and an incomplete set is reported without losing the other records.
+    let mut second = big.clone();
+    second["Id"] = json!("big-2");
+    let parts = signet_import::parts::split(second.as_object().unwrap(), 3072).unwrap();
+    assert!(parts.len() > 50, "{} parts", parts.len());
+    let mut file: Vec<String> = parts.iter().rev().map(|p| Value::Object(p.clone()).to_string()).collect();
+    let mut third = big.clone();
+    third["Id"] = json!("big-3");
+    let mut broken = signet_import::parts::split(third.as_object().unwrap(), 3072).unwrap();
+    broken.remove(3);
+    file.extend(broken.iter().map(|p| Value::Object(p.clone()).to_string()));
+    file.push(activity("small-1", "Retrieve", "account", json!({})).to_string());
+    let (status, answer) = server.post("/api/v1/import", "application/x-ndjson", file.join("\n")).await;
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(answer["accepted"].as_u64(), Some(2), "big-2 and small-1");
+    let errors = answer["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), broken.len(), "every part of the incomplete set is named");
+    assert!(errors[0]["reason"].as_str().unwrap().contains("parts [4]"), "{answer}");
+    server.settle().await;
+    let (_, page) = server.get("/api/v1/activities?id=big-2&columns=queryResults,correlationId&range=1y").await;
+    assert_eq!(page["items"][0]["queryResults"].as_str(), Some(results.as_str()), "reassembled");
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+}

@@ -93,6 +93,62 @@ fn commands_work_on_a_data_directory() {
 }
 
 #[test]
+fn large_activities_export_in_parts_for_a_limited_destination_and_import_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, target) = (dir.path().join("source"), dir.path().join("target"));
+    let results: Vec<String> = (0..2000).map(|i| format!("{i:08}-0000-4000-8000-000000000000")).collect();
+    let record = serde_json::json!({
+        "Id": "grid-1", "CreationTime": "2026-11-20T10:00:00Z", "Operation": "RetrieveMultiple",
+        "User": "ann@contoso.com", "EntityName": "account", "QueryResults": results.join(","),
+    });
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, format!("{record}\n")).unwrap();
+    ok(signet(&["import", input.to_str().unwrap()], &source));
+    let parts = dir.path().join("parts.ndjson");
+    let export = [
+        "export",
+        "--kind",
+        "activities",
+        "--format",
+        "ndjson",
+        "--max-record-bytes",
+        "3072",
+        "--range",
+        "10y",
+        "-p",
+        "id=grid-1",
+        "-o",
+        parts.to_str().unwrap(),
+    ];
+    ok(signet(&export, &source));
+    let text = std::fs::read_to_string(&parts).unwrap();
+    assert!(text.lines().count() > 20 && text.lines().all(|l| l.len() <= 3072), "{} lines", text.lines().count());
+    let refused = signet(&["export", "--kind", "signins", "--max-record-bytes", "3072"], &source);
+    assert!(!refused.status.success(), "only activities in NDJSON are cut");
+
+    ok(signet(&["import", parts.to_str().unwrap()], &target));
+    let rows = ok(signet(
+        &[
+            "query",
+            "--kind",
+            "activities",
+            "--range",
+            "10y",
+            "-p",
+            "id=grid-1",
+            "--output",
+            "json",
+            "--columns",
+            "queryResults",
+        ],
+        &target,
+    ));
+    let rows: serde_json::Value = serde_json::from_str(&rows).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "one record, not its parts");
+    assert_eq!(rows[0]["queryResults"].as_str(), Some(results.join(",").as_str()));
+}
+
+#[test]
 fn audit_settings_change_on_a_data_directory_and_the_change_is_logged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
