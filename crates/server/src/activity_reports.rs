@@ -15,7 +15,7 @@ use signet_store::Engine;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::graph::parse_query;
+use crate::reports::run_report;
 use crate::{cell_json, AppState};
 
 const DAY: i64 = 86_400_000_000;
@@ -99,24 +99,12 @@ pub fn detail(engine: &Engine, org: &str, id: &str, mut params: Vec<(String, Str
     Ok(out)
 }
 
-async fn run(
-    state: &AppState,
-    caller: Caller,
-    raw: Option<String>,
-    report: impl FnOnce(&Engine, &str, Vec<(String, String)>, i64) -> ApiResult<Value> + Send + 'static,
-) -> ApiResult<Json<Value>> {
-    let params = parse_query(raw.as_deref());
-    let (engine, org) = (state.engine.clone(), caller.org().to_string());
-    let now = signet_model::time::now_micros();
-    Ok(Json(tokio::task::spawn_blocking(move || report(&engine, &org, params, now)).await??))
-}
-
 pub async fn overview_route(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    run(&state, caller, raw, overview).await
+    run_report(&state, caller, raw, overview).await
 }
 
 pub async fn detail_route(
@@ -125,5 +113,5 @@ pub async fn detail_route(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    run(&state, caller, raw, move |e, o, p, n| detail(e, o, &id, p, n)).await
+    run_report(&state, caller, raw, move |e, o, p, n| detail(e, o, &id, p, n)).await
 }

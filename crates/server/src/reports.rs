@@ -341,7 +341,7 @@ pub fn auth_methods(engine: &Engine, org: &str, mut params: Vec<(String, String)
     }))
 }
 
-async fn run_report(
+pub(crate) async fn run_report(
     state: &AppState,
     caller: Caller,
     raw: Option<String>,
