@@ -55,36 +55,38 @@ pub struct UserDirectory {
 /// What an event tells about a user: (id, name, email).
 pub type Mapping = (String, Option<String>, Option<String>);
 
-fn text(event: &Event, column: &str) -> Option<String> {
-    event.cell(column).and_then(|c| c.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+fn text<'a>(event: &'a Event, column: &str) -> Option<&'a str> {
+    event.cell(column).and_then(|c| c.as_str()).map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// The user mappings a batch of events carries, once each.
+/// The user mappings a batch of events carries, once each (the last event of a user wins).
+/// On the ingest path: it borrows until the end and copies one mapping per user.
 pub fn mappings(events: &[Event]) -> Vec<Mapping> {
-    let mut seen: HashMap<String, Mapping> = HashMap::new();
+    let mut seen: HashMap<&str, (Option<&str>, Option<&str>)> = HashMap::new();
     for event in events {
-        let mapping = match event.kind {
+        let (id, name, email) = match event.kind {
             LogKind::Activity => {
                 let (Some(id), Some(email)) = (text(event, "user_id"), text(event, "user_upn")) else { continue };
-                if id.eq_ignore_ascii_case(&email) {
+                if id.eq_ignore_ascii_case(email) {
                     continue; // Office 365 puts the UPN in both: nothing to map.
                 }
                 (id, None, Some(email))
             }
             LogKind::SignIn => {
                 let Some(id) = text(event, "user_id") else { continue };
-                let email = text(event, "user_principal_name");
-                let name = text(event, "user_display_name");
+                let (email, name) = (text(event, "user_principal_name"), text(event, "user_display_name"));
                 if email.is_none() && name.is_none() {
                     continue;
                 }
                 (id, name, email)
             }
-            LogKind::DirectoryAudit => continue,
+            LogKind::DirectoryAudit => return Vec::new(),
         };
-        seen.insert(mapping.0.to_lowercase(), mapping);
+        seen.insert(id, (name, email));
     }
-    seen.into_values().collect()
+    seen.into_iter()
+        .map(|(id, (name, email))| (id.to_string(), name.map(str::to_string), email.map(str::to_string)))
+        .collect()
 }
 
 impl UserDirectory {
