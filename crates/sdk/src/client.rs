@@ -70,7 +70,7 @@ impl ClientBuilder {
     }
 
     /// Keeps unsent events in this directory, so they survive the application restarting.
-    /// One client per directory at a time.
+    /// One client per directory at a time: the directory is locked while the client runs.
     pub fn spool_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.spool_dir = Some(dir.into());
         self

@@ -80,8 +80,29 @@ pub(crate) struct Limits {
 
 pub(crate) struct Spool {
     dir: Option<PathBuf>,
+    /// Held while the spool is open: one client per spool directory.
+    _lock: Option<File>,
     limits: Limits,
     state: Mutex<State>,
+}
+
+/// Locks `dir/LOCK` (an advisory lock the operating system drops with the process).
+fn lock_dir(dir: &Path) -> Result<File, SdkError> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SdkError::Spool(format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SdkError::Spool(format!(
+            "{} is in use by another Signet client (one client per spool directory)",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(SdkError::Spool(format!("{}: {e}", path.display()))),
+    }
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -105,8 +126,10 @@ impl Spool {
             pending_events: 0,
             pending_bytes: 0,
         };
+        let mut lock = None;
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir).map_err(|e| SdkError::Spool(format!("{}: {e}", dir.display())))?;
+            lock = Some(lock_dir(dir)?);
             let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
                 .map_err(|e| SdkError::Spool(format!("{}: {e}", dir.display())))?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -123,7 +146,7 @@ impl Spool {
             }
             state.done_through = state.sealed.front().map_or(state.next_seq - 1, |s| s.seq - 1);
         }
-        Ok(Spool { dir, limits, state: Mutex::new(state) })
+        Ok(Spool { dir, _lock: lock, limits, state: Mutex::new(state) })
     }
 
     pub fn on_disk(&self) -> bool {
@@ -265,7 +288,16 @@ fn seal(state: &mut State, on_disk: bool) {
 }
 
 fn read_segment(path: &Path) -> Result<Vec<Line>, SdkError> {
-    let file = File::open(path).map_err(|e| SdkError::Spool(format!("{}: {e}", path.display())))?;
+    let file = match File::open(path) {
+        Ok(file) => file,
+        // Removed behind the client's back: nothing left to send from it (and no reason to stop
+        // sending the segments after it).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            warn!(spool = %path.display(), "a spool segment disappeared before it was sent");
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(SdkError::Spool(format!("{}: {e}", path.display()))),
+    };
     let mut lines = Vec::new();
     for (number, text) in BufReader::new(file).split(b'\n').enumerate() {
         let text = text.map_err(|e| SdkError::Spool(format!("{}: {e}", path.display())))?;

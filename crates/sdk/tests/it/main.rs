@@ -126,7 +126,10 @@ async fn the_spool_keeps_events_across_a_restart_while_signet_is_unreachable() {
     }
     let report = first.shutdown(Duration::from_millis(300)).await;
     assert_eq!((report.undelivered, report.spooled), (120, true));
-    let segments = std::fs::read_dir(spool.path()).unwrap().count();
+    let segments = std::fs::read_dir(spool.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("seg-"))
+        .count();
     assert!(segments >= 3, "120 events in batches of 50 are at least 3 segments, found {segments} files");
 
     // The application starts again; Signet is back.
@@ -234,4 +237,15 @@ async fn an_ingest_key_reads_its_organisations_audit_settings() {
     assert_eq!(client.audit_settings().as_deref(), Some(&*settings), "cached");
     let wrong = fast(&signet.base, "sgk_not-a-key").build().unwrap();
     assert!(wrong.refresh_audit_settings().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_client_per_spool_directory() {
+    let spool = tempfile::tempdir().unwrap();
+    let nowhere = unreachable().await;
+    let first = fast(&nowhere, "sgk_unused").spool_dir(spool.path()).build().unwrap();
+    let second = fast(&nowhere, "sgk_unused").spool_dir(spool.path()).build();
+    assert!(matches!(&second, Err(SdkError::Spool(m)) if m.contains("in use")), "{:?}", second.err());
+    first.shutdown(Duration::from_millis(50)).await;
+    fast(&nowhere, "sgk_unused").spool_dir(spool.path()).build().expect("free again once the first client stopped");
 }
