@@ -23,7 +23,8 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = crate::metrics::render(&state.http_metrics, state.engine.pipeline().metrics(), &state.engine);
+    let mut text = crate::metrics::render(&state.http_metrics, state.engine.pipeline().metrics(), &state.engine);
+    text.push_str(&state.forwarders.render_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -29,6 +29,7 @@ pub mod console;
 pub mod csv_out;
 pub mod error;
 pub mod explore;
+pub mod forward;
 pub mod graph;
 pub mod import;
 pub mod ingest;
@@ -77,6 +78,8 @@ pub struct ServerConfig {
     /// Activity operations not stored when applications send them (compared without regard to
     /// case); counted in the ingest answer (`excluded`) and in metrics.
     pub activity_exclusions: Vec<String>,
+    /// Where new events are streamed to (`[[forward]]`).
+    pub forward: Vec<forward::ForwardSettings>,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +96,7 @@ impl Default for ServerConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            forward: Vec::new(),
         }
     }
 }
@@ -115,6 +119,8 @@ pub struct AppState {
     pub user_access: Arc<user_access::UserAccessIndex>,
     /// User id -> name and email (learned from events, imported).
     pub user_directory: Arc<user_directory::UserDirectory>,
+    /// Streams out to other tools (started by [`run`]).
+    pub forwarders: Arc<forward::Forwarders>,
 }
 
 impl AppState {
@@ -126,7 +132,12 @@ impl AppState {
         let views = Arc::new(views::ViewStore::open(engine.data_dir()));
         let audit_settings = Arc::new(audit_settings::AuditSettingsStore::open(engine.data_dir())?);
         let user_directory = Arc::new(user_directory::UserDirectory::open(engine.data_dir())?);
+        let forwarders = Arc::new(
+            forward::Forwarders::new(config.forward.clone())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        );
         Ok(AppState {
+            forwarders,
             audit_settings,
             user_directory,
             user_access: Arc::default(),
@@ -185,10 +196,14 @@ pub async fn run(
     let flusher = tokio::spawn(flush_key_use(directory.clone()));
     let users = state.user_directory.clone();
     let users_flusher = tokio::spawn(flush_user_directory(users.clone()));
+    let forwarders = state.forwarders.clone();
+    forwarders.start(engine.clone());
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     flusher.abort();
     users_flusher.abort();
+    tokio::task::spawn_blocking(move || forwarders.stop()).await.map_err(std::io::Error::other)?;
+    served?;
     tokio::task::spawn_blocking(move || {
         let stopped = access_log::service_event(
             &home,

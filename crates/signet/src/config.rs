@@ -65,6 +65,10 @@ pub struct Config {
     /// Activity operations not stored when applications send them (default: the Dynamics 365
     /// exclusion list; `[]` stores everything). Imports are not filtered.
     pub activity_exclusions: Vec<String>,
+    /// Receivers new events are streamed to, at least once and in order (`[[forward]]` tables:
+    /// name, url, secret, kinds, organizations, failures_only, batch_size, max_record_bytes,
+    /// start = "beginning" | "end").
+    pub forward: Vec<signet_server::forward::ForwardSettings>,
 }
 
 impl Default for Config {
@@ -91,6 +95,7 @@ impl Default for Config {
             publish_heads_dir: None,
             publish_heads_url: None,
             oidc: Vec::new(),
+            forward: Vec::new(),
             activity_exclusions: signet_model::activity::DEFAULT_EXCLUDED_OPERATIONS
                 .iter()
                 .map(|s| s.to_string())
@@ -197,6 +202,7 @@ impl Config {
             secure_cookies: self.secure_cookies,
             ingest_slots: self.ingest_slots,
             activity_exclusions: self.activity_exclusions.clone(),
+            forward: self.forward.clone(),
             login: signet_auth::LoginPolicy {
                 max_failures: self.lockout_threshold,
                 lockout: Duration::from_secs(self.lockout_minutes * 60),

@@ -6,6 +6,7 @@ mod accounts;
 mod activity;
 mod api;
 mod explore;
+mod forward;
 mod graph;
 mod ingest;
 mod reports;

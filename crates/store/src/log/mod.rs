@@ -388,7 +388,33 @@ impl EventLog {
         batch_records: usize,
         mut visit: impl FnMut(Vec<(RecordPtr, LogRecord)>, u64) -> Result<()>,
     ) -> Result<()> {
-        let end = self.end();
+        self.scan_until(from, u64::MAX, batch_records, |batch, through| visit(batch, through).map(|()| true))?;
+        Ok(())
+    }
+
+    /// The records of the whole frames from `from` up to `until` (a frame boundary, e.g. the
+    /// applied position), about `max_records` of them at most (whole frames: a little more), and
+    /// the position just past them: where to read next.
+    pub fn read_batch(&self, from: u64, until: u64, max_records: usize) -> Result<(Vec<(RecordPtr, LogRecord)>, u64)> {
+        let mut out = None;
+        let reached = self.scan_until(from, until, max_records.max(1), |batch, through| {
+            out = Some((batch, through));
+            Ok(false)
+        })?;
+        // Nothing but segment headers in between: the reading still moves on.
+        Ok(out.unwrap_or((Vec::new(), reached)))
+    }
+
+    /// [`EventLog::scan`] up to `until`, stopping early when the callback answers `false`;
+    /// returns the position reached.
+    fn scan_until(
+        &self,
+        from: u64,
+        until: u64,
+        batch_records: usize,
+        mut visit: impl FnMut(Vec<(RecordPtr, LogRecord)>, u64) -> Result<bool>,
+    ) -> Result<u64> {
+        let end = self.end().min(until);
         let mut pos = from.max(self.start());
         let mut batch = Vec::new();
         while pos < end {
@@ -407,14 +433,14 @@ impl EventLog {
                 batch.push((RecordPtr { frame_pos: pos, index: index as u16 }, record));
             }
             pos = next;
-            if batch.len() >= batch_records {
-                visit(std::mem::take(&mut batch), pos)?;
+            if batch.len() >= batch_records && !visit(std::mem::take(&mut batch), pos)? {
+                return Ok(pos);
             }
         }
         if !batch.is_empty() {
             visit(batch, pos)?;
         }
-        Ok(())
+        Ok(pos)
     }
 }
 
@@ -578,6 +604,21 @@ mod tests {
         assert_eq!(seen[0], "id-0");
         let (more, _) = log.append(&[record(600)]).unwrap();
         assert_eq!(log.read(more[0]).unwrap().id, "id-600");
+
+        // Reading in batches up to a bound, as a forwarder does: every record once, in order.
+        let (mut from, until) = (0, end);
+        let mut read = Vec::new();
+        loop {
+            let (batch, next) = log.read_batch(from, until, 100).unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            assert!(next > from && next <= until);
+            read.extend(batch.into_iter().map(|(_, r)| r.id));
+            from = next;
+        }
+        assert_eq!(read.len(), 600, "records past `until` are not read");
+        assert_eq!(read[599], "id-599");
     }
 
     #[test]

@@ -1,0 +1,510 @@
+//! Streaming out: forwarders deliver newly stored events to other tools (a SIEM's HTTP
+//! collector, a webhook), continuously, at least once, in log order, from a cursor kept in
+//! `DATA/forward/<name>.json` that survives restarts.
+//!
+//! Each forwarder is a thread that reads the event log in whole frames from its cursor up to the
+//! position the store has applied (so only committed events leave), keeps what its filters
+//! admit (log kinds, organisations, failures only), and POSTs a batch as JSON with an HMAC-SHA256
+//! signature header. The cursor moves only after a 2xx answer; failures are retried with
+//! exponential back-off (at least the receiver's `Retry-After`), never skipped. A crash between
+//! delivery and the cursor write delivers that batch again: receivers de-duplicate by
+//! (`organization`, `kind`, `id`, `revision`). Activities larger than `max_record_bytes` are sent
+//! in parts (`signet_import::parts`). `/metrics` shows each forwarder's lag, deliveries and
+//! failures.
+//!
+//! Body: `{"destination", "from", "to", "events": [{"kind", "organization", "id", "revision",
+//! "received", "record"}]}`. Headers: `X-Signet-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256
+//! of "<t>.<body>">`, `X-Signet-Destination`, `X-Signet-Cursor` (the `to` position).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use signet_model::{Cell, LogKind};
+use signet_store::Engine;
+use tracing::{info, warn};
+
+use crate::audit_settings::replace_file;
+
+fn default_batch() -> usize {
+    500
+}
+
+/// Where a new forwarder (no cursor yet) starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// Everything in the log.
+    #[default]
+    Beginning,
+    /// Only what is stored from now on.
+    End,
+}
+
+/// One `[[forward]]` table of signet.toml.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSettings {
+    /// Names the cursor file and the metrics: letters, digits, `-` and `_`.
+    pub name: String,
+    /// The receiver: https, or http to a loopback address.
+    pub url: String,
+    /// Key of the `X-Signet-Signature` HMAC (at least 16 characters). Never logged or shown.
+    #[serde(serialize_with = "redacted")]
+    pub secret: String,
+    /// Log kinds sent: `signins`, `directory-audits`, `activities` (default: all).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Organisations sent (default: all).
+    #[serde(default)]
+    pub organizations: Vec<String>,
+    /// Only failed sign-ins, failed directory audits and failed activities.
+    #[serde(default)]
+    pub failures_only: bool,
+    /// Events per request at most.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Activities larger than this many bytes go in parts (the receiver's record size limit).
+    #[serde(default)]
+    pub max_record_bytes: Option<usize>,
+    #[serde(default)]
+    pub start: Start,
+}
+
+fn redacted<S: serde::Serializer>(_: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str("[redacted]")
+}
+
+impl std::fmt::Debug for ForwardSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardSettings")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("secret", &"[redacted]")
+            .field("kinds", &self.kinds)
+            .field("organizations", &self.organizations)
+            .field("failures_only", &self.failures_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ForwardSettings {
+    fn check(&self) -> Result<Vec<LogKind>, String> {
+        let name = &self.name;
+        if name.is_empty()
+            || name.len() > 64
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!("forward {name:?}: the name must be 1-64 letters, digits, '-' or '_'"));
+        }
+        let url = reqwest::Url::parse(&self.url).map_err(|e| format!("forward {name}: url: {e}"))?;
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1"));
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            return Err(format!("forward {name}: url must be https (http only to a loopback address)"));
+        }
+        if self.secret.len() < 16 {
+            return Err(format!("forward {name}: secret must be at least 16 characters"));
+        }
+        if !(1..=10_000).contains(&self.batch_size) {
+            return Err(format!("forward {name}: batch_size must be 1-10000"));
+        }
+        if self.max_record_bytes.is_some_and(|b| b < 1024) {
+            return Err(format!("forward {name}: max_record_bytes must be at least 1024"));
+        }
+        let kinds: Vec<LogKind> = match self.kinds.is_empty() {
+            true => LogKind::ALL.to_vec(),
+            false => {
+                self.kinds
+                    .iter()
+                    .map(|k| {
+                        LogKind::ALL.into_iter().find(|kind| crate::api::kind_names(*kind).0 == k.as_str()).ok_or_else(
+                            || format!("forward {name}: kind {k:?}: signins, directory-audits or activities"),
+                        )
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        Ok(kinds)
+    }
+}
+
+/// What `/metrics` shows of one forwarder.
+#[derive(Default)]
+struct Status {
+    name: String,
+    position: AtomicU64,
+    lag_bytes: AtomicU64,
+    delivered: AtomicU64,
+    failures: AtomicU64,
+    last_delivery_us: AtomicI64,
+}
+
+/// A metric of every forwarder: (name, help, type, value).
+type Metric = (&'static str, &'static str, &'static str, fn(&Status) -> String);
+
+/// Every configured forwarder.
+pub struct Forwarders {
+    settings: Vec<(ForwardSettings, Vec<LogKind>)>,
+    statuses: Vec<Arc<Status>>,
+    stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Forwarders {
+    pub fn new(settings: Vec<ForwardSettings>) -> Result<Forwarders, String> {
+        let mut checked = Vec::new();
+        for s in settings {
+            if checked.iter().any(|(other, _): &(ForwardSettings, _)| other.name == s.name) {
+                return Err(format!("forward {:?} is configured twice", s.name));
+            }
+            let kinds = s.check()?;
+            checked.push((s, kinds));
+        }
+        let statuses =
+            checked.iter().map(|(s, _)| Arc::new(Status { name: s.name.clone(), ..Status::default() })).collect();
+        Ok(Forwarders { settings: checked, statuses, stop: Arc::default(), threads: Mutex::new(Vec::new()) })
+    }
+
+    pub fn none() -> Forwarders {
+        Forwarders::new(Vec::new()).expect("no settings to check")
+    }
+
+    /// Starts one thread per forwarder.
+    pub fn start(&self, engine: Arc<Engine>) {
+        let mut threads = self.threads.lock();
+        for ((settings, kinds), status) in self.settings.iter().zip(&self.statuses) {
+            let forwarder = Forwarder {
+                settings: settings.clone(),
+                kinds: kinds.clone(),
+                cursor_file: engine.data_dir().join("forward").join(format!("{}.json", settings.name)),
+                engine: engine.clone(),
+                status: status.clone(),
+                stop: self.stop.clone(),
+            };
+            let name = format!("forward-{}", settings.name);
+            match std::thread::Builder::new().name(name).spawn(move || forwarder.run()) {
+                Ok(thread) => threads.push(thread),
+                Err(err) => warn!(forwarder = %settings.name, error = %err, "could not start a forwarder"),
+            }
+        }
+    }
+
+    /// Stops the threads (a delivery in flight finishes or times out first).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads.lock().drain(..) {
+            let _ = thread.join();
+        }
+    }
+
+    /// Prometheus lines for `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        if self.statuses.is_empty() {
+            return out;
+        }
+        let metrics: [Metric; 4] = [
+            ("signet_forward_lag_bytes", "Event log bytes stored but not yet delivered.", "gauge", |s| {
+                s.lag_bytes.load(Ordering::Relaxed).to_string()
+            }),
+            ("signet_forward_delivered_total", "Events delivered (acknowledged by the receiver).", "counter", |s| {
+                s.delivered.load(Ordering::Relaxed).to_string()
+            }),
+            ("signet_forward_failures_total", "Failed delivery attempts (retried).", "counter", |s| {
+                s.failures.load(Ordering::Relaxed).to_string()
+            }),
+            (
+                "signet_forward_last_delivery_timestamp_seconds",
+                "When the receiver last acknowledged a batch.",
+                "gauge",
+                |s| format!("{:.3}", s.last_delivery_us.load(Ordering::Relaxed) as f64 / 1e6),
+            ),
+        ];
+        for (name, help, kind, value) in metrics {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for status in &self.statuses {
+                let _ = writeln!(out, "{name}{{destination=\"{}\"}} {}", status.name, value(status));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    position: u64,
+}
+
+struct Forwarder {
+    settings: ForwardSettings,
+    kinds: Vec<LogKind>,
+    cursor_file: PathBuf,
+    engine: Arc<Engine>,
+    status: Arc<Status>,
+    stop: Arc<AtomicBool>,
+}
+
+const IDLE: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+impl Forwarder {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps in small steps; false when asked to stop.
+    fn pause(&self, wait: Duration) -> bool {
+        let until = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < until {
+            if self.stopping() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50).min(until - std::time::Instant::now()));
+        }
+        !self.stopping()
+    }
+
+    fn run(self) {
+        let http = match reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build() {
+            Ok(http) => http,
+            Err(err) => return warn!(forwarder = %self.settings.name, error = %err, "forwarder has no HTTP client"),
+        };
+        let mut position = match self.load_cursor() {
+            Ok(position) => position,
+            Err(err) => {
+                return warn!(forwarder = %self.settings.name, error = %err, "forwarder cursor unreadable; not started")
+            }
+        };
+        info!(forwarder = %self.settings.name, position, "forwarder started");
+        while !self.stopping() {
+            let applied = match self.engine.store().applied_position() {
+                Ok(applied) => applied,
+                Err(err) => {
+                    warn!(forwarder = %self.settings.name, error = %err, "forwarder cannot read the store position");
+                    self.pause(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            self.status.lag_bytes.store(applied.saturating_sub(position), Ordering::Relaxed);
+            if position >= applied {
+                self.pause(IDLE);
+                continue;
+            }
+            let (records, next) = match self.engine.log().read_batch(position, applied, self.settings.batch_size) {
+                Ok(read) => read,
+                Err(err) => {
+                    warn!(forwarder = %self.settings.name, error = %err, "forwarder cannot read the log");
+                    self.pause(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let events: Vec<Value> = records.iter().flat_map(|(_, record)| self.entries(record)).collect();
+            if !events.is_empty() && !self.deliver(&http, position, next, &events) {
+                return; // Stopped while retrying: the cursor did not move.
+            }
+            position = next;
+            if let Err(err) = self.save_cursor(position) {
+                warn!(forwarder = %self.settings.name, error = %err, "forwarder cursor not saved (the batch may be sent again)");
+            }
+            self.status.position.store(position, Ordering::Relaxed);
+            self.status.lag_bytes.store(applied.saturating_sub(position), Ordering::Relaxed);
+        }
+    }
+
+    fn load_cursor(&self) -> std::io::Result<u64> {
+        match std::fs::read(&self.cursor_file) {
+            Ok(bytes) => serde_json::from_slice::<Cursor>(&bytes).map(|c| c.position).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", self.cursor_file.display()))
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let position = match self.settings.start {
+                    Start::Beginning => 0,
+                    Start::End => self.engine.store().applied_position().map_err(std::io::Error::other)?,
+                };
+                self.save_cursor(position)?;
+                Ok(position)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn save_cursor(&self, position: u64) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(&Cursor { position }).map_err(std::io::Error::other)?;
+        replace_file(&self.cursor_file, &bytes)
+    }
+
+    /// What the filters admit of one record, as entries of the body (several for a record sent
+    /// in parts).
+    fn entries(&self, record: &signet_store::LogRecord) -> Vec<Value> {
+        if !self.kinds.contains(&record.kind) {
+            return Vec::new();
+        }
+        if !self.settings.organizations.is_empty() && !self.settings.organizations.contains(&record.org) {
+            return Vec::new();
+        }
+        if self.settings.failures_only && !failed(record.kind, &record.body) {
+            return Vec::new();
+        }
+        let entry = |body: Value| {
+            json!({
+                "kind": crate::api::kind_names(record.kind).0,
+                "organization": record.org,
+                "id": record.id,
+                "revision": record.revision,
+                "received": signet_model::time::format_time(record.received_us),
+                "record": body,
+            })
+        };
+        let body: Value = serde_json::from_slice(&record.body).unwrap_or(Value::Null);
+        match (self.settings.max_record_bytes, &body) {
+            (Some(limit), Value::Object(object)) if record.kind == LogKind::Activity && record.body.len() > limit => {
+                match signet_import::parts::split(object, limit) {
+                    Ok(parts) => parts.into_iter().map(|p| entry(Value::Object(p))).collect(),
+                    Err(err) => {
+                        warn!(forwarder = %self.settings.name, id = %record.id, error = %err, "sent whole: cannot cut it to the limit");
+                        vec![entry(body)]
+                    }
+                }
+            }
+            _ => vec![entry(body)],
+        }
+    }
+
+    /// POSTs until the receiver acknowledges; false when asked to stop first.
+    fn deliver(&self, http: &reqwest::blocking::Client, from: u64, to: u64, events: &[Value]) -> bool {
+        let body = json!({ "destination": self.settings.name, "from": from, "to": to, "events": events }).to_string();
+        let mut failures = 0u32;
+        loop {
+            let timestamp = signet_model::time::now_micros() / 1_000_000;
+            let signature =
+                hex::encode(hmac_sha256(self.settings.secret.as_bytes(), format!("{timestamp}.{body}").as_bytes()));
+            let sent = http
+                .post(&self.settings.url)
+                .header("content-type", "application/json")
+                .header("x-signet-signature", format!("t={timestamp},v1={signature}"))
+                .header("x-signet-destination", &self.settings.name)
+                .header("x-signet-cursor", to.to_string())
+                .body(body.clone())
+                .send();
+            let retry_after = match sent {
+                Ok(response) if response.status().is_success() => {
+                    self.status.delivered.fetch_add(events.len() as u64, Ordering::Relaxed);
+                    self.status.last_delivery_us.store(signet_model::time::now_micros(), Ordering::Relaxed);
+                    return true;
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    warn!(forwarder = %self.settings.name, %status, "receiver refused a batch; retrying");
+                    response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs)
+                }
+                Err(err) => {
+                    warn!(forwarder = %self.settings.name, error = %err.without_url(), "receiver unreachable; retrying");
+                    None
+                }
+            };
+            self.status.failures.fetch_add(1, Ordering::Relaxed);
+            failures += 1;
+            let backoff = Duration::from_millis(250).saturating_mul(1 << failures.min(10)).min(MAX_BACKOFF);
+            if !self.pause(retry_after.map_or(backoff, |after| after.max(backoff.min(after * 2)))) {
+                return false;
+            }
+        }
+    }
+}
+
+/// Whether a record is a failure: a sign-in that did not succeed, a directory audit with result
+/// failure, an activity whose ResultStatus is Failed / Failure / Denied.
+fn failed(kind: LogKind, body: &[u8]) -> bool {
+    let Ok(event) = signet_model::normalize(kind, body) else { return false };
+    let text = |name: &str| match event.cell(name) {
+        Some(Cell::Str(s)) => s.to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    match kind {
+        LogKind::SignIn => !text("status").is_empty() && text("status") != "success",
+        LogKind::DirectoryAudit => text("result") == "failure",
+        LogKind::Activity => matches!(text("result_status").as_str(), "failed" | "failure" | "denied"),
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
+}
+
+/// The data directory's forwarder cursors (for `signet verify`-like tools and tests).
+pub fn cursor_path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("forward").join(format!("{name}.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        let long_key = [0xaa; 131];
+        let mac = hmac_sha256(&long_key, b"Test Using Larger Than Block-Size Key - Hash Key First");
+        assert_eq!(hex::encode(mac), "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    }
+
+    #[test]
+    fn settings_are_checked_and_the_secret_never_shown() {
+        let settings: ForwardSettings =
+            toml_like(r#"{"name":"siem","url":"http://127.0.0.1:9/in","secret":"0123456789abcdef0123"}"#);
+        assert_eq!(settings.check().unwrap(), LogKind::ALL.to_vec());
+        assert!(!format!("{settings:?}").contains("0123456789abcdef"));
+        assert!(!serde_json::to_string(&settings).unwrap().contains("0123456789abcdef"));
+        for bad in [
+            r#"{"name":"siem","url":"http://example.com/in","secret":"0123456789abcdef0123"}"#,
+            r#"{"name":"si em","url":"https://example.com/in","secret":"0123456789abcdef0123"}"#,
+            r#"{"name":"siem","url":"https://example.com/in","secret":"short"}"#,
+            r#"{"name":"siem","url":"https://example.com/in","secret":"0123456789abcdef0123","kinds":["mail"]}"#,
+        ] {
+            assert!(toml_like(bad).check().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<ForwardSettings>(r#"{"name":"x","url":"u","secret":"s","colour":1}"#).is_err());
+    }
+
+    fn toml_like(json: &str) -> ForwardSettings {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn failures_are_told_apart() {
+        assert!(failed(
+            LogKind::SignIn,
+            br#"{"id":"1","createdDateTime":"2026-11-20T10:00:00Z","status":{"errorCode":50126}}"#
+        ));
+        assert!(!failed(
+            LogKind::SignIn,
+            br#"{"id":"1","createdDateTime":"2026-11-20T10:00:00Z","status":{"errorCode":0}}"#
+        ));
+        assert!(failed(
+            LogKind::Activity,
+            br#"{"Id":"1","CreationTime":"2026-11-20T10:00:00Z","Operation":"Retrieve","ResultStatus":"Failed"}"#
+        ));
+    }
+}
