@@ -236,4 +236,17 @@ mod tests {
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.org, "acme");
     }
+
+    #[test]
+    fn forward_tables_reach_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signet.toml");
+        let toml = "[[forward]]\nname = \"siem\"\nurl = \"https://siem.example.com/in\"\nsecret = \"0123456789abcdef0\"\nfailures_only = true\n";
+        std::fs::write(&path, toml).unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        let server = config.server_config();
+        assert_eq!((server.forward.len(), server.forward[0].failures_only), (1, true));
+        std::fs::write(&path, format!("{toml}colour = 1\n")).unwrap();
+        assert!(Config::load(Some(&path)).is_err(), "unknown keys in a forward table are refused");
+    }
 }
