@@ -13,7 +13,8 @@
 //! failures.
 //!
 //! Body: `{"destination", "from", "to", "events": [{"kind", "organization", "id", "revision",
-//! "received", "record"}]}`. Headers: `X-Signet-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256
+//! "received", "record"}]}`, or with `format = "ocsf"` the events as OCSF 1.1 records.
+//! Headers: `X-Signet-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256
 //! of "<t>.<body>">`, `X-Signet-Destination`, `X-Signet-Cursor` (the `to` position).
 
 use std::fmt::Write as _;
@@ -47,6 +48,17 @@ pub enum Start {
     End,
 }
 
+/// What each event of a batch carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The record as stored, with its kind, organisation, id, revision and reception time.
+    #[default]
+    Signet,
+    /// An OCSF 1.1 record (`crate::ocsf`), the stored record in `unmapped.record`.
+    Ocsf,
+}
+
 /// One `[[forward]]` table of signet.toml.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +87,8 @@ pub struct ForwardSettings {
     pub max_record_bytes: Option<usize>,
     #[serde(default)]
     pub start: Start,
+    #[serde(default)]
+    pub format: Format,
 }
 
 fn redacted<S: serde::Serializer>(_: &str, serializer: S) -> Result<S::Ok, S::Error> {
@@ -352,6 +366,13 @@ impl Forwarder {
             return Vec::new();
         }
         let entry = |body: Value| {
+            if self.settings.format == Format::Ocsf {
+                // Each part of a cut record is a valid record of its kind: mapped on its own.
+                let bytes = serde_json::to_vec(&body).unwrap_or_default();
+                if let Ok(event) = signet_model::normalize(record.kind, &bytes) {
+                    return crate::ocsf::record(&event, &record.org, &body);
+                }
+            }
             json!({
                 "kind": crate::api::kind_names(record.kind).0,
                 "organization": record.org,

@@ -34,6 +34,7 @@ pub mod graph;
 pub mod import;
 pub mod ingest;
 pub mod metrics;
+pub mod ocsf;
 pub mod oidc;
 pub mod reports;
 pub mod routes;

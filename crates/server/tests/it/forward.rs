@@ -107,6 +107,7 @@ async fn forwarding_survives_a_receiver_outage_without_loss_or_reordering() {
         forward: vec![
             settings("siem", &url, ""),
             settings("alerts", &url, r#","kinds":["signins"],"failures_only":true"#),
+            settings("ocsf", &url, r#","kinds":["signins"],"format":"ocsf""#),
         ],
         ..ServerConfig::default()
     };
@@ -161,13 +162,14 @@ async fn forwarding_survives_a_receiver_outage_without_loss_or_reordering() {
     let receiver = Receiver::start(address, inbox.clone()).await;
     wait_for("everything", || arrived(&inbox, "siem") >= 400).await;
     wait_for("the failures", || arrived(&inbox, "alerts") >= 40).await;
+    wait_for("the OCSF copy", || arrived(&inbox, "ocsf") >= 400).await;
 
     let got = inbox.got.lock().clone();
     let ids = |destination: &str| -> Vec<String> {
         let mut first_seen = Vec::new();
-        for (d, event) in &got {
+        for (_, event) in got.iter().filter(|(d, _)| d == destination) {
             let id = event["id"].as_str().unwrap().to_string();
-            if d == destination && !first_seen.contains(&id) {
+            if !first_seen.contains(&id) {
                 first_seen.push(id);
             }
         }
@@ -185,6 +187,9 @@ async fn forwarding_survives_a_receiver_outage_without_loss_or_reordering() {
     let sample = got.iter().find(|(_, e)| e["id"] == "s-0001").unwrap();
     assert_eq!((sample.1["kind"].as_str(), sample.1["organization"].as_str()), (Some("signins"), Some("default")));
     assert_eq!(sample.1["record"]["userPrincipalName"], "ann@default.example", "the record as stored");
+    let ocsf = got.iter().find(|(d, e)| d == "ocsf" && e["metadata"]["uid"] == "s-0010").unwrap();
+    assert_eq!((ocsf.1["class_uid"].as_u64(), ocsf.1["status_id"].as_u64()), (Some(3002), Some(2)), "{}", ocsf.1);
+    assert_eq!(ocsf.1["user"]["name"], "ann@default.example");
 
     // The cursor is on disk, at the position delivered.
     let cursor: Value = serde_json::from_slice(
