@@ -23,6 +23,7 @@ pub struct TestSignet {
     pub engine: Arc<Engine>,
     http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestSignet {
@@ -48,7 +49,7 @@ impl TestSignet {
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let state = AppState::new(engine.clone(), directory, config).expect("state");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(crate::run(listener, state, async move {
+        let running = tokio::spawn(crate::run(listener, state, async move {
             let _ = rx.await;
         }));
         TestSignet {
@@ -58,6 +59,30 @@ impl TestSignet {
             engine,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
+            running: Some(running),
+        }
+    }
+
+    /// Stores sign-ins (Graph JSON, one per line) with the ingest key; the status.
+    pub async fn post_signins(&self, ndjson: String) -> u16 {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/signins", self.base))
+            .bearer_auth(&self.ingest_key)
+            .header("content-type", "application/x-ndjson")
+            .body(ndjson)
+            .send()
+            .await
+            .expect("post sign-ins");
+        response.status().as_u16()
+    }
+
+    /// Stops serving and waits until the server has shut down (the store closed), so that the
+    /// data directory can be opened again.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        if let Some(running) = self.running.take() {
+            running.await.expect("server task").expect("clean shutdown");
         }
     }
 

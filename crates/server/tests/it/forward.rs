@@ -213,3 +213,37 @@ fn forward_settings_are_checked_when_the_server_starts() {
     let refused = signet_server::AppState::new(engine, directory, bad).err().expect("refused");
     assert!(refused.to_string().contains("https"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cursor_survives_a_restart_of_signet() {
+    use signet_server::testkit::TestSignet;
+    let address: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let inbox = Inbox::default();
+    let receiver = Receiver::start(address, inbox.clone()).await;
+    let config = ServerConfig {
+        forward: vec![settings("siem", &format!("http://{address}/in"), r#","kinds":["signins"]"#)],
+        ..ServerConfig::default()
+    };
+    let batch = |first: usize| -> String {
+        (first..first + 100)
+            .map(|n| signin(&format!("r-{n:04}"), 1, "ann@default.example", "Payroll", 0, ""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let arrived = |inbox: &Inbox| inbox.got.lock().len();
+    let dir = tempfile::tempdir().unwrap();
+    let signet = TestSignet::start(dir.path(), config.clone()).await;
+    assert_eq!(signet.post_signins(batch(0)).await, 200);
+    wait_for("the first 100", || arrived(&inbox) >= 100).await;
+    signet.shutdown().await;
+
+    let signet = TestSignet::start(dir.path(), config).await;
+    assert_eq!(signet.post_signins(batch(100)).await, 200);
+    wait_for("the next 100", || arrived(&inbox) >= 200).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: Vec<String> = inbox.got.lock().iter().map(|(_, e)| e["id"].as_str().unwrap().to_string()).collect();
+    let expected: Vec<String> = (0..200).map(|n| format!("r-{n:04}")).collect();
+    assert_eq!(ids, expected, "after the restart delivery went on from the cursor: nothing again, nothing missing");
+    signet.shutdown().await;
+    receiver.stop().await;
+}
