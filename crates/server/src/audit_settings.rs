@@ -193,6 +193,17 @@ fn on_off(on: bool) -> &'static str {
     }
 }
 
+/// Reads a settings file written by [`replace_file`]: its value, the default when there is no
+/// file yet, an error when it does not parse (never a silent fall-back to defaults).
+pub(crate) fn read_json_file<T: serde::de::DeserializeOwned + Default>(path: &Path) -> std::io::Result<T> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(err) => Err(err),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync of the directory.
 pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -218,13 +229,7 @@ impl AuditSettingsStore {
     /// falling back to defaults would turn auditing back on (or off) behind an administrator.
     pub fn open(data_dir: &Path) -> std::io::Result<AuditSettingsStore> {
         let path = data_dir.join("settings").join("audit.json");
-        let settings = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
-            })?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(err) => return Err(err),
-        };
+        let settings = read_json_file(&path)?;
         Ok(AuditSettingsStore { path, settings: Mutex::new(settings) })
     }
 

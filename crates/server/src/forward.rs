@@ -152,7 +152,6 @@ impl ForwardSettings {
 #[derive(Default)]
 struct Status {
     name: String,
-    position: AtomicU64,
     lag_bytes: AtomicU64,
     delivered: AtomicU64,
     failures: AtomicU64,
@@ -326,7 +325,6 @@ impl Forwarder {
             if let Err(err) = self.save_cursor(position) {
                 warn!(forwarder = %self.settings.name, error = %err, "forwarder cursor not saved (the batch may be sent again)");
             }
-            self.status.position.store(position, Ordering::Relaxed);
             self.status.lag_bytes.store(applied.saturating_sub(position), Ordering::Relaxed);
         }
     }

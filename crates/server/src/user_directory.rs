@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use signet_model::{Event, LogKind};
 
-use crate::audit_settings::replace_file;
+use crate::audit_settings::{read_json_file, replace_file};
 
 /// Entries per organisation at most (learning stops beyond; imports are refused).
 pub const MAX_USERS: usize = 1_000_000;
@@ -92,13 +92,7 @@ pub fn mappings(events: &[Event]) -> Vec<Mapping> {
 impl UserDirectory {
     pub fn open(data_dir: &Path) -> std::io::Result<UserDirectory> {
         let path = data_dir.join("settings").join("users.json");
-        let orgs = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
-            })?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Orgs::new(),
-            Err(err) => return Err(err),
-        };
+        let orgs: Orgs = read_json_file(&path)?;
         Ok(UserDirectory {
             path,
             orgs: Mutex::new(orgs),
