@@ -1,21 +1,26 @@
 //! Streaming out: forwarders deliver newly stored events to other tools (a SIEM's HTTP
-//! collector, a webhook), continuously, at least once, in log order, from a cursor kept in
-//! `DATA/forward/<name>.json` that survives restarts.
+//! collector, a webhook, a syslog receiver), continuously, at least once, in log order, from a
+//! cursor kept in `DATA/forward/<name>.json` that survives restarts.
 //!
 //! Each forwarder is a thread that reads the event log in whole frames from its cursor up to the
 //! position the store has applied (so only committed events leave), keeps what its filters
-//! admit (log kinds, organisations, failures only), and POSTs a batch as JSON with an HMAC-SHA256
-//! signature header. The cursor moves only after a 2xx answer; failures are retried with
-//! exponential back-off (at least the receiver's `Retry-After`), never skipped. A crash between
-//! delivery and the cursor write delivers that batch again: receivers de-duplicate by
-//! (`organization`, `kind`, `id`, `revision`). Activities larger than `max_record_bytes` are sent
-//! in parts (`signet_import::parts`). `/metrics` shows each forwarder's lag, deliveries and
-//! failures.
+//! admit (log kinds, organisations, failures only), and delivers a batch. The cursor moves only
+//! after the batch is delivered; failures are retried with exponential back-off (at least the
+//! receiver's `Retry-After`), never skipped. A crash between delivery and the cursor write
+//! delivers that batch again: receivers de-duplicate by (`organization`, `kind`, `id`,
+//! `revision`). Activities larger than `max_record_bytes` are sent in parts
+//! (`signet_import::parts`). `/metrics` shows each forwarder's lag, deliveries and failures.
 //!
-//! Body: `{"destination", "from", "to", "events": [{"kind", "organization", "id", "revision",
-//! "received", "record"}]}`, or with `format = "ocsf"` the events as OCSF 1.1 records.
-//! Headers: `X-Signet-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256
-//! of "<t>.<body>">`, `X-Signet-Destination`, `X-Signet-Cursor` (the `to` position).
+//! Destinations, by the scheme of `url`:
+//! - `https://` (or `http://` to loopback): a POST per batch, body `{"destination", "from",
+//!   "to", "events": [{"kind", "organization", "id", "revision", "received", "record"}]}`, or
+//!   with `format = "ocsf"` the events as OCSF 1.1 records. Headers: `X-Signet-Signature:
+//!   t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, `X-Signet-Destination`,
+//!   `X-Signet-Cursor` (the `to` position). Delivered = a 2xx answer.
+//! - `tcp://`, `tls://`, `udp://`, `relp://` `host:port`: one RFC 5424 syslog message per event
+//!   (`crate::syslog`), MSG the event as JSON (`signet` or `ocsf` format) or a CEF line
+//!   (`format = "cef"`). Delivered = acknowledged for RELP; written for TCP/TLS, where a broken
+//!   connection resends what went over it in the last seconds; sent for UDP (lossy).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -57,6 +62,12 @@ pub enum Format {
     Signet,
     /// An OCSF 1.1 record (`crate::ocsf`), the stored record in `unmapped.record`.
     Ocsf,
+    /// An ArcSight CEF line as the syslog MSG (`crate::syslog::cef`); syslog destinations only.
+    Cef,
+}
+
+fn default_facility() -> u8 {
+    13 // log audit
 }
 
 /// One `[[forward]]` table of signet.toml.
@@ -65,11 +76,25 @@ pub enum Format {
 pub struct ForwardSettings {
     /// Names the cursor file and the metrics: letters, digits, `-` and `_`.
     pub name: String,
-    /// The receiver: https, or http to a loopback address.
+    /// The receiver: `https://...` (or `http://` to loopback) for a webhook; `tcp://`, `tls://`,
+    /// `udp://` or `relp://` + `host:port` for syslog.
     pub url: String,
-    /// Key of the `X-Signet-Signature` HMAC (at least 16 characters). Never logged or shown.
-    #[serde(serialize_with = "redacted")]
+    /// Webhooks: key of the `X-Signet-Signature` HMAC (at least 16 characters). Never logged or
+    /// shown.
+    #[serde(default, serialize_with = "redacted")]
     pub secret: String,
+    /// Plain `http://`, `tcp://`, `udp://` or `relp://` to a host that is not loopback.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// Syslog: the facility (0-23; default 13, log audit).
+    #[serde(default = "default_facility")]
+    pub facility: u8,
+    /// Syslog: the HOSTNAME field (default: this machine's name).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Syslog over TLS: PEM file of the CAs to trust instead of the public web roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Log kinds sent: `signins`, `directory-audits`, `activities` (default: all).
     #[serde(default)]
     pub kinds: Vec<String>,
@@ -117,13 +142,35 @@ impl ForwardSettings {
         {
             return Err(format!("forward {name:?}: the name must be 1-64 letters, digits, '-' or '_'"));
         }
-        let url = reqwest::Url::parse(&self.url).map_err(|e| format!("forward {name}: url: {e}"))?;
-        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1"));
-        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-            return Err(format!("forward {name}: url must be https (http only to a loopback address)"));
+        let syslog = crate::syslog::Target::parse(&self.url).map_err(|e| format!("forward {name}: url: {e}"))?;
+        let (plaintext, loopback) = match &syslog {
+            Some(target) => (target.protocol != crate::syslog::Protocol::Tls, target.is_loopback()),
+            None => {
+                let url = reqwest::Url::parse(&self.url).map_err(|e| format!("forward {name}: url: {e}"))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(format!(
+                        "forward {name}: url must be https://, http://, tcp://, tls://, udp:// or relp://"
+                    ));
+                }
+                let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1"));
+                (url.scheme() == "http", loopback)
+            }
+        };
+        if plaintext && !loopback && !self.allow_plaintext {
+            return Err(format!(
+                "forward {name}: {} sends in the clear; use https:// or tls://, or set allow_plaintext = true",
+                self.url
+            ));
         }
-        if self.secret.len() < 16 {
-            return Err(format!("forward {name}: secret must be at least 16 characters"));
+        match &syslog {
+            None if self.secret.len() < 16 => {
+                return Err(format!("forward {name}: secret must be at least 16 characters"));
+            }
+            None if self.format == Format::Cef => {
+                return Err(format!("forward {name}: format \"cef\" is for syslog destinations"));
+            }
+            Some(_) if self.facility > 23 => return Err(format!("forward {name}: facility must be 0-23")),
+            _ => {}
         }
         if !(1..=10_000).contains(&self.batch_size) {
             return Err(format!("forward {name}: batch_size must be 1-10000"));
@@ -266,6 +313,36 @@ struct Forwarder {
 const IDLE: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// One event as it leaves: the stored record (or one part of it) and its normalised form.
+struct Entry<'a> {
+    record: &'a signet_store::LogRecord,
+    /// Event log position of the frame holding the record.
+    position: u64,
+    body: Value,
+    event: Option<signet_model::Event>,
+    failed: bool,
+}
+
+/// How a batch reached the destination.
+enum Outcome {
+    Delivered,
+    /// Stopped while retrying: the cursor does not move.
+    Stopped,
+    /// A syslog connection broke: what went over it since this position may be lost, so the
+    /// forwarder goes back there (duplicates, not gaps).
+    ResendFrom(u64),
+}
+
+enum Transport {
+    Webhook(reqwest::blocking::Client),
+    Syslog {
+        sink: crate::syslog::Sink,
+        hostname: String,
+        /// Batches written on the current TCP/TLS connection: (first position, when).
+        recent: std::collections::VecDeque<(u64, std::time::Instant)>,
+    },
+}
+
 impl Forwarder {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
@@ -283,10 +360,26 @@ impl Forwarder {
         !self.stopping()
     }
 
+    fn transport(&self) -> Result<Transport, String> {
+        Ok(match crate::syslog::Target::parse(&self.settings.url)? {
+            Some(target) => Transport::Syslog {
+                sink: crate::syslog::Sink::new(target, self.settings.ca_file.as_deref())?,
+                hostname: self.settings.hostname.clone().unwrap_or_else(crate::syslog::local_hostname),
+                recent: Default::default(),
+            },
+            None => Transport::Webhook(
+                reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            ),
+        })
+    }
+
     fn run(self) {
-        let http = match reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build() {
-            Ok(http) => http,
-            Err(err) => return warn!(forwarder = %self.settings.name, error = %err, "forwarder has no HTTP client"),
+        let mut transport = match self.transport() {
+            Ok(transport) => transport,
+            Err(err) => return warn!(forwarder = %self.settings.name, error = %err, "forwarder not started"),
         };
         let mut position = match self.load_cursor() {
             Ok(position) => position,
@@ -296,6 +389,10 @@ impl Forwarder {
         };
         info!(forwarder = %self.settings.name, position, "forwarder started");
         while !self.stopping() {
+            if let Some(from) = connection_lost(&mut transport) {
+                warn!(forwarder = %self.settings.name, from, "syslog connection closed by the receiver; resending its last seconds");
+                position = position.min(from);
+            }
             let applied = match self.engine.store().applied_position() {
                 Ok(applied) => applied,
                 Err(err) => {
@@ -317,9 +414,27 @@ impl Forwarder {
                     continue;
                 }
             };
-            let events: Vec<Value> = records.iter().flat_map(|(_, record)| self.entries(record)).collect();
-            if !events.is_empty() && !self.deliver(&http, position, next, &events) {
-                return; // Stopped while retrying: the cursor did not move.
+            let entries: Vec<Entry> =
+                records.iter().flat_map(|(ptr, record)| self.entries(ptr.frame_pos, record)).collect();
+            if !entries.is_empty() {
+                let outcome = match &mut transport {
+                    Transport::Webhook(http) => {
+                        let events: Vec<Value> = entries.iter().map(|e| self.json(e)).collect();
+                        self.deliver(http, position, next, &events)
+                    }
+                    Transport::Syslog { sink, hostname, recent } => {
+                        let messages: Vec<Vec<u8>> = entries.iter().map(|e| self.syslog_message(e, hostname)).collect();
+                        self.deliver_syslog(sink, recent, position, &messages)
+                    }
+                };
+                match outcome {
+                    Outcome::Delivered => self.count_delivered(entries.len()),
+                    Outcome::Stopped => return,
+                    Outcome::ResendFrom(from) => {
+                        position = from;
+                        continue;
+                    }
+                }
             }
             position = next;
             if let Err(err) = self.save_cursor(position) {
@@ -327,6 +442,20 @@ impl Forwarder {
             }
             self.status.lag_bytes.store(applied.saturating_sub(position), Ordering::Relaxed);
         }
+    }
+
+    fn count_delivered(&self, events: usize) {
+        self.status.delivered.fetch_add(events as u64, Ordering::Relaxed);
+        self.status.last_delivery_us.store(signet_model::time::now_micros(), Ordering::Relaxed);
+    }
+
+    /// Counts a failed attempt and waits before the next (at least `retry_after`); false when
+    /// asked to stop meanwhile.
+    fn back_off(&self, failures: &mut u32, retry_after: Option<Duration>) -> bool {
+        self.status.failures.fetch_add(1, Ordering::Relaxed);
+        *failures += 1;
+        let backoff = Duration::from_millis(250).saturating_mul(1 << (*failures).min(10)).min(MAX_BACKOFF);
+        self.pause(retry_after.map_or(backoff, |after| after.max(backoff.min(after * 2))))
     }
 
     fn load_cursor(&self) -> std::io::Result<u64> {
@@ -351,52 +480,100 @@ impl Forwarder {
         replace_file(&self.cursor_file, &bytes)
     }
 
-    /// What the filters admit of one record, as entries of the body (several for a record sent
-    /// in parts).
-    fn entries(&self, record: &signet_store::LogRecord) -> Vec<Value> {
+    /// What the filters admit of one record (several entries for a record sent in parts).
+    fn entries<'a>(&self, position: u64, record: &'a signet_store::LogRecord) -> Vec<Entry<'a>> {
         if !self.kinds.contains(&record.kind) {
             return Vec::new();
         }
         if !self.settings.organizations.is_empty() && !self.settings.organizations.contains(&record.org) {
             return Vec::new();
         }
-        if self.settings.failures_only && !failed(record.kind, &record.body) {
+        let event = signet_model::normalize(record.kind, &record.body).ok();
+        let failed = event.as_ref().is_some_and(failed);
+        if self.settings.failures_only && !failed {
             return Vec::new();
         }
-        let entry = |body: Value| {
-            if self.settings.format == Format::Ocsf {
-                // Each part of a cut record is a valid record of its kind: mapped on its own.
-                let bytes = serde_json::to_vec(&body).unwrap_or_default();
-                if let Ok(event) = signet_model::normalize(record.kind, &bytes) {
-                    return crate::ocsf::record(&event, &record.org, &body);
-                }
-            }
-            json!({
-                "kind": crate::api::kind_names(record.kind).0,
-                "organization": record.org,
-                "id": record.id,
-                "revision": record.revision,
-                "received": signet_model::time::format_time(record.received_us),
-                "record": body,
-            })
-        };
         let body: Value = serde_json::from_slice(&record.body).unwrap_or(Value::Null);
-        match (self.settings.max_record_bytes, &body) {
+        let limit = match (&self.transport_limit(), self.settings.max_record_bytes) {
+            (Some(transport), Some(configured)) => Some(configured.min(*transport)),
+            (transport, configured) => configured.or(*transport),
+        };
+        let parts = match (limit, &body) {
             (Some(limit), Value::Object(object)) if record.kind == LogKind::Activity && record.body.len() > limit => {
                 match signet_import::parts::split(object, limit) {
-                    Ok(parts) => parts.into_iter().map(|p| entry(Value::Object(p))).collect(),
+                    Ok(parts) => parts.into_iter().map(Value::Object).collect(),
                     Err(err) => {
                         warn!(forwarder = %self.settings.name, id = %record.id, error = %err, "sent whole: cannot cut it to the limit");
-                        vec![entry(body)]
+                        vec![body]
                     }
                 }
             }
-            _ => vec![entry(body)],
+            _ => vec![body],
+        };
+        if parts.len() == 1 {
+            let body = parts.into_iter().next().expect("one part");
+            return vec![Entry { record, position, body, event, failed }];
         }
+        parts
+            .into_iter()
+            .map(|body| {
+                // Each part of a cut record is a valid record of its kind: mapped on its own.
+                let bytes = serde_json::to_vec(&body).unwrap_or_default();
+                let event = signet_model::normalize(record.kind, &bytes).ok();
+                Entry { record, position, body, event, failed }
+            })
+            .collect()
     }
 
-    /// POSTs until the receiver acknowledges; false when asked to stop first.
-    fn deliver(&self, http: &reqwest::blocking::Client, from: u64, to: u64, events: &[Value]) -> bool {
+    /// The record size UDP can carry (room left for the syslog header).
+    fn transport_limit(&self) -> Option<usize> {
+        self.settings.url.starts_with("udp://").then_some(crate::syslog::MAX_DATAGRAM - 1024)
+    }
+
+    /// The JSON form of an entry: Signet's envelope, or OCSF.
+    fn json(&self, entry: &Entry) -> Value {
+        let record = entry.record;
+        if self.settings.format == Format::Ocsf {
+            if let Some(event) = &entry.event {
+                return crate::ocsf::record(event, &record.org, &entry.body);
+            }
+        }
+        json!({
+            "kind": crate::api::kind_names(record.kind).0,
+            "organization": record.org,
+            "id": record.id,
+            "revision": record.revision,
+            "received": signet_model::time::format_time(record.received_us),
+            "record": entry.body,
+        })
+    }
+
+    fn syslog_message(&self, entry: &Entry, hostname: &str) -> Vec<u8> {
+        let record = entry.record;
+        let msg = match (self.settings.format, &entry.event) {
+            (Format::Cef, Some(event)) => crate::syslog::cef(event, &record.org, entry.failed),
+            _ => self.json(entry).to_string(),
+        };
+        let params = [
+            ("org", record.org.clone()),
+            ("kind", crate::api::kind_names(record.kind).0.to_string()),
+            ("id", record.id.clone()),
+            ("rev", record.revision.to_string()),
+            ("pos", entry.position.to_string()),
+        ];
+        crate::syslog::rfc5424(&crate::syslog::Message {
+            facility: self.settings.facility,
+            severity: crate::syslog::severity(record.kind, entry.failed),
+            time_us: entry.event.as_ref().map_or(record.received_us, |e| e.time_us),
+            hostname,
+            msgid: crate::syslog::msgid(record.kind),
+            params: &params,
+            msg: &msg,
+        })
+    }
+
+    /// POSTs until the receiver acknowledges.
+    fn deliver(&self, http: &reqwest::blocking::Client, from: u64, to: u64, events: &[Value]) -> Outcome {
         let body = json!({ "destination": self.settings.name, "from": from, "to": to, "events": events }).to_string();
         let mut failures = 0u32;
         loop {
@@ -412,11 +589,7 @@ impl Forwarder {
                 .body(body.clone())
                 .send();
             let retry_after = match sent {
-                Ok(response) if response.status().is_success() => {
-                    self.status.delivered.fetch_add(events.len() as u64, Ordering::Relaxed);
-                    self.status.last_delivery_us.store(signet_model::time::now_micros(), Ordering::Relaxed);
-                    return true;
-                }
+                Ok(response) if response.status().is_success() => return Outcome::Delivered,
                 Ok(response) => {
                     let status = response.status();
                     warn!(forwarder = %self.settings.name, %status, "receiver refused a batch; retrying");
@@ -432,25 +605,74 @@ impl Forwarder {
                     None
                 }
             };
-            self.status.failures.fetch_add(1, Ordering::Relaxed);
-            failures += 1;
-            let backoff = Duration::from_millis(250).saturating_mul(1 << failures.min(10)).min(MAX_BACKOFF);
-            if !self.pause(retry_after.map_or(backoff, |after| after.max(backoff.min(after * 2)))) {
-                return false;
+            if !self.back_off(&mut failures, retry_after) {
+                return Outcome::Stopped;
+            }
+        }
+    }
+
+    /// Sends until the transport reports the batch delivered, or a TCP/TLS connection breaks
+    /// with recent batches on it (then the forwarder resends from the oldest of them).
+    fn deliver_syslog(
+        &self,
+        sink: &mut crate::syslog::Sink,
+        recent: &mut std::collections::VecDeque<(u64, std::time::Instant)>,
+        from: u64,
+        messages: &[Vec<u8>],
+    ) -> Outcome {
+        let streamed = matches!(sink.target().protocol, crate::syslog::Protocol::Tcp | crate::syslog::Protocol::Tls);
+        let mut failures = 0u32;
+        loop {
+            match sink.send(messages) {
+                Ok(()) => {
+                    if streamed {
+                        recent.retain(|(_, at)| at.elapsed() < crate::syslog::RESEND_WINDOW);
+                        recent.push_back((from, std::time::Instant::now()));
+                    }
+                    return Outcome::Delivered;
+                }
+                Err(err) => {
+                    warn!(forwarder = %self.settings.name, error = %err, "syslog receiver unreachable; retrying");
+                    let resend = resend_point(recent);
+                    if !self.back_off(&mut failures, None) {
+                        return Outcome::Stopped;
+                    }
+                    if let Some(position) = resend.filter(|&p| p < from) {
+                        return Outcome::ResendFrom(position);
+                    }
+                }
             }
         }
     }
 }
 
-/// Whether a record is a failure: a sign-in that did not succeed, a directory audit with result
+/// Where to resend from after a TCP/TLS connection broke: the oldest batch written on it within
+/// the resend window. Forgets the connection's batches.
+fn resend_point(recent: &mut std::collections::VecDeque<(u64, std::time::Instant)>) -> Option<u64> {
+    let from = recent.iter().filter(|(_, at)| at.elapsed() < crate::syslog::RESEND_WINDOW).map(|(p, _)| *p).min();
+    recent.clear();
+    from
+}
+
+/// A syslog connection found closed while idle: where to resend from.
+fn connection_lost(transport: &mut Transport) -> Option<u64> {
+    match transport {
+        Transport::Syslog { sink, recent, .. } => match sink.connection_lost() {
+            true => resend_point(recent),
+            false => None,
+        },
+        Transport::Webhook(_) => None,
+    }
+}
+
+/// Whether an event is a failure: a sign-in that did not succeed, a directory audit with result
 /// failure, an activity whose ResultStatus is Failed / Failure / Denied.
-fn failed(kind: LogKind, body: &[u8]) -> bool {
-    let Ok(event) = signet_model::normalize(kind, body) else { return false };
+fn failed(event: &signet_model::Event) -> bool {
     let text = |name: &str| match event.cell(name) {
         Some(Cell::Str(s)) => s.to_ascii_lowercase(),
         _ => String::new(),
     };
-    match kind {
+    match event.kind {
         LogKind::SignIn => !text("status").is_empty() && text("status") != "success",
         LogKind::DirectoryAudit => text("result") == "failure",
         LogKind::Activity => matches!(text("result_status").as_str(), "failed" | "failure" | "denied"),
@@ -501,10 +723,22 @@ mod tests {
             r#"{"name":"si em","url":"https://example.com/in","secret":"0123456789abcdef0123"}"#,
             r#"{"name":"siem","url":"https://example.com/in","secret":"short"}"#,
             r#"{"name":"siem","url":"https://example.com/in","secret":"0123456789abcdef0123","kinds":["mail"]}"#,
+            r#"{"name":"siem","url":"tcp://siem.example.com:514"}"#,
+            r#"{"name":"siem","url":"udp://siem.example.com"}"#,
+            r#"{"name":"siem","url":"tls://siem.example.com:6514","facility":24}"#,
+            r#"{"name":"siem","url":"https://example.com/in","secret":"0123456789abcdef0123","format":"cef"}"#,
+            r#"{"name":"siem","url":"ftp://example.com/in","secret":"0123456789abcdef0123"}"#,
         ] {
             assert!(toml_like(bad).check().is_err(), "{bad}");
         }
         assert!(serde_json::from_str::<ForwardSettings>(r#"{"name":"x","url":"u","secret":"s","colour":1}"#).is_err());
+        for good in [
+            r#"{"name":"siem","url":"tls://siem.example.com:6514","format":"cef"}"#,
+            r#"{"name":"siem","url":"tcp://siem.example.com:514","allow_plaintext":true}"#,
+            r#"{"name":"siem","url":"relp://127.0.0.1:2514"}"#,
+        ] {
+            assert!(toml_like(good).check().is_ok(), "{good}");
+        }
     }
 
     fn toml_like(json: &str) -> ForwardSettings {
@@ -513,6 +747,7 @@ mod tests {
 
     #[test]
     fn failures_are_told_apart() {
+        let failed = |kind, body: &[u8]| failed(&signet_model::normalize(kind, body).unwrap());
         assert!(failed(
             LogKind::SignIn,
             br#"{"id":"1","createdDateTime":"2026-11-20T10:00:00Z","status":{"errorCode":50126}}"#

@@ -38,6 +38,7 @@ pub mod ocsf;
 pub mod oidc;
 pub mod reports;
 pub mod routes;
+pub mod syslog;
 pub mod testkit;
 pub mod trust;
 pub mod user_access;

@@ -10,6 +10,7 @@ mod forward;
 mod graph;
 mod ingest;
 mod reports;
+mod syslog;
 mod trust;
 
 use std::sync::Arc;
