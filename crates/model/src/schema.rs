@@ -37,6 +37,10 @@ const fn col(name: &'static str, api: &'static str, graph_path: Option<&'static 
 
 use ColType::*;
 
+/// Not a stored column: true for rows a query read from the archive rather than the hot
+/// tables. List queries may ask for it like any other column.
+pub static ARCHIVED: Column = col("archived", "archived", None, Bool);
+
 /// Columns every table starts with, filled by the store rather than by the normaliser.
 pub const COMMON_COLUMNS: usize = 8;
 

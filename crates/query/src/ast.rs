@@ -77,6 +77,38 @@ pub enum Expr {
 }
 
 impl Expr {
+    /// The event-time range the filter keeps, as far as its top-level conjunction says:
+    /// (lowest time, highest time), inclusive, microseconds. `None`: unbounded on that side.
+    pub fn time_bounds(&self) -> (Option<i64>, Option<i64>) {
+        let mut bounds = (None::<i64>, None::<i64>);
+        let mut visit = |e: &Expr| {
+            if let Expr::Compare { column, op, value: Literal::Time(t) } = e {
+                if column.name != "event_time" {
+                    return;
+                }
+                let (low, high) = match op {
+                    CmpOp::Eq => (Some(*t), Some(*t)),
+                    CmpOp::Gt => (Some(t.saturating_add(1)), None),
+                    CmpOp::Ge => (Some(*t), None),
+                    CmpOp::Lt => (None, Some(t.saturating_sub(1))),
+                    CmpOp::Le => (None, Some(*t)),
+                    CmpOp::Ne => (None, None),
+                };
+                if let Some(low) = low {
+                    bounds.0 = Some(bounds.0.map_or(low, |b: i64| b.max(low)));
+                }
+                if let Some(high) = high {
+                    bounds.1 = Some(bounds.1.map_or(high, |b: i64| b.min(high)));
+                }
+            }
+        };
+        match self {
+            Expr::And(parts) => parts.iter().for_each(&mut visit),
+            other => visit(other),
+        }
+        bounds
+    }
+
     pub fn and(parts: Vec<Expr>) -> Expr {
         let mut flat = Vec::new();
         for p in parts {

@@ -249,11 +249,17 @@ pub fn list_where(query: &ListQuery, dialect: Dialect) -> String {
 /// A page of a list query (one row more than the limit, to detect a next page). `limit = None`
 /// streams everything (export).
 pub fn list_sql(query: &ListQuery, dialect: Dialect, limit: Option<usize>) -> String {
+    list_sql_from(query, dialect, limit, schema::table(query.kind))
+}
+
+/// [`list_sql`] reading from `source` (a table, or a parenthesised query with an alias, e.g.
+/// the hot table and the archive together) instead of the kind's table.
+pub fn list_sql_from(query: &ListQuery, dialect: Dialect, limit: Option<usize>, source: &str) -> String {
     let direction = if query.order == SortOrder::Desc { "DESC" } else { "ASC" };
     let mut sql = format!(
         "SELECT {} FROM {} WHERE {} ORDER BY event_time {direction}, id {direction}",
         select_list(&list_columns(query), dialect),
-        schema::table(query.kind),
+        source,
         list_where(query, dialect),
     );
     if let Some(limit) = limit {
@@ -264,12 +270,12 @@ pub fn list_sql(query: &ListQuery, dialect: Dialect, limit: Option<usize>) -> St
 
 /// `SELECT count(*)` of a filter.
 pub fn count_sql(org: &str, kind: signet_model::LogKind, filter: &Expr, dialect: Dialect) -> String {
-    format!(
-        "SELECT count(*) FROM {} WHERE {} AND {}",
-        schema::table(kind),
-        org_clause(org, dialect),
-        compile_expr(filter, dialect)
-    )
+    count_sql_from(org, filter, dialect, schema::table(kind))
+}
+
+/// [`count_sql`] reading from `source` (see [`list_sql_from`]).
+pub fn count_sql_from(org: &str, filter: &Expr, dialect: Dialect, source: &str) -> String {
+    format!("SELECT count(*) FROM {} WHERE {} AND {}", source, org_clause(org, dialect), compile_expr(filter, dialect))
 }
 
 /// The columns an aggregation's groups and measures read (not the filter's: it is applied
@@ -298,7 +304,11 @@ fn aggregation_columns(query: &AggQuery) -> Vec<&'static Column> {
 
 /// A grouped aggregation: `g0..gN` (groups) then `m0..mM` (measures).
 pub fn agg_sql(query: &AggQuery, dialect: Dialect) -> String {
-    let table = schema::table(query.kind);
+    agg_sql_from(query, dialect, schema::table(query.kind))
+}
+
+/// [`agg_sql`] reading from `table` (see [`list_sql_from`]).
+pub fn agg_sql_from(query: &AggQuery, dialect: Dialect, table: &str) -> String {
     let filter = format!("{} AND {}", org_clause(&query.org, dialect), compile_expr(&query.filter, dialect));
     let unnest = query.group_by.iter().find_map(|g| match g {
         GroupBy::Unnest(column) => Some(*column),
@@ -365,10 +375,14 @@ pub fn agg_sql(query: &AggQuery, dialect: Dialect) -> String {
 /// bit `N - i` clear for the set of column `i`; all bits set for the total), at most
 /// `query.limit` rows per set. `None` when a column is a list (engines then count per column).
 pub fn facets_sql(query: &FacetQuery, dialect: Dialect) -> Option<String> {
+    facets_sql_from(query, dialect, schema::table(query.kind))
+}
+
+/// [`facets_sql`] reading from `table` (see [`list_sql_from`]).
+pub fn facets_sql_from(query: &FacetQuery, dialect: Dialect, table: &str) -> Option<String> {
     if query.columns.is_empty() || query.columns.iter().any(|c| c.ty == ColType::StrList) {
         return None;
     }
-    let table = schema::table(query.kind);
     let filter = format!("{} AND {}", org_clause(&query.org, dialect), compile_expr(&query.filter, dialect));
     let names: Vec<String> = (0..query.columns.len()).map(|i| format!("c{i}")).collect();
     let read: Vec<String> = query.columns.iter().zip(&names).map(|(c, n)| format!("{} AS {n}", c.name)).collect();

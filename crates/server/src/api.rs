@@ -128,6 +128,10 @@ pub async fn list_for(
     if let Some(confine) = confine {
         request.filter = Expr::and(vec![request.filter, confine]);
     }
+    let shown = request.columns.clone();
+    // Every item says whether it came from the archive (a time range reaching past the hot
+    // store), without it being a column to show.
+    request.columns.push(&schema::ARCHIVED);
     let query = request.into_list_query(&org, kind);
     let engine = state.engine.clone();
     let (rows, query) =
@@ -136,7 +140,7 @@ pub async fn list_for(
     let page = &rows[..rows.len().min(query.limit)];
     let next = if more { page.last().and_then(|row| cursor_of(&query, row)) } else { None };
     let answer = Json(json!({
-        "columns": query.columns.iter().map(|c| c.api).collect::<Vec<_>>(),
+        "columns": shown.iter().map(|c| c.api).collect::<Vec<_>>(),
         "items": rows_json(&query.columns, page),
         "nextCursor": next,
     }));

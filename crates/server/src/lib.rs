@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod ocsf;
 pub mod oidc;
 pub mod reports;
+pub mod retention;
 pub mod routes;
 pub mod syslog;
 pub mod testkit;
@@ -82,6 +83,10 @@ pub struct ServerConfig {
     pub activity_exclusions: Vec<String>,
     /// Where new events are streamed to (`[[forward]]`).
     pub forward: Vec<forward::ForwardSettings>,
+    /// The archive directory (default `DATA/archive`).
+    pub archive_dir: Option<std::path::PathBuf>,
+    /// How often the retention policies are applied (None: only on demand).
+    pub retention_interval: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +104,8 @@ impl Default for ServerConfig {
                 .map(|s| s.to_string())
                 .collect(),
             forward: Vec::new(),
+            archive_dir: None,
+            retention_interval: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -123,6 +130,8 @@ pub struct AppState {
     pub user_directory: Arc<user_directory::UserDirectory>,
     /// Streams out to other tools (started by [`run`]).
     pub forwarders: Arc<forward::Forwarders>,
+    /// Retention policies and the expiry job (started by [`run`]).
+    pub retention: Arc<retention::RetentionJob>,
 }
 
 impl AppState {
@@ -138,7 +147,15 @@ impl AppState {
             forward::Forwarders::new(config.forward.clone())
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
         );
+        let archive_dir =
+            config.archive_dir.clone().unwrap_or_else(|| retention::default_archive_dir(engine.data_dir()));
+        let archive = signet_store::archive::Archive::new(archive_dir);
+        let parts = archive.parts().map_err(|e| std::io::Error::other(format!("the archive: {e}")))?;
+        engine.store().set_archive(parts);
+        let policies = Arc::new(retention::RetentionStore::open(engine.data_dir())?);
+        let retention = Arc::new(retention::RetentionJob::new(archive, policies));
         Ok(AppState {
+            retention,
             forwarders,
             audit_settings,
             user_directory,
@@ -200,11 +217,20 @@ pub async fn run(
     let users_flusher = tokio::spawn(flush_user_directory(users.clone()));
     let forwarders = state.forwarders.clone();
     forwarders.start(engine.clone());
+    let retention = state.retention.clone();
+    if let Some(interval) = state.config.retention_interval {
+        retention.start(engine.clone(), interval);
+    }
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     flusher.abort();
     users_flusher.abort();
-    tokio::task::spawn_blocking(move || forwarders.stop()).await.map_err(std::io::Error::other)?;
+    tokio::task::spawn_blocking(move || {
+        forwarders.stop();
+        retention.stop();
+    })
+    .await
+    .map_err(std::io::Error::other)?;
     served?;
     tokio::task::spawn_blocking(move || {
         let stopped = access_log::service_event(

@@ -9,8 +9,8 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use signet_auth::Permission::{self, *};
 
 use crate::{
-    accounts, activity_reports, api, audit_settings, console, explore, graph, import, ingest, oidc, reports, trust,
-    user_sessions, views, AppState,
+    accounts, activity_reports, api, audit_settings, console, explore, graph, import, ingest, oidc, reports, retention,
+    trust, user_sessions, views, AppState,
 };
 
 /// Who may call a route.
@@ -133,6 +133,9 @@ route_table! {
     GET "/api/v1/settings", Needs(ReadSettings), Read("SettingsViewed") => accounts::settings;
     GET "/api/v1/settings/audit", Needs(ReadSettings), Read("AuditSettingsViewed") => audit_settings::get;
     PUT "/api/v1/settings/audit", Needs(ManageSecuritySettings), Change("AuditSettingsChanged") => audit_settings::put;
+    GET "/api/v1/settings/retention", Needs(ReadSettings), Read("RetentionPolicyViewed") => retention::get;
+    PUT "/api/v1/settings/retention", Needs(ManageSecuritySettings), Change("RetentionPolicyChanged") => retention::put;
+    POST "/api/v1/settings/retention/run", Needs(ManageSecuritySettings), Change("RetentionRun") => retention::run_now;
     GET "/api/v1/users", Needs(ReadSettings), Read("UsersListed") => accounts::list_users;
     POST "/api/v1/users", Needs(ManageUsers), Change("UserCreated") => accounts::create_user;
     PATCH "/api/v1/users/{id}", Needs(ManageUsers), Change("UserUpdated") => accounts::update_user;

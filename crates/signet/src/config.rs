@@ -69,6 +69,10 @@ pub struct Config {
     /// name, url, secret, kinds, organizations, failures_only, batch_size, max_record_bytes,
     /// start = "beginning" | "end").
     pub forward: Vec<signet_server::forward::ForwardSettings>,
+    /// Where events leaving the hot store are archived (default: `DATA/archive`).
+    pub archive_dir: Option<PathBuf>,
+    /// How often the retention policies are applied, in minutes (0: only on demand).
+    pub retention_interval_minutes: u64,
 }
 
 impl Default for Config {
@@ -96,6 +100,8 @@ impl Default for Config {
             publish_heads_url: None,
             oidc: Vec::new(),
             forward: Vec::new(),
+            archive_dir: None,
+            retention_interval_minutes: 60,
             activity_exclusions: signet_model::activity::DEFAULT_EXCLUDED_OPERATIONS
                 .iter()
                 .map(|s| s.to_string())
@@ -203,6 +209,9 @@ impl Config {
             ingest_slots: self.ingest_slots,
             activity_exclusions: self.activity_exclusions.clone(),
             forward: self.forward.clone(),
+            archive_dir: self.archive_dir.clone(),
+            retention_interval: (self.retention_interval_minutes > 0)
+                .then(|| Duration::from_secs(self.retention_interval_minutes * 60)),
             login: signet_auth::LoginPolicy {
                 max_failures: self.lockout_threshold,
                 lockout: Duration::from_secs(self.lockout_minutes * 60),

@@ -39,6 +39,25 @@ pub struct VersionEntry<'a> {
     pub content_hash: u64,
 }
 
+/// One archived part, as queries see it (see `crate::archive`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchivedPart {
+    pub org: String,
+    pub kind: LogKind,
+    /// Start of its UTC day, microseconds.
+    pub day_us: i64,
+    pub min_time_us: i64,
+    pub max_time_us: i64,
+    pub path: std::path::PathBuf,
+}
+
+/// A revision that expiry archives: where it is in the log and whether it is the latest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpiryCandidate {
+    pub ptr: RecordPtr,
+    pub latest: bool,
+}
+
 pub trait EventStore: Send + Sync {
     /// A short name for logs and metrics ("duckdb", "clickhouse").
     fn backend(&self) -> &'static str;
@@ -50,6 +69,36 @@ pub trait EventStore: Send + Sync {
     /// Only the latest revision of an id is visible in lists and reports; every revision is
     /// kept for [`EventStore::revisions`].
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()>;
+
+    /// The revisions expiry moves to the archive for one organisation, kind and time range:
+    /// every event whose latest revision is queryable with an event time in `[from_us,
+    /// to_us)`, with all its revisions, in log order, minus the records already in `archived`
+    /// (parts written by an earlier run that stopped before it removed the rows).
+    fn expiry_candidates(
+        &self,
+        org: &str,
+        kind: LogKind,
+        from_us: i64,
+        to_us: i64,
+        archived: &[ArchivedPart],
+    ) -> Result<Vec<ExpiryCandidate>> {
+        let _ = (org, kind, from_us, to_us, archived);
+        Err(crate::StoreError::Database(format!("{} does not archive", self.backend())))
+    }
+
+    /// Removes from the queryable rows those of `[from_us, to_us)` that `parts` (the whole
+    /// archived partition) hold, and makes queries read those parts instead, atomically for
+    /// readers. Returns the rows removed. Revisions stay known (duplicates are still
+    /// recognised).
+    fn expire(&self, org: &str, kind: LogKind, from_us: i64, to_us: i64, parts: &[ArchivedPart]) -> Result<u64> {
+        let _ = (org, kind, from_us, to_us, parts);
+        Err(crate::StoreError::Database(format!("{} does not archive", self.backend())))
+    }
+
+    /// The archived parts queries read when their time range reaches into them.
+    fn set_archive(&self, parts: Vec<ArchivedPart>) {
+        let _ = parts;
+    }
 
     /// Visits every revision of every event id, in any order.
     fn for_each_version(&self, visit: &mut dyn FnMut(VersionEntry<'_>)) -> Result<()>;

@@ -459,6 +459,13 @@ impl Ledger {
         Ok(self.latest_head(org))
     }
 
+    /// The leaf index of the record at `ptr` in its organisation's tree.
+    pub fn leaf_index(&self, org: &str, ptr: RecordPtr) -> Result<Option<u64>> {
+        let state = self.state.lock();
+        let Some(tree) = state.trees.get(org) else { return Ok(None) };
+        tree.index_of(leaf_address(ptr)).map_err(trust_err)
+    }
+
     /// The signed head of an organisation at exactly `tree_size`.
     pub fn head_at(&self, org: &str, tree_size: u64) -> Result<Option<SignedHead>> {
         let state = self.state.lock();

@@ -20,6 +20,7 @@
 //! DATA/signet.duckdb    the DuckDB projection (rebuildable from the log)
 //! ```
 
+pub mod archive;
 pub mod conformance;
 pub mod disk;
 pub mod duck;
@@ -38,7 +39,7 @@ use serde::Serialize;
 use signet_model::{normalize, LogKind};
 use tracing::info;
 
-pub use engine::{EventStore, RevisionRef, StoredEvent};
+pub use engine::{ArchivedPart, EventStore, ExpiryCandidate, RevisionRef, StoredEvent};
 pub use error::{Result, StoreError};
 pub use ingest::{IngestConfig, IngestMetrics, Outcome, Pipeline};
 pub use ledger::{Ledger, TrustConfig};

@@ -118,6 +118,9 @@ const TABLE: &[Row] = &[
     row("GET", "/api/v1/settings", Only(&[GA, SA, SR, GR, READ]), 200, 200),
     row("GET", "/api/v1/settings/audit", Only(&[GA, SA, SR, GR, READ]), 200, 200),
     row("PUT", "/api/v1/settings/audit", Only(&[GA, SA]), 200, 200),
+    row("GET", "/api/v1/settings/retention", Only(&[GA, SA, SR, GR, READ]), 200, 200),
+    row("PUT", "/api/v1/settings/retention", Only(&[GA, SA]), 200, 200),
+    row("POST", "/api/v1/settings/retention/run", Only(&[GA, SA]), 200, 200),
     row("GET", "/api/v1/users", Only(&[GA, SA, SR, GR, READ]), 200, 200),
     row("POST", "/api/v1/users", Only(&[GA]), 201, 201),
     row("PATCH", "/api/v1/users/{id}", Only(&[GA]), 200, 404),
@@ -248,6 +251,7 @@ fn concrete(server: &TestServer, row: &Row, fixture: &Fixture, n: usize) -> (Str
         ("PATCH", "/api/v1/users/{id}") => json(json!({ "displayName": "Renamed" })),
         ("POST", "/api/v1/keys") => json(json!({ "name": format!("k{n}"), "type": "ingest" })),
         ("PUT", "/api/v1/settings/audit") => json(json!({ "userAccessAuditingInterval": 4 })),
+        ("PUT", "/api/v1/settings/retention") => json(json!({ "activities": { "hotDays": 3650 } })),
         ("POST", "/api/v1/directory/users") => {
             json(json!([{ "userId": format!("u{n}"), "email": "u@default.example" }]))
         }

@@ -10,6 +10,7 @@ mod forward;
 mod graph;
 mod ingest;
 mod reports;
+mod retention;
 mod syslog;
 mod trust;
 
@@ -26,6 +27,7 @@ pub const PASSWORD: &str = "test password 0123";
 
 pub struct TestServer {
     pub base: String,
+    pub state: AppState,
     pub engine: Arc<Engine>,
     pub directory: Arc<Directory>,
     /// Sends a Global reader read key (org `default`) on every request.
@@ -75,11 +77,13 @@ impl TestServer {
         let (_, ingest_key) =
             directory.create_key(&config.org, "writer", KeyKind::Ingest { app: None }, "test").unwrap();
         let state = AppState::new(engine.clone(), directory.clone(), config).unwrap();
+        let kept = state.clone();
         tokio::spawn(signet_server::run(listener, state, async move {
             let _ = rx.await;
         }));
         TestServer {
             base,
+            state: kept,
             engine,
             directory,
             http: keyed_client(read_key.expose()),

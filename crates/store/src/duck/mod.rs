@@ -2,7 +2,7 @@
 //! of the event log (one table per log kind with the latest revision of each event, and a
 //! `revisions` table with every revision's pointer into the log).
 
-mod arrow;
+pub(crate) mod arrow;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +16,7 @@ use signet_query::sql::{self, Dialect};
 use signet_query::{AggQuery, Expr, FacetQuery, Facets, ListQuery};
 use tracing::debug;
 
-use crate::engine::{EventStore, RevisionRef, StoredEvent, VersionEntry};
+use crate::engine::{ArchivedPart, EventStore, ExpiryCandidate, RevisionRef, StoredEvent, VersionEntry};
 use crate::error::{Result, StoreError};
 use crate::log::RecordPtr;
 
@@ -37,9 +37,24 @@ pub struct TableDifference {
 pub struct DuckStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Archived parts queries may read. Queries hold it shared while they run; expiry holds it
+    /// exclusively while it removes rows and adds their parts, so no reader sees a row twice
+    /// or not at all.
+    archive: parking_lot::RwLock<Vec<ArchivedPart>>,
 }
 
-fn sql_type(ty: ColType) -> &'static str {
+/// A path as a DuckDB string literal.
+fn path_literal(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "''"))
+}
+
+/// `read_parquet([...])` of some parts.
+fn read_parts(parts: &[&ArchivedPart]) -> String {
+    let files: Vec<String> = parts.iter().map(|p| path_literal(&p.path)).collect();
+    format!("read_parquet([{}])", files.join(", "))
+}
+
+pub(crate) fn sql_type(ty: ColType) -> &'static str {
     match ty {
         ColType::Str => "VARCHAR",
         ColType::Int => "BIGINT",
@@ -50,7 +65,7 @@ fn sql_type(ty: ColType) -> &'static str {
     }
 }
 
-fn create_table_sql(table: &str, columns: &[&Column]) -> String {
+pub(crate) fn create_table_sql(table: &str, columns: &[&Column]) -> String {
     let defs: Vec<String> = columns.iter().map(|c| format!("{} {}", c.name, sql_type(c.ty))).collect();
     format!("CREATE TABLE IF NOT EXISTS {table} ({})", defs.join(", "))
 }
@@ -60,14 +75,41 @@ impl DuckStore {
     pub fn open(path: &Path) -> Result<DuckStore> {
         let conn = Connection::open(path)?;
         Self::migrate(&conn)?;
-        Ok(DuckStore { writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) })
+        Ok(DuckStore { writer: Mutex::new(conn), readers: Mutex::new(Vec::new()), archive: Default::default() })
     }
 
     /// An in-memory database (tests).
     pub fn open_in_memory() -> Result<DuckStore> {
         let conn = Connection::open_in_memory()?;
         Self::migrate(&conn)?;
-        Ok(DuckStore { writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) })
+        Ok(DuckStore { writer: Mutex::new(conn), readers: Mutex::new(Vec::new()), archive: Default::default() })
+    }
+
+    /// What a query of `org`/`kind` reads: the hot table, or the hot table and the archived
+    /// parts its time range reaches (only a range with a lower bound reaches into the archive),
+    /// each row marked in `archived`.
+    fn source(catalog: &[ArchivedPart], org: &str, kind: LogKind, filter: &Expr, archived_column: bool) -> String {
+        let table = schema::table(kind);
+        let parts: Vec<&ArchivedPart> = match filter.time_bounds() {
+            (Some(low), high) => catalog
+                .iter()
+                .filter(|p| p.org == org && p.kind == kind && p.max_time_us >= low)
+                .filter(|p| high.is_none_or(|high| p.min_time_us <= high))
+                .collect(),
+            (None, _) => Vec::new(),
+        };
+        if parts.is_empty() {
+            return match archived_column {
+                true => format!("(SELECT *, false AS archived FROM {table}) AS {table}"),
+                false => table.to_string(),
+            };
+        }
+        let columns = schema::all_columns(kind).map(|c| c.name).collect::<Vec<_>>().join(", ");
+        format!(
+            "(SELECT {columns}, false AS archived FROM {table} UNION ALL \
+             SELECT {columns}, true AS archived FROM {} WHERE latest) AS {table}",
+            read_parts(&parts)
+        )
     }
 
     fn migrate(conn: &Connection) -> Result<()> {
@@ -345,12 +387,17 @@ impl EventStore for DuckStore {
 
     fn list(&self, query: &ListQuery) -> Result<Vec<Vec<Cell>>> {
         let columns = sql::list_columns(query);
-        let sql = sql::list_sql(query, DIALECT, Some(query.limit + 1));
+        let catalog = self.archive.read();
+        let wants_archived = columns.iter().any(|c| std::ptr::eq(*c, &schema::ARCHIVED));
+        let source = Self::source(&catalog, &query.org, query.kind, &query.filter, wants_archived);
+        let sql = sql::list_sql_from(query, DIALECT, Some(query.limit + 1), &source);
         self.query_cells(&sql, Some(&columns))
     }
 
     fn count(&self, org: &str, kind: LogKind, filter: &Expr) -> Result<u64> {
-        let rows = self.query_cells(&sql::count_sql(org, kind, filter, DIALECT), None)?;
+        let catalog = self.archive.read();
+        let source = Self::source(&catalog, org, kind, filter, false);
+        let rows = self.query_cells(&sql::count_sql_from(org, filter, DIALECT, &source), None)?;
         match rows.first().and_then(|r| r.first()) {
             Some(Cell::Int(n)) => Ok(*n as u64),
             other => Err(StoreError::Database(format!("count returned {other:?}"))),
@@ -358,13 +405,18 @@ impl EventStore for DuckStore {
     }
 
     fn aggregate(&self, query: &AggQuery) -> Result<Vec<Vec<Cell>>> {
-        self.query_cells(&sql::agg_sql(query, DIALECT), None)
+        let catalog = self.archive.read();
+        let source = Self::source(&catalog, &query.org, query.kind, &query.filter, false);
+        self.query_cells(&sql::agg_sql_from(query, DIALECT, &source), None)
     }
 
     /// One scan with grouping sets (one per column, plus the total) instead of a query per
     /// column: the filter is evaluated once.
     fn facets(&self, query: &FacetQuery) -> Result<Facets> {
-        let Some(sql) = sql::facets_sql(query, DIALECT) else {
+        let catalog = self.archive.read();
+        let source = Self::source(&catalog, &query.org, query.kind, &query.filter, false);
+        let Some(sql) = sql::facets_sql_from(query, DIALECT, &source) else {
+            drop(catalog);
             return crate::engine::facets_by_column(self, query);
         };
         let width = query.columns.len();
@@ -390,6 +442,71 @@ impl EventStore for DuckStore {
             }
         }
         Ok(facets)
+    }
+
+    fn expiry_candidates(
+        &self,
+        org: &str,
+        kind: LogKind,
+        from_us: i64,
+        to_us: i64,
+        archived: &[ArchivedPart],
+    ) -> Result<Vec<ExpiryCandidate>> {
+        let table = schema::table(kind);
+        let parts: Vec<&ArchivedPart> = archived.iter().collect();
+        let not_archived = match parts.is_empty() {
+            true => String::new(),
+            false => format!(
+                " AND r.log_pos * 65536 + r.log_idx NOT IN (SELECT log_pos * 65536 + log_idx FROM {})",
+                read_parts(&parts)
+            ),
+        };
+        let sql = format!(
+            "SELECT r.log_pos, r.log_idx, (r.log_pos = l.log_pos AND r.log_idx = l.log_idx) AS latest \
+             FROM revisions r JOIN (SELECT id, log_pos, log_idx FROM {table} WHERE org_id = ? \
+               AND event_time >= make_timestamp(?::BIGINT) AND event_time < make_timestamp(?::BIGINT)) l \
+             ON r.id = l.id WHERE r.org_id = ? AND r.kind = ?{not_archived} ORDER BY r.log_pos, r.log_idx"
+        );
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query(duckdb::params![org, from_us, to_us, org, i64::from(kind.code())])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(ExpiryCandidate {
+                    ptr: RecordPtr { frame_pos: row.get::<_, i64>(0)? as u64, index: row.get::<_, i64>(1)? as u16 },
+                    latest: row.get(2)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn expire(&self, org: &str, kind: LogKind, from_us: i64, to_us: i64, parts: &[ArchivedPart]) -> Result<u64> {
+        let mut catalog = self.archive.write();
+        let removed = match parts.is_empty() {
+            true => 0,
+            false => {
+                let table = schema::table(kind);
+                let sql = format!(
+                    "DELETE FROM {table} WHERE org_id = ? AND event_time >= make_timestamp(?::BIGINT) \
+                     AND event_time < make_timestamp(?::BIGINT) \
+                     AND log_pos * 65536 + log_idx IN (SELECT log_pos * 65536 + log_idx FROM {})",
+                    read_parts(&parts.iter().collect::<Vec<_>>())
+                );
+                let conn = self.writer.lock();
+                conn.execute(&sql, duckdb::params![org, from_us, to_us])? as u64
+            }
+        };
+        for part in parts {
+            if !catalog.contains(part) {
+                catalog.push(part.clone());
+            }
+        }
+        Ok(removed)
+    }
+
+    fn set_archive(&self, parts: Vec<ArchivedPart>) {
+        *self.archive.write() = parts;
     }
 
     fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>> {

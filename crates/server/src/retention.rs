@@ -1,0 +1,396 @@
+//! Retention: each organisation's policy (how long each log stays hot, how long it is then kept
+//! in the archive, legal hold), kept in `DATA/settings/retention.json`, and the expiry job that
+//! applies it (`signet_store::archive::expire`) every `retention_interval`, on demand, and from
+//! `signet archive`. Changing a policy is an audited change (`RetentionPolicyChanged`); every
+//! run that moved or deleted something leaves a `RetentionApplied` record saying what.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use signet_model::LogKind;
+use signet_store::archive::{Archive, ExpiryReport, Rule};
+use signet_store::Engine;
+use tracing::{info, warn};
+
+use crate::access_log::{self, AuditNote};
+use crate::audit_settings::{read_json_file, replace_file};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+const MAX_DAYS: u32 = 36_500;
+
+/// How long one log kind is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindPolicy {
+    /// Days in the hot store, by event time (whole UTC days; at least 1).
+    pub hot_days: u32,
+    /// Days in the archive after that, then deleted; absent: kept for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_days: Option<u32>,
+    /// Suspends moving and deleting this log.
+    #[serde(default)]
+    pub legal_hold: bool,
+}
+
+/// One organisation's retention policy. A log without a policy stays hot for ever.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetentionPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signins: Option<KindPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_audits: Option<KindPolicy>,
+    /// Activities, Signet's own access log included (it is stored as activities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activities: Option<KindPolicy>,
+    /// Suspends moving and deleting every log of the organisation.
+    #[serde(default)]
+    pub legal_hold: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_hold_reason: Option<String>,
+}
+
+impl RetentionPolicy {
+    pub fn kind(&self, kind: LogKind) -> Option<&KindPolicy> {
+        match kind {
+            LogKind::SignIn => self.signins.as_ref(),
+            LogKind::DirectoryAudit => self.directory_audits.as_ref(),
+            LogKind::Activity => self.activities.as_ref(),
+        }
+    }
+
+    /// The rule the expiry job applies to one log.
+    pub fn rule(&self, kind: LogKind) -> Option<Rule> {
+        self.kind(kind).map(|p| Rule {
+            hot_days: p.hot_days,
+            archive_days: p.archive_days,
+            legal_hold: p.legal_hold || self.legal_hold,
+        })
+    }
+
+    pub fn checked(self) -> Result<RetentionPolicy, String> {
+        for kind in LogKind::ALL {
+            if let Some(p) = self.kind(kind) {
+                if !(1..=MAX_DAYS).contains(&p.hot_days) {
+                    return Err(format!("{}.hotDays must be 1-{MAX_DAYS}", kind.as_str()));
+                }
+                if p.archive_days.is_some_and(|d| d > MAX_DAYS) {
+                    return Err(format!("{}.archiveDays must be at most {MAX_DAYS}", kind.as_str()));
+                }
+            }
+        }
+        if self.legal_hold_reason.as_ref().is_some_and(|r| r.len() > 500) {
+            return Err("legalHoldReason is limited to 500 characters".into());
+        }
+        Ok(self)
+    }
+
+    /// What changed, for the audit record.
+    pub fn changes(&self, next: &RetentionPolicy) -> Vec<String> {
+        let describe = |p: Option<&KindPolicy>| match p {
+            None => "kept hot for ever".to_string(),
+            Some(p) => format!(
+                "hot {} days, archive {}{}",
+                p.hot_days,
+                p.archive_days.map_or("for ever".to_string(), |d| format!("{d} days")),
+                if p.legal_hold { ", legal hold" } else { "" }
+            ),
+        };
+        let mut out = Vec::new();
+        for kind in LogKind::ALL {
+            if self.kind(kind) != next.kind(kind) {
+                out.push(format!("{}: {} -> {}", kind.as_str(), describe(self.kind(kind)), describe(next.kind(kind))));
+            }
+        }
+        if self.legal_hold != next.legal_hold || self.legal_hold_reason != next.legal_hold_reason {
+            out.push(match next.legal_hold {
+                true => format!("legal hold on ({})", next.legal_hold_reason.as_deref().unwrap_or("no reason given")),
+                false => "legal hold lifted".to_string(),
+            });
+        }
+        out
+    }
+}
+
+/// Every organisation's policy.
+pub struct RetentionStore {
+    path: PathBuf,
+    policies: Mutex<BTreeMap<String, RetentionPolicy>>,
+}
+
+impl RetentionStore {
+    /// Opens `DATA/settings/retention.json`. A file that does not parse is an error: falling
+    /// back to "keep for ever" silently would be wrong, and so would guessing.
+    pub fn open(data_dir: &Path) -> std::io::Result<RetentionStore> {
+        let path = data_dir.join("settings").join("retention.json");
+        let policies = read_json_file(&path)?;
+        Ok(RetentionStore { path, policies: Mutex::new(policies) })
+    }
+
+    pub fn get(&self, org: &str) -> RetentionPolicy {
+        self.policies.lock().get(org).cloned().unwrap_or_default()
+    }
+
+    pub fn all(&self) -> BTreeMap<String, RetentionPolicy> {
+        self.policies.lock().clone()
+    }
+
+    /// Replaces an organisation's policy; returns the previous one.
+    pub fn replace(&self, org: &str, next: RetentionPolicy) -> std::io::Result<RetentionPolicy> {
+        let mut all = self.policies.lock();
+        let previous = all.get(org).cloned().unwrap_or_default();
+        let mut copy = all.clone();
+        copy.insert(org.to_string(), next);
+        replace_file(&self.path, &serde_json::to_vec_pretty(&copy).map_err(std::io::Error::other)?)?;
+        *all = copy;
+        Ok(previous)
+    }
+}
+
+/// The archive directory of a data directory when none is configured.
+pub fn default_archive_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("archive")
+}
+
+/// The expiry job: one run at a time, its last report kept for the API.
+pub struct RetentionJob {
+    pub archive: Archive,
+    pub policies: Arc<RetentionStore>,
+    running: Mutex<()>,
+    last: Mutex<Option<ExpiryReport>>,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl RetentionJob {
+    pub fn new(archive: Archive, policies: Arc<RetentionStore>) -> RetentionJob {
+        RetentionJob {
+            archive,
+            policies,
+            running: Mutex::new(()),
+            last: Mutex::new(None),
+            stop: Arc::default(),
+            thread: Mutex::new(None),
+        }
+    }
+
+    /// Applies the policies at `now_us` (of one organisation, or all), and records what was
+    /// done as a `RetentionApplied` event per organisation that had anything moved or deleted.
+    pub fn run(&self, engine: &Engine, only: Option<&str>, now_us: i64) -> signet_store::Result<ExpiryReport> {
+        let _one_at_a_time = self.running.lock();
+        let policies = self.policies.all();
+        let rules = |org: &str, kind: LogKind| {
+            if only.is_some_and(|o| o != org) {
+                return None;
+            }
+            policies.get(org).and_then(|p| p.rule(kind))
+        };
+        let report = signet_store::archive::expire(engine, &self.archive, &rules, now_us)?;
+        let mut by_org: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
+        for p in &report.partitions {
+            let entry = by_org.entry(p.organization.as_str()).or_default();
+            entry.0 += p.archived;
+            entry.1 += p.removed;
+        }
+        for part in &report.deleted_parts {
+            for org in policies.keys() {
+                let dir = self.archive.root().join(signet_store::ledger::org_dir_name(org));
+                if Path::new(part).starts_with(&dir) {
+                    by_org.entry(org.as_str()).or_default().2 += 1;
+                }
+            }
+        }
+        for (org, (archived, removed, deleted)) in by_org {
+            let record = access_log::service_event(
+                org,
+                "RetentionApplied",
+                &format!(
+                    "retention applied: {archived} revisions archived, {removed} events left the hot store, \
+                     {deleted} archive parts deleted at the end of their period"
+                ),
+                json!({
+                    "now": report.now,
+                    "partitions": report.partitions.iter().filter(|p| p.organization == org).collect::<Vec<_>>(),
+                }),
+            );
+            if let Err(err) = access_log::store_blocking(engine, org, &record) {
+                warn!(org, error = %err, "the RetentionApplied record was not stored");
+            }
+        }
+        *self.last.lock() = Some(report.clone());
+        Ok(report)
+    }
+
+    pub fn last_report(&self) -> Option<ExpiryReport> {
+        self.last.lock().clone()
+    }
+
+    /// Runs the job every `interval` on its own thread until [`RetentionJob::stop`].
+    pub fn start(self: &Arc<Self>, engine: Arc<Engine>, interval: Duration) {
+        let job = self.clone();
+        let stop = self.stop.clone();
+        let spawned = std::thread::Builder::new().name("signet-retention".into()).spawn(move || {
+            let mut next = std::time::Instant::now() + Duration::from_secs(30).min(interval);
+            while !stop.load(Ordering::SeqCst) {
+                if std::time::Instant::now() >= next {
+                    match job.run(&engine, None, signet_model::time::now_micros()) {
+                        Ok(report) if !report.partitions.is_empty() || !report.deleted_parts.is_empty() => {
+                            info!(
+                                partitions = report.partitions.len(),
+                                deleted = report.deleted_parts.len(),
+                                "retention applied"
+                            )
+                        }
+                        Ok(_) => {}
+                        Err(err) => warn!(error = %err, "retention run failed; it is retried at the next interval"),
+                    }
+                    next = std::time::Instant::now() + interval;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        match spawned {
+            Ok(handle) => *self.thread.lock() = Some(handle),
+            Err(err) => warn!(error = %err, "the retention job could not start"),
+        }
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.thread.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RetentionView {
+    policy: RetentionPolicy,
+    archive: ArchiveView,
+    last_run: Option<ExpiryReport>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ArchiveView {
+    parts: usize,
+    rows: u64,
+    bytes: u64,
+    oldest_day: Option<String>,
+    newest_day: Option<String>,
+}
+
+/// `GET /api/v1/settings/retention`: the policy, what the organisation has in the archive, and
+/// the last run.
+pub async fn get(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<serde_json::Value>> {
+    let org = caller.org().to_string();
+    let job = state.retention.clone();
+    let view = tokio::task::spawn_blocking(move || -> signet_store::Result<RetentionView> {
+        let manifests: Vec<_> = job.archive.manifests()?.into_iter().filter(|(_, m)| m.organization == org).collect();
+        let bytes = manifests
+            .iter()
+            .map(|(path, m)| std::fs::metadata(path.with_file_name(&m.file)).map_or(0, |md| md.len()))
+            .sum();
+        let last_run = job.last_report().map(|mut report| {
+            report.partitions.retain(|p| p.organization == org);
+            report.deleted_parts.clear();
+            report.held.retain(|h| h.starts_with(&format!("{org}/")));
+            report.leftovers_removed.clear();
+            report
+        });
+        Ok(RetentionView {
+            policy: job.policies.get(&org),
+            archive: ArchiveView {
+                parts: manifests.len(),
+                rows: manifests.iter().map(|(_, m)| m.rows).sum(),
+                bytes,
+                oldest_day: manifests.iter().map(|(_, m)| m.day.clone()).min(),
+                newest_day: manifests.iter().map(|(_, m)| m.day.clone()).max(),
+            },
+            last_run,
+        })
+    })
+    .await??;
+    Ok(Json(serde_json::to_value(view).map_err(|e| ApiError::Internal(e.to_string()))?))
+}
+
+/// `PUT /api/v1/settings/retention` with the whole policy.
+pub async fn put(State(state): State<AppState>, caller: Caller, request: Request) -> ApiResult<Response> {
+    let body: RetentionPolicy = crate::accounts::read_json(request, 64 * 1024).await?;
+    let next = body.checked().map_err(ApiError::BadRequest)?;
+    let store = state.retention.policies.clone();
+    let org = caller.org().to_string();
+    let saved = next.clone();
+    let previous = tokio::task::spawn_blocking(move || store.replace(&org, saved))
+        .await?
+        .map_err(|e| ApiError::Internal(format!("could not save the retention policy: {e}")))?;
+    let changes = previous.changes(&next);
+    let note = AuditNote {
+        detail: Some(if changes.is_empty() { "no change".into() } else { changes.join("; ") }),
+        ..AuditNote::default()
+    };
+    Ok(note.attach(Json(next)))
+}
+
+/// `POST /api/v1/settings/retention/run`: applies the caller's organisation's policy now.
+pub async fn run_now(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let org = caller.org().to_string();
+    let job = state.retention.clone();
+    let engine = state.engine.clone();
+    let report =
+        tokio::task::spawn_blocking(move || job.run(&engine, Some(&org), signet_model::time::now_micros())).await??;
+    let moved: u64 = report.partitions.iter().map(|p| p.removed).sum();
+    let note = AuditNote {
+        detail: Some(format!(
+            "{} partitions, {moved} events moved to the archive, {} parts deleted",
+            report.partitions.len(),
+            report.deleted_parts.len()
+        )),
+        ..AuditNote::default()
+    };
+    Ok(note.attach(Json(report)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_are_checked_and_changes_described() {
+        let policy: RetentionPolicy = serde_json::from_str(
+            r#"{"signins":{"hotDays":90,"archiveDays":275},"activities":{"hotDays":30,"legalHold":true}}"#,
+        )
+        .unwrap();
+        let policy = policy.checked().unwrap();
+        assert_eq!(
+            policy.rule(LogKind::SignIn),
+            Some(Rule { hot_days: 90, archive_days: Some(275), legal_hold: false })
+        );
+        assert!(policy.rule(LogKind::Activity).unwrap().legal_hold);
+        assert_eq!(policy.rule(LogKind::DirectoryAudit), None, "no policy: hot for ever");
+        let mut held = policy.clone();
+        held.legal_hold = true;
+        assert!(held.rule(LogKind::SignIn).unwrap().legal_hold, "an organisation-wide hold holds every log");
+        let changes = policy.changes(&held);
+        assert_eq!(changes, vec!["legal hold on (no reason given)".to_string()]);
+        let changes = RetentionPolicy::default().changes(&policy);
+        assert!(changes[0].starts_with("signins: kept hot for ever -> hot 90 days, archive 275 days"), "{changes:?}");
+        for bad in [r#"{"signins":{"hotDays":0}}"#, r#"{"signins":{"hotDays":5,"archiveDays":99999}}"#] {
+            let policy: RetentionPolicy = serde_json::from_str(bad).unwrap();
+            assert!(policy.checked().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<RetentionPolicy>(r#"{"signins":{"hotDays":5,"days":3}}"#).is_err());
+    }
+}

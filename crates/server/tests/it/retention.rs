@@ -1,0 +1,242 @@
+//! Retention and the archive (issue 6), with a controllable clock: a year of sign-ins, a policy
+//! applied at several "nows"; everything expired is in the archive with matching counts and
+//! hashes, queries across hot + archive answer as before expiry, verification passes and
+//! catches an edited archive, a legal hold stops everything, and reruns change nothing.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+use signet_store::archive::{day_start, verify_archive, Archive};
+
+use crate::TestServer;
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// Sign-in `n` of day `day` (days before `base`), with its event time.
+fn signin_at(base: i64, day: i64, n: i64, extra: &str) -> (String, i64) {
+    let time = base - day * DAY_US - n * 3_600_000_000 - 7_000_000;
+    let id = format!("y-{day:03}-{n}");
+    let app = ["Payroll", "Mail", "Wiki"][(day + n) as usize % 3];
+    let code = if (day + n) % 5 == 0 { 50126 } else { 0 };
+    let body = format!(
+        r#"{{"id":"{id}","createdDateTime":"{}","userId":"u{n}","userPrincipalName":"user{n}@default.example","appId":"app-{app}","appDisplayName":"{app}","ipAddress":"10.0.{}.{n}","status":{{"errorCode":{code}}}{extra}}}"#,
+        signet_model::time::format_time(time),
+        day % 250
+    );
+    (body, time)
+}
+
+struct Answers {
+    ids: BTreeSet<String>,
+    archived: usize,
+    timeline: Value,
+    top_apps: Value,
+    csv_rows: BTreeSet<String>,
+}
+
+/// What the list (every page), the weekly graph, the top applications and the CSV export say
+/// about `[from, to)`.
+async fn answers(server: &TestServer, from: &str, to: &str) -> Answers {
+    let mut ids = BTreeSet::new();
+    let mut archived = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/api/v1/signins?from={from}&to={to}&limit=500");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page) = server.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        // The year's sign-ins (the administrator's own sign-in to the console is there too).
+        for item in page["items"].as_array().unwrap().iter().filter(|i| i["id"].as_str().unwrap().starts_with("y-")) {
+            assert!(ids.insert(item["id"].as_str().unwrap().to_string()), "an event listed twice: {item}");
+            archived += usize::from(item["archived"] == json!(true));
+        }
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let (_, timeline) = server.get(&format!("/api/v1/reports/signins/timeline?from={from}&to={to}&bucket=week")).await;
+    let (_, top_apps) = server.get(&format!("/api/v1/reports/apps/top?from={from}&to={to}")).await;
+    let (status, csv) = server.get_text(&format!("/api/v1/signins/export?format=csv&from={from}&to={to}")).await;
+    assert_eq!(status, 200, "{csv}");
+    let csv_rows = csv.lines().skip(1).map(str::to_string).collect();
+    Answers { ids, archived, timeline, top_apps, csv_rows }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_year_expires_into_the_archive_and_queries_still_answer_the_same() {
+    let server = TestServer::start().await;
+    let base = signet_model::time::now_micros();
+    // A year of sign-ins, four a day, and a second revision of every tenth day's first one.
+    let mut times = Vec::new();
+    let mut lines = Vec::new();
+    for day in 0..365 {
+        for n in 0..4 {
+            let (body, time) = signin_at(base, day, n, "");
+            lines.push(body);
+            times.push(time);
+        }
+    }
+    for day in (0..365).step_by(10) {
+        lines.push(signin_at(base, day, 0, r#","riskLevelAggregated":"high""#).0);
+    }
+    for chunk in lines.chunks(1000) {
+        let (status, answer) = server.post("/api/v1/signins", "application/x-ndjson", chunk.join("\n")).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    server.settle().await;
+    // The administrator signs in first: that sign-in is part of every answer below.
+    let admin = server.session("default", "admin@example.com", None).await;
+    let http = reqwest::Client::new();
+    server.settle().await;
+    let from = signet_model::time::format_time(base - 400 * DAY_US);
+    let to = signet_model::time::format_time(base + DAY_US);
+    let before = answers(&server, &from, &to).await;
+    assert_eq!(before.ids.len(), 365 * 4);
+    assert_eq!(before.archived, 0);
+
+    // The policy, set by an administrator: sign-ins hot 90 days, then 300 days in the archive.
+    let response = admin
+        .request(&http, reqwest::Method::PUT, server.url("/api/v1/settings/retention"))
+        .json(&json!({ "signins": { "hotDays": 90, "archiveDays": 300 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let (_, view) = server.get("/api/v1/settings/retention").await;
+    assert_eq!(view["policy"]["signins"]["hotDays"], 90, "{view}");
+
+    // Day one: everything older than 90 whole days leaves the hot store.
+    let run = |now: i64| {
+        let state = server.state.clone();
+        let engine = server.engine.clone();
+        async move { tokio::task::spawn_blocking(move || state.retention.run(&engine, None, now).unwrap()).await.unwrap() }
+    };
+    let report = run(base).await;
+    let cutoff = day_start(base) - 90 * DAY_US;
+    let expired = times.iter().filter(|t| **t < cutoff).count() as u64;
+    assert!(expired > 1000, "most of the year is past the hot period ({expired})");
+    assert_eq!(report.partitions.iter().map(|p| p.removed).sum::<u64>(), expired, "{report:?}");
+    let revisions = (0..365).step_by(10).filter(|d| signin_at(base, *d, 0, "").1 < cutoff).count() as u64;
+    assert_eq!(
+        report.partitions.iter().map(|p| p.archived).sum::<u64>(),
+        expired + revisions,
+        "every revision of an expired event is archived"
+    );
+
+    // The archive: manifests whose counts and hashes match, covered by signed heads.
+    let archive = Archive::new(server.engine.data_dir().join("archive"));
+    let manifests = archive.manifests().unwrap();
+    assert_eq!(manifests.iter().map(|(_, m)| m.latest_rows).sum::<u64>(), expired);
+    assert!(manifests.iter().all(|(_, m)| m.head.tree_size > 0 && m.day < signet_model::time::format_time(cutoff)));
+    let key = server.engine.ledger().public_key();
+    let (checked, problems) = verify_archive(&archive, server.engine.data_dir(), &key).unwrap();
+    assert_eq!((checked, problems.len()), (manifests.len() as u64, 0), "{problems:?}");
+
+    // The same answers, now read partly from the archive; the default list is the hot store.
+    let after = answers(&server, &from, &to).await;
+    assert!(
+        after.ids == before.ids,
+        "the list over the year is unchanged ({} / {})",
+        after.ids.len(),
+        before.ids.len()
+    );
+    assert_eq!(after.archived as u64, expired, "archived rows are marked");
+    assert_eq!(after.timeline, before.timeline, "the weekly graph is unchanged");
+    assert_eq!(after.top_apps, before.top_apps, "the top applications are unchanged");
+    assert_eq!(after.csv_rows, before.csv_rows, "the CSV export is unchanged");
+    let (_, hot) = server.get("/api/v1/signins?limit=1000").await;
+    let hot = hot["items"].as_array().unwrap().iter().filter(|i| i["id"].as_str().unwrap().starts_with("y-")).count();
+    assert_eq!(hot as u64, 365 * 4 - expired, "the hot store holds the rest");
+    let (_, detail) = server.get("/api/v1/signins/y-200-0").await;
+    assert_eq!(detail["revisions"].as_array().unwrap().len(), 2, "details and history still read the log: {detail}");
+
+    // Reruns are no-ops; leftovers of an interrupted run are cleaned up.
+    let stray = manifests[0].0.with_file_name("part-00000000000000000001.parquet");
+    std::fs::write(&stray, b"half written").unwrap();
+    let again = run(base).await;
+    assert!(again.partitions.is_empty(), "nothing moves twice: {again:?}");
+    assert_eq!(again.leftovers_removed, vec![stray.display().to_string()]);
+
+    // The retention change and the run are in Signet's own log.
+    let (_, changes) = server.get("/api/v1/activities?operation=RetentionPolicyChanged").await;
+    assert_eq!(changes["items"].as_array().unwrap().len(), 1, "{changes}");
+    let (_, applied) = server.get("/api/v1/activities?operation=RetentionApplied").await;
+    assert!(!applied["items"].as_array().unwrap().is_empty(), "{applied}");
+
+    // A legal hold suspends everything, however late it gets.
+    let response = admin
+        .request(&http, reqwest::Method::PUT, server.url("/api/v1/settings/retention"))
+        .json(&json!({ "signins": { "hotDays": 90, "archiveDays": 300 }, "legalHold": true, "legalHoldReason": "case 42" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let held = run(base + 1000 * DAY_US).await;
+    assert!(held.partitions.is_empty() && held.deleted_parts.is_empty(), "{held:?}");
+    assert_eq!(held.held, vec!["default/signins".to_string()]);
+    let response = admin
+        .request(&http, reqwest::Method::PUT, server.url("/api/v1/settings/retention"))
+        .json(&json!({ "signins": { "hotDays": 90, "archiveDays": 300 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A hundred days later: the rest is archived, and what has been archived for 300 days
+    // past its hot period is deleted.
+    let later = base + 100 * DAY_US;
+    let report = run(later).await;
+    assert!(!report.deleted_parts.is_empty(), "{report:?}");
+    let end = day_start(later) - 390 * DAY_US;
+    let kept: BTreeSet<String> = (0..365)
+        .flat_map(|day| (0..4).map(move |n| (day, n)))
+        .filter(|(day, n)| day_start(signin_at(base, *day, *n, "").1) >= end)
+        .map(|(day, n)| format!("y-{day:03}-{n}"))
+        .collect();
+    let last = answers(&server, &from, &to).await;
+    assert!(
+        last.ids == kept,
+        "exactly the events whose archive period has not ended ({} / {})",
+        last.ids.len(),
+        kept.len()
+    );
+    assert_eq!(last.archived, kept.len(), "all of them from the archive now");
+    let (checked, problems) = verify_archive(&archive, server.engine.data_dir(), &key).unwrap();
+    assert!(checked > 0 && problems.is_empty(), "{problems:?}");
+
+    // Tampering with the archive is caught: a flipped byte, and a re-written part whose
+    // manifest was "fixed" to match.
+    let (manifest_path, manifest) = archive.manifests().unwrap().remove(0);
+    let parquet = manifest_path.with_file_name(&manifest.file);
+    let original = std::fs::read(&parquet).unwrap();
+    let mut flipped = original.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x55;
+    std::fs::write(&parquet, &flipped).unwrap();
+    let (_, problems) = verify_archive(&archive, server.engine.data_dir(), &key).unwrap();
+    assert!(problems.iter().any(|p| p.detail.contains("SHA-256")), "{problems:?}");
+
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    std::fs::write(&parquet, &original).unwrap();
+    let edited = parquet.with_extension("edited");
+    conn.execute_batch(&format!(
+        "CREATE TABLE t AS SELECT * FROM read_parquet('{p}'); \
+         UPDATE t SET body = CAST(replace(CAST(body AS VARCHAR), 'user', 'nobody') AS BLOB) WHERE rowid = 0; \
+         COPY t TO '{e}' (FORMAT PARQUET)",
+        p = parquet.display(),
+        e = edited.display()
+    ))
+    .unwrap();
+    std::fs::rename(&edited, &parquet).unwrap();
+    let mut forged = manifest.clone();
+    forged.sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&parquet).unwrap()))
+    };
+    std::fs::write(&manifest_path, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let (_, problems) = verify_archive(&archive, server.engine.data_dir(), &key).unwrap();
+    assert!(problems.iter().any(|p| p.detail.contains("row 0") && p.detail.contains("modified")), "{problems:?}");
+}

@@ -1,0 +1,664 @@
+//! The archive: events that leave the hot store are first written here, as Parquet files
+//! partitioned by organisation, log kind and day, each with a manifest that makes it verifiable
+//! on its own terms.
+//!
+//! ```text
+//! ARCHIVE/<org>/<kind>/<YYYY-MM-DD>/part-<first log position, 20 digits>.parquet
+//! ARCHIVE/<org>/<kind>/<YYYY-MM-DD>/part-<first log position, 20 digits>.json   (the manifest)
+//! ```
+//! A part holds every revision of the events it archives, in log order: the kind's typed
+//! columns (so DuckDB queries it in place, like the hot table), `latest` (the revision lists
+//! show), `leaf` (the record's index in its organisation's Merkle tree), and `body` /
+//! `original`: the record byte for byte, so its leaf hash can be recomputed. The manifest holds
+//! the row count, time range, log position range, the SHA-256 of the Parquet file, the SHA-256
+//! of the rows' leaf hashes, and the signed tree head that covers every row.
+//!
+//! Expiry ([`expire`]) is idempotent and crash-safe: a part is written to a temporary file,
+//! fsync'd and renamed, then its manifest; only then are the rows removed from the hot table,
+//! by a delete that takes exactly the rows the partition's parts hold. A crash before the
+//! manifest leaves a temporary or unlisted file that the next run deletes; a crash after it
+//! leaves rows both archived and hot, which the next run recognises (it skips records already
+//! in a part) and removes.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BinaryBuilder, BooleanBuilder, Int64Builder};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use signet_model::schema::{self, Column};
+use signet_model::LogKind;
+use signet_query::ast::Bucket;
+use signet_query::{AggQuery, CmpOp, Expr, GroupBy, Literal, Measure};
+use signet_trust::{PublicKey, SignedHead};
+use tracing::{info, warn};
+
+use crate::engine::{ArchivedPart, StoredEvent};
+use crate::error::{io_err, Result, StoreError};
+use crate::ledger::{leaf_of, org_dir_name};
+use crate::log::LogRecord;
+use crate::Engine;
+
+pub const MANIFEST_FORMAT: u32 = 1;
+const DAY_US: i64 = 86_400_000_000;
+
+/// What one part holds, written beside it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: u32,
+    pub organization: String,
+    /// `signins`, `directory-audits` or `activities`.
+    pub kind: String,
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The Parquet file's name, in the same directory.
+    pub file: String,
+    pub rows: u64,
+    /// Rows that are the latest revision of their event (what lists and reports count).
+    pub latest_rows: u64,
+    pub min_time: String,
+    pub max_time: String,
+    pub min_time_us: i64,
+    pub max_time_us: i64,
+    /// Event log positions of the first and last row's frame.
+    pub first_position: u64,
+    pub last_position: u64,
+    /// SHA-256 of the Parquet file, hex.
+    pub sha256: String,
+    /// SHA-256 over the rows' Merkle leaf hashes in row order, hex.
+    pub leaves_sha256: String,
+    /// A signed head of the organisation's tree covering every row.
+    pub head: SignedHead,
+    pub created: String,
+}
+
+/// One retention rule, resolved for an organisation and kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// Days an event stays in the hot store (by event time, whole UTC days).
+    pub hot_days: u32,
+    /// Days it is then kept in the archive before it is deleted (`None`: for ever).
+    pub archive_days: Option<u32>,
+    /// Nothing moves or is deleted while set.
+    pub legal_hold: bool,
+}
+
+/// What one expiry run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ExpiryReport {
+    pub started: String,
+    pub now: String,
+    pub partitions: Vec<PartitionReport>,
+    /// Parts deleted because their archive period ended.
+    pub deleted_parts: Vec<String>,
+    /// Organisation/kind pairs skipped because of a legal hold.
+    pub held: Vec<String>,
+    /// Leftovers of an interrupted run removed (files without a manifest).
+    pub leftovers_removed: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PartitionReport {
+    pub organization: String,
+    pub kind: String,
+    pub day: String,
+    /// Revisions written to a new part (0 when an earlier run had written them).
+    pub archived: u64,
+    /// Rows removed from the hot store.
+    pub removed: u64,
+    pub part: Option<String>,
+}
+
+/// The archive directory.
+#[derive(Clone, Debug)]
+pub struct Archive {
+    root: PathBuf,
+}
+
+fn day_string(day_us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(day_us).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
+}
+
+fn parse_day(day: &str) -> Option<i64> {
+    let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
+}
+
+/// Start of the UTC day holding `time_us`.
+pub fn day_start(time_us: i64) -> i64 {
+    time_us.div_euclid(DAY_US) * DAY_US
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(io_err(path))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+/// Writes a file durably under its final name (temporary file, fsync, rename, fsync of the
+/// directory).
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+impl Archive {
+    pub fn new(root: impl Into<PathBuf>) -> Archive {
+        Archive { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn partition_dir(&self, org: &str, kind: LogKind, day_us: i64) -> PathBuf {
+        self.root.join(org_dir_name(org)).join(kind.as_str()).join(day_string(day_us))
+    }
+
+    /// Every part with its manifest, oldest day first. Unreadable manifests are errors.
+    pub fn manifests(&self) -> Result<Vec<(PathBuf, Manifest)>> {
+        let mut out = Vec::new();
+        if !self.root.is_dir() {
+            return Ok(out);
+        }
+        for org in read_dirs(&self.root)? {
+            for kind in read_dirs(&org)? {
+                for day in read_dirs(&kind)? {
+                    for entry in std::fs::read_dir(&day).map_err(io_err(&day))? {
+                        let path = entry.map_err(io_err(&day))?.path();
+                        if path.extension().is_some_and(|e| e == "json") {
+                            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+                            let manifest: Manifest =
+                                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                                    path: path.display().to_string(),
+                                    offset: 0,
+                                    reason: format!("not an archive manifest: {e}"),
+                                })?;
+                            out.push((path, manifest));
+                        }
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.1.day, &a.1.organization, &a.1.kind, a.1.first_position).cmp(&(
+                &b.1.day,
+                &b.1.organization,
+                &b.1.kind,
+                b.1.first_position,
+            ))
+        });
+        Ok(out)
+    }
+
+    /// The parts as queries see them.
+    pub fn parts(&self) -> Result<Vec<ArchivedPart>> {
+        Ok(self.manifests()?.into_iter().filter_map(|(path, m)| part_of(&path, &m)).collect())
+    }
+}
+
+fn part_of(manifest_path: &Path, m: &Manifest) -> Option<ArchivedPart> {
+    Some(ArchivedPart {
+        org: m.organization.clone(),
+        kind: LogKind::parse(&m.kind)?,
+        day_us: parse_day(&m.day)?,
+        min_time_us: m.min_time_us,
+        max_time_us: m.max_time_us,
+        path: manifest_path.with_file_name(&m.file),
+    })
+}
+
+fn read_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let path = entry.map_err(io_err(dir))?.path();
+        if path.is_dir() {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The Parquet columns beyond the kind's typed ones.
+fn extra_fields() -> Vec<Field> {
+    vec![
+        Field::new("latest", DataType::Boolean, false),
+        Field::new("leaf", DataType::Int64, false),
+        Field::new("body", DataType::Binary, false),
+        Field::new("original", DataType::Binary, true),
+    ]
+}
+
+/// One record on its way into a part.
+struct Row {
+    stored: StoredEvent,
+    record: LogRecord,
+    latest: bool,
+    leaf: u64,
+}
+
+/// Writes rows (log order) as one Parquet file through an in-memory DuckDB.
+fn write_parquet(kind: LogKind, rows: &[Row], path: &Path) -> Result<()> {
+    let stored: Vec<&StoredEvent> = rows.iter().map(|r| &r.stored).collect();
+    let typed = crate::duck::arrow::kind_batch(kind, &stored)?;
+    let mut latest = BooleanBuilder::with_capacity(rows.len());
+    let mut leaf = Int64Builder::with_capacity(rows.len());
+    let mut body = BinaryBuilder::new();
+    let mut original = BinaryBuilder::new();
+    for row in rows {
+        latest.append_value(row.latest);
+        leaf.append_value(row.leaf as i64);
+        body.append_value(&row.record.body);
+        match &row.record.original {
+            Some(bytes) => original.append_value(bytes),
+            None => original.append_null(),
+        }
+    }
+    let mut fields: Vec<Field> = typed.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(extra_fields());
+    let mut columns: Vec<ArrayRef> = typed.columns().to_vec();
+    columns.push(Arc::new(latest.finish()));
+    columns.push(Arc::new(leaf.finish()));
+    columns.push(Arc::new(body.finish()));
+    columns.push(Arc::new(original.finish()));
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| StoreError::Database(format!("archive batch: {e}")))?;
+
+    let conn = duckdb::Connection::open_in_memory()?;
+    let mut columns: Vec<&Column> = schema::all_columns(kind).collect();
+    let extras = [
+        Column { name: "latest", api: "latest", graph_path: None, ty: schema::ColType::Bool },
+        Column { name: "leaf", api: "leaf", graph_path: None, ty: schema::ColType::Int },
+    ];
+    columns.extend(extras.iter());
+    let mut ddl = crate::duck::create_table_sql("stage", &columns);
+    ddl.pop(); // the closing parenthesis: two BLOB columns follow
+    ddl.push_str(", body BLOB, original BLOB)");
+    conn.execute_batch(&ddl)?;
+    {
+        let mut appender = conn.appender("stage")?;
+        appender.append_record_batch(batch)?;
+        appender.flush()?;
+    }
+    let tmp = path.with_extension("parquet.tmp");
+    let literal = tmp.display().to_string().replace('\'', "''");
+    conn.execute_batch(&format!(
+        "COPY stage TO '{literal}' (FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE 100000)"
+    ))?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Days (start, microseconds) with hot rows of `org`/`kind` before `before_us`.
+fn hot_days(engine: &Engine, org: &str, kind: LogKind, before_us: i64) -> Result<Vec<i64>> {
+    let time = schema::find_column(kind, "event_time").expect("every kind has an event time");
+    let query = AggQuery {
+        org: org.to_string(),
+        kind,
+        filter: Expr::Compare { column: time, op: CmpOp::Lt, value: Literal::Time(before_us) },
+        group_by: vec![GroupBy::TimeBucket(time, Bucket::Day)],
+        measures: vec![Measure::Count],
+        order_by_first_measure_desc: false,
+        limit: None,
+    };
+    let rows = engine.store().aggregate(&query)?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| match row.first() {
+            Some(signet_model::Cell::Time(t)) | Some(signet_model::Cell::Int(t)) => Some(day_start(*t)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Removes the files no manifest lists (what an interrupted run left: a temporary file, a part
+/// written before its manifest).
+fn remove_leftovers(archive: &Archive, report: &mut ExpiryReport) -> Result<()> {
+    if !archive.root.is_dir() {
+        return Ok(());
+    }
+    let listed: std::collections::HashSet<PathBuf> =
+        archive.manifests()?.iter().map(|(path, m)| path.with_file_name(&m.file)).collect();
+    for org in read_dirs(&archive.root)? {
+        for kind in read_dirs(&org)? {
+            for day in read_dirs(&kind)? {
+                for entry in std::fs::read_dir(&day).map_err(io_err(&day))? {
+                    let path = entry.map_err(io_err(&day))?.path();
+                    let manifest = path.extension().is_some_and(|e| e == "json");
+                    if !manifest && !listed.contains(&path) {
+                        std::fs::remove_file(&path).map_err(io_err(&path))?;
+                        report.leftovers_removed.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves one partition (organisation, kind, day) out of the hot store.
+fn expire_partition(
+    engine: &Engine,
+    archive: &Archive,
+    org: &str,
+    kind: LogKind,
+    day_us: i64,
+    report: &mut ExpiryReport,
+) -> Result<()> {
+    let dir = archive.partition_dir(org, kind, day_us);
+    let existing: Vec<(PathBuf, Manifest)> =
+        archive.manifests()?.into_iter().filter(|(path, _)| path.parent() == Some(dir.as_path())).collect();
+    let mut parts: Vec<ArchivedPart> = existing.iter().filter_map(|(path, m)| part_of(path, m)).collect();
+    let (from, to) = (day_us, day_us + DAY_US);
+    let candidates = engine.store().expiry_candidates(org, kind, from, to, &parts)?;
+    let mut archived = 0;
+    let mut part_name = None;
+    if !candidates.is_empty() {
+        let mut rows = Vec::with_capacity(candidates.len());
+        for candidate in &candidates {
+            let record = engine.log().read(candidate.ptr)?;
+            let leaf = engine.ledger().leaf_index(org, candidate.ptr)?.ok_or_else(|| {
+                StoreError::Trust(format!("{} {} is not in the Merkle tree of {org}", kind.as_str(), record.id))
+            })?;
+            let mut event = signet_model::normalize(kind, &record.body).map_err(|e| StoreError::Corrupt {
+                path: "log".into(),
+                offset: candidate.ptr.frame_pos,
+                reason: format!("logged record {} no longer normalises: {e}", record.id),
+            })?;
+            event.content_hash = record.content_hash;
+            event.time_us = record.time_us;
+            event.body = Vec::new();
+            let stored = StoredEvent {
+                org: record.org.clone(),
+                revision: record.revision,
+                received_us: record.received_us,
+                ptr: candidate.ptr,
+                event,
+            };
+            rows.push(Row { stored, record, latest: candidate.latest, leaf });
+        }
+        // Every row is in the tree already; a head over the current tree covers them all.
+        engine.ledger().sign_heads(Some(org))?;
+        let head = engine
+            .ledger()
+            .latest_head(org)
+            .filter(|h| rows.iter().all(|r| r.leaf < h.tree_size))
+            .ok_or_else(|| StoreError::Trust(format!("no signed head of {org} covers the rows to archive")))?;
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let first_position = rows[0].stored.ptr.frame_pos;
+        let name = format!("part-{first_position:020}");
+        let parquet = dir.join(format!("{name}.parquet"));
+        write_parquet(kind, &rows, &parquet)?;
+        let mut leaves = Sha256::new();
+        let mut buf = Vec::new();
+        for row in &rows {
+            leaves.update(leaf_of(&row.record, &mut buf));
+        }
+        let (min_time_us, max_time_us) =
+            rows.iter().map(|r| r.record.time_us).fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            organization: org.to_string(),
+            kind: kind.as_str().to_string(),
+            day: day_string(day_us),
+            file: format!("{name}.parquet"),
+            rows: rows.len() as u64,
+            latest_rows: rows.iter().filter(|r| r.latest).count() as u64,
+            min_time: signet_model::time::format_time(min_time_us),
+            max_time: signet_model::time::format_time(max_time_us),
+            min_time_us,
+            max_time_us,
+            first_position,
+            last_position: rows.last().map_or(first_position, |r| r.stored.ptr.frame_pos),
+            sha256: sha256_file(&parquet)?,
+            leaves_sha256: hex::encode(leaves.finalize()),
+            head,
+            created: signet_model::time::format_time(signet_model::time::now_micros()),
+        };
+        let manifest_path = dir.join(format!("{name}.json"));
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Database(e.to_string()))?;
+        write_durably(&manifest_path, &json)?;
+        parts.extend(part_of(&manifest_path, &manifest));
+        archived = rows.len() as u64;
+        part_name = Some(manifest_path.display().to_string());
+    }
+    let removed = engine.store().expire(org, kind, from, to, &parts)?;
+    if archived > 0 || removed > 0 {
+        info!(org, kind = kind.as_str(), day = %day_string(day_us), archived, removed, "partition archived");
+        report.partitions.push(PartitionReport {
+            organization: org.to_string(),
+            kind: kind.as_str().to_string(),
+            day: day_string(day_us),
+            archived,
+            removed,
+            part: part_name,
+        });
+    }
+    Ok(())
+}
+
+/// One expiry run at `now_us`: for every organisation and kind with a rule, the days past the
+/// hot period move to the archive, and parts past the archive period are deleted; a legal hold
+/// stops both. `organizations` lists who has events (the ledger knows).
+pub fn expire(
+    engine: &Engine,
+    archive: &Archive,
+    rules: &dyn Fn(&str, LogKind) -> Option<Rule>,
+    now_us: i64,
+) -> Result<ExpiryReport> {
+    let mut report = ExpiryReport {
+        started: signet_model::time::format_time(signet_model::time::now_micros()),
+        now: signet_model::time::format_time(now_us),
+        ..ExpiryReport::default()
+    };
+    remove_leftovers(archive, &mut report)?;
+    let today = day_start(now_us);
+    let orgs: Vec<String> = engine.ledger().status().orgs.keys().cloned().collect();
+    for org in &orgs {
+        for kind in LogKind::ALL {
+            let Some(rule) = rules(org, kind) else { continue };
+            if rule.legal_hold {
+                report.held.push(format!("{org}/{}", kind.as_str()));
+                continue;
+            }
+            let cutoff = today - i64::from(rule.hot_days) * DAY_US;
+            for day in hot_days(engine, org, kind, cutoff)? {
+                expire_partition(engine, archive, org, kind, day, &mut report)?;
+            }
+            if let Some(archive_days) = rule.archive_days {
+                let end = cutoff - i64::from(archive_days) * DAY_US;
+                delete_old_parts(engine, archive, org, kind, end, &mut report)?;
+            }
+        }
+    }
+    engine.store().set_archive(archive.parts()?);
+    Ok(report)
+}
+
+/// Deletes the parts of days before `end_us` (manifest first: a part without one is a
+/// leftover, never listed).
+fn delete_old_parts(
+    engine: &Engine,
+    archive: &Archive,
+    org: &str,
+    kind: LogKind,
+    end_us: i64,
+    report: &mut ExpiryReport,
+) -> Result<()> {
+    let old: Vec<(PathBuf, Manifest)> = archive
+        .manifests()?
+        .into_iter()
+        .filter(|(_, m)| m.organization == org && m.kind == kind.as_str())
+        .filter(|(_, m)| parse_day(&m.day).is_some_and(|d| d < end_us))
+        .collect();
+    if old.is_empty() {
+        return Ok(());
+    }
+    // Queries stop reading them first.
+    let gone: Vec<PathBuf> = old.iter().map(|(path, m)| path.with_file_name(&m.file)).collect();
+    let keep: Vec<ArchivedPart> = archive.parts()?.into_iter().filter(|p| !gone.contains(&p.path)).collect();
+    engine.store().set_archive(keep);
+    for (path, m) in old {
+        std::fs::remove_file(&path).map_err(io_err(&path))?;
+        let parquet = path.with_file_name(&m.file);
+        match std::fs::remove_file(&parquet) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&parquet)(err)),
+            _ => {}
+        }
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::remove_dir(dir); // only when empty
+        }
+        warn!(org, kind = kind.as_str(), day = %m.day, rows = m.rows, "archive period over: part deleted");
+        report.deleted_parts.push(parquet.display().to_string());
+    }
+    Ok(())
+}
+
+/// One archived record read back.
+pub struct ArchivedRecord {
+    pub record: LogRecord,
+    pub leaf: u64,
+    pub latest: bool,
+}
+
+/// Reads a part's records back, in row order.
+pub fn read_part(kind: LogKind, path: &Path) -> Result<Vec<ArchivedRecord>> {
+    let conn = duckdb::Connection::open_in_memory()?;
+    let literal = path.display().to_string().replace('\'', "''");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT org_id, id, revision, content_hash, epoch_us(event_time), epoch_us(received_at), latest, leaf, body, \
+         original FROM read_parquet('{literal}')"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(ArchivedRecord {
+            record: LogRecord {
+                kind,
+                org: row.get(0)?,
+                id: row.get(1)?,
+                revision: row.get::<_, i64>(2)? as u32,
+                content_hash: row.get::<_, i64>(3)? as u64,
+                time_us: row.get(4)?,
+                received_us: row.get(5)?,
+                body: row.get(8)?,
+                original: row.get(9)?,
+            },
+            latest: row.get(6)?,
+            leaf: row.get::<_, i64>(7)? as u64,
+        });
+    }
+    Ok(out)
+}
+
+/// A problem found in the archive.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArchiveProblem {
+    pub part: String,
+    pub detail: String,
+}
+
+/// Checks every part: its file against the manifest's SHA-256, the manifest's head against
+/// `key`, and every row's recomputed Merkle leaf against the organisation's stored tree
+/// (`DATA/trust/trees/<org>/level-00.bin`, itself checked against the log and the heads by
+/// `signet verify`) and the manifest's leaves digest. Returns the parts checked and the
+/// problems.
+pub fn verify_archive(archive: &Archive, data_dir: &Path, key: &PublicKey) -> Result<(u64, Vec<ArchiveProblem>)> {
+    use std::os::unix::fs::FileExt;
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    let mut trees: BTreeMap<String, Option<std::fs::File>> = BTreeMap::new();
+    for (path, manifest) in archive.manifests()? {
+        checked += 1;
+        let part = path.with_file_name(&manifest.file);
+        let name = part.display().to_string();
+        let mut problem = |detail: String| problems.push(ArchiveProblem { part: name.clone(), detail });
+        let Some(kind) = LogKind::parse(&manifest.kind) else {
+            problem(format!("unknown kind {:?}", manifest.kind));
+            continue;
+        };
+        if let Err(err) = manifest.head.verify(key) {
+            problem(format!("the manifest's head does not verify: {err}"));
+        }
+        if manifest.head.org != manifest.organization {
+            problem(format!("the manifest's head is of organisation {}", manifest.head.org));
+        }
+        match sha256_file(&part) {
+            Ok(digest) if digest == manifest.sha256 => {}
+            Ok(digest) => {
+                problem(format!("the file's SHA-256 is {digest}, the manifest says {}", manifest.sha256));
+            }
+            Err(err) => {
+                problem(format!("unreadable: {err}"));
+                continue;
+            }
+        }
+        let records = match read_part(kind, &part) {
+            Ok(records) => records,
+            Err(err) => {
+                problem(format!("not a readable part: {err}"));
+                continue;
+            }
+        };
+        if records.len() as u64 != manifest.rows {
+            problem(format!("{} rows, the manifest says {}", records.len(), manifest.rows));
+        }
+        let tree = trees.entry(manifest.organization.clone()).or_insert_with(|| {
+            std::fs::File::open(
+                data_dir.join("trust").join("trees").join(org_dir_name(&manifest.organization)).join("level-00.bin"),
+            )
+            .ok()
+        });
+        let mut leaves = Sha256::new();
+        let mut buf = Vec::new();
+        let mut first_bad = None;
+        for (i, archived) in records.iter().enumerate() {
+            let leaf = leaf_of(&archived.record, &mut buf);
+            leaves.update(leaf);
+            let what = || format!("row {i} ({} revision {})", archived.record.id, archived.record.revision);
+            if archived.record.org != manifest.organization {
+                first_bad.get_or_insert_with(|| format!("{}: organisation {}", what(), archived.record.org));
+                continue;
+            }
+            if archived.leaf >= manifest.head.tree_size {
+                first_bad.get_or_insert_with(|| format!("{}: leaf {} is beyond the head", what(), archived.leaf));
+                continue;
+            }
+            let mut stored = [0u8; 32];
+            let read = tree.as_ref().map(|file| file.read_exact_at(&mut stored, archived.leaf * 32));
+            match read {
+                Some(Ok(())) if stored == leaf => {}
+                Some(Ok(())) => {
+                    first_bad.get_or_insert_with(|| {
+                        format!("{}: modified (its leaf hash differs from leaf {} of the tree)", what(), archived.leaf)
+                    });
+                }
+                _ => {
+                    first_bad
+                        .get_or_insert_with(|| format!("{}: leaf {} is not in the stored tree", what(), archived.leaf));
+                }
+            }
+        }
+        if let Some(detail) = first_bad {
+            problem(detail);
+        }
+        if hex::encode(leaves.finalize()) != manifest.leaves_sha256 {
+            problem("the rows' leaf hashes do not match the manifest's digest".into());
+        }
+    }
+    Ok((checked, problems))
+}
