@@ -350,18 +350,19 @@ fn remove_leftovers(archive: &Archive, report: &mut ExpiryReport) -> Result<()> 
     Ok(())
 }
 
-/// Moves one partition (organisation, kind, day) out of the hot store.
+/// Moves one partition (organisation, kind, day) out of the hot store. `known` holds the
+/// archive's manifests by partition directory (kept up to date here).
 fn expire_partition(
     engine: &Engine,
     archive: &Archive,
+    known: &mut BTreeMap<PathBuf, Vec<(PathBuf, Manifest)>>,
     org: &str,
     kind: LogKind,
     day_us: i64,
     report: &mut ExpiryReport,
 ) -> Result<()> {
     let dir = archive.partition_dir(org, kind, day_us);
-    let existing: Vec<(PathBuf, Manifest)> =
-        archive.manifests()?.into_iter().filter(|(path, _)| path.parent() == Some(dir.as_path())).collect();
+    let existing = known.entry(dir.clone()).or_default();
     let mut parts: Vec<ArchivedPart> = existing.iter().filter_map(|(path, m)| part_of(path, m)).collect();
     let (from, to) = (day_us, day_us + DAY_US);
     let candidates = engine.store().expiry_candidates(org, kind, from, to, &parts)?;
@@ -391,8 +392,7 @@ fn expire_partition(
             };
             rows.push(Row { stored, record, latest: candidate.latest, leaf });
         }
-        // Every row is in the tree already; a head over the current tree covers them all.
-        engine.ledger().sign_heads(Some(org))?;
+        // Every row is in the tree already; the head signed when the run started covers them.
         let head = engine
             .ledger()
             .latest_head(org)
@@ -433,6 +433,7 @@ fn expire_partition(
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Database(e.to_string()))?;
         write_durably(&manifest_path, &json)?;
         parts.extend(part_of(&manifest_path, &manifest));
+        known.entry(dir.clone()).or_default().push((manifest_path.clone(), manifest));
         archived = rows.len() as u64;
         part_name = Some(manifest_path.display().to_string());
     }
@@ -466,9 +467,14 @@ pub fn expire(
         ..ExpiryReport::default()
     };
     remove_leftovers(archive, &mut report)?;
+    let mut known: BTreeMap<PathBuf, Vec<(PathBuf, Manifest)>> = BTreeMap::new();
+    for (path, manifest) in archive.manifests()? {
+        known.entry(path.parent().map(Path::to_path_buf).unwrap_or_default()).or_default().push((path, manifest));
+    }
     let today = day_start(now_us);
     let orgs: Vec<String> = engine.ledger().status().orgs.keys().cloned().collect();
     for org in &orgs {
+        let mut signed = false;
         for kind in LogKind::ALL {
             let Some(rule) = rules(org, kind) else { continue };
             if rule.legal_hold {
@@ -477,7 +483,12 @@ pub fn expire(
             }
             let cutoff = today - i64::from(rule.hot_days) * DAY_US;
             for day in hot_days(engine, org, kind, cutoff)? {
-                expire_partition(engine, archive, org, kind, day, &mut report)?;
+                if !signed {
+                    // One head over the current tree covers every row this run archives.
+                    engine.ledger().sign_heads(Some(org))?;
+                    signed = true;
+                }
+                expire_partition(engine, archive, &mut known, org, kind, day, &mut report)?;
             }
             if let Some(archive_days) = rule.archive_days {
                 let end = cutoff - i64::from(archive_days) * DAY_US;
