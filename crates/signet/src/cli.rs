@@ -59,6 +59,11 @@ enum Command {
     /// Recompute the Merkle trees from the event log and check them against the signed heads
     /// (and published copies); exit code 1 names the first bad position.
     Verify(crate::trust::VerifyArgs),
+    /// Move events to the archive: by each organisation's retention policy, or everything
+    /// before a day (server stopped).
+    Archive(crate::archive::ArchiveArgs),
+    /// Bring archived events of a time range back into the hot store for a while (server stopped).
+    Restore(crate::archive::RestoreArgs),
     /// The key that signs tree heads.
     #[command(subcommand)]
     Keys(crate::trust::KeysCommand),
@@ -297,6 +302,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Verify(args) => exit_unless(crate::trust::verify(args)?),
         Command::Keys(command) => crate::trust::keys(command),
+        Command::Archive(args) => crate::archive::archive(args),
+        Command::Restore(args) => crate::archive::restore(args),
         Command::Proof(command) => exit_unless(crate::trust::proof(command)?),
     }
 }
@@ -317,8 +324,12 @@ fn init_logging(filter: &str) {
 }
 
 fn open_engine(target: &Target) -> anyhow::Result<Engine> {
-    Engine::open(&target.data, IngestConfig::default())
-        .with_context(|| format!("opening data directory {}", target.data.display()))
+    let engine = Engine::open(&target.data, IngestConfig::default())
+        .with_context(|| format!("opening data directory {}", target.data.display()))?;
+    // Queries whose time range reaches past the hot store read the archive (its default place).
+    let archive = signet_store::archive::Archive::new(signet_server::retention::default_archive_dir(&target.data));
+    engine.store().set_archive(archive.parts()?);
+    Ok(engine)
 }
 
 /// Records a read made directly on a data directory in the organisation's access log, as the

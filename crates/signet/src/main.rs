@@ -4,6 +4,7 @@
 //! `./signet-data`) when no server holds it, or against a running server with `--server URL`.
 
 mod admin;
+mod archive;
 mod bench;
 mod cli;
 mod config;

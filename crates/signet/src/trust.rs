@@ -25,7 +25,7 @@ pub struct Local {
 }
 
 impl Local {
-    fn load(&self) -> anyhow::Result<Config> {
+    pub(crate) fn load(&self) -> anyhow::Result<Config> {
         let mut config = Config::load(self.config.as_ref())?;
         if let Some(data) = &self.data {
             config.data_dir = data.clone();
@@ -110,6 +110,30 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
     let options = VerifyOptions { key, key_file: config.signing_key_file.clone(), external_heads };
     let mut report = verify_data_dir(&config.data_dir, &options)
         .with_context(|| format!("verifying {}", config.data_dir.display()))?;
+    // The archive: every part against its manifest and the Merkle trees.
+    let archive_dir =
+        config.archive_dir.clone().unwrap_or_else(|| signet_server::retention::default_archive_dir(&config.data_dir));
+    if archive_dir.is_dir() {
+        let key_path = config.signing_key_file.clone().unwrap_or_else(|| default_key_path(&config.data_dir));
+        let key = match key {
+            Some(key) => Some(key),
+            None => HeadSigner::load(&key_path).ok().map(|s| s.public()),
+        };
+        if let Some(key) = key {
+            let archive = signet_store::archive::Archive::new(&archive_dir);
+            let (parts, problems) = signet_store::archive::verify_archive(&archive, &config.data_dir, &key)
+                .with_context(|| format!("verifying the archive {}", archive_dir.display()))?;
+            report.notes.push(format!("{parts} archive part(s) checked in {}", archive_dir.display()));
+            report.ok &= problems.is_empty();
+            report.problems.extend(problems.into_iter().map(|p| signet_store::verify::Problem {
+                kind: signet_store::verify::ProblemKind::ArchiveDiffers,
+                org: None,
+                leaf: None,
+                log_position: None,
+                detail: format!("{}: {}", p.part, p.detail),
+            }));
+        }
+    }
     if args.projection {
         let problems = signet_store::verify::verify_projection(&config.data_dir)
             .with_context(|| format!("checking the projection of {}", config.data_dir.display()))?;

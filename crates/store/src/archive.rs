@@ -76,6 +76,17 @@ pub struct Manifest {
     pub created: String,
 }
 
+/// A restored partition: back in the hot store, its parts not read by queries, and left alone
+/// by expiry, until `until`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestoreHold {
+    pub until: String,
+    pub until_us: i64,
+    pub restored: String,
+}
+
+const HOLD_FILE: &str = "restored-until.json";
+
 /// One retention rule, resolved for an organisation and kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
@@ -178,7 +189,8 @@ impl Archive {
                 for day in read_dirs(&kind)? {
                     for entry in std::fs::read_dir(&day).map_err(io_err(&day))? {
                         let path = entry.map_err(io_err(&day))?.path();
-                        if path.extension().is_some_and(|e| e == "json") {
+                        let is_hold = path.file_name().is_some_and(|n| n == HOLD_FILE);
+                        if path.extension().is_some_and(|e| e == "json") && !is_hold {
                             let bytes = std::fs::read(&path).map_err(io_err(&path))?;
                             let manifest: Manifest =
                                 serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
@@ -203,9 +215,22 @@ impl Archive {
         Ok(out)
     }
 
-    /// The parts as queries see them.
+    /// The parts as queries see them at `now_us`: all but those of restored partitions.
+    pub fn parts_at(&self, now_us: i64) -> Result<Vec<ArchivedPart>> {
+        let mut out = Vec::new();
+        for (path, m) in self.manifests()? {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            if hold(dir)?.is_some_and(|h| h.until_us > now_us) {
+                continue;
+            }
+            out.extend(part_of(&path, &m));
+        }
+        Ok(out)
+    }
+
+    /// The parts as queries see them now.
     pub fn parts(&self) -> Result<Vec<ArchivedPart>> {
-        Ok(self.manifests()?.into_iter().filter_map(|(path, m)| part_of(&path, &m)).collect())
+        self.parts_at(signet_model::time::now_micros())
     }
 }
 
@@ -218,6 +243,20 @@ fn part_of(manifest_path: &Path, m: &Manifest) -> Option<ArchivedPart> {
         max_time_us: m.max_time_us,
         path: manifest_path.with_file_name(&m.file),
     })
+}
+
+/// The restore hold of a partition directory, if any.
+fn hold(dir: &Path) -> Result<Option<RestoreHold>> {
+    let path = dir.join(HOLD_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupt {
+            path: path.display().to_string(),
+            offset: 0,
+            reason: e.to_string(),
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(io_err(&path)(err)),
+    }
 }
 
 fn read_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -359,9 +398,21 @@ fn expire_partition(
     org: &str,
     kind: LogKind,
     day_us: i64,
+    now_us: i64,
     report: &mut ExpiryReport,
 ) -> Result<()> {
     let dir = archive.partition_dir(org, kind, day_us);
+    match hold(&dir)? {
+        Some(h) if h.until_us > now_us => {
+            report.held.push(format!("{org}/{}/{} (restored until {})", kind.as_str(), day_string(day_us), h.until));
+            return Ok(());
+        }
+        Some(_) => {
+            let path = dir.join(HOLD_FILE);
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+        None => {}
+    }
     let existing = known.entry(dir.clone()).or_default();
     let mut parts: Vec<ArchivedPart> = existing.iter().filter_map(|(path, m)| part_of(path, m)).collect();
     let (from, to) = (day_us, day_us + DAY_US);
@@ -488,7 +539,7 @@ pub fn expire(
                     engine.ledger().sign_heads(Some(org))?;
                     signed = true;
                 }
-                expire_partition(engine, archive, &mut known, org, kind, day, &mut report)?;
+                expire_partition(engine, archive, &mut known, org, kind, day, now_us, &mut report)?;
             }
             if let Some(archive_days) = rule.archive_days {
                 let end = cutoff - i64::from(archive_days) * DAY_US;
@@ -496,7 +547,60 @@ pub fn expire(
             }
         }
     }
-    engine.store().set_archive(archive.parts()?);
+    engine.store().set_archive(archive.parts_at(now_us)?);
+    Ok(report)
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RestoreReport {
+    pub partitions: Vec<String>,
+    /// Events back in the hot store.
+    pub restored: u64,
+    pub until: String,
+}
+
+/// Puts the archived events of `[from_us, to_us)` (whole days; optionally one organisation
+/// and kind) back into the hot store until `until_us`: their parts stay in the archive
+/// (queries stop reading them meanwhile) and expiry leaves those days alone; afterwards the
+/// next expiry run takes the rows out of the hot store again. Idempotent.
+pub fn restore(
+    engine: &Engine,
+    archive: &Archive,
+    from_us: i64,
+    to_us: i64,
+    only_org: Option<&str>,
+    only_kind: Option<LogKind>,
+    until_us: i64,
+) -> Result<RestoreReport> {
+    let mut by_dir: BTreeMap<PathBuf, Vec<(PathBuf, Manifest)>> = BTreeMap::new();
+    for (path, m) in archive.manifests()? {
+        let day = parse_day(&m.day).unwrap_or(i64::MIN);
+        let kind = LogKind::parse(&m.kind);
+        if day + DAY_US <= from_us || day >= to_us {
+            continue;
+        }
+        if only_org.is_some_and(|o| o != m.organization) || only_kind.is_some_and(|k| Some(k) != kind) {
+            continue;
+        }
+        by_dir.entry(path.parent().map(Path::to_path_buf).unwrap_or_default()).or_default().push((path, m));
+    }
+    let until = signet_model::time::format_time(until_us);
+    let mut report = RestoreReport { until: until.clone(), ..RestoreReport::default() };
+    for (dir, manifests) in by_dir {
+        let held = RestoreHold {
+            until: until.clone(),
+            until_us,
+            restored: signet_model::time::format_time(signet_model::time::now_micros()),
+        };
+        // The hold first: from here on expiry leaves the day alone and queries read it hot.
+        let json = serde_json::to_vec_pretty(&held).map_err(|e| StoreError::Database(e.to_string()))?;
+        write_durably(&dir.join(HOLD_FILE), &json)?;
+        let parts: Vec<ArchivedPart> = manifests.iter().filter_map(|(path, m)| part_of(path, m)).collect();
+        let Some(first) = parts.first() else { continue };
+        report.restored += engine.store().restore(&first.org, first.kind, &parts)?;
+        report.partitions.push(dir.display().to_string());
+    }
     Ok(report)
 }
 

@@ -95,6 +95,13 @@ pub trait EventStore: Send + Sync {
         Err(crate::StoreError::Database(format!("{} does not archive", self.backend())))
     }
 
+    /// Puts the latest revisions `parts` hold back into the queryable rows (those whose id is
+    /// not queryable already). Returns the rows added.
+    fn restore(&self, org: &str, kind: LogKind, parts: &[ArchivedPart]) -> Result<u64> {
+        let _ = (org, kind, parts);
+        Err(crate::StoreError::Database(format!("{} does not restore", self.backend())))
+    }
+
     /// The archived parts queries read when their time range reaches into them.
     fn set_archive(&self, parts: Vec<ArchivedPart>) {
         let _ = parts;

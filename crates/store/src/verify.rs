@@ -59,6 +59,8 @@ pub enum ProblemKind {
     Forked,
     /// The query tables (the DuckDB projection) differ from what the log says.
     ProjectionDiffers,
+    /// An archived part differs from its manifest, or its rows from the Merkle trees.
+    ArchiveDiffers,
 }
 
 #[derive(Clone, Debug, Serialize)]

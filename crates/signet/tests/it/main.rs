@@ -93,6 +93,66 @@ fn commands_work_on_a_data_directory() {
 }
 
 #[test]
+fn archive_verify_and_restore_on_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(signet(&["demo", "--signins", "2000", "--days", "10", "--seed", "5"], &data));
+    let total = |data: &Path| -> i64 {
+        let summary: serde_json::Value =
+            serde_json::from_str(&ok(signet(&["report", "summary", "--days", "30"], data))).unwrap();
+        summary["total"].as_i64().unwrap()
+    };
+    let before = total(&data);
+    let day = 86_400_000_000;
+    let cut = signet_model::time::format_time(signet_model::time::now_micros() - 5 * day);
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(signet(&["archive", "--before", &cut, "--kind", "signins"], &data))).unwrap();
+    let moved: u64 = report["partitions"].as_array().unwrap().iter().map(|p| p["removed"].as_u64().unwrap()).sum();
+    assert!(moved > 500, "about half the demo sign-ins are older than five days: {report}");
+    assert_eq!(total(&data), before, "a report over 30 days reads the archive too");
+    let hot: serde_json::Value =
+        serde_json::from_str(&ok(signet(&["report", "summary", "--days", "4"], &data))).unwrap();
+    assert!(hot["total"].as_i64().unwrap() < before - moved as i64 + 100, "{hot}");
+
+    let verified = ok(signet(&["verify"], &data));
+    assert!(verified.starts_with("OK") && verified.contains("archive part(s) checked"), "{verified}");
+
+    let from = signet_model::time::format_time(signet_model::time::now_micros() - 30 * day);
+    let restored: serde_json::Value =
+        serde_json::from_str(&ok(signet(&["restore", "--from", &from, "--to", &cut, "--days", "7"], &data))).unwrap();
+    assert_eq!(restored["restored"].as_u64(), Some(moved), "{restored}");
+    assert_eq!(total(&data), before, "restored events are counted once");
+    let again: serde_json::Value =
+        serde_json::from_str(&ok(signet(&["restore", "--from", &from, "--to", &cut], &data))).unwrap();
+    assert_eq!(again["restored"].as_u64(), Some(0), "restoring twice adds nothing: {again}");
+    let kept: serde_json::Value = serde_json::from_str(&ok(signet(&["archive"], &data))).unwrap();
+    assert!(kept["partitions"].as_array().unwrap().is_empty(), "{kept}");
+
+    // An archived part edited after the fact fails verification.
+    let part = walk(&data.join("archive")).into_iter().find(|p| p.extension().is_some_and(|e| e == "parquet")).unwrap();
+    let mut bytes = std::fs::read(&part).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&part, bytes).unwrap();
+    let failed = signet(&["verify"], &data);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stdout).contains("ArchiveDiffers"));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
 fn large_activities_export_in_parts_for_a_limited_destination_and_import_whole() {
     let dir = tempfile::tempdir().unwrap();
     let (source, target) = (dir.path().join("source"), dir.path().join("target"));

@@ -505,6 +505,23 @@ impl EventStore for DuckStore {
         Ok(removed)
     }
 
+    fn restore(&self, org: &str, kind: LogKind, parts: &[ArchivedPart]) -> Result<u64> {
+        let mut catalog = self.archive.write();
+        catalog.retain(|p| !parts.contains(p));
+        if parts.is_empty() {
+            return Ok(0);
+        }
+        let table = schema::table(kind);
+        let columns = schema::all_columns(kind).map(|c| c.name).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "INSERT INTO {table} ({columns}) SELECT {columns} FROM {} p WHERE p.latest AND p.org_id = ? \
+             AND NOT EXISTS (SELECT 1 FROM {table} h WHERE h.org_id = p.org_id AND h.id = p.id)",
+            read_parts(&parts.iter().collect::<Vec<_>>())
+        );
+        let conn = self.writer.lock();
+        Ok(conn.execute(&sql, duckdb::params![org])? as u64)
+    }
+
     fn set_archive(&self, parts: Vec<ArchivedPart>) {
         *self.archive.write() = parts;
     }
