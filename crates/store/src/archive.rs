@@ -395,9 +395,7 @@ fn expire_partition(
     engine: &Engine,
     archive: &Archive,
     known: &mut BTreeMap<PathBuf, Vec<(PathBuf, Manifest)>>,
-    org: &str,
-    kind: LogKind,
-    day_us: i64,
+    (org, kind, day_us): (&str, LogKind, i64),
     now_us: i64,
     report: &mut ExpiryReport,
 ) -> Result<()> {
@@ -539,7 +537,7 @@ pub fn expire(
                     engine.ledger().sign_heads(Some(org))?;
                     signed = true;
                 }
-                expire_partition(engine, archive, &mut known, org, kind, day, now_us, &mut report)?;
+                expire_partition(engine, archive, &mut known, (org, kind, day), now_us, &mut report)?;
             }
             if let Some(archive_days) = rule.archive_days {
                 let end = cutoff - i64::from(archive_days) * DAY_US;
