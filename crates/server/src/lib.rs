@@ -39,6 +39,7 @@ pub mod oidc;
 pub mod reports;
 pub mod retention;
 pub mod routes;
+pub mod scheduled_export;
 pub mod syslog;
 pub mod testkit;
 pub mod trust;
@@ -87,6 +88,8 @@ pub struct ServerConfig {
     pub archive_dir: Option<std::path::PathBuf>,
     /// How often the retention policies are applied (None: only on demand).
     pub retention_interval: Option<Duration>,
+    /// Exports written on a schedule (`[[scheduled_export]]`).
+    pub scheduled_exports: Vec<scheduled_export::ExportJobSettings>,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +109,7 @@ impl Default for ServerConfig {
             forward: Vec::new(),
             archive_dir: None,
             retention_interval: Some(Duration::from_secs(3600)),
+            scheduled_exports: Vec::new(),
         }
     }
 }
@@ -132,6 +136,8 @@ pub struct AppState {
     pub forwarders: Arc<forward::Forwarders>,
     /// Retention policies and the expiry job (started by [`run`]).
     pub retention: Arc<retention::RetentionJob>,
+    /// Exports on a schedule (started by [`run`]).
+    pub exports: Arc<scheduled_export::ScheduledExports>,
 }
 
 impl AppState {
@@ -154,7 +160,12 @@ impl AppState {
         engine.store().set_archive(parts);
         let policies = Arc::new(retention::RetentionStore::open(engine.data_dir())?);
         let retention = Arc::new(retention::RetentionJob::new(archive, policies));
+        let exports = Arc::new(
+            scheduled_export::ScheduledExports::new(config.scheduled_exports.clone(), &config.org)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        );
         Ok(AppState {
+            exports,
             retention,
             forwarders,
             audit_settings,
@@ -221,6 +232,8 @@ pub async fn run(
     if let Some(interval) = state.config.retention_interval {
         retention.start(engine.clone(), interval);
     }
+    let exports = state.exports.clone();
+    exports.start(engine.clone());
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     flusher.abort();
@@ -228,6 +241,7 @@ pub async fn run(
     tokio::task::spawn_blocking(move || {
         forwarders.stop();
         retention.stop();
+        exports.stop();
     })
     .await
     .map_err(std::io::Error::other)?;

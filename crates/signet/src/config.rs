@@ -73,6 +73,9 @@ pub struct Config {
     pub archive_dir: Option<PathBuf>,
     /// How often the retention policies are applied, in minutes (0: only on demand).
     pub retention_interval_minutes: u64,
+    /// Exports written on a schedule (`[[scheduled_export]]` tables: name, kind, format,
+    /// filter, every_days, delay_hours, directory, organization, start).
+    pub scheduled_export: Vec<signet_server::scheduled_export::ExportJobSettings>,
 }
 
 impl Default for Config {
@@ -102,6 +105,7 @@ impl Default for Config {
             forward: Vec::new(),
             archive_dir: None,
             retention_interval_minutes: 60,
+            scheduled_export: Vec::new(),
             activity_exclusions: signet_model::activity::DEFAULT_EXCLUDED_OPERATIONS
                 .iter()
                 .map(|s| s.to_string())
@@ -210,6 +214,7 @@ impl Config {
             activity_exclusions: self.activity_exclusions.clone(),
             forward: self.forward.clone(),
             archive_dir: self.archive_dir.clone(),
+            scheduled_exports: self.scheduled_export.clone(),
             retention_interval: (self.retention_interval_minutes > 0)
                 .then(|| Duration::from_secs(self.retention_interval_minutes * 60)),
             login: signet_auth::LoginPolicy {
@@ -257,5 +262,18 @@ mod tests {
         assert_eq!((server.forward.len(), server.forward[0].failures_only), (1, true));
         std::fs::write(&path, format!("{toml}colour = 1\n")).unwrap();
         assert!(Config::load(Some(&path)).is_err(), "unknown keys in a forward table are refused");
+    }
+
+    #[test]
+    fn retention_and_scheduled_exports_reach_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signet.toml");
+        let toml = "archive_dir = \"/srv/archive\"\nretention_interval_minutes = 0\n\
+                    [[scheduled_export]]\nname = \"weekly\"\nkind = \"signins\"\ndirectory = \"/srv/exports\"\n";
+        std::fs::write(&path, toml).unwrap();
+        let server = Config::load(Some(&path)).unwrap().server_config();
+        assert_eq!(server.archive_dir.as_deref(), Some(std::path::Path::new("/srv/archive")));
+        assert_eq!(server.retention_interval, None, "0 minutes: only on demand");
+        assert_eq!((server.scheduled_exports.len(), server.scheduled_exports[0].every_days), (1, 7));
     }
 }

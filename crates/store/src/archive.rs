@@ -40,7 +40,7 @@ use tracing::{info, warn};
 use crate::engine::{ArchivedPart, StoredEvent};
 use crate::error::{io_err, Result, StoreError};
 use crate::ledger::{leaf_of, org_dir_name};
-use crate::log::LogRecord;
+use crate::log::{LogRecord, RecordPtr};
 use crate::Engine;
 
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -289,6 +289,48 @@ struct Row {
     leaf: u64,
 }
 
+/// Reads records from the log with what a part stores beside them.
+fn read_rows(engine: &Engine, org: &str, kind: LogKind, pointers: &[(RecordPtr, bool)]) -> Result<Vec<Row>> {
+    let mut rows = Vec::with_capacity(pointers.len());
+    for &(ptr, latest) in pointers {
+        let record = engine.log().read(ptr)?;
+        let leaf = engine.ledger().leaf_index(org, ptr)?.ok_or_else(|| {
+            StoreError::Trust(format!("{} {} is not in the Merkle tree of {org}", kind.as_str(), record.id))
+        })?;
+        let mut event = signet_model::normalize(kind, &record.body).map_err(|e| StoreError::Corrupt {
+            path: "log".into(),
+            offset: ptr.frame_pos,
+            reason: format!("logged record {} no longer normalises: {e}", record.id),
+        })?;
+        event.content_hash = record.content_hash;
+        event.time_us = record.time_us;
+        event.body = Vec::new();
+        let stored = StoredEvent {
+            org: record.org.clone(),
+            revision: record.revision,
+            received_us: record.received_us,
+            ptr,
+            event,
+        };
+        rows.push(Row { stored, record, latest, leaf });
+    }
+    Ok(rows)
+}
+
+/// Writes the records at `pointers` (their latest revisions) as a Parquet file with the
+/// archive's columns: the typed columns, `leaf`, and the stored record (`body`, `original`).
+/// Scheduled exports use it.
+pub fn write_records_parquet(
+    engine: &Engine,
+    org: &str,
+    kind: LogKind,
+    pointers: &[RecordPtr],
+    path: &Path,
+) -> Result<()> {
+    let pointers: Vec<(RecordPtr, bool)> = pointers.iter().map(|p| (*p, true)).collect();
+    write_parquet(kind, &read_rows(engine, org, kind, &pointers)?, path)
+}
+
 /// Writes rows (log order) as one Parquet file through an in-memory DuckDB.
 fn write_parquet(kind: LogKind, rows: &[Row], path: &Path) -> Result<()> {
     let stored: Vec<&StoredEvent> = rows.iter().map(|r| &r.stored).collect();
@@ -418,29 +460,8 @@ fn expire_partition(
     let mut archived = 0;
     let mut part_name = None;
     if !candidates.is_empty() {
-        let mut rows = Vec::with_capacity(candidates.len());
-        for candidate in &candidates {
-            let record = engine.log().read(candidate.ptr)?;
-            let leaf = engine.ledger().leaf_index(org, candidate.ptr)?.ok_or_else(|| {
-                StoreError::Trust(format!("{} {} is not in the Merkle tree of {org}", kind.as_str(), record.id))
-            })?;
-            let mut event = signet_model::normalize(kind, &record.body).map_err(|e| StoreError::Corrupt {
-                path: "log".into(),
-                offset: candidate.ptr.frame_pos,
-                reason: format!("logged record {} no longer normalises: {e}", record.id),
-            })?;
-            event.content_hash = record.content_hash;
-            event.time_us = record.time_us;
-            event.body = Vec::new();
-            let stored = StoredEvent {
-                org: record.org.clone(),
-                revision: record.revision,
-                received_us: record.received_us,
-                ptr: candidate.ptr,
-                event,
-            };
-            rows.push(Row { stored, record, latest: candidate.latest, leaf });
-        }
+        let pointers: Vec<(RecordPtr, bool)> = candidates.iter().map(|c| (c.ptr, c.latest)).collect();
+        let rows = read_rows(engine, org, kind, &pointers)?;
         // Every row is in the tree already; the head signed when the run started covers them.
         let head = engine
             .ledger()

@@ -240,3 +240,72 @@ async fn a_year_expires_into_the_archive_and_queries_still_answer_the_same() {
     let (_, problems) = verify_archive(&archive, server.engine.data_dir(), &key).unwrap();
     assert!(problems.iter().any(|p| p.detail.contains("row 0") && p.detail.contains("modified")), "{problems:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_exports_write_every_window_once_with_a_manifest() {
+    let out = tempfile::tempdir().unwrap();
+    let base = signet_model::time::now_micros();
+    let start = signet_model::time::format_time(day_start(base) - 3 * DAY_US);
+    let job = |name: &str, format: &str, filter: &str| -> signet_server::scheduled_export::ExportJobSettings {
+        serde_json::from_value(json!({
+            "name": name, "kind": "signins", "format": format, "filter": filter, "every_days": 1,
+            "delay_hours": 0, "directory": out.path(), "start": start,
+        }))
+        .unwrap()
+    };
+    // The jobs run here with the test's clock (a server runs them every minute by itself).
+    let exports = std::sync::Arc::new(
+        signet_server::scheduled_export::ScheduledExports::new(
+            vec![job("daily-csv", "csv", ""), job("failures", "parquet", "status=failure")],
+            "default",
+        )
+        .unwrap(),
+    );
+    let server = TestServer::start().await;
+    let lines: Vec<String> = (0..4).flat_map(|day| (0..10).map(move |n| signin_at(base, day, n, "").0)).collect();
+    let (status, answer) = server.post("/api/v1/signins", "application/x-ndjson", lines.join("\n")).await;
+    assert_eq!(status, 200, "{answer}");
+    server.settle().await;
+
+    let run = || {
+        let exports = exports.clone();
+        let engine = server.engine.clone();
+        async move { tokio::task::spawn_blocking(move || exports.run_due(&engine, base)).await.unwrap() }
+    };
+    let written = run().await;
+    assert_eq!(written.len(), 6, "three whole days before today, for each job: {written:?}");
+    for manifest in &written {
+        let dir = out.path().join(&manifest.job);
+        let bytes = std::fs::read(dir.join(&manifest.file)).unwrap();
+        use sha2::Digest;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), manifest.sha256);
+        assert!(manifest.head.is_some(), "a signed head is recorded");
+        let filter = if manifest.job == "failures" { "&status=failure" } else { "" };
+        let (_, listed) =
+            server.get(&format!("/api/v1/signins?from={}&to={}&limit=1000{filter}", manifest.from, manifest.to)).await;
+        let expected = listed["items"].as_array().unwrap().len() as u64;
+        assert!(expected > 0, "{listed}");
+        assert_eq!(manifest.rows, expected, "{manifest:?}");
+        if manifest.format == "csv" {
+            let text = String::from_utf8(bytes).unwrap();
+            assert_eq!(text.lines().count() as u64 - 1, expected, "one CSV line per event after the header");
+        } else {
+            let conn = duckdb::Connection::open_in_memory().unwrap();
+            let path = dir.join(&manifest.file).display().to_string();
+            let (rows, failures): (i64, i64) = conn
+                .query_row(
+                    &format!("SELECT count(*), count(*) FILTER (WHERE error_code <> 0) FROM read_parquet('{path}')"),
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((rows as u64, failures as u64), (expected, expected), "only failures, every one of them");
+        }
+    }
+    let windows: BTreeSet<(String, String)> =
+        written.iter().filter(|m| m.job == "daily-csv").map(|m| (m.from.clone(), m.to.clone())).collect();
+    assert_eq!(windows.len(), 3);
+    assert!(run().await.is_empty(), "nothing is written twice");
+    let (_, records) = server.get("/api/v1/activities?operation=ScheduledExportCompleted").await;
+    assert_eq!(records["items"].as_array().unwrap().len(), 6, "{records}");
+}
