@@ -36,6 +36,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod ocsf;
 pub mod oidc;
+pub mod periodic;
 pub mod reports;
 pub mod retention;
 pub mod routes;
@@ -156,8 +157,12 @@ impl AppState {
         let archive_dir =
             config.archive_dir.clone().unwrap_or_else(|| retention::default_archive_dir(engine.data_dir()));
         let archive = signet_store::archive::Archive::new(archive_dir);
-        let parts = archive.parts().map_err(|e| std::io::Error::other(format!("the archive: {e}")))?;
-        engine.store().set_archive(parts);
+        match archive.parts() {
+            Ok(parts) => engine.store().set_archive(parts),
+            // Collecting must not stop over a bad archive file: start, say so loudly, and let
+            // `signet verify` name it (expiry refuses to run until it is fixed).
+            Err(err) => tracing::error!(error = %err, "the archive cannot be read: queries read the hot store only"),
+        }
         let policies = Arc::new(retention::RetentionStore::open(engine.data_dir())?);
         let retention = Arc::new(retention::RetentionJob::new(archive, policies));
         let exports = Arc::new(

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,20 +168,12 @@ pub struct RetentionJob {
     pub policies: Arc<RetentionStore>,
     running: Mutex<()>,
     last: Mutex<Option<ExpiryReport>>,
-    stop: Arc<AtomicBool>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    timer: crate::periodic::Periodic,
 }
 
 impl RetentionJob {
     pub fn new(archive: Archive, policies: Arc<RetentionStore>) -> RetentionJob {
-        RetentionJob {
-            archive,
-            policies,
-            running: Mutex::new(()),
-            last: Mutex::new(None),
-            stop: Arc::default(),
-            thread: Mutex::new(None),
-        }
+        RetentionJob { archive, policies, running: Mutex::new(()), last: Mutex::new(None), timer: Default::default() }
     }
 
     /// Applies the policies at `now_us` (of one organisation, or all), and records what was
@@ -239,38 +230,23 @@ impl RetentionJob {
     /// Runs the job every `interval` on its own thread until [`RetentionJob::stop`].
     pub fn start(self: &Arc<Self>, engine: Arc<Engine>, interval: Duration) {
         let job = self.clone();
-        let stop = self.stop.clone();
-        let spawned = std::thread::Builder::new().name("signet-retention".into()).spawn(move || {
-            let mut next = std::time::Instant::now() + Duration::from_secs(30).min(interval);
-            while !stop.load(Ordering::SeqCst) {
-                if std::time::Instant::now() >= next {
-                    match job.run(&engine, None, signet_model::time::now_micros()) {
-                        Ok(report) if !report.partitions.is_empty() || !report.deleted_parts.is_empty() => {
-                            info!(
-                                partitions = report.partitions.len(),
-                                deleted = report.deleted_parts.len(),
-                                "retention applied"
-                            )
-                        }
-                        Ok(_) => {}
-                        Err(err) => warn!(error = %err, "retention run failed; it is retried at the next interval"),
-                    }
-                    next = std::time::Instant::now() + interval;
+        self.timer.start("signet-retention", Duration::from_secs(30).min(interval), interval, move || {
+            match job.run(&engine, None, signet_model::time::now_micros()) {
+                Ok(report) if !report.partitions.is_empty() || !report.deleted_parts.is_empty() => {
+                    info!(
+                        partitions = report.partitions.len(),
+                        deleted = report.deleted_parts.len(),
+                        "retention applied"
+                    )
                 }
-                std::thread::sleep(Duration::from_millis(200));
+                Ok(_) => {}
+                Err(err) => warn!(error = %err, "retention run failed; it is retried at the next interval"),
             }
         });
-        match spawned {
-            Ok(handle) => *self.thread.lock() = Some(handle),
-            Err(err) => warn!(error = %err, "the retention job could not start"),
-        }
     }
 
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(handle) = self.thread.lock().take() {
-            let _ = handle.join();
-        }
+        self.timer.stop();
     }
 }
 

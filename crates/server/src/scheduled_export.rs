@@ -14,7 +14,6 @@
 //! is a `ScheduledExportCompleted` record in the organisation's activity log.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,8 +148,7 @@ struct Progress {
 /// Every configured job, and the thread that runs them.
 pub struct ScheduledExports {
     jobs: Vec<Checked>,
-    stop: Arc<AtomicBool>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    timer: crate::periodic::Periodic,
     running: Mutex<()>,
 }
 
@@ -171,7 +169,7 @@ impl ScheduledExports {
             }
             jobs.push(s.check(home)?);
         }
-        Ok(ScheduledExports { jobs, stop: Arc::default(), thread: Mutex::new(None), running: Mutex::new(()) })
+        Ok(ScheduledExports { jobs, timer: Default::default(), running: Mutex::new(()) })
     }
 
     /// Writes every window that is due at `now_us`; returns the manifests written.
@@ -195,28 +193,13 @@ impl ScheduledExports {
             return;
         }
         let this = self.clone();
-        let stop = self.stop.clone();
-        let spawned = std::thread::Builder::new().name("signet-exports".into()).spawn(move || {
-            let mut next = std::time::Instant::now();
-            while !stop.load(Ordering::SeqCst) {
-                if std::time::Instant::now() >= next {
-                    this.run_due(&engine, signet_model::time::now_micros());
-                    next = std::time::Instant::now() + Duration::from_secs(60);
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
+        self.timer.start("signet-exports", Duration::ZERO, Duration::from_secs(60), move || {
+            this.run_due(&engine, signet_model::time::now_micros());
         });
-        match spawned {
-            Ok(handle) => *self.thread.lock() = Some(handle),
-            Err(err) => warn!(error = %err, "scheduled exports could not start"),
-        }
     }
 
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(handle) = self.thread.lock().take() {
-            let _ = handle.join();
-        }
+        self.timer.stop();
     }
 }
 

@@ -297,21 +297,7 @@ fn read_rows(engine: &Engine, org: &str, kind: LogKind, pointers: &[(RecordPtr, 
         let leaf = engine.ledger().leaf_index(org, ptr)?.ok_or_else(|| {
             StoreError::Trust(format!("{} {} is not in the Merkle tree of {org}", kind.as_str(), record.id))
         })?;
-        let mut event = signet_model::normalize(kind, &record.body).map_err(|e| StoreError::Corrupt {
-            path: "log".into(),
-            offset: ptr.frame_pos,
-            reason: format!("logged record {} no longer normalises: {e}", record.id),
-        })?;
-        event.content_hash = record.content_hash;
-        event.time_us = record.time_us;
-        event.body = Vec::new();
-        let stored = StoredEvent {
-            org: record.org.clone(),
-            revision: record.revision,
-            received_us: record.received_us,
-            ptr,
-            event,
-        };
+        let stored = crate::stored_event(ptr, &record)?;
         rows.push(Row { stored, record, latest, leaf });
     }
     Ok(rows)

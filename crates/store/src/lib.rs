@@ -291,6 +291,19 @@ fn start_head_timer(
     (tx, handle)
 }
 
+/// A logged record as the store applies it (normalised again from its stored body).
+pub(crate) fn stored_event(ptr: RecordPtr, record: &LogRecord) -> Result<StoredEvent> {
+    let mut event = normalize(record.kind, &record.body).map_err(|e| StoreError::Corrupt {
+        path: "log".into(),
+        offset: ptr.frame_pos,
+        reason: format!("logged record {} no longer normalises: {e}", record.id),
+    })?;
+    event.content_hash = record.content_hash;
+    event.time_us = record.time_us;
+    event.body = Vec::new();
+    Ok(StoredEvent { org: record.org.clone(), revision: record.revision, received_us: record.received_us, ptr, event })
+}
+
 /// Applies to the store whatever the log holds beyond the store's applied position.
 pub(crate) fn replay(log: &EventLog, store: &dyn EventStore) -> Result<usize> {
     let applied = store.applied_position()?;
@@ -300,24 +313,7 @@ pub(crate) fn replay(log: &EventLog, store: &dyn EventStore) -> Result<usize> {
     info!(from = applied, to = log.end(), "replaying the event log into the store");
     let mut total = 0;
     log.scan(applied, 50_000, |batch, through| {
-        let mut events = Vec::with_capacity(batch.len());
-        for (ptr, record) in batch {
-            let mut event = normalize(record.kind, &record.body).map_err(|e| StoreError::Corrupt {
-                path: "log".into(),
-                offset: ptr.frame_pos,
-                reason: format!("logged record {} no longer normalises: {e}", record.id),
-            })?;
-            event.content_hash = record.content_hash;
-            event.time_us = record.time_us;
-            event.body = Vec::new();
-            events.push(StoredEvent {
-                org: record.org,
-                revision: record.revision,
-                received_us: record.received_us,
-                ptr,
-                event,
-            });
-        }
+        let events = batch.iter().map(|(ptr, record)| stored_event(*ptr, record)).collect::<Result<Vec<_>>>()?;
         total += events.len();
         store.apply(&events, through)
     })?;
