@@ -27,7 +27,7 @@ echo "archive --before $today: moved (events, partitions) = $moved in $(echo "$(
 archive=$(bytes "$data/archive"); parquet=$(find "$data/archive" -name '*.parquet' -printf '%s\n' | awk '{s += $1} END {print s + 0}')
 echo "archive: $archive B in total ($(per "$archive") B/sign-in), Parquet alone $parquet B ($(per "$parquet") B/sign-in)"
 duck_after=$(bytes "$data"/signet.duckdb*)
-echo "after expiry: duckdb $duck_after B (DuckDB keeps freed blocks for reuse; the file does not shrink), log $(bytes "$data/log") B"
+echo "after expiry: duckdb $duck_after B, log $(bytes "$data/log") B (the event log is not cut by retention yet)"
 started=$(date +%s.%N)
 "$bin" report summary --data "$data" --days 400 > /dev/null
 echo "summary over 400 days (hot + every archived part): $(echo "$(date +%s.%N) - $started" | bc) s wall, CLI start included"
