@@ -350,7 +350,10 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
                         out.push(',');
                     }
                     if let Some(head) = &head {
-                        let bundle = engine.ledger().inclusion(engine.log(), ptr, head).map_err(|e| e.to_string())?;
+                        let bundle = engine
+                            .ledger()
+                            .inclusion(&engine.record(ptr).map_err(|e| e.to_string())?, ptr, head)
+                            .map_err(|e| e.to_string())?;
                         out.push_str("{\"event\":");
                         out.push_str(&String::from_utf8_lossy(&body));
                         out.push_str(",\"proof\":");

@@ -21,6 +21,8 @@ pub struct TestSignet {
     pub ingest_key: String,
     pub read_key: String,
     pub engine: Arc<Engine>,
+    /// The server's state (its jobs can be run with a test's clock).
+    pub state: AppState,
     http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -29,7 +31,12 @@ pub struct TestSignet {
 impl TestSignet {
     /// Starts Signet over `data_dir` (kept by the caller, so a test can start it again).
     pub async fn start(data_dir: &Path, config: ServerConfig) -> TestSignet {
-        let engine = Arc::new(Engine::open(data_dir, IngestConfig::default()).expect("open the store"));
+        TestSignet::start_with(data_dir, config, IngestConfig::default()).await
+    }
+
+    /// [`TestSignet::start`] with the store's settings (e.g. small log segments).
+    pub async fn start_with(data_dir: &Path, config: ServerConfig, ingest: IngestConfig) -> TestSignet {
+        let engine = Arc::new(Engine::open(data_dir, ingest).expect("open the store"));
         let directory = Arc::new(Directory::open_in_data_dir(engine.data_dir(), &config.org).expect("directory"));
         if directory.user_by_name(ADMIN.0).is_none() {
             let admin = NewUser {
@@ -48,6 +55,7 @@ impl TestSignet {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let state = AppState::new(engine.clone(), directory, config).expect("state");
+        let kept = state.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(crate::run(listener, state, async move {
             let _ = rx.await;
@@ -57,6 +65,7 @@ impl TestSignet {
             ingest_key: ingest_key.expose().to_string(),
             read_key: read_key.expose().to_string(),
             engine,
+            state: kept,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
             running: Some(running),
@@ -103,6 +112,13 @@ impl TestSignet {
         assert_eq!(response.status(), 200);
         let page: Value = response.json().await.expect("JSON page");
         page["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `GET {path}` with the reader key: (status, body as text).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response =
+            self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.read_key).send().await.expect("get");
+        (response.status().as_u16(), response.text().await.expect("body"))
     }
 
     /// Replaces the organisation's audit settings as the Global administrator; the status.

@@ -93,7 +93,7 @@ pub async fn inclusion(
                 .ok_or_else(|| ApiError::Conflict("no signed head covers this event yet".into()))?,
         };
         let size = head.tree_size;
-        ledger.inclusion(engine.log(), chosen.ptr, &head)?.ok_or_else(|| {
+        ledger.inclusion(&engine.record(chosen.ptr)?, chosen.ptr, &head)?.ok_or_else(|| {
             ApiError::Conflict(format!(
                 "the head of size {size} does not cover this event (it arrived later): ask without treeSize"
             ))

@@ -135,7 +135,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
         }
     }
     if args.projection {
-        let problems = signet_store::verify::verify_projection(&config.data_dir)
+        let problems = signet_store::verify::verify_projection(&config.data_dir, &archive_dir)
             .with_context(|| format!("checking the projection of {}", config.data_dir.display()))?;
         report.ok &= problems.is_empty();
         report.problems.extend(problems);

@@ -110,6 +110,8 @@ pub struct ExpiryReport {
     pub held: Vec<String>,
     /// Leftovers of an interrupted run removed (files without a manifest).
     pub leftovers_removed: Vec<String>,
+    /// Event log segments deleted because every record in them is archived (start positions).
+    pub log_segments_cut: Vec<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -215,15 +217,13 @@ impl Archive {
         Ok(out)
     }
 
-    /// The parts as queries see them at `now_us`: all but those of restored partitions.
+    /// Every part at `now_us`; those of restored partitions are not `queried`.
     pub fn parts_at(&self, now_us: i64) -> Result<Vec<ArchivedPart>> {
         let mut out = Vec::new();
         for (path, m) in self.manifests()? {
             let dir = path.parent().unwrap_or(Path::new("."));
-            if hold(dir)?.is_some_and(|h| h.until_us > now_us) {
-                continue;
-            }
-            out.extend(part_of(&path, &m));
+            let restored = hold(dir)?.is_some_and(|h| h.until_us > now_us);
+            out.extend(part_of(&path, &m).map(|p| ArchivedPart { queried: !restored, ..p }));
         }
         Ok(out)
     }
@@ -241,7 +241,10 @@ fn part_of(manifest_path: &Path, m: &Manifest) -> Option<ArchivedPart> {
         day_us: parse_day(&m.day)?,
         min_time_us: m.min_time_us,
         max_time_us: m.max_time_us,
+        first_position: m.first_position,
+        last_position: m.last_position,
         path: manifest_path.with_file_name(&m.file),
+        queried: true,
     })
 }
 
@@ -553,7 +556,57 @@ pub fn expire(
         }
     }
     engine.store().set_archive(archive.parts_at(now_us)?);
+    cut_log(engine, archive, &mut report)?;
     Ok(report)
+}
+
+/// The lowest position a forwarder still has to read (its cursor file): the log must keep it.
+fn forwarders_position(engine: &Engine) -> Result<u64> {
+    let dir = engine.data_dir().join("forward");
+    let mut lowest = u64::MAX;
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries {
+            let path = entry.map_err(io_err(&dir))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+                let position = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["position"].as_u64())
+                    .unwrap_or(0);
+                lowest = lowest.min(position);
+            }
+        }
+    }
+    Ok(lowest)
+}
+
+/// Deletes the event log's oldest closed segments once every record in them is in an archive
+/// part (or was deleted at the end of its archive period), the store has applied them, the
+/// Merkle trees are durable past them, and no forwarder still has to read them. Their records
+/// are then read from the archive; `signet verify` checks them there.
+fn cut_log(engine: &Engine, archive: &Archive, report: &mut ExpiryReport) -> Result<()> {
+    let closed = engine.log().closed_segments();
+    if closed.is_empty() {
+        return Ok(());
+    }
+    let applied = engine.store().applied_position()?;
+    let covered = engine.ledger().sync()?;
+    let forwarders = forwarders_position(engine)?;
+    let parts = archive.parts_at(i64::MIN)?;
+    let mut cut_to = None;
+    for (start, end) in closed {
+        if end > applied || end > covered || end > forwarders {
+            break;
+        }
+        if engine.store().unarchived_between(start, end, &parts)? > 0 {
+            break;
+        }
+        cut_to = Some(end);
+    }
+    if let Some(end) = cut_to {
+        report.log_segments_cut = engine.log().drop_segments_before(end)?;
+    }
+    Ok(())
 }
 
 /// What a restore did.
@@ -628,10 +681,12 @@ fn delete_old_parts(
     if old.is_empty() {
         return Ok(());
     }
-    // Queries stop reading them first.
+    // Queries stop reading them first, and their revisions are forgotten (they are gone).
     let gone: Vec<PathBuf> = old.iter().map(|(path, m)| path.with_file_name(&m.file)).collect();
-    let keep: Vec<ArchivedPart> = archive.parts()?.into_iter().filter(|p| !gone.contains(&p.path)).collect();
+    let (going, keep): (Vec<ArchivedPart>, Vec<ArchivedPart>) =
+        archive.parts()?.into_iter().partition(|p| gone.contains(&p.path));
     engine.store().set_archive(keep);
+    engine.store().forget(&going)?;
     for (path, m) in old {
         std::fs::remove_file(&path).map_err(io_err(&path))?;
         let parquet = path.with_file_name(&m.file);
@@ -653,15 +708,29 @@ pub struct ArchivedRecord {
     pub record: LogRecord,
     pub leaf: u64,
     pub latest: bool,
+    /// Where the record was in the event log.
+    pub position: RecordPtr,
 }
 
 /// Reads a part's records back, in row order.
 pub fn read_part(kind: LogKind, path: &Path) -> Result<Vec<ArchivedRecord>> {
+    read_part_where(kind, path, "true")
+}
+
+/// A part's records by their log position.
+pub fn read_part_records(kind: LogKind, path: &Path) -> Result<std::collections::HashMap<(u64, u16), LogRecord>> {
+    Ok(read_part_where(kind, path, "true")?
+        .into_iter()
+        .map(|r| ((r.position.frame_pos, r.position.index), r.record))
+        .collect())
+}
+
+fn read_part_where(kind: LogKind, path: &Path, condition: &str) -> Result<Vec<ArchivedRecord>> {
     let conn = duckdb::Connection::open_in_memory()?;
     let literal = path.display().to_string().replace('\'', "''");
     let mut stmt = conn.prepare(&format!(
         "SELECT org_id, id, revision, content_hash, epoch_us(event_time), epoch_us(received_at), latest, leaf, body, \
-         original FROM read_parquet('{literal}')"
+         original, log_pos, log_idx FROM read_parquet('{literal}') WHERE {condition}"
     ))?;
     let mut rows = stmt.query([])?;
     let mut out = Vec::new();
@@ -680,6 +749,7 @@ pub fn read_part(kind: LogKind, path: &Path) -> Result<Vec<ArchivedRecord>> {
             },
             latest: row.get(6)?,
             leaf: row.get::<_, i64>(7)? as u64,
+            position: RecordPtr { frame_pos: row.get::<_, i64>(10)? as u64, index: row.get::<_, i64>(11)? as u16 },
         });
     }
     Ok(out)

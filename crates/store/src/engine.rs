@@ -48,7 +48,12 @@ pub struct ArchivedPart {
     pub day_us: i64,
     pub min_time_us: i64,
     pub max_time_us: i64,
+    /// Event log positions of its first and last row's frame.
+    pub first_position: u64,
+    pub last_position: u64,
     pub path: std::path::PathBuf,
+    /// Whether queries read it (not while its day is restored to the hot store).
+    pub queried: bool,
 }
 
 /// A revision that expiry archives: where it is in the log and whether it is the latest.
@@ -100,6 +105,26 @@ pub trait EventStore: Send + Sync {
     fn restore(&self, org: &str, kind: LogKind, parts: &[ArchivedPart]) -> Result<u64> {
         let _ = (org, kind, parts);
         Err(crate::StoreError::Database(format!("{} does not restore", self.backend())))
+    }
+
+    /// A record the event log no longer holds (its segment was cut), from the archive.
+    fn archived_record(&self, ptr: RecordPtr) -> Result<Option<crate::LogRecord>> {
+        let _ = ptr;
+        Ok(None)
+    }
+
+    /// Revisions with a log position in `[from, to)` that no part in `parts` holds: while
+    /// any is left, that stretch of the log must stay.
+    fn unarchived_between(&self, from: u64, to: u64, parts: &[ArchivedPart]) -> Result<u64> {
+        let _ = (from, to, parts);
+        Err(crate::StoreError::Database(format!("{} does not archive", self.backend())))
+    }
+
+    /// Forgets the revisions `parts` hold (their archive period is over and they are deleted):
+    /// they no longer count as duplicates, nor keep their log segment.
+    fn forget(&self, parts: &[ArchivedPart]) -> Result<u64> {
+        let _ = parts;
+        Err(crate::StoreError::Database(format!("{} does not archive", self.backend())))
     }
 
     /// The archived parts queries read when their time range reaches into them.

@@ -49,6 +49,9 @@ pub struct IngestConfig {
     pub max_in_flight_bytes: usize,
     /// Free space below which ingest is refused, and warning thresholds.
     pub disk: crate::disk::DiskPolicy,
+    /// Event log segments are closed past this size (only closed segments can be cut once
+    /// archived).
+    pub segment_bytes: u64,
 }
 
 impl Default for IngestConfig {
@@ -61,6 +64,7 @@ impl Default for IngestConfig {
             max_unprojected_events: 25_000,
             max_in_flight_bytes: 256 << 20,
             disk: crate::disk::DiskPolicy::default(),
+            segment_bytes: crate::log::SEGMENT_TARGET_BYTES,
         }
     }
 }

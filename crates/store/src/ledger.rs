@@ -240,6 +240,18 @@ impl Ledger {
                 }
             }
         }
+        // The oldest log segments may have been cut (their records are in the archive): the trees
+        // cannot be rebuilt from the log then, nor extended from before its start.
+        let cut = log.start() > crate::log::FIRST_FRAME;
+        if cut && (!opened || position < log.start() - crate::log::FIRST_FRAME) {
+            return Err(StoreError::Trust(format!(
+                "the Merkle trees in {} are behind the event log's start ({}): the log's oldest segments were \
+                 cut after archiving, so the trees cannot be rebuilt from it; restore {} from a backup",
+                dir.display(),
+                log.start(),
+                dir.join("trees").display()
+            )));
+        }
         if !opened || checkpoint.position > log.end() {
             trees.clear();
             DiskTree::remove(&dir.join("trees")).map_err(trust_err)?;
@@ -459,6 +471,14 @@ impl Ledger {
         Ok(self.latest_head(org))
     }
 
+    /// Syncs the trees and writes the checkpoint; returns the log position they cover (a
+    /// restart extends them from there).
+    pub fn sync(&self) -> Result<u64> {
+        let state = self.state.lock();
+        self.write_checkpoint(&state, false)?;
+        Ok(state.position)
+    }
+
     /// The leaf index of the record at `ptr` in its organisation's tree.
     pub fn leaf_index(&self, org: &str, ptr: RecordPtr) -> Result<Option<u64>> {
         let state = self.state.lock();
@@ -498,8 +518,7 @@ impl Ledger {
     }
 
     /// The inclusion proof of the record at `ptr` under `head` (which must cover it).
-    pub fn inclusion(&self, log: &EventLog, ptr: RecordPtr, head: &SignedHead) -> Result<Option<InclusionBundle>> {
-        let record = log.read(ptr)?;
+    pub fn inclusion(&self, record: &LogRecord, ptr: RecordPtr, head: &SignedHead) -> Result<Option<InclusionBundle>> {
         let state = self.state.lock();
         let Some(tree) = state.trees.get(&head.org) else { return Ok(None) };
         let Some(index) = tree.index_of(leaf_address(ptr)).map_err(trust_err)? else { return Ok(None) };

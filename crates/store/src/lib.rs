@@ -163,6 +163,7 @@ impl Engine {
         trust: &TrustConfig,
     ) -> Result<Engine> {
         let log = Arc::new(EventLog::open(data_dir.join("log"))?);
+        log.set_segment_target(config.segment_bytes);
         let ledger = Arc::new(Ledger::open(&data_dir, &log, trust)?);
         let replayed = replay(&log, &*store)?;
         let index = ingest::VersionIndex::load(&*store)?;
@@ -216,15 +217,30 @@ impl Engine {
         self.pipeline.wait_projected(self.log.end(), timeout)
     }
 
+    /// The record at `ptr`: from the event log, or, when its segment was cut after archiving,
+    /// from the archive.
+    pub fn record(&self, ptr: RecordPtr) -> Result<LogRecord> {
+        if ptr.frame_pos >= self.log.start() {
+            return self.log.read(ptr);
+        }
+        self.store.archived_record(ptr)?.ok_or_else(|| StoreError::Corrupt {
+            path: self.log.dir().display().to_string(),
+            offset: ptr.frame_pos,
+            reason: "the record's log segment was cut and no archive part holds it (deleted at the end of its \
+                     archive period?)"
+                .into(),
+        })
+    }
+
     /// The Graph-shaped body of the record at `ptr`.
     pub fn body(&self, ptr: RecordPtr) -> Result<Vec<u8>> {
-        Ok(self.log.read(ptr)?.body)
+        Ok(self.record(ptr)?.body)
     }
 
     /// The stored body of an event's latest revision, byte for byte, or `None`.
     pub fn latest_body(&self, org: &str, kind: LogKind, id: &str) -> Result<Option<Vec<u8>>> {
         match self.store.revisions(org, kind, id)?.last() {
-            Some(latest) => Ok(Some(self.log.read(latest.ptr)?.body)),
+            Some(latest) => Ok(Some(self.record(latest.ptr)?.body)),
             None => Ok(None),
         }
     }
@@ -237,7 +253,7 @@ impl Engine {
         }
         let mut out = Vec::with_capacity(revisions.len());
         for r in revisions {
-            let record = self.log.read(r.ptr)?;
+            let record = self.record(r.ptr)?;
             let parse = |bytes: &[u8]| serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null);
             out.push(RevisionDetail {
                 revision: r.revision,

@@ -41,7 +41,13 @@ pub struct DuckStore {
     /// exclusively while it removes rows and adds their parts, so no reader sees a row twice
     /// or not at all.
     archive: parking_lot::RwLock<Vec<ArchivedPart>>,
+    /// The records of the parts read last (records of cut log segments are read from parts;
+    /// a page of them usually comes from a few parts).
+    part_cache: Mutex<std::collections::VecDeque<(std::path::PathBuf, std::sync::Arc<PartRecords>)>>,
 }
+
+type PartRecords = HashMap<(u64, u16), crate::LogRecord>;
+const PART_CACHE: usize = 8;
 
 /// A path as a DuckDB string literal.
 fn path_literal(path: &Path) -> String {
@@ -75,14 +81,24 @@ impl DuckStore {
     pub fn open(path: &Path) -> Result<DuckStore> {
         let conn = Connection::open(path)?;
         Self::migrate(&conn)?;
-        Ok(DuckStore { writer: Mutex::new(conn), readers: Mutex::new(Vec::new()), archive: Default::default() })
+        Ok(DuckStore {
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            archive: Default::default(),
+            part_cache: Default::default(),
+        })
     }
 
     /// An in-memory database (tests).
     pub fn open_in_memory() -> Result<DuckStore> {
         let conn = Connection::open_in_memory()?;
         Self::migrate(&conn)?;
-        Ok(DuckStore { writer: Mutex::new(conn), readers: Mutex::new(Vec::new()), archive: Default::default() })
+        Ok(DuckStore {
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            archive: Default::default(),
+            part_cache: Default::default(),
+        })
     }
 
     /// What a query of `org`/`kind` reads: the hot table, or the hot table and the archived
@@ -93,7 +109,7 @@ impl DuckStore {
         let parts: Vec<&ArchivedPart> = match filter.time_bounds() {
             (Some(low), high) => catalog
                 .iter()
-                .filter(|p| p.org == org && p.kind == kind && p.max_time_us >= low)
+                .filter(|p| p.queried && p.org == org && p.kind == kind && p.max_time_us >= low)
                 .filter(|p| high.is_none_or(|high| p.min_time_us <= high))
                 .collect(),
             (None, _) => Vec::new(),
@@ -170,7 +186,12 @@ impl DuckStore {
 
     /// Compares every table of this store with the same tables in another DuckDB file (read
     /// only): per table, the rows only here, the rows only there, and a few of their ids.
-    pub fn differences(&self, other: &Path) -> Result<Vec<TableDifference>> {
+    ///
+    /// The `revisions` index is compared from `revisions_from` (the event log's start: the
+    /// revisions of cut segments cannot be rebuilt), and only for rows here that the other
+    /// store lacks: the index of events deleted at the end of their archive period is forgotten
+    /// on purpose.
+    pub fn differences(&self, other: &Path, revisions_from: u64) -> Result<Vec<TableDifference>> {
         let conn = self.writer.lock();
         let other = other.display().to_string().replace('\'', "''");
         conn.execute_batch(&format!("ATTACH '{other}' AS signet_other (READ_ONLY)"))?;
@@ -180,16 +201,24 @@ impl DuckStore {
                 let mut stmt = conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))?;
                 let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
                 let columns = names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+                let filter = match table {
+                    "revisions" => format!(" WHERE log_pos >= {revisions_from}"),
+                    _ => String::new(),
+                };
                 let side = |from: &str, to: &str| -> Result<(u64, Vec<String>)> {
-                    let diff =
-                        format!("SELECT {columns} FROM {from}.{table} EXCEPT ALL SELECT {columns} FROM {to}.{table}");
+                    let diff = format!(
+                        "SELECT {columns} FROM {from}.{table}{filter} EXCEPT ALL SELECT {columns} FROM {to}.{table}{filter}"
+                    );
                     let count: i64 = conn.query_row(&format!("SELECT count(*) FROM ({diff})"), [], |r| r.get(0))?;
                     let mut stmt = conn.prepare(&format!("SELECT org_id || '/' || id FROM ({diff}) LIMIT 5"))?;
                     let ids = stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
                     Ok((count as u64, ids))
                 };
                 let (only_here, here_ids) = side("main", "signet_other")?;
-                let (only_there, there_ids) = side("signet_other", "main")?;
+                let (only_there, there_ids) = match table {
+                    "revisions" => (0, Vec::new()),
+                    _ => side("signet_other", "main")?,
+                };
                 if only_here > 0 || only_there > 0 {
                     out.push(TableDifference {
                         table,
@@ -498,8 +527,9 @@ impl EventStore for DuckStore {
             }
         };
         for part in parts {
-            if !catalog.contains(part) {
-                catalog.push(part.clone());
+            match catalog.iter_mut().find(|p| p.path == part.path) {
+                Some(known) => known.queried = true,
+                None => catalog.push(ArchivedPart { queried: true, ..part.clone() }),
             }
         }
         Ok(removed)
@@ -507,7 +537,9 @@ impl EventStore for DuckStore {
 
     fn restore(&self, org: &str, kind: LogKind, parts: &[ArchivedPart]) -> Result<u64> {
         let mut catalog = self.archive.write();
-        catalog.retain(|p| !parts.contains(p));
+        for part in catalog.iter_mut().filter(|p| parts.iter().any(|r| r.path == p.path)) {
+            part.queried = false;
+        }
         if parts.is_empty() {
             return Ok(0);
         }
@@ -520,6 +552,62 @@ impl EventStore for DuckStore {
         );
         let conn = self.writer.lock();
         Ok(conn.execute(&sql, duckdb::params![org])? as u64)
+    }
+
+    fn archived_record(&self, ptr: RecordPtr) -> Result<Option<crate::LogRecord>> {
+        // Parts of several organisations and logs may span the position: ask each.
+        let candidates: Vec<ArchivedPart> = self
+            .archive
+            .read()
+            .iter()
+            .filter(|p| p.first_position <= ptr.frame_pos && ptr.frame_pos <= p.last_position)
+            .cloned()
+            .collect();
+        for part in candidates {
+            let cached = self.part_cache.lock().iter().find(|(path, _)| *path == part.path).map(|(_, r)| r.clone());
+            let records = match cached {
+                Some(records) => records,
+                None => {
+                    let records: PartRecords = crate::archive::read_part_records(part.kind, &part.path)?;
+                    let records = std::sync::Arc::new(records);
+                    let mut cache = self.part_cache.lock();
+                    cache.push_front((part.path.clone(), records.clone()));
+                    cache.truncate(PART_CACHE);
+                    records
+                }
+            };
+            if let Some(record) = records.get(&(ptr.frame_pos, ptr.index)) {
+                return Ok(Some(record.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn unarchived_between(&self, from: u64, to: u64, parts: &[ArchivedPart]) -> Result<u64> {
+        let covering: Vec<&ArchivedPart> =
+            parts.iter().filter(|p| p.first_position < to && p.last_position >= from).collect();
+        let not_archived = match covering.is_empty() {
+            true => String::new(),
+            false => format!(
+                " AND log_pos * 65536 + log_idx NOT IN (SELECT log_pos * 65536 + log_idx FROM {} \
+                 WHERE log_pos >= {from} AND log_pos < {to})",
+                read_parts(&covering)
+            ),
+        };
+        let sql = format!("SELECT count(*) FROM revisions WHERE log_pos >= {from} AND log_pos < {to}{not_archived}");
+        self.with_reader(|conn| Ok(conn.query_row(&sql, [], |r| r.get::<_, i64>(0))? as u64))
+    }
+
+    fn forget(&self, parts: &[ArchivedPart]) -> Result<u64> {
+        if parts.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "DELETE FROM revisions WHERE log_pos * 65536 + log_idx IN (SELECT log_pos * 65536 + log_idx FROM {})",
+            read_parts(&parts.iter().collect::<Vec<_>>())
+        );
+        let conn = self.writer.lock();
+        Ok(conn.execute(&sql, [])? as u64)
     }
 
     fn set_archive(&self, parts: Vec<ArchivedPart>) {

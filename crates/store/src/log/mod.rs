@@ -39,6 +39,8 @@ use crate::error::{io_err, Result, StoreError};
 const SEGMENT_MAGIC: &[u8; 8] = b"SGNTLOG1";
 const SEGMENT_VERSION: u32 = 1;
 const SEGMENT_HEADER_LEN: u64 = 16;
+/// Position of the first frame of a log that was never cut.
+pub const FIRST_FRAME: u64 = SEGMENT_HEADER_LEN;
 const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"SGF1");
 const FRAME_HEADER_LEN: usize = 20;
 /// Flag in the record-count word: the last frame of a group commit.
@@ -89,6 +91,8 @@ pub struct EventLog {
     cache: Mutex<VecDeque<(u64, Arc<Vec<LogRecord>>)>>,
     read_only: bool,
     tail_damage: Option<TailDamage>,
+    /// A segment is closed once it grows past this ([`SEGMENT_TARGET_BYTES`] unless set).
+    segment_target: AtomicU64,
 }
 
 fn segment_path(dir: &Path, start: u64) -> PathBuf {
@@ -191,6 +195,7 @@ impl EventLog {
             cache: Mutex::new(VecDeque::new()),
             read_only,
             tail_damage: if read_only { tail_damage } else { None },
+            segment_target: AtomicU64::new(SEGMENT_TARGET_BYTES),
         })
     }
 
@@ -202,6 +207,54 @@ impl EventLog {
     /// Start positions of the segments, ascending.
     pub fn segment_starts(&self) -> Vec<u64> {
         self.segments.read().clone()
+    }
+
+    /// Closes segments once they grow past `bytes` (small segments let tests cut the log).
+    pub fn set_segment_target(&self, bytes: u64) {
+        self.segment_target.store(bytes.max(SEGMENT_HEADER_LEN + 1), Ordering::Relaxed);
+    }
+
+    /// The closed segments, oldest first: (start, end) positions.
+    pub fn closed_segments(&self) -> Vec<(u64, u64)> {
+        let starts = self.segments.read().clone();
+        starts.windows(2).map(|w| (w[0], w[1])).collect()
+    }
+
+    /// Deletes the closed segments that end at or before `position` (oldest first; the open
+    /// segment always stays). The log then starts later: readers of those positions get an
+    /// error, and the records must be read elsewhere (the archive). Returns the segments
+    /// deleted. A crash midway leaves a shorter prefix deleted; nothing else changes.
+    pub fn drop_segments_before(&self, position: u64) -> Result<Vec<u64>> {
+        if self.read_only {
+            return Err(StoreError::WriterFailed("the log is open read-only".into()));
+        }
+        let mut dropped = Vec::new();
+        loop {
+            let victim = {
+                let mut segments = self.segments.write();
+                match (segments.first().copied(), segments.get(1).copied()) {
+                    (Some(first), Some(next)) if next <= position => {
+                        segments.remove(0);
+                        first
+                    }
+                    _ => break,
+                }
+            };
+            self.readers.lock().remove(&victim);
+            self.cache.lock().retain(|(pos, _)| *pos < victim || *pos >= position);
+            let path = segment_path(&self.dir, victim);
+            fs::remove_file(&path).map_err(io_err(&path))?;
+            dropped.push(victim);
+        }
+        if !dropped.is_empty() {
+            sync_dir(&self.dir)?;
+            info!(
+                segments = dropped.len(),
+                start = self.start(),
+                "event log cut: its oldest segments are in the archive"
+            );
+        }
+        Ok(dropped)
     }
 
     /// The directory holding the segments.
@@ -266,7 +319,7 @@ impl EventLog {
     }
 
     fn append_locked(&self, writer: &mut Writer, records: &[LogRecord]) -> Result<(Vec<RecordPtr>, u64)> {
-        if writer.file_len >= SEGMENT_TARGET_BYTES {
+        if writer.file_len >= self.segment_target.load(Ordering::Relaxed) {
             let next_start = writer.segment_start + writer.file_len;
             let file = create_segment(&self.dir, next_start)?;
             writer.file = file;
