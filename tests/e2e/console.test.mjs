@@ -427,6 +427,27 @@ test('settings: an administrator changes the audit settings and the change is in
   assert.ok(log.items.some((r) => r.message.includes('UserAccessAuditingInterval: 4 -> 6') && r.message.includes('Entity account')), JSON.stringify(log.items));
 });
 
+test('settings: an administrator sets a retention policy and the change is in the activity log', async () => {
+  await page.goto(`${base}/#/settings`);
+  await page.waitForSelector('form.retention tr[data-log=signins] input[name="signins.hotDays"]');
+  assert.match(await page.textContent('form.retention .archive-stats'), /nothing yet/);
+  // Ten years hot: nothing of the demo data moves while the other tests run.
+  await page.fill('input[name="signins.hotDays"]', '3650');
+  await page.fill('input[name="signins.archiveDays"]', '365');
+  await page.check('input[name="activities.legalHold"]');
+  await page.fill('input[name="activities.hotDays"]', '3650');
+  await page.click('form.retention button[type=submit]');
+  await page.waitForSelector('#toasts .toast:has-text("Retention saved")');
+  const saved = await apiGet('/api/v1/settings/retention');
+  assert.deepEqual(saved.policy.signins, { hotDays: 3650, archiveDays: 365, legalHold: false });
+  assert.deepEqual(saved.policy.activities, { hotDays: 3650, legalHold: true });
+  assert.equal(saved.policy.directoryAudits, undefined, 'an empty row is no policy: hot for ever');
+  assert.equal(await page.inputValue('input[name="signins.hotDays"]'), '3650', 'the form shows what was saved');
+  await shot('settings-retention');
+  const log = await apiGet('/api/v1/activities?range=1d&operation=RetentionPolicyChanged&columns=operation,message');
+  assert.ok(log.items.some((r) => r.message.includes('signins: kept hot for ever -> hot 3650 days, archive 365 days')), JSON.stringify(log.items));
+});
+
 test('saved views are kept per user', async () => {
   await page.goto(`${base}/#/signins?range=7d&status=failure`);
   await listReady();

@@ -266,6 +266,7 @@ export function settings(me) {
   const canChange = me.permissions.includes('ManageSecuritySettings');
   return h('div', { class: 'page settings' }, h('h1', {}, 'Settings'),
     section('Audit settings', slot(async () => auditForm(await api('/api/v1/settings/audit'), canChange))),
+    section('Retention', slot(async () => retentionForm(await api('/api/v1/settings/retention'), canChange))),
     section('Security policy', slot(async () => {
       const s = await api('/api/v1/settings');
       return h('dl', { class: 'fields' }, Object.entries(s.security).flatMap(([k, v]) => [h('dt', {}, label(k)), h('dd', {}, String(v))]));
@@ -315,6 +316,54 @@ function auditForm(current, canChange) {
     newEntity.value = '';
   } }, 'Add entity')) : null,
   h('p', { class: 'muted' }, 'Entities not listed follow the switches above. Sign-ins and directory audits are always kept.'),
+  status,
+  canChange ? h('button', { type: 'submit', class: 'primary' }, 'Save') : h('p', { class: 'muted' }, 'Your role may read these settings, not change them.'));
+  return form;
+}
+
+/** Retention per log (days hot, days in the archive, legal hold), what the archive holds and the
+ * last run. See docs/retention.md. */
+function retentionForm(view, canChange) {
+  const logs = [['signins', 'Sign-ins'], ['directoryAudits', 'Directory audits'], ['activities', 'Activities']];
+  const policy = view.policy;
+  const number = (name, log, value, text) => h('input', { type: 'number', min: name === 'hotDays' ? 1 : 0, max: 36500, name: `${log}.${name}`,
+    value: value ?? '', placeholder: name === 'hotDays' ? 'for ever' : 'for ever', disabled: !canChange, 'aria-label': `${text} for ${log}` });
+  const rows = logs.map(([log, title]) => {
+    const p = policy[log] || {};
+    return h('tr', { 'data-log': log }, h('td', {}, title),
+      h('td', {}, number('hotDays', log, p.hotDays, 'Days hot')),
+      h('td', {}, number('archiveDays', log, p.archiveDays, 'Days in the archive')),
+      h('td', {}, h('input', { type: 'checkbox', name: `${log}.legalHold`, checked: !!p.legalHold, disabled: !canChange, 'aria-label': `Legal hold for ${log}` })));
+  });
+  const hold = h('input', { type: 'checkbox', name: 'legalHold', checked: !!policy.legalHold, disabled: !canChange });
+  const reason = h('input', { type: 'text', name: 'legalHoldReason', value: policy.legalHoldReason || '', placeholder: 'reason (case, request)', disabled: !canChange });
+  const status = h('p', { class: 'form-error', role: 'status' });
+  const a = view.archive;
+  const last = view.lastRun;
+  const form = h('form', { class: 'retention', onsubmit: async (ev) => {
+    ev.preventDefault();
+    const body = { legalHold: hold.checked };
+    if (reason.value.trim()) body.legalHoldReason = reason.value.trim();
+    for (const [log] of logs) {
+      const value = (name) => form.querySelector(`input[name="${log}.${name}"]`);
+      if (!value('hotDays').value) continue;
+      body[log] = { hotDays: Number(value('hotDays').value), legalHold: value('legalHold').checked };
+      if (value('archiveDays').value) body[log].archiveDays = Number(value('archiveDays').value);
+    }
+    try {
+      await api('/api/v1/settings/retention', { method: 'PUT', body });
+      toast('Retention saved; the change is in the activity log.');
+      form.replaceWith(retentionForm(await api('/api/v1/settings/retention'), canChange));
+    } catch (err) { status.textContent = explain(err); }
+  } },
+  h('table', { class: 'mini retention-policy' },
+    h('thead', {}, h('tr', {}, ['Log', 'Days hot', 'Days in the archive', 'Legal hold'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, rows)),
+  h('p', { class: 'muted' }, 'Empty: kept hot for ever (days hot) or kept in the archive for ever (days in the archive). Older days move to the archive, which lists, reports and exports still read when their time range reaches back.'),
+  h('label', { class: 'switch' }, hold, ' Legal hold on every log ', reason),
+  h('dl', { class: 'fields archive-stats' },
+    h('dt', {}, 'In the archive'), h('dd', {}, a.parts ? `${fmtNum(a.rows)} events in ${fmtNum(a.parts)} parts (${fmtNum(Math.round(a.bytes / 1024))} KiB), ${a.oldestDay} to ${a.newestDay}` : 'nothing yet'),
+    h('dt', {}, 'Last run'), h('dd', {}, last ? `${last.started}: ${last.partitions.length} days moved, ${last.held.length} held` : 'not since the server started')),
   status,
   canChange ? h('button', { type: 'submit', class: 'primary' }, 'Save') : h('p', { class: 'muted' }, 'Your role may read these settings, not change them.'));
   return form;
