@@ -504,23 +504,6 @@ fn hour_now() -> i64 {
     now - now.rem_euclid(3_600_000_000)
 }
 
-/// Submits events to a local engine, waiting and trying again while its queue is full (a local
-/// load runs faster than the projection can keep up with).
-fn submit_patiently(
-    engine: &Engine,
-    org: &str,
-    events: Vec<signet_model::Event>,
-) -> anyhow::Result<signet_store::Outcome> {
-    loop {
-        match engine.pipeline().submit_blocking(org, events.clone()) {
-            Err(signet_store::StoreError::Overloaded { retry_after_secs }) => {
-                std::thread::sleep(Duration::from_millis(250).max(Duration::from_secs(retry_after_secs) / 4));
-            }
-            other => return Ok(other?),
-        }
-    }
-}
-
 fn store_demo(engine: &Engine, org: &str, options: &DemoOptions) -> anyhow::Result<usize> {
     let mut total = 0;
     let audits = demo::directory_audits(options, (options.signins / 200).max(10));
@@ -530,7 +513,7 @@ fn store_demo(engine: &Engine, org: &str, options: &DemoOptions) -> anyhow::Resu
     {
         for chunk in records.chunks(20_000) {
             let events: Vec<_> = chunk.iter().map(|r| signet_model::normalize(kind, r)).collect::<Result<_, _>>()?;
-            let outcome = submit_patiently(engine, org, events)?;
+            let outcome = crate::demo::submit_patiently(engine, org, events)?;
             total += outcome.accepted;
         }
     }
@@ -611,7 +594,7 @@ fn import_local(
         let rest = events.split_off(events.len().min(10_000));
         let chunk = std::mem::replace(&mut events, rest);
         done += chunk.len();
-        let o = submit_patiently(engine, org, chunk)?;
+        let o = crate::demo::submit_patiently(engine, org, chunk)?;
         outcome.accepted += o.accepted;
         outcome.duplicates += o.duplicates;
         outcome.revisions += o.revisions;

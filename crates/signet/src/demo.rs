@@ -504,6 +504,25 @@ pub fn activities(options: &DemoOptions, count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Submits events to a local engine, waiting and trying again while its queue is full (a local
+/// load runs faster than the projection can keep up with).
+pub fn submit_patiently(
+    engine: &signet_store::Engine,
+    org: &str,
+    events: Vec<signet_model::Event>,
+) -> anyhow::Result<signet_store::Outcome> {
+    loop {
+        match engine.pipeline().submit_blocking(org, events.clone()) {
+            Err(signet_store::StoreError::Overloaded { retry_after_secs }) => {
+                std::thread::sleep(
+                    std::time::Duration::from_millis(250).max(std::time::Duration::from_secs(retry_after_secs) / 4),
+                );
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
