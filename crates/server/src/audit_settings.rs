@@ -218,27 +218,33 @@ pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Every organisation's settings (organisations never configured have the defaults).
-pub struct AuditSettingsStore {
+/// One JSON file of per-organisation settings in `DATA/settings` (organisations never
+/// configured have the defaults), replaced atomically on every change.
+pub struct OrgSettingsFile<T> {
     path: PathBuf,
-    settings: Mutex<BTreeMap<String, AuditSettings>>,
+    settings: Mutex<BTreeMap<String, T>>,
 }
 
-impl AuditSettingsStore {
-    /// Opens `DATA/settings/audit.json`. A file that does not parse is an error: silently
-    /// falling back to defaults would turn auditing back on (or off) behind an administrator.
-    pub fn open(data_dir: &Path) -> std::io::Result<AuditSettingsStore> {
-        let path = data_dir.join("settings").join("audit.json");
+impl<T: Clone + Default + Serialize + serde::de::DeserializeOwned> OrgSettingsFile<T> {
+    /// Opens `DATA/settings/<name>`. A file that does not parse is an error: silently falling
+    /// back to defaults would change what is recorded or kept behind an administrator.
+    pub fn open(data_dir: &Path, name: &str) -> std::io::Result<OrgSettingsFile<T>> {
+        let path = data_dir.join("settings").join(name);
         let settings = read_json_file(&path)?;
-        Ok(AuditSettingsStore { path, settings: Mutex::new(settings) })
+        Ok(OrgSettingsFile { path, settings: Mutex::new(settings) })
     }
 
-    pub fn get(&self, org: &str) -> AuditSettings {
+    pub fn get(&self, org: &str) -> T {
         self.settings.lock().get(org).cloned().unwrap_or_default()
     }
 
+    /// Every organisation that has settings.
+    pub fn all(&self) -> BTreeMap<String, T> {
+        self.settings.lock().clone()
+    }
+
     /// Replaces an organisation's settings; returns the previous ones.
-    pub fn replace(&self, org: &str, next: AuditSettings) -> std::io::Result<AuditSettings> {
+    pub fn replace(&self, org: &str, next: T) -> std::io::Result<T> {
         let mut all = self.settings.lock();
         let previous = all.get(org).cloned().unwrap_or_default();
         let mut copy = all.clone();
@@ -246,6 +252,15 @@ impl AuditSettingsStore {
         replace_file(&self.path, &serde_json::to_vec_pretty(&copy).map_err(std::io::Error::other)?)?;
         *all = copy;
         Ok(previous)
+    }
+}
+
+/// Every organisation's audit settings (`DATA/settings/audit.json`).
+pub type AuditSettingsStore = OrgSettingsFile<AuditSettings>;
+
+impl AuditSettingsStore {
+    pub fn open_audit(data_dir: &Path) -> std::io::Result<AuditSettingsStore> {
+        OrgSettingsFile::open(data_dir, "audit.json")
     }
 }
 
@@ -363,14 +378,14 @@ mod tests {
     #[test]
     fn settings_survive_reopening_and_a_broken_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let store = AuditSettingsStore::open(dir.path()).unwrap();
+        let store = AuditSettingsStore::open_audit(dir.path()).unwrap();
         let off = AuditSettings { is_read_audit_enabled: false, ..AuditSettings::default() };
         assert_eq!(store.replace("contoso", off.clone()).unwrap(), AuditSettings::default());
-        let reopened = AuditSettingsStore::open(dir.path()).unwrap();
+        let reopened = AuditSettingsStore::open_audit(dir.path()).unwrap();
         assert_eq!(reopened.get("contoso"), off);
         assert_eq!(reopened.get("default"), AuditSettings::default());
         std::fs::write(dir.path().join("settings/audit.json"), b"{ not json").unwrap();
-        assert!(AuditSettingsStore::open(dir.path()).is_err(), "never silently back to defaults");
+        assert!(AuditSettingsStore::open_audit(dir.path()).is_err(), "never silently back to defaults");
     }
 
     #[test]

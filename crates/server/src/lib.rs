@@ -148,7 +148,7 @@ impl AppState {
         let login = Arc::new(LoginGuard::new(directory.clone(), config.login.clone()));
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.ingest_slots.max(1)));
         let views = Arc::new(views::ViewStore::open(engine.data_dir()));
-        let audit_settings = Arc::new(audit_settings::AuditSettingsStore::open(engine.data_dir())?);
+        let audit_settings = Arc::new(audit_settings::AuditSettingsStore::open_audit(engine.data_dir())?);
         let user_directory = Arc::new(user_directory::UserDirectory::open(engine.data_dir())?);
         let forwarders = Arc::new(
             forward::Forwarders::new(config.forward.clone())
@@ -163,7 +163,7 @@ impl AppState {
             // `signet verify` name it (expiry refuses to run until it is fixed).
             Err(err) => tracing::error!(error = %err, "the archive cannot be read: queries read the hot store only"),
         }
-        let policies = Arc::new(retention::RetentionStore::open(engine.data_dir())?);
+        let policies = Arc::new(retention::open_policies(engine.data_dir())?);
         let retention = Arc::new(retention::RetentionJob::new(archive, policies));
         let exports = Arc::new(
             scheduled_export::ScheduledExports::new(config.scheduled_exports.clone(), &config.org)

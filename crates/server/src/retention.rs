@@ -21,7 +21,6 @@ use signet_store::Engine;
 use tracing::{info, warn};
 
 use crate::access_log::{self, AuditNote};
-use crate::audit_settings::{read_json_file, replace_file};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -122,39 +121,13 @@ impl RetentionPolicy {
     }
 }
 
-/// Every organisation's policy.
-pub struct RetentionStore {
-    path: PathBuf,
-    policies: Mutex<BTreeMap<String, RetentionPolicy>>,
-}
+/// Every organisation's policy (`DATA/settings/retention.json`; a file that does not parse is an
+/// error rather than "keep for ever").
+pub type RetentionStore = crate::audit_settings::OrgSettingsFile<RetentionPolicy>;
 
-impl RetentionStore {
-    /// Opens `DATA/settings/retention.json`. A file that does not parse is an error: falling
-    /// back to "keep for ever" silently would be wrong, and so would guessing.
-    pub fn open(data_dir: &Path) -> std::io::Result<RetentionStore> {
-        let path = data_dir.join("settings").join("retention.json");
-        let policies = read_json_file(&path)?;
-        Ok(RetentionStore { path, policies: Mutex::new(policies) })
-    }
-
-    pub fn get(&self, org: &str) -> RetentionPolicy {
-        self.policies.lock().get(org).cloned().unwrap_or_default()
-    }
-
-    pub fn all(&self) -> BTreeMap<String, RetentionPolicy> {
-        self.policies.lock().clone()
-    }
-
-    /// Replaces an organisation's policy; returns the previous one.
-    pub fn replace(&self, org: &str, next: RetentionPolicy) -> std::io::Result<RetentionPolicy> {
-        let mut all = self.policies.lock();
-        let previous = all.get(org).cloned().unwrap_or_default();
-        let mut copy = all.clone();
-        copy.insert(org.to_string(), next);
-        replace_file(&self.path, &serde_json::to_vec_pretty(&copy).map_err(std::io::Error::other)?)?;
-        *all = copy;
-        Ok(previous)
-    }
+/// Opens the retention policies of a data directory.
+pub fn open_policies(data_dir: &Path) -> std::io::Result<RetentionStore> {
+    RetentionStore::open(data_dir, "retention.json")
 }
 
 /// The archive directory of a data directory when none is configured.

@@ -6,7 +6,7 @@
 use anyhow::Context;
 use clap::Args;
 use signet_model::LogKind;
-use signet_server::retention::{default_archive_dir, RetentionJob, RetentionStore};
+use signet_server::retention::{default_archive_dir, open_policies, RetentionJob};
 use signet_store::archive::{self, Archive, Rule};
 use signet_store::{Engine, IngestConfig};
 
@@ -79,7 +79,7 @@ fn record(engine: &Engine, org: &str, operation: &str, message: String) -> anyho
 pub fn archive(args: ArchiveArgs) -> anyhow::Result<()> {
     let config = args.local.load()?;
     let (engine, archive) = open(&config)?;
-    let policies = std::sync::Arc::new(RetentionStore::open(&config.data_dir)?);
+    let policies = std::sync::Arc::new(open_policies(&config.data_dir)?);
     let only_kind = kind(args.kind.as_deref())?;
     let report = match &args.before {
         None => {

@@ -104,7 +104,7 @@ pub fn run(command: SettingsCommand) -> anyhow::Result<()> {
     let SettingsCommand::Audit(command) = command;
     match command {
         AuditCommand::Show { data } => {
-            let store = AuditSettingsStore::open(&data.data)?;
+            let store = AuditSettingsStore::open_audit(&data.data)?;
             let org = data.org.clone().unwrap_or_else(|| data.home_org.clone());
             println!("{}", serde_json::to_string_pretty(&store.get(&org))?);
         }
@@ -118,7 +118,7 @@ pub fn run(command: SettingsCommand) -> anyhow::Result<()> {
             if !directory.organizations().iter().any(|o| o.id == org) {
                 bail!("organisation {org} does not exist");
             }
-            let store = AuditSettingsStore::open(&data.data)?;
+            let store = AuditSettingsStore::open_audit(&data.data)?;
             let previous = store.get(&org);
             let next = apply(&args, previous.clone())?;
             store.replace(&org, next.clone())?;

@@ -65,6 +65,17 @@ async fn answers(server: &TestServer, from: &str, to: &str) -> Answers {
     Answers { ids, archived, timeline, top_apps, csv_rows }
 }
 
+/// Replaces the organisation's retention policy as the signed-in administrator.
+async fn put_policy(server: &TestServer, admin: &crate::Session, policy: Value) {
+    let response = admin
+        .request(&reqwest::Client::new(), reqwest::Method::PUT, server.url("/api/v1/settings/retention"))
+        .json(&policy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_year_expires_into_the_archive_and_queries_still_answer_the_same() {
     let server = TestServer::start().await;
@@ -89,7 +100,6 @@ async fn a_year_expires_into_the_archive_and_queries_still_answer_the_same() {
     server.settle().await;
     // The administrator signs in first: that sign-in is part of every answer below.
     let admin = server.session("default", "admin@example.com", None).await;
-    let http = reqwest::Client::new();
     server.settle().await;
     let from = signet_model::time::format_time(base - 400 * DAY_US);
     let to = signet_model::time::format_time(base + DAY_US);
@@ -98,13 +108,7 @@ async fn a_year_expires_into_the_archive_and_queries_still_answer_the_same() {
     assert_eq!(before.archived, 0);
 
     // The policy, set by an administrator: sign-ins hot 90 days, then 300 days in the archive.
-    let response = admin
-        .request(&http, reqwest::Method::PUT, server.url("/api/v1/settings/retention"))
-        .json(&json!({ "signins": { "hotDays": 90, "archiveDays": 300 } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    put_policy(&server, &admin, json!({ "signins": { "hotDays": 90, "archiveDays": 300 } })).await;
     let (_, view) = server.get("/api/v1/settings/retention").await;
     assert_eq!(view["policy"]["signins"]["hotDays"], 90, "{view}");
 
@@ -168,23 +172,16 @@ async fn a_year_expires_into_the_archive_and_queries_still_answer_the_same() {
     assert!(!applied["items"].as_array().unwrap().is_empty(), "{applied}");
 
     // A legal hold suspends everything, however late it gets.
-    let response = admin
-        .request(&http, reqwest::Method::PUT, server.url("/api/v1/settings/retention"))
-        .json(&json!({ "signins": { "hotDays": 90, "archiveDays": 300 }, "legalHold": true, "legalHoldReason": "case 42" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    put_policy(
+        &server,
+        &admin,
+        json!({ "signins": { "hotDays": 90, "archiveDays": 300 }, "legalHold": true, "legalHoldReason": "case 42" }),
+    )
+    .await;
     let held = run(base + 1000 * DAY_US).await;
     assert!(held.partitions.is_empty() && held.deleted_parts.is_empty(), "{held:?}");
     assert_eq!(held.held, vec!["default/signins".to_string()]);
-    let response = admin
-        .request(&http, reqwest::Method::PUT, server.url("/api/v1/settings/retention"))
-        .json(&json!({ "signins": { "hotDays": 90, "archiveDays": 300 } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    put_policy(&server, &admin, json!({ "signins": { "hotDays": 90, "archiveDays": 300 } })).await;
 
     // A hundred days later: the rest is archived, and what has been archived for 300 days
     // past its hot period is deleted.
