@@ -82,6 +82,10 @@ fn user_type_name(raw: Option<String>) -> Option<String> {
 /// `RetrieveMultiple` comes before `Retrieve`, `ExportToExcel` before `Export`). The Dynamics 365
 /// activity-logging rules: views of many records are `ReadMultiple`, single reads `Read`, and
 /// changes are their own verb.
+/// `RecordType` of the records Signet writes about itself (its access log): refused from
+/// applications, kept apart by retention.
+pub const SIGNET_ACCESS_RECORD_TYPE: &str = "SignetAccess";
+
 pub const OPERATION_CATEGORIES: &[(&str, &str)] = &[
     ("RetrieveMultiple", "ReadMultiple"),
     ("ExportToExcel", "ReadMultiple"),

@@ -23,7 +23,7 @@ use crate::AppState;
 /// Application id of Signet's own console in the sign-ins it records about itself.
 pub const SIGNET_APP_ID: &str = "5167e7a0-0000-4000-8000-5167e7c0a501";
 /// `RecordType` of Signet's own access records.
-pub const SIGNET_ACCESS_RECORD_TYPE: &str = "SignetAccess";
+pub const SIGNET_ACCESS_RECORD_TYPE: &str = signet_model::activity::SIGNET_ACCESS_RECORD_TYPE;
 
 /// What a caller may write. Records Signet writes about itself (its console sign-ins and its
 /// access log) are refused from everyone, so that the self-audit cannot be forged; an ingest

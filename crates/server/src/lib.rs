@@ -87,6 +87,9 @@ pub struct ServerConfig {
     pub forward: Vec<forward::ForwardSettings>,
     /// The archive directory (default `DATA/archive`).
     pub archive_dir: Option<std::path::PathBuf>,
+    /// The archive's copy of record in an S3-compatible object store (`[archive_store]`); the
+    /// archive directory is then its working copy.
+    pub archive_store: Option<signet_store::archive::ObjectStoreSettings>,
     /// How often the retention policies are applied (None: only on demand).
     pub retention_interval: Option<Duration>,
     /// Exports written on a schedule (`[[scheduled_export]]`).
@@ -109,6 +112,7 @@ impl Default for ServerConfig {
                 .collect(),
             forward: Vec::new(),
             archive_dir: None,
+            archive_store: None,
             retention_interval: Some(Duration::from_secs(3600)),
             scheduled_exports: Vec::new(),
         }
@@ -156,9 +160,9 @@ impl AppState {
         );
         let archive_dir =
             config.archive_dir.clone().unwrap_or_else(|| retention::default_archive_dir(engine.data_dir()));
-        let archive = signet_store::archive::Archive::new(archive_dir);
-        match archive.parts() {
-            Ok(parts) => engine.store().set_archive(parts),
+        let archive = retention::open_archive(archive_dir, config.archive_store.as_ref())?;
+        match signet_store::archive::attach(&engine, &archive) {
+            Ok(()) => {}
             // Collecting must not stop over a bad archive file: start, say so loudly, and let
             // `signet verify` name it (expiry refuses to run until it is fixed).
             Err(err) => tracing::error!(error = %err, "the archive cannot be read: queries read the hot store only"),
@@ -234,6 +238,15 @@ pub async fn run(
     let forwarders = state.forwarders.clone();
     forwarders.start(engine.clone());
     let retention = state.retention.clone();
+    if retention.archive.remote().is_some() {
+        // A new or stale working copy catches up with the object store while the server runs.
+        let (job, engine) = (retention.clone(), engine.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = job.sync(&engine) {
+                tracing::error!(error = %err, "the archive could not be synchronised with its object store");
+            }
+        });
+    }
     if let Some(interval) = state.config.retention_interval {
         retention.start(engine.clone(), interval);
     }

@@ -15,8 +15,7 @@ use axum::Json;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use signet_model::LogKind;
-use signet_store::archive::{Archive, ExpiryReport, Rule};
+use signet_store::archive::{Archive, ArchiveLog, ExpiryReport, ObjectStoreSettings, Remote, Rule};
 use signet_store::Engine;
 use tracing::{info, warn};
 
@@ -26,6 +25,16 @@ use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 const MAX_DAYS: u32 = 36_500;
+
+/// A log's field in the policy's JSON.
+fn field(log: ArchiveLog) -> &'static str {
+    match log {
+        ArchiveLog::SignIns => "signins",
+        ArchiveLog::DirectoryAudits => "directoryAudits",
+        ArchiveLog::Activities => "activities",
+        ArchiveLog::AccessLog => "accessLog",
+    }
+}
 
 /// How long one log kind is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,9 +58,13 @@ pub struct RetentionPolicy {
     pub signins: Option<KindPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory_audits: Option<KindPolicy>,
-    /// Activities, Signet's own access log included (it is stored as activities).
+    /// Activities the applications sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activities: Option<KindPolicy>,
+    /// Signet's own access log (every read of the logs, every change of settings, accounts and
+    /// keys); absent: as `activities`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<KindPolicy>,
     /// Suspends moving and deleting every log of the organisation.
     #[serde(default)]
     pub legal_hold: bool,
@@ -60,17 +73,23 @@ pub struct RetentionPolicy {
 }
 
 impl RetentionPolicy {
-    pub fn kind(&self, kind: LogKind) -> Option<&KindPolicy> {
-        match kind {
-            LogKind::SignIn => self.signins.as_ref(),
-            LogKind::DirectoryAudit => self.directory_audits.as_ref(),
-            LogKind::Activity => self.activities.as_ref(),
+    /// The policy set for one log (the access log falls back to activities' in [`Self::rule`]).
+    pub fn log(&self, log: ArchiveLog) -> Option<&KindPolicy> {
+        match log {
+            ArchiveLog::SignIns => self.signins.as_ref(),
+            ArchiveLog::DirectoryAudits => self.directory_audits.as_ref(),
+            ArchiveLog::Activities => self.activities.as_ref(),
+            ArchiveLog::AccessLog => self.access_log.as_ref(),
         }
     }
 
     /// The rule the expiry job applies to one log.
-    pub fn rule(&self, kind: LogKind) -> Option<Rule> {
-        self.kind(kind).map(|p| Rule {
+    pub fn rule(&self, log: ArchiveLog) -> Option<Rule> {
+        let policy = match log {
+            ArchiveLog::AccessLog => self.access_log.as_ref().or(self.activities.as_ref()),
+            other => self.log(other),
+        };
+        policy.map(|p| Rule {
             hot_days: p.hot_days,
             archive_days: p.archive_days,
             legal_hold: p.legal_hold || self.legal_hold,
@@ -78,13 +97,13 @@ impl RetentionPolicy {
     }
 
     pub fn checked(self) -> Result<RetentionPolicy, String> {
-        for kind in LogKind::ALL {
-            if let Some(p) = self.kind(kind) {
+        for log in ArchiveLog::ALL {
+            if let Some(p) = self.log(log) {
                 if !(1..=MAX_DAYS).contains(&p.hot_days) {
-                    return Err(format!("{}.hotDays must be 1-{MAX_DAYS}", kind.as_str()));
+                    return Err(format!("{}.hotDays must be 1-{MAX_DAYS}", field(log)));
                 }
                 if p.archive_days.is_some_and(|d| d > MAX_DAYS) {
-                    return Err(format!("{}.archiveDays must be at most {MAX_DAYS}", kind.as_str()));
+                    return Err(format!("{}.archiveDays must be at most {MAX_DAYS}", field(log)));
                 }
             }
         }
@@ -106,9 +125,9 @@ impl RetentionPolicy {
             ),
         };
         let mut out = Vec::new();
-        for kind in LogKind::ALL {
-            if self.kind(kind) != next.kind(kind) {
-                out.push(format!("{}: {} -> {}", kind.as_str(), describe(self.kind(kind)), describe(next.kind(kind))));
+        for log in ArchiveLog::ALL {
+            if self.log(log) != next.log(log) {
+                out.push(format!("{}: {} -> {}", field(log), describe(self.log(log)), describe(next.log(log))));
             }
         }
         if self.legal_hold != next.legal_hold || self.legal_hold_reason != next.legal_hold_reason {
@@ -135,6 +154,18 @@ pub fn default_archive_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("archive")
 }
 
+/// The archive in `dir`, kept in an object store too when `store` is set.
+pub fn open_archive(dir: PathBuf, store: Option<&ObjectStoreSettings>) -> std::io::Result<Archive> {
+    Ok(match store {
+        None => Archive::new(dir),
+        Some(settings) => Archive::with_remote(
+            dir,
+            Remote::open(settings)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("[archive_store]: {e}")))?,
+        ),
+    })
+}
+
 /// The expiry job: one run at a time, its last report kept for the API.
 pub struct RetentionJob {
     pub archive: Archive,
@@ -154,11 +185,11 @@ impl RetentionJob {
     pub fn run(&self, engine: &Engine, only: Option<&str>, now_us: i64) -> signet_store::Result<ExpiryReport> {
         let _one_at_a_time = self.running.lock();
         let policies = self.policies.all();
-        let rules = |org: &str, kind: LogKind| {
+        let rules = |org: &str, log: ArchiveLog| {
             if only.is_some_and(|o| o != org) {
                 return None;
             }
-            policies.get(org).and_then(|p| p.rule(kind))
+            policies.get(org).and_then(|p| p.rule(log))
         };
         let report = signet_store::archive::expire(engine, &self.archive, &rules, now_us)?;
         let mut by_org: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
@@ -194,6 +225,18 @@ impl RetentionJob {
         }
         *self.last.lock() = Some(report.clone());
         Ok(report)
+    }
+
+    /// Brings the archive directory and its object store level (see [`Archive::sync`]) and
+    /// lets queries read what arrived.
+    pub fn sync(&self, engine: &Engine) -> signet_store::Result<()> {
+        let _one_at_a_time = self.running.lock();
+        let report = self.archive.sync()?;
+        if !report.downloaded.is_empty() || !report.uploaded.is_empty() {
+            info!(downloaded = report.downloaded.len(), uploaded = report.uploaded.len(), "archive synchronised");
+            engine.store().set_archive(self.archive.parts()?);
+        }
+        Ok(())
     }
 
     pub fn last_report(&self) -> Option<ExpiryReport> {
@@ -239,6 +282,8 @@ struct ArchiveView {
     bytes: u64,
     oldest_day: Option<String>,
     newest_day: Option<String>,
+    /// The object store holding the archive of record, if any (`s3://...`).
+    object_store: Option<String>,
 }
 
 /// `GET /api/v1/settings/retention`: the policy, what the organisation has in the archive, and
@@ -267,6 +312,7 @@ pub async fn get(State(state): State<AppState>, caller: Caller) -> ApiResult<Jso
                 bytes,
                 oldest_day: manifests.iter().map(|(_, m)| m.day.clone()).min(),
                 newest_day: manifests.iter().map(|(_, m)| m.day.clone()).max(),
+                object_store: job.archive.remote().map(|r| r.url().to_string()),
             },
             last_run,
         })
@@ -319,19 +365,23 @@ mod tests {
     #[test]
     fn policies_are_checked_and_changes_described() {
         let policy: RetentionPolicy = serde_json::from_str(
-            r#"{"signins":{"hotDays":90,"archiveDays":275},"activities":{"hotDays":30,"legalHold":true}}"#,
+            r#"{"signins":{"hotDays":90,"archiveDays":275},"activities":{"hotDays":30,"legalHold":true},"accessLog":{"hotDays":400}}"#,
         )
         .unwrap();
         let policy = policy.checked().unwrap();
         assert_eq!(
-            policy.rule(LogKind::SignIn),
+            policy.rule(ArchiveLog::SignIns),
             Some(Rule { hot_days: 90, archive_days: Some(275), legal_hold: false })
         );
-        assert!(policy.rule(LogKind::Activity).unwrap().legal_hold);
-        assert_eq!(policy.rule(LogKind::DirectoryAudit), None, "no policy: hot for ever");
+        assert!(policy.rule(ArchiveLog::Activities).unwrap().legal_hold);
+        assert_eq!(policy.rule(ArchiveLog::DirectoryAudits), None, "no policy: hot for ever");
+        assert_eq!(policy.rule(ArchiveLog::AccessLog).map(|r| r.hot_days), Some(400), "the access log's own");
+        let mut shared = policy.clone();
+        shared.access_log = None;
+        assert_eq!(shared.rule(ArchiveLog::AccessLog), shared.rule(ArchiveLog::Activities), "else as activities");
         let mut held = policy.clone();
         held.legal_hold = true;
-        assert!(held.rule(LogKind::SignIn).unwrap().legal_hold, "an organisation-wide hold holds every log");
+        assert!(held.rule(ArchiveLog::SignIns).unwrap().legal_hold, "an organisation-wide hold holds every log");
         let changes = policy.changes(&held);
         assert_eq!(changes, vec!["legal hold on (no reason given)".to_string()]);
         let changes = RetentionPolicy::default().changes(&policy);

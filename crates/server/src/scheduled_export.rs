@@ -7,6 +7,9 @@
 //! DIRECTORY/<job>/<job>_<from YYYYMMDD>-<to YYYYMMDD>.<csv|json|ndjson|parquet>
 //! DIRECTORY/<job>/<job>_<from YYYYMMDD>-<to YYYYMMDD>.manifest.json
 //! ```
+//! or, with `[scheduled_export.store]` instead of `directory`, the same names under an
+//! S3-compatible object store's URL (`s3://bucket/prefix/<job>/...`): the file is written in
+//! `DATA/exports/staging/` first, uploaded, then its manifest, then the local copy removed.
 //! A window is exported once it ended `delay_hours` ago (events arrive late: identity providers
 //! deliver sign-ins minutes to hours after they happen). The job's progress is kept in
 //! `DATA/exports/<job>.json`, so a window is neither skipped nor written twice across restarts;
@@ -23,6 +26,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use signet_model::LogKind;
 use signet_query::native;
+use signet_store::archive::Remote;
 use signet_store::Engine;
 use tracing::{info, warn};
 
@@ -64,8 +68,12 @@ pub struct ExportJobSettings {
     /// Hours after a window's end before it is exported (late events).
     #[serde(default = "default_delay")]
     pub delay_hours: u32,
-    /// Where the files go.
-    pub directory: PathBuf,
+    /// Where the files go: a directory ...
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// ... or an S3-compatible object store (credentials from the AWS environment variables).
+    #[serde(default)]
+    pub store: Option<signet_store::archive::ObjectStoreSettings>,
     /// First day exported (ISO 8601); default: the window that ended most recently when the
     /// job first runs.
     #[serde(default)]
@@ -90,6 +98,11 @@ impl ExportJobSettings {
         if !(1..=366).contains(&self.every_days) {
             return Err(format!("scheduled_export {name}: every_days must be 1-366"));
         }
+        match (&self.directory, &self.store) {
+            (Some(_), None) => {}
+            (None, Some(store)) => store.check().map_err(|e| format!("scheduled_export {name}: store: {e}"))?,
+            _ => return Err(format!("scheduled_export {name}: set either directory or store")),
+        }
         let org = self.organization.clone().unwrap_or_else(|| home.to_string());
         // The filter must be one the list API accepts (checked now, not at the first window).
         let params = crate::graph::parse_query(Some(&self.filter));
@@ -107,7 +120,7 @@ impl ExportJobSettings {
             .as_deref()
             .map(|s| signet_model::time::parse_time(s).map_err(|e| format!("scheduled_export {name}: start: {e}")))
             .transpose()?;
-        Ok(Checked { settings: self.clone(), kind, org, params, start })
+        Ok(Checked { settings: self.clone(), kind, org, params, start, remote: None })
     }
 }
 
@@ -118,6 +131,7 @@ struct Checked {
     org: String,
     params: Vec<(String, String)>,
     start: Option<i64>,
+    remote: Option<Arc<Remote>>,
 }
 
 /// What is written beside each file.
@@ -167,7 +181,12 @@ impl ScheduledExports {
             if jobs.iter().any(|j| j.settings.name == s.name) {
                 return Err(format!("scheduled_export {:?} is configured twice", s.name));
             }
-            jobs.push(s.check(home)?);
+            let mut job = s.check(home)?;
+            if let Some(store) = &s.store {
+                let remote = Remote::open(store).map_err(|e| format!("scheduled_export {}: store: {e}", s.name))?;
+                job.remote = Some(Arc::new(remote));
+            }
+            jobs.push(job);
         }
         Ok(ScheduledExports { jobs, timer: Default::default(), running: Mutex::new(()) })
     }
@@ -248,7 +267,10 @@ fn run_job(engine: &Engine, job: &Checked, now_us: i64) -> Result<Vec<ExportMani
 /// Writes one window and its manifest.
 fn export_window(engine: &Engine, job: &Checked, from: i64, to: i64) -> Result<ExportManifest, String> {
     let s = &job.settings;
-    let dir = s.directory.join(&s.name);
+    let dir = match &s.directory {
+        Some(directory) => directory.join(&s.name),
+        None => engine.data_dir().join("exports").join("staging").join(&s.name),
+    };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let stem = format!("{}_{}-{}", s.name, compact_day(from), compact_day(to));
     let file = dir.join(format!("{stem}.{}", s.format));
@@ -302,6 +324,15 @@ fn export_window(engine: &Engine, job: &Checked, from: i64, to: i64) -> Result<E
     let manifest_path = dir.join(format!("{stem}.manifest.json"));
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
     replace_file(&manifest_path, &json).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    if let Some(remote) = &job.remote {
+        // The file, then its manifest (a reader that sees the manifest finds the file); a crash
+        // before the progress file moves on uploads the window again, under the same names.
+        remote.put_file(&format!("{}/{}", s.name, manifest.file), &file).map_err(|e| e.to_string())?;
+        remote.put_bytes(&format!("{}/{stem}.manifest.json", s.name), json).map_err(|e| e.to_string())?;
+        for path in [&file, &manifest_path] {
+            std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
     Ok(manifest)
 }
 
@@ -362,6 +393,9 @@ mod tests {
             r#"{"name":"w","kind":"signins","directory":"/tmp/x","every_days":0}"#,
             r#"{"name":"w","kind":"signins","directory":"/tmp/x","filter":"from=2026-01-01"}"#,
             r#"{"name":"w","kind":"signins","directory":"/tmp/x","filter":"colour=red"}"#,
+            r#"{"name":"w","kind":"signins"}"#,
+            r#"{"name":"w","kind":"signins","directory":"/tmp/x","store":{"url":"s3://b"}}"#,
+            r#"{"name":"w","kind":"signins","store":{"url":"s3://b","endpoint":"http://127.0.0.1:1"}}"#,
         ] {
             assert!(settings(bad).check("default").is_err(), "{bad}");
         }

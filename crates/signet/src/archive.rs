@@ -5,9 +5,8 @@
 
 use anyhow::Context;
 use clap::Args;
-use signet_model::LogKind;
-use signet_server::retention::{default_archive_dir, open_policies, RetentionJob};
-use signet_store::archive::{self, Archive, Rule};
+use signet_server::retention::{open_policies, RetentionJob};
+use signet_store::archive::{self, Archive, ArchiveLog, Rule};
 use signet_store::{Engine, IngestConfig};
 
 use crate::config::Config;
@@ -24,7 +23,7 @@ pub struct ArchiveArgs {
     /// Only this organisation.
     #[arg(long)]
     org: Option<String>,
-    /// Only this log: signins, directory-audits, activities (with --before).
+    /// Only this log: signins, directory-audits, activities, access-log (with --before).
     #[arg(long)]
     kind: Option<String>,
 }
@@ -42,7 +41,7 @@ pub struct RestoreArgs {
     /// Only this organisation.
     #[arg(long)]
     org: Option<String>,
-    /// Only this log: signins, directory-audits, activities.
+    /// Only this log: signins, directory-audits, activities, access-log.
     #[arg(long)]
     kind: Option<String>,
     /// Days the restored events stay in the hot store before expiry may move them again.
@@ -54,17 +53,22 @@ fn time(flag: &str, text: &str) -> anyhow::Result<i64> {
     signet_model::time::parse_time(text).map_err(|e| anyhow::anyhow!("{flag} {text:?}: {e}"))
 }
 
-fn kind(text: Option<&str>) -> anyhow::Result<Option<LogKind>> {
-    text.map(|k| LogKind::parse(k).with_context(|| format!("--kind {k:?}: signins, directory-audits or activities")))
-        .transpose()
+fn kind(text: Option<&str>) -> anyhow::Result<Option<ArchiveLog>> {
+    text.map(|k| {
+        ArchiveLog::parse(k)
+            .with_context(|| format!("--kind {k:?}: signins, directory-audits, activities or access-log"))
+    })
+    .transpose()
 }
 
 fn open(config: &Config) -> anyhow::Result<(Engine, Archive)> {
     let engine = Engine::open(&config.data_dir, IngestConfig::default()).map_err(|e| {
         anyhow::anyhow!("{e}: a running server holds it; use POST /api/v1/settings/retention/run instead")
     })?;
-    let dir = config.archive_dir.clone().unwrap_or_else(|| default_archive_dir(&config.data_dir));
-    Ok((engine, Archive::new(dir)))
+    let archive = config.archive()?;
+    archive.sync().context("synchronising the archive with its object store")?;
+    archive::attach(&engine, &archive)?;
+    Ok((engine, archive))
 }
 
 fn record(engine: &Engine, org: &str, operation: &str, message: String) -> anyhow::Result<()> {
@@ -88,7 +92,7 @@ pub fn archive(args: ArchiveArgs) -> anyhow::Result<()> {
         }
         Some(before) => {
             let before = time("--before", before)?;
-            let rules = |org: &str, k: LogKind| {
+            let rules = |org: &str, k: ArchiveLog| {
                 let wanted = args.org.as_deref().is_none_or(|o| o == org) && only_kind.is_none_or(|only| only == k);
                 wanted.then(|| Rule {
                     hot_days: 0,

@@ -328,7 +328,7 @@ fn open_engine(target: &Target) -> anyhow::Result<Engine> {
         .with_context(|| format!("opening data directory {}", target.data.display()))?;
     // Queries whose time range reaches past the hot store read the archive (its default place).
     let archive = signet_store::archive::Archive::new(signet_server::retention::default_archive_dir(&target.data));
-    engine.store().set_archive(archive.parts()?);
+    signet_store::archive::attach(&engine, &archive)?;
     Ok(engine)
 }
 

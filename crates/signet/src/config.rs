@@ -71,10 +71,14 @@ pub struct Config {
     pub forward: Vec<signet_server::forward::ForwardSettings>,
     /// Where events leaving the hot store are archived (default: `DATA/archive`).
     pub archive_dir: Option<PathBuf>,
+    /// The archive's copy of record in an S3-compatible object store (`[archive_store]`: url =
+    /// "s3://bucket/prefix", endpoint, region, allow_http; credentials from the AWS environment
+    /// variables). The archive directory is then its working copy, the one queries read.
+    pub archive_store: Option<signet_store::archive::ObjectStoreSettings>,
     /// How often the retention policies are applied, in minutes (0: only on demand).
     pub retention_interval_minutes: u64,
     /// Exports written on a schedule (`[[scheduled_export]]` tables: name, kind, format,
-    /// filter, every_days, delay_hours, directory, organization, start).
+    /// filter, every_days, delay_hours, directory or store, organization, start).
     pub scheduled_export: Vec<signet_server::scheduled_export::ExportJobSettings>,
 }
 
@@ -104,6 +108,7 @@ impl Default for Config {
             oidc: Vec::new(),
             forward: Vec::new(),
             archive_dir: None,
+            archive_store: None,
             retention_interval_minutes: 60,
             scheduled_export: Vec::new(),
             activity_exclusions: signet_model::activity::DEFAULT_EXCLUDED_OPERATIONS
@@ -201,6 +206,16 @@ impl Config {
         signet_server::oidc::Providers::new(&self.oidc, &self.org).map_err(anyhow::Error::msg)
     }
 
+    /// The archive directory (default `DATA/archive`).
+    pub fn archive_dir(&self) -> PathBuf {
+        self.archive_dir.clone().unwrap_or_else(|| signet_server::retention::default_archive_dir(&self.data_dir))
+    }
+
+    /// The archive, with its object store if one is configured.
+    pub fn archive(&self) -> anyhow::Result<signet_store::archive::Archive> {
+        Ok(signet_server::retention::open_archive(self.archive_dir(), self.archive_store.as_ref())?)
+    }
+
     /// The server settings these options make.
     pub fn server_config(&self) -> signet_server::ServerConfig {
         use std::time::Duration;
@@ -214,6 +229,7 @@ impl Config {
             activity_exclusions: self.activity_exclusions.clone(),
             forward: self.forward.clone(),
             archive_dir: self.archive_dir.clone(),
+            archive_store: self.archive_store.clone(),
             scheduled_exports: self.scheduled_export.clone(),
             retention_interval: (self.retention_interval_minutes > 0)
                 .then(|| Duration::from_secs(self.retention_interval_minutes * 60)),

@@ -111,19 +111,22 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
     let mut report = verify_data_dir(&config.data_dir, &options)
         .with_context(|| format!("verifying {}", config.data_dir.display()))?;
     // The archive: every part against its manifest and the Merkle trees.
-    let archive_dir =
-        config.archive_dir.clone().unwrap_or_else(|| signet_server::retention::default_archive_dir(&config.data_dir));
-    if archive_dir.is_dir() {
+    let archive_dir = config.archive_dir();
+    if archive_dir.is_dir() || config.archive_store.is_some() {
         let key_path = config.signing_key_file.clone().unwrap_or_else(|| default_key_path(&config.data_dir));
         let key = match key {
             Some(key) => Some(key),
             None => HeadSigner::load(&key_path).ok().map(|s| s.public()),
         };
         if let Some(key) = key {
-            let archive = signet_store::archive::Archive::new(&archive_dir);
+            let archive = config.archive()?;
             let (parts, problems) = signet_store::archive::verify_archive(&archive, &config.data_dir, &key)
                 .with_context(|| format!("verifying the archive {}", archive_dir.display()))?;
-            report.notes.push(format!("{parts} archive part(s) checked in {}", archive_dir.display()));
+            let place = match archive.remote() {
+                Some(remote) => format!("{} and {}", archive_dir.display(), remote.url()),
+                None => archive_dir.display().to_string(),
+            };
+            report.notes.push(format!("{parts} archive part(s) checked in {place}"));
             report.ok &= problems.is_empty();
             report.problems.extend(problems.into_iter().map(|p| signet_store::verify::Problem {
                 kind: signet_store::verify::ProblemKind::ArchiveDiffers,

@@ -77,17 +77,19 @@ pub trait EventStore: Send + Sync {
 
     /// The revisions expiry moves to the archive for one organisation, kind and time range:
     /// every event whose latest revision is queryable with an event time in `[from_us,
-    /// to_us)`, with all its revisions, in log order, minus the records already in `archived`
-    /// (parts written by an earlier run that stopped before it removed the rows).
+    /// to_us)` and matches `filter`, with all its revisions, in log order, minus the records
+    /// already in `archived` (parts written by an earlier run that stopped before it removed the
+    /// rows).
     fn expiry_candidates(
         &self,
         org: &str,
         kind: LogKind,
         from_us: i64,
         to_us: i64,
+        filter: &Expr,
         archived: &[ArchivedPart],
     ) -> Result<Vec<ExpiryCandidate>> {
-        let _ = (org, kind, from_us, to_us, archived);
+        let _ = (org, kind, from_us, to_us, filter, archived);
         Err(crate::StoreError::Database(format!("{} does not archive", self.backend())))
     }
 

@@ -9,6 +9,7 @@ mod explore;
 mod forward;
 mod graph;
 mod ingest;
+mod object_store;
 mod reports;
 mod retention;
 mod syslog;

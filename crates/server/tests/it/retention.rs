@@ -13,7 +13,7 @@ use crate::TestServer;
 const DAY_US: i64 = 86_400_000_000;
 
 /// Sign-in `n` of day `day` (days before `base`), with its event time.
-fn signin_at(base: i64, day: i64, n: i64, extra: &str) -> (String, i64) {
+pub(crate) fn signin_at(base: i64, day: i64, n: i64, extra: &str) -> (String, i64) {
     let time = base - day * DAY_US - n * 3_600_000_000 - 7_000_000;
     let id = format!("y-{day:03}-{n}");
     let app = ["Payroll", "Mail", "Wiki"][(day + n) as usize % 3];
@@ -26,17 +26,17 @@ fn signin_at(base: i64, day: i64, n: i64, extra: &str) -> (String, i64) {
     (body, time)
 }
 
-struct Answers {
-    ids: BTreeSet<String>,
-    archived: usize,
-    timeline: Value,
-    top_apps: Value,
-    csv_rows: BTreeSet<String>,
+pub(crate) struct Answers {
+    pub ids: BTreeSet<String>,
+    pub archived: usize,
+    pub timeline: Value,
+    pub top_apps: Value,
+    pub csv_rows: BTreeSet<String>,
 }
 
 /// What the list (every page), the weekly graph, the top applications and the CSV export say
 /// about `[from, to)`.
-async fn answers(server: &TestServer, from: &str, to: &str) -> Answers {
+pub(crate) async fn answers(server: &TestServer, from: &str, to: &str) -> Answers {
     let mut ids = BTreeSet::new();
     let mut archived = 0;
     let mut cursor: Option<String> = None;
@@ -66,7 +66,7 @@ async fn answers(server: &TestServer, from: &str, to: &str) -> Answers {
 }
 
 /// Replaces the organisation's retention policy as the signed-in administrator.
-async fn put_policy(server: &TestServer, admin: &crate::Session, policy: Value) {
+pub(crate) async fn put_policy(server: &TestServer, admin: &crate::Session, policy: Value) {
     let response = admin
         .request(&reqwest::Client::new(), reqwest::Method::PUT, server.url("/api/v1/settings/retention"))
         .json(&policy)
@@ -393,4 +393,76 @@ async fn archived_log_segments_are_cut_and_everything_still_reads_and_verifies()
     let (_, again) = signet.get(&graph).await;
     assert_eq!(ids(&again), ids(&before));
     signet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_access_log_is_kept_on_its_own_terms() {
+    let config = signet_server::ServerConfig { retention_interval: None, ..signet_server::ServerConfig::default() };
+    let server = TestServer::start_with(config).await;
+    let base = signet_model::time::now_micros();
+    // An application's activities over the last 30 days.
+    let records: Vec<String> = (0..30)
+        .map(|day| {
+            let time = signet_model::time::format_time(base - day * DAY_US - 60_000_000);
+            json!({ "Id": format!("app-{day}"), "CreationTime": time, "Operation": "Update", "User": "ann@contoso.com",
+                    "ResultStatus": "Succeeded", "EntityName": "account" })
+            .to_string()
+        })
+        .collect();
+    let (status, answer) = server.post("/api/v1/activities", "application/x-ndjson", records.join("\n")).await;
+    assert_eq!(status, 200, "{answer}");
+    server.settle().await;
+    // Activities 10 days hot; Signet's own access log (this policy change, the reads) 100.
+    let admin = server.session("default", "admin@example.com", None).await;
+    put_policy(&server, &admin, json!({ "activities": { "hotDays": 10 }, "accessLog": { "hotDays": 100 } })).await;
+    let (status, _) = server.get("/api/v1/activities?limit=5").await;
+    assert_eq!(status, 200);
+    server.settle().await;
+
+    let run = |now: i64| {
+        let job = server.state.retention.clone();
+        let engine = server.engine.clone();
+        async move { tokio::task::spawn_blocking(move || job.run(&engine, None, now).unwrap()).await.unwrap() }
+    };
+    let moved = |report: &signet_store::archive::ExpiryReport, log: &str| -> u64 {
+        report.partitions.iter().filter(|p| p.kind == log).map(|p| p.removed).sum()
+    };
+    let cutoff = day_start(base) - 10 * DAY_US;
+    let old = (0..30).filter(|day| base - day * DAY_US - 60_000_000 < cutoff).count() as u64;
+    let now = run(base).await;
+    assert_eq!((moved(&now, "activities"), moved(&now, "access-log")), (old, 0), "{now:?}");
+    let later = run(base + 50 * DAY_US).await;
+    assert_eq!((moved(&later, "activities"), moved(&later, "access-log")), (30 - old, 0), "{later:?}");
+    let much_later = run(base + 150 * DAY_US).await;
+    let access = moved(&much_later, "access-log");
+    assert!(access >= 3 && moved(&much_later, "activities") == 0, "{much_later:?}");
+
+    // Each log in its own parts: the access log's hold Signet's records only, and no other part
+    // holds any.
+    let archive = Archive::new(server.engine.data_dir().join("archive"));
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    for (path, manifest) in archive.manifests().unwrap() {
+        assert_eq!(manifest.kind, "activities");
+        let parquet = path.with_file_name(&manifest.file).display().to_string();
+        let (rows, signet): (i64, i64) = conn
+            .query_row(
+                &format!(
+                    "SELECT count(*), count(*) FILTER (record_type = 'SignetAccess') FROM read_parquet('{parquet}')"
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        match manifest.log.as_deref() {
+            Some("access-log") => assert_eq!(signet, rows, "{parquet}"),
+            Some("activities") => assert_eq!(signet, 0, "{parquet}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(parquet.contains(&format!("/{}/", manifest.log.as_deref().unwrap())), "{parquet}");
+    }
+    // Still answered, from the archive.
+    let from = signet_model::time::format_time(base - 40 * DAY_US);
+    let (_, changes) = server.get(&format!("/api/v1/activities?from={from}&operation=RetentionPolicyChanged")).await;
+    let items = changes["items"].as_array().unwrap();
+    assert_eq!((items.len(), &items[0]["archived"]), (1, &json!(true)), "{changes}");
 }

@@ -479,9 +479,11 @@ impl EventStore for DuckStore {
         kind: LogKind,
         from_us: i64,
         to_us: i64,
+        filter: &Expr,
         archived: &[ArchivedPart],
     ) -> Result<Vec<ExpiryCandidate>> {
         let table = schema::table(kind);
+        let filter = sql::compile_expr(filter, DIALECT);
         let parts: Vec<&ArchivedPart> = archived.iter().collect();
         let not_archived = match parts.is_empty() {
             true => String::new(),
@@ -493,7 +495,7 @@ impl EventStore for DuckStore {
         let sql = format!(
             "SELECT r.log_pos, r.log_idx, (r.log_pos = l.log_pos AND r.log_idx = l.log_idx) AS latest \
              FROM revisions r JOIN (SELECT id, log_pos, log_idx FROM {table} WHERE org_id = ? \
-               AND event_time >= make_timestamp(?::BIGINT) AND event_time < make_timestamp(?::BIGINT)) l \
+               AND event_time >= make_timestamp(?::BIGINT) AND event_time < make_timestamp(?::BIGINT) AND {filter}) l \
              ON r.id = l.id WHERE r.org_id = ? AND r.kind = ?{not_archived} ORDER BY r.log_pos, r.log_idx"
         );
         self.with_reader(|conn| {

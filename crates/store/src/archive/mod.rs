@@ -3,9 +3,11 @@
 //! on its own terms.
 //!
 //! ```text
-//! ARCHIVE/<org>/<kind>/<YYYY-MM-DD>/part-<first log position, 20 digits>.parquet
-//! ARCHIVE/<org>/<kind>/<YYYY-MM-DD>/part-<first log position, 20 digits>.json   (the manifest)
+//! ARCHIVE/<org>/<log>/<YYYY-MM-DD>/part-<first log position, 20 digits>.parquet
+//! ARCHIVE/<org>/<log>/<YYYY-MM-DD>/part-<first log position, 20 digits>.json   (the manifest)
 //! ```
+//! `<log>` is `signins`, `directory-audits`, `activities` or `access-log`: Signet's own access
+//! log (activities with `RecordType` `SignetAccess`) has its own retention and its own parts.
 //! A part holds every revision of the events it archives, in log order: the kind's typed
 //! columns (so DuckDB queries it in place, like the hot table), `latest` (the revision lists
 //! show), `leaf` (the record's index in its organisation's Merkle tree), and `body` /
@@ -43,7 +45,69 @@ use crate::ledger::{leaf_of, org_dir_name};
 use crate::log::{LogRecord, RecordPtr};
 use crate::Engine;
 
+pub mod remote;
+pub use remote::{ObjectStoreSettings, Remote};
+
 pub const MANIFEST_FORMAT: u32 = 1;
+
+/// The logs retention keeps apart: the three kinds, and Signet's own access log, which is
+/// stored as activities but often has to be kept on other terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ArchiveLog {
+    SignIns,
+    DirectoryAudits,
+    Activities,
+    AccessLog,
+}
+
+impl ArchiveLog {
+    pub const ALL: [ArchiveLog; 4] =
+        [ArchiveLog::SignIns, ArchiveLog::DirectoryAudits, ArchiveLog::Activities, ArchiveLog::AccessLog];
+
+    pub fn kind(self) -> LogKind {
+        match self {
+            ArchiveLog::SignIns => LogKind::SignIn,
+            ArchiveLog::DirectoryAudits => LogKind::DirectoryAudit,
+            ArchiveLog::Activities | ArchiveLog::AccessLog => LogKind::Activity,
+        }
+    }
+
+    /// The name in paths and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveLog::AccessLog => "access-log",
+            other => other.kind().as_str(),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ArchiveLog> {
+        ArchiveLog::ALL.into_iter().find(|l| l.as_str() == text)
+    }
+
+    /// The events of the log among its kind's.
+    pub fn filter(self) -> Expr {
+        let access = || {
+            let column = schema::find_column(LogKind::Activity, "record_type").expect("activities have a RecordType");
+            Expr::Compare {
+                column,
+                op: CmpOp::Eq,
+                value: Literal::Str(signet_model::activity::SIGNET_ACCESS_RECORD_TYPE.to_string()),
+            }
+        };
+        match self {
+            ArchiveLog::SignIns | ArchiveLog::DirectoryAudits => Expr::True,
+            ArchiveLog::Activities => Expr::NotTrue(Box::new(access())),
+            ArchiveLog::AccessLog => access(),
+        }
+    }
+
+    fn of(manifest: &Manifest) -> Option<ArchiveLog> {
+        match &manifest.log {
+            Some(log) => ArchiveLog::parse(log),
+            None => ArchiveLog::ALL.into_iter().find(|l| l.as_str() == manifest.kind),
+        }
+    }
+}
 const DAY_US: i64 = 86_400_000_000;
 
 /// What one part holds, written beside it.
@@ -53,6 +117,9 @@ pub struct Manifest {
     pub organization: String,
     /// `signins`, `directory-audits` or `activities`.
     pub kind: String,
+    /// The log within the kind: the kind's name, or `access-log` for Signet's own.
+    #[serde(default)]
+    pub log: Option<String>,
     /// UTC day, `YYYY-MM-DD`.
     pub day: String,
     /// The Parquet file's name, in the same directory.
@@ -100,6 +167,7 @@ pub struct Rule {
 
 /// What one expiry run did.
 #[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ExpiryReport {
     pub started: String,
     pub now: String,
@@ -115,6 +183,7 @@ pub struct ExpiryReport {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PartitionReport {
     pub organization: String,
     pub kind: String,
@@ -126,10 +195,22 @@ pub struct PartitionReport {
     pub part: Option<String>,
 }
 
-/// The archive directory.
+/// The archive: a directory, and optionally its copy of record in an object store (the
+/// directory is then the working copy queries read).
 #[derive(Clone, Debug)]
 pub struct Archive {
     root: PathBuf,
+    remote: Option<Arc<Remote>>,
+}
+
+/// What [`Archive::sync`] copied.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncReport {
+    /// Parts fetched from the object store into the directory.
+    pub downloaded: Vec<String>,
+    /// Parts of the directory the object store lacked, uploaded.
+    pub uploaded: Vec<String>,
 }
 
 fn day_string(day_us: i64) -> String {
@@ -169,15 +250,75 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 
 impl Archive {
     pub fn new(root: impl Into<PathBuf>) -> Archive {
-        Archive { root: root.into() }
+        Archive { root: root.into(), remote: None }
+    }
+
+    /// An archive kept in an object store, with `root` as its local working copy.
+    pub fn with_remote(root: impl Into<PathBuf>, remote: Remote) -> Archive {
+        Archive { root: root.into(), remote: Some(Arc::new(remote)) }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    fn partition_dir(&self, org: &str, kind: LogKind, day_us: i64) -> PathBuf {
-        self.root.join(org_dir_name(org)).join(kind.as_str()).join(day_string(day_us))
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_deref()
+    }
+
+    /// A path of the directory as an object key relative to the store's prefix.
+    fn rel(&self, path: &Path) -> String {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    }
+
+    /// Makes the directory and the object store hold the same parts: parts only in the store
+    /// (another node archived them, or the directory is new) are downloaded and checked against
+    /// their manifest's SHA-256; parts only in the directory (archived before the store was
+    /// configured) are uploaded, part before manifest. Idempotent; a no-op without a store.
+    pub fn sync(&self) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        let Some(remote) = self.remote.as_deref() else { return Ok(report) };
+        let objects: std::collections::BTreeSet<String> = remote.list()?.into_iter().collect();
+        let local: BTreeMap<String, (PathBuf, Manifest)> =
+            self.manifests()?.into_iter().map(|(path, m)| (self.rel(&path), (path, m))).collect();
+        for rel in objects.iter().filter(|r| r.ends_with(".json") && !local.contains_key(*r)) {
+            let Some(bytes) = remote.get_bytes(rel)? else { continue };
+            let manifest = parse_manifest(&remote.describe(rel), &bytes)?;
+            let path = self.root.join(rel);
+            let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            let part = path.with_file_name(&manifest.file);
+            let part_rel = self.rel(&part);
+            let digest = remote.download(&part_rel, &part)?;
+            if digest != manifest.sha256 {
+                let _ = std::fs::remove_file(&part);
+                return Err(StoreError::Corrupt {
+                    path: remote.describe(&part_rel),
+                    offset: 0,
+                    reason: format!("its SHA-256 is {digest}, its manifest says {}", manifest.sha256),
+                });
+            }
+            sync_dir(&dir)?;
+            write_durably(&path, &bytes)?;
+            info!(part = %remote.describe(&part_rel), rows = manifest.rows, "archive part fetched from the object store");
+            report.downloaded.push(part_rel);
+        }
+        for (rel, (path, manifest)) in &local {
+            if objects.contains(rel) {
+                continue;
+            }
+            let part = path.with_file_name(&manifest.file);
+            remote.put_file(&self.rel(&part), &part)?;
+            remote.put_bytes(rel, std::fs::read(path).map_err(io_err(path))?)?;
+            info!(part = %remote.describe(&self.rel(&part)), "archive part uploaded to the object store");
+            report.uploaded.push(self.rel(&part));
+        }
+        Ok(report)
+    }
+
+    fn partition_dir(&self, org: &str, log: ArchiveLog, day_us: i64) -> PathBuf {
+        self.root.join(org_dir_name(org)).join(log.as_str()).join(day_string(day_us))
     }
 
     /// Every part with its manifest, oldest day first. Unreadable manifests are errors.
@@ -194,12 +335,7 @@ impl Archive {
                         let is_hold = path.file_name().is_some_and(|n| n == HOLD_FILE);
                         if path.extension().is_some_and(|e| e == "json") && !is_hold {
                             let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-                            let manifest: Manifest =
-                                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                                    path: path.display().to_string(),
-                                    offset: 0,
-                                    reason: format!("not an archive manifest: {e}"),
-                                })?;
+                            let manifest = parse_manifest(&path.display().to_string(), &bytes)?;
                             out.push((path, manifest));
                         }
                     }
@@ -232,6 +368,14 @@ impl Archive {
     pub fn parts(&self) -> Result<Vec<ArchivedPart>> {
         self.parts_at(signet_model::time::now_micros())
     }
+}
+
+fn parse_manifest(what: &str, bytes: &[u8]) -> Result<Manifest> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        path: what.to_string(),
+        offset: 0,
+        reason: format!("not an archive manifest: {e}"),
+    })
 }
 
 fn part_of(manifest_path: &Path, m: &Manifest) -> Option<ArchivedPart> {
@@ -373,13 +517,17 @@ fn write_parquet(kind: LogKind, rows: &[Row], path: &Path) -> Result<()> {
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-/// Days (start, microseconds) with hot rows of `org`/`kind` before `before_us`.
-fn hot_days(engine: &Engine, org: &str, kind: LogKind, before_us: i64) -> Result<Vec<i64>> {
+/// Days (start, microseconds) with hot rows of `org`/`log` before `before_us`.
+fn hot_days(engine: &Engine, org: &str, log: ArchiveLog, before_us: i64) -> Result<Vec<i64>> {
+    let kind = log.kind();
     let time = schema::find_column(kind, "event_time").expect("every kind has an event time");
     let query = AggQuery {
         org: org.to_string(),
         kind,
-        filter: Expr::Compare { column: time, op: CmpOp::Lt, value: Literal::Time(before_us) },
+        filter: Expr::And(vec![
+            Expr::Compare { column: time, op: CmpOp::Lt, value: Literal::Time(before_us) },
+            log.filter(),
+        ]),
         group_by: vec![GroupBy::TimeBucket(time, Bucket::Day)],
         measures: vec![Measure::Count],
         order_by_first_measure_desc: false,
@@ -396,8 +544,19 @@ fn hot_days(engine: &Engine, org: &str, kind: LogKind, before_us: i64) -> Result
 }
 
 /// Removes the files no manifest lists (what an interrupted run left: a temporary file, a part
-/// written before its manifest).
+/// written before its manifest), in the directory and in the object store.
 fn remove_leftovers(archive: &Archive, report: &mut ExpiryReport) -> Result<()> {
+    if let Some(remote) = archive.remote() {
+        let objects = remote.list()?;
+        let names: std::collections::HashSet<&str> = objects.iter().map(String::as_str).collect();
+        for rel in &objects {
+            let manifest = rel.strip_suffix(".parquet").map(|stem| format!("{stem}.json"));
+            if manifest.is_some_and(|m| !names.contains(m.as_str())) {
+                remote.delete(rel)?;
+                report.leftovers_removed.push(remote.describe(rel));
+            }
+        }
+    }
     if !archive.root.is_dir() {
         return Ok(());
     }
@@ -426,14 +585,15 @@ fn expire_partition(
     engine: &Engine,
     archive: &Archive,
     known: &mut BTreeMap<PathBuf, Vec<(PathBuf, Manifest)>>,
-    (org, kind, day_us): (&str, LogKind, i64),
+    (org, log, day_us): (&str, ArchiveLog, i64),
     now_us: i64,
     report: &mut ExpiryReport,
 ) -> Result<()> {
-    let dir = archive.partition_dir(org, kind, day_us);
+    let kind = log.kind();
+    let dir = archive.partition_dir(org, log, day_us);
     match hold(&dir)? {
         Some(h) if h.until_us > now_us => {
-            report.held.push(format!("{org}/{}/{} (restored until {})", kind.as_str(), day_string(day_us), h.until));
+            report.held.push(format!("{org}/{}/{} (restored until {})", log.as_str(), day_string(day_us), h.until));
             return Ok(());
         }
         Some(_) => {
@@ -445,7 +605,7 @@ fn expire_partition(
     let existing = known.entry(dir.clone()).or_default();
     let mut parts: Vec<ArchivedPart> = existing.iter().filter_map(|(path, m)| part_of(path, m)).collect();
     let (from, to) = (day_us, day_us + DAY_US);
-    let candidates = engine.store().expiry_candidates(org, kind, from, to, &parts)?;
+    let candidates = engine.store().expiry_candidates(org, kind, from, to, &log.filter(), &parts)?;
     let mut archived = 0;
     let mut part_name = None;
     if !candidates.is_empty() {
@@ -473,6 +633,7 @@ fn expire_partition(
             format: MANIFEST_FORMAT,
             organization: org.to_string(),
             kind: kind.as_str().to_string(),
+            log: Some(log.as_str().to_string()),
             day: day_string(day_us),
             file: format!("{name}.parquet"),
             rows: rows.len() as u64,
@@ -490,6 +651,17 @@ fn expire_partition(
         };
         let manifest_path = dir.join(format!("{name}.json"));
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Database(e.to_string()))?;
+        if let Some(remote) = archive.remote() {
+            // The object store holds the part and its manifest before the rows may go.
+            remote.put_file(&archive.rel(&parquet), &parquet)?;
+            remote.put_bytes(&archive.rel(&manifest_path), json.clone())?;
+        }
+        // From the local manifest on, queries read the part: until the hot rows are gone, a
+        // crash would leave them counted twice; the marker lets the next start finish the job.
+        let pending =
+            Pending { organization: org.to_string(), kind: kind.as_str().to_string(), day_us, dir: dir.clone() };
+        let marker = pending_path(engine);
+        write_durably(&marker, &serde_json::to_vec(&pending).map_err(|e| StoreError::Database(e.to_string()))?)?;
         write_durably(&manifest_path, &json)?;
         parts.extend(part_of(&manifest_path, &manifest));
         known.entry(dir.clone()).or_default().push((manifest_path.clone(), manifest));
@@ -497,16 +669,76 @@ fn expire_partition(
         part_name = Some(manifest_path.display().to_string());
     }
     let removed = engine.store().expire(org, kind, from, to, &parts)?;
+    clear_pending(engine)?;
     if archived > 0 || removed > 0 {
-        info!(org, kind = kind.as_str(), day = %day_string(day_us), archived, removed, "partition archived");
+        info!(org, log = log.as_str(), day = %day_string(day_us), archived, removed, "partition archived");
         report.partitions.push(PartitionReport {
             organization: org.to_string(),
-            kind: kind.as_str().to_string(),
+            kind: log.as_str().to_string(),
             day: day_string(day_us),
             archived,
             removed,
             part: part_name,
         });
+    }
+    Ok(())
+}
+
+/// The partition an expiry run is removing from the hot store (`DATA/archive-expiring.json`).
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    organization: String,
+    kind: String,
+    day_us: i64,
+    dir: PathBuf,
+}
+
+fn pending_path(engine: &Engine) -> PathBuf {
+    engine.data_dir().join("archive-expiring.json")
+}
+
+fn clear_pending(engine: &Engine) -> Result<()> {
+    let path = pending_path(engine);
+    match std::fs::remove_file(&path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(io_err(&path)(err)),
+        _ => Ok(()),
+    }
+}
+
+/// Makes queries of `engine` read the archive, after finishing what an interrupted run left
+/// half done: the hot rows of a partition whose part was written (they would be counted twice),
+/// and restored partitions whose rows did not all get back into the hot store (they would be
+/// missing). Every process that opens a data directory with its archive calls this first.
+pub fn attach(engine: &Engine, archive: &Archive) -> Result<()> {
+    let marker = pending_path(engine);
+    if let Ok(bytes) = std::fs::read(&marker) {
+        if let Ok(pending) = serde_json::from_slice::<Pending>(&bytes) {
+            let parts: Vec<ArchivedPart> = archive
+                .manifests()?
+                .iter()
+                .filter(|(path, _)| path.parent() == Some(pending.dir.as_path()))
+                .filter_map(|(path, m)| part_of(path, m))
+                .collect();
+            if let Some(kind) = LogKind::parse(&pending.kind) {
+                let (from, to) = (pending.day_us, pending.day_us + DAY_US);
+                let removed = engine.store().expire(&pending.organization, kind, from, to, &parts)?;
+                warn!(org = %pending.organization, dir = %pending.dir.display(), removed, "finished an interrupted expiry");
+            }
+        }
+        clear_pending(engine)?;
+    }
+    let now = signet_model::time::now_micros();
+    let mut held: BTreeMap<PathBuf, Vec<ArchivedPart>> = BTreeMap::new();
+    for part in archive.parts_at(now)?.into_iter().filter(|p| !p.queried) {
+        held.entry(part.path.parent().map(Path::to_path_buf).unwrap_or_default()).or_default().push(part);
+    }
+    engine.store().set_archive(archive.parts_at(now)?);
+    for parts in held.values() {
+        // Idempotent: only events not in the hot store already are put back.
+        let added = engine.store().restore(&parts[0].org, parts[0].kind, parts)?;
+        if added > 0 {
+            warn!(dir = %parts[0].path.parent().unwrap_or(Path::new("")).display(), added, "finished an interrupted restore");
+        }
     }
     Ok(())
 }
@@ -517,7 +749,7 @@ fn expire_partition(
 pub fn expire(
     engine: &Engine,
     archive: &Archive,
-    rules: &dyn Fn(&str, LogKind) -> Option<Rule>,
+    rules: &dyn Fn(&str, ArchiveLog) -> Option<Rule>,
     now_us: i64,
 ) -> Result<ExpiryReport> {
     let mut report = ExpiryReport {
@@ -525,6 +757,7 @@ pub fn expire(
         now: signet_model::time::format_time(now_us),
         ..ExpiryReport::default()
     };
+    archive.sync()?;
     remove_leftovers(archive, &mut report)?;
     let mut known: BTreeMap<PathBuf, Vec<(PathBuf, Manifest)>> = BTreeMap::new();
     for (path, manifest) in archive.manifests()? {
@@ -534,24 +767,24 @@ pub fn expire(
     let orgs: Vec<String> = engine.ledger().status().orgs.keys().cloned().collect();
     for org in &orgs {
         let mut signed = false;
-        for kind in LogKind::ALL {
-            let Some(rule) = rules(org, kind) else { continue };
+        for log in ArchiveLog::ALL {
+            let Some(rule) = rules(org, log) else { continue };
             if rule.legal_hold {
-                report.held.push(format!("{org}/{}", kind.as_str()));
+                report.held.push(format!("{org}/{}", log.as_str()));
                 continue;
             }
             let cutoff = today - i64::from(rule.hot_days) * DAY_US;
-            for day in hot_days(engine, org, kind, cutoff)? {
+            for day in hot_days(engine, org, log, cutoff)? {
                 if !signed {
                     // One head over the current tree covers every row this run archives.
                     engine.ledger().sign_heads(Some(org))?;
                     signed = true;
                 }
-                expire_partition(engine, archive, &mut known, (org, kind, day), now_us, &mut report)?;
+                expire_partition(engine, archive, &mut known, (org, log, day), now_us, &mut report)?;
             }
             if let Some(archive_days) = rule.archive_days {
                 let end = cutoff - i64::from(archive_days) * DAY_US;
-                delete_old_parts(engine, archive, org, kind, end, &mut report)?;
+                delete_old_parts(engine, archive, org, log, end, &mut report)?;
             }
         }
     }
@@ -611,6 +844,7 @@ fn cut_log(engine: &Engine, archive: &Archive, report: &mut ExpiryReport) -> Res
 
 /// What a restore did.
 #[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RestoreReport {
     pub partitions: Vec<String>,
     /// Events back in the hot store.
@@ -628,17 +862,16 @@ pub fn restore(
     from_us: i64,
     to_us: i64,
     only_org: Option<&str>,
-    only_kind: Option<LogKind>,
+    only_log: Option<ArchiveLog>,
     until_us: i64,
 ) -> Result<RestoreReport> {
     let mut by_dir: BTreeMap<PathBuf, Vec<(PathBuf, Manifest)>> = BTreeMap::new();
     for (path, m) in archive.manifests()? {
         let day = parse_day(&m.day).unwrap_or(i64::MIN);
-        let kind = LogKind::parse(&m.kind);
         if day + DAY_US <= from_us || day >= to_us {
             continue;
         }
-        if only_org.is_some_and(|o| o != m.organization) || only_kind.is_some_and(|k| Some(k) != kind) {
+        if only_org.is_some_and(|o| o != m.organization) || only_log.is_some_and(|l| Some(l) != ArchiveLog::of(&m)) {
             continue;
         }
         by_dir.entry(path.parent().map(Path::to_path_buf).unwrap_or_default()).or_default().push((path, m));
@@ -668,14 +901,14 @@ fn delete_old_parts(
     engine: &Engine,
     archive: &Archive,
     org: &str,
-    kind: LogKind,
+    log: ArchiveLog,
     end_us: i64,
     report: &mut ExpiryReport,
 ) -> Result<()> {
     let old: Vec<(PathBuf, Manifest)> = archive
         .manifests()?
         .into_iter()
-        .filter(|(_, m)| m.organization == org && m.kind == kind.as_str())
+        .filter(|(_, m)| m.organization == org && ArchiveLog::of(m) == Some(log))
         .filter(|(_, m)| parse_day(&m.day).is_some_and(|d| d < end_us))
         .collect();
     if old.is_empty() {
@@ -688,8 +921,12 @@ fn delete_old_parts(
     engine.store().set_archive(keep);
     engine.store().forget(&going)?;
     for (path, m) in old {
-        std::fs::remove_file(&path).map_err(io_err(&path))?;
         let parquet = path.with_file_name(&m.file);
+        if let Some(remote) = archive.remote() {
+            remote.delete(&archive.rel(&path))?;
+            remote.delete(&archive.rel(&parquet))?;
+        }
+        std::fs::remove_file(&path).map_err(io_err(&path))?;
         match std::fs::remove_file(&parquet) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&parquet)(err)),
             _ => {}
@@ -697,7 +934,7 @@ fn delete_old_parts(
         if let Some(dir) = path.parent() {
             let _ = std::fs::remove_dir(dir); // only when empty
         }
-        warn!(org, kind = kind.as_str(), day = %m.day, rows = m.rows, "archive period over: part deleted");
+        warn!(org, log = log.as_str(), day = %m.day, rows = m.rows, "archive period over: part deleted");
         report.deleted_parts.push(parquet.display().to_string());
     }
     Ok(())
@@ -765,14 +1002,18 @@ pub struct ArchiveProblem {
 /// Checks every part: its file against the manifest's SHA-256, the manifest's head against
 /// `key`, and every row's recomputed Merkle leaf against the organisation's stored tree
 /// (`DATA/trust/trees/<org>/level-00.bin`, itself checked against the log and the heads by
-/// `signet verify`) and the manifest's leaves digest. Returns the parts checked and the
-/// problems.
+/// `signet verify`) and the manifest's leaves digest. With an object store, also that it holds
+/// every part and manifest, byte for byte the same. Returns the parts checked and the problems.
 pub fn verify_archive(archive: &Archive, data_dir: &Path, key: &PublicKey) -> Result<(u64, Vec<ArchiveProblem>)> {
     use std::os::unix::fs::FileExt;
     let mut problems = Vec::new();
     let mut checked = 0;
     let mut trees: BTreeMap<String, Option<std::fs::File>> = BTreeMap::new();
-    for (path, manifest) in archive.manifests()? {
+    let manifests = archive.manifests()?;
+    if let Some(remote) = archive.remote() {
+        verify_remote(archive, remote, &manifests, &mut problems)?;
+    }
+    for (path, manifest) in manifests {
         checked += 1;
         let part = path.with_file_name(&manifest.file);
         let name = part.display().to_string();
@@ -851,4 +1092,46 @@ pub fn verify_archive(archive: &Archive, data_dir: &Path, key: &PublicKey) -> Re
         }
     }
     Ok((checked, problems))
+}
+
+/// Checks the object store against the directory's manifests: every manifest there and equal,
+/// every part there with the manifest's SHA-256 (read in full), nothing archived only there.
+fn verify_remote(
+    archive: &Archive,
+    remote: &Remote,
+    manifests: &[(PathBuf, Manifest)],
+    problems: &mut Vec<ArchiveProblem>,
+) -> Result<()> {
+    let mut objects: std::collections::BTreeSet<String> = remote.list()?.into_iter().collect();
+    for (path, manifest) in manifests {
+        let rel = archive.rel(path);
+        let part_rel = archive.rel(&path.with_file_name(&manifest.file));
+        objects.remove(&rel);
+        objects.remove(&part_rel);
+        let mut problem = |detail: String| problems.push(ArchiveProblem { part: remote.describe(&part_rel), detail });
+        match remote.get_bytes(&rel)? {
+            None => problem("its manifest is missing from the object store".into()),
+            Some(bytes) => match parse_manifest(&remote.describe(&rel), &bytes) {
+                Ok(theirs) if theirs == *manifest => {}
+                Ok(_) => problem("the object store's manifest differs from the local one".into()),
+                Err(err) => problem(err.to_string()),
+            },
+        }
+        match remote.sha256(&part_rel)? {
+            None => problem("missing from the object store".into()),
+            Some(digest) if digest == manifest.sha256 => {}
+            Some(digest) => {
+                problem(format!("the object store's copy has SHA-256 {digest}, the manifest says {}", manifest.sha256))
+            }
+        }
+    }
+    for rel in objects.iter().filter(|r| r.ends_with(".json")) {
+        problems.push(ArchiveProblem {
+            part: remote.describe(rel),
+            detail: "a manifest in the object store that the local copy lacks (the next expiry run or server \
+                     start fetches it)"
+                .into(),
+        });
+    }
+    Ok(())
 }
