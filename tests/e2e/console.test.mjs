@@ -436,16 +436,25 @@ test('settings: an administrator sets a retention policy and the change is in th
   await page.fill('input[name="signins.archiveDays"]', '365');
   await page.check('input[name="activities.legalHold"]');
   await page.fill('input[name="activities.hotDays"]', '3650');
+  assert.equal(await page.getAttribute('input[name="accessLog.hotDays"]', 'placeholder'), 'as activities');
+  await page.fill('input[name="accessLog.hotDays"]', '4000');
   await page.click('form.retention button[type=submit]');
   await page.waitForSelector('#toasts .toast:has-text("Retention saved")');
   const saved = await apiGet('/api/v1/settings/retention');
   assert.deepEqual(saved.policy.signins, { hotDays: 3650, archiveDays: 365, legalHold: false });
   assert.deepEqual(saved.policy.activities, { hotDays: 3650, legalHold: true });
+  assert.deepEqual(saved.policy.accessLog, { hotDays: 4000, legalHold: false }, "Signet's own access log on its own terms");
   assert.equal(saved.policy.directoryAudits, undefined, 'an empty row is no policy: hot for ever');
   assert.equal(await page.inputValue('input[name="signins.hotDays"]'), '3650', 'the form shows what was saved');
   await shot('settings-retention');
   const log = await apiGet('/api/v1/activities?range=1d&operation=RetentionPolicyChanged&columns=operation,message');
   assert.ok(log.items.some((r) => r.message.includes('signins: kept hot for ever -> hot 3650 days, archive 365 days')), JSON.stringify(log.items));
+  // Applied now rather than at the next hourly run: nothing is ten years old, nothing moves.
+  await page.click('form.retention button.run-retention');
+  await page.waitForSelector('#toasts .toast:has-text("Retention applied: 0 events moved")');
+  await page.waitForSelector('form.retention .archive-stats dd:has-text("days moved")');
+  const runs = await apiGet('/api/v1/activities?range=1d&operation=RetentionRun&columns=operation,result');
+  assert.equal(runs.items.length, 1, JSON.stringify(runs.items));
 });
 
 test('saved views are kept per user', async () => {

@@ -324,10 +324,11 @@ function auditForm(current, canChange) {
 /** Retention per log (days hot, days in the archive, legal hold), what the archive holds and the
  * last run. See docs/retention.md. */
 function retentionForm(view, canChange) {
-  const logs = [['signins', 'Sign-ins'], ['directoryAudits', 'Directory audits'], ['activities', 'Activities']];
+  const logs = [['signins', 'Sign-ins'], ['directoryAudits', 'Directory audits'], ['activities', 'Activities'],
+    ['accessLog', 'Signet access log']];
   const policy = view.policy;
   const number = (name, log, value, text) => h('input', { type: 'number', min: name === 'hotDays' ? 1 : 0, max: 36500, name: `${log}.${name}`,
-    value: value ?? '', placeholder: name === 'hotDays' ? 'for ever' : 'for ever', disabled: !canChange, 'aria-label': `${text} for ${log}` });
+    value: value ?? '', placeholder: log === 'accessLog' ? 'as activities' : 'for ever', disabled: !canChange, 'aria-label': `${text} for ${log}` });
   const rows = logs.map(([log, title]) => {
     const p = policy[log] || {};
     return h('tr', { 'data-log': log }, h('td', {}, title),
@@ -363,9 +364,21 @@ function retentionForm(view, canChange) {
   h('label', { class: 'switch' }, hold, ' Legal hold on every log ', reason),
   h('dl', { class: 'fields archive-stats' },
     h('dt', {}, 'In the archive'), h('dd', {}, a.parts ? `${fmtNum(a.rows)} events in ${fmtNum(a.parts)} parts (${fmtNum(Math.round(a.bytes / 1024))} KiB), ${a.oldestDay} to ${a.newestDay}` : 'nothing yet'),
+    h('dt', {}, 'Kept in'), h('dd', {}, a.objectStore ? `${a.objectStore} (a working copy on the server's disk)` : "the server's archive directory"),
     h('dt', {}, 'Last run'), h('dd', {}, last ? `${last.started}: ${last.partitions.length} days moved, ${last.held.length} held` : 'not since the server started')),
   status,
-  canChange ? h('button', { type: 'submit', class: 'primary' }, 'Save') : h('p', { class: 'muted' }, 'Your role may read these settings, not change them.'));
+  canChange
+    ? h('div', { class: 'actions' },
+      h('button', { type: 'submit', class: 'primary' }, 'Save'),
+      h('button', { type: 'button', class: 'run-retention', onclick: async () => {
+        try {
+          const report = await api('/api/v1/settings/retention/run', { method: 'POST' });
+          const moved = report.partitions.reduce((n, p) => n + p.removed, 0);
+          toast(`Retention applied: ${fmtNum(moved)} events moved to the archive, ${report.deletedParts.length} parts deleted.`);
+          form.replaceWith(retentionForm(await api('/api/v1/settings/retention'), canChange));
+        } catch (err) { status.textContent = explain(err); }
+      } }, 'Apply now'))
+    : h('p', { class: 'muted' }, 'Your role may read these settings, not change them.'));
   return form;
 }
 
