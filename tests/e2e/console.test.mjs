@@ -453,7 +453,7 @@ test('settings: an administrator sets a retention policy and the change is in th
   await page.click('form.retention button.run-retention');
   await page.waitForSelector('#toasts .toast:has-text("Retention applied: 0 events moved")');
   await page.waitForSelector('form.retention .archive-stats dd:has-text("days moved")');
-  const runs = await apiGet('/api/v1/activities?range=1d&operation=RetentionRun&columns=operation,result');
+  const runs = await apiGet('/api/v1/activities?range=1d&operation=RetentionRun&columns=operation,message');
   assert.equal(runs.items.length, 1, JSON.stringify(runs.items));
 });
 
