@@ -3,6 +3,11 @@
 //! Literals are rendered inline, escaped by the dialect (the ClickHouse HTTP interface has no
 //! positional parameters); `tests::string_literals_are_escaped` and the store's conformance
 //! suite check that no input can leave its literal.
+//!
+//! The ClickHouse dialect keeps to what ClickHouse 18.16 (Debian's package) and current
+//! releases both accept: times are stored as epoch microseconds (`Int64`; 18.16 has no
+//! `DateTime64`) and bucketed with integer arithmetic in UTC, booleans are `UInt8`, and there is
+//! no `IS DISTINCT FROM`, `TRUE`/`FALSE` or `GROUPING SETS`.
 
 use chrono::{TimeZone, Utc};
 use signet_model::schema::{self, ColType, Column};
@@ -16,6 +21,10 @@ pub enum Dialect {
 }
 
 const UNNEST_ALIAS: &str = "__unnested";
+const HOUR_US: i64 = 3_600_000_000;
+const DAY_US: i64 = 86_400_000_000;
+const WEEK_US: i64 = 7 * DAY_US;
+const MONDAY_US: i64 = 4 * DAY_US;
 
 impl Dialect {
     /// A string literal. NUL characters are dropped: no engine stores them in text.
@@ -35,11 +44,17 @@ impl Dialect {
     }
 
     pub fn time_literal(self, micros: i64) -> String {
-        let text =
-            Utc.timestamp_micros(micros).single().unwrap_or_default().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
         match self {
-            Dialect::DuckDb => format!("TIMESTAMP '{text}'"),
-            Dialect::ClickHouse => format!("toDateTime64('{text}', 6, 'UTC')"),
+            Dialect::DuckDb => {
+                let text = Utc
+                    .timestamp_micros(micros)
+                    .single()
+                    .unwrap_or_default()
+                    .format("%Y-%m-%d %H:%M:%S%.6f")
+                    .to_string();
+                format!("TIMESTAMP '{text}'")
+            }
+            Dialect::ClickHouse => micros.to_string(),
         }
     }
 
@@ -47,7 +62,25 @@ impl Dialect {
     pub fn epoch_us(self, expr: &str) -> String {
         match self {
             Dialect::DuckDb => format!("epoch_us({expr})"),
-            Dialect::ClickHouse => format!("toUnixTimestamp64Micro({expr})"),
+            Dialect::ClickHouse => expr.to_string(),
+        }
+    }
+
+    /// The constant true / false.
+    fn truth(self, value: bool) -> &'static str {
+        match (self, value) {
+            (Dialect::DuckDb, true) => "TRUE",
+            (Dialect::DuckDb, false) => "FALSE",
+            (Dialect::ClickHouse, true) => "1",
+            (Dialect::ClickHouse, false) => "0",
+        }
+    }
+
+    /// `expr` differs from a non-NULL literal (or is NULL).
+    fn distinct_from(self, expr: &str, literal: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("{expr} IS DISTINCT FROM {literal}"),
+            Dialect::ClickHouse => format!("(NOT ifNull({expr} = {literal}, 0))"),
         }
     }
 
@@ -57,7 +90,7 @@ impl Dialect {
             Literal::Int(i) => i.to_string(),
             Literal::Float(f) if f.is_finite() => format!("{f:?}"),
             Literal::Float(_) => "NULL".into(),
-            Literal::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+            Literal::Bool(b) => self.truth(*b).into(),
             Literal::Time(t) => self.time_literal(*t),
             Literal::Null => "NULL".into(),
         }
@@ -103,32 +136,44 @@ impl Dialect {
             let width = width.max(1);
             return match self {
                 Dialect::DuckDb => format!("((epoch_us({column}) // {width}) * {width})"),
-                Dialect::ClickHouse => format!("(intDiv(toUnixTimestamp64Micro({column}), {width}) * {width})"),
+                Dialect::ClickHouse => format!("(intDiv({column}, {width}) * {width})"),
             };
         }
-        let truncated = match (self, bucket) {
-            (Dialect::DuckDb, Bucket::Hour) => format!("date_trunc('hour', {column})"),
-            (Dialect::DuckDb, Bucket::Day) => format!("date_trunc('day', {column})"),
-            (Dialect::DuckDb, Bucket::Week) => format!("date_trunc('week', {column})"),
-            (Dialect::ClickHouse, Bucket::Hour) => format!("toStartOfHour({column})"),
-            (Dialect::ClickHouse, Bucket::Day) => format!("toStartOfDay({column})"),
-            (Dialect::ClickHouse, Bucket::Week) => format!("toMonday({column})"),
-            (_, Bucket::Micros(_)) => unreachable!("handled above"),
-        };
-        self.epoch_us(&truncated)
+        match self {
+            Dialect::DuckDb => {
+                let unit = match bucket {
+                    Bucket::Hour => "hour",
+                    Bucket::Day => "day",
+                    Bucket::Week => "week",
+                    Bucket::Micros(_) => unreachable!("handled above"),
+                };
+                self.epoch_us(&format!("date_trunc('{unit}', {column})"))
+            }
+            // Integer arithmetic on epoch microseconds, in UTC. Weeks start on Monday: the
+            // first Monday after the epoch is 4 days in.
+            Dialect::ClickHouse => match bucket {
+                Bucket::Hour => format!("(intDiv({column}, {HOUR_US}) * {HOUR_US})"),
+                Bucket::Day => format!("(intDiv({column}, {DAY_US}) * {DAY_US})"),
+                Bucket::Week => {
+                    format!("(intDiv({column} - {MONDAY_US}, {WEEK_US}) * {WEEK_US} + {MONDAY_US})")
+                }
+                Bucket::Micros(_) => unreachable!("handled above"),
+            },
+        }
     }
 
     fn hour_of_day(self, column: &str) -> String {
         match self {
             Dialect::DuckDb => format!("hour({column})"),
-            Dialect::ClickHouse => format!("toHour({column})"),
+            Dialect::ClickHouse => format!("intDiv({column} % {DAY_US}, {HOUR_US})"),
         }
     }
 
+    /// ISO day of the week: Monday 1 .. Sunday 7 (1970-01-01 was a Thursday).
     fn day_of_week(self, column: &str) -> String {
         match self {
             Dialect::DuckDb => format!("isodow({column})"),
-            Dialect::ClickHouse => format!("toDayOfWeek({column})"),
+            Dialect::ClickHouse => format!("((intDiv({column}, {DAY_US}) + 3) % 7 + 1)"),
         }
     }
 }
@@ -136,9 +181,9 @@ impl Dialect {
 /// Compiles a filter expression to a SQL boolean expression.
 pub fn compile_expr(expr: &Expr, dialect: Dialect) -> String {
     match expr {
-        Expr::True => "TRUE".into(),
-        Expr::And(parts) if parts.is_empty() => "TRUE".into(),
-        Expr::Or(parts) if parts.is_empty() => "FALSE".into(),
+        Expr::True => dialect.truth(true).into(),
+        Expr::And(parts) if parts.is_empty() => dialect.truth(true).into(),
+        Expr::Or(parts) if parts.is_empty() => dialect.truth(false).into(),
         Expr::And(parts) => join(parts, " AND ", dialect),
         Expr::Or(parts) => join(parts, " OR ", dialect),
         Expr::Not(inner) => format!("(NOT {})", compile_expr(inner, dialect)),
@@ -152,7 +197,7 @@ pub fn compile_expr(expr: &Expr, dialect: Dialect) -> String {
         Expr::ListContains { column, value } => dialect.list_contains(column.name, &dialect.quote_str(value)),
         Expr::InList { column, values } if values.is_empty() => {
             let _ = column;
-            "FALSE".into()
+            dialect.truth(false).into()
         }
         Expr::InList { column, values } => {
             let list: Vec<String> = values.iter().map(|v| dialect.quote_str(&v.to_lowercase())).collect();
@@ -181,7 +226,7 @@ fn compare(column: &Column, op: CmpOp, value: &Literal, dialect: Dialect) -> Str
         return match op {
             CmpOp::Eq => format!("{name} IS NULL"),
             CmpOp::Ne => format!("{name} IS NOT NULL"),
-            _ => "FALSE".into(),
+            _ => dialect.truth(false).into(),
         };
     }
     match (column.ty, value) {
@@ -197,10 +242,10 @@ fn compare(column: &Column, op: CmpOp, value: &Literal, dialect: Dialect) -> Str
             let target = self::lowered(column);
             match op {
                 CmpOp::Eq => format!("{target} = {lowered}"),
-                _ => format!("{target} IS DISTINCT FROM {lowered}"),
+                _ => dialect.distinct_from(&target, &lowered),
             }
         }
-        (_, value) if op == CmpOp::Ne => format!("{name} IS DISTINCT FROM {}", dialect.literal(value)),
+        (_, value) if op == CmpOp::Ne => dialect.distinct_from(name, &dialect.literal(value)),
         (_, value) => format!("{name} {} {}", op.sql(), dialect.literal(value)),
     }
 }
@@ -380,7 +425,11 @@ pub fn facets_sql(query: &FacetQuery, dialect: Dialect) -> Option<String> {
 
 /// [`facets_sql`] reading from `table` (see [`list_sql_from`]).
 pub fn facets_sql_from(query: &FacetQuery, dialect: Dialect, table: &str) -> Option<String> {
-    if query.columns.is_empty() || query.columns.iter().any(|c| c.ty == ColType::StrList) {
+    // ClickHouse 18.16 has no GROUPING SETS: one aggregation per column there.
+    if query.columns.is_empty()
+        || query.columns.iter().any(|c| c.ty == ColType::StrList)
+        || dialect == Dialect::ClickHouse
+    {
         return None;
     }
     let filter = format!("{} AND {}", org_clause(&query.org, dialect), compile_expr(&query.filter, dialect));
@@ -396,20 +445,13 @@ pub fn facets_sql_from(query: &FacetQuery, dialect: Dialect, table: &str) -> Opt
         read.join(", "),
         sets.join(", ")
     );
-    Some(match dialect {
-        Dialect::DuckDb => format!(
-            "SELECT * FROM ({grouped}) AS g QUALIFY row_number() OVER (PARTITION BY gid ORDER BY n DESC, {}) <= {} \
-             ORDER BY gid, n DESC, {}",
-            order.join(", "),
-            query.limit,
-            order.join(", ")
-        ),
-        Dialect::ClickHouse => format!(
-            "SELECT * FROM ({grouped}) AS g ORDER BY gid, n DESC, {} LIMIT {} BY gid",
-            order.join(", "),
-            query.limit
-        ),
-    })
+    Some(format!(
+        "SELECT * FROM ({grouped}) AS g QUALIFY row_number() OVER (PARTITION BY gid ORDER BY n DESC, {}) <= {} \
+         ORDER BY gid, n DESC, {}",
+        order.join(", "),
+        query.limit,
+        order.join(", ")
+    ))
 }
 
 #[cfg(test)]
