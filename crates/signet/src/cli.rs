@@ -70,6 +70,9 @@ enum Command {
     /// Check proofs offline with nothing but the public key.
     #[command(subcommand)]
     Proof(crate::trust::ProofCommand),
+    /// The ClickHouse store for scale-out: create or migrate its schema.
+    #[command(subcommand)]
+    Clickhouse(crate::clickhouse::ClickhouseCommand),
 }
 
 /// Where a command's data lives.
@@ -305,6 +308,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Archive(args) => crate::archive::archive(args),
         Command::Restore(args) => crate::archive::restore(args),
         Command::Proof(command) => exit_unless(crate::trust::proof(command)?),
+        Command::Clickhouse(command) => crate::clickhouse::run(command),
     }
 }
 

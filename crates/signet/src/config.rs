@@ -75,6 +75,10 @@ pub struct Config {
     /// "s3://bucket/prefix", endpoint, region, allow_http; credentials from the AWS environment
     /// variables). The archive directory is then its working copy, the one queries read.
     pub archive_store: Option<signet_store::archive::ObjectStoreSettings>,
+    /// The ClickHouse store for scale-out (`[clickhouse]`: url, database, user,
+    /// password_file, node); `signet clickhouse init` creates its schema. Serving from it is not
+    /// wired yet (issue 7).
+    pub clickhouse: Option<signet_store::clickhouse::ClickHouseSettings>,
     /// How often the retention policies are applied, in minutes (0: only on demand).
     pub retention_interval_minutes: u64,
     /// Exports written on a schedule (`[[scheduled_export]]` tables: name, kind, format,
@@ -109,6 +113,7 @@ impl Default for Config {
             forward: Vec::new(),
             archive_dir: None,
             archive_store: None,
+            clickhouse: None,
             retention_interval_minutes: 60,
             scheduled_export: Vec::new(),
             activity_exclusions: signet_model::activity::DEFAULT_EXCLUDED_OPERATIONS

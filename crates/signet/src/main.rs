@@ -7,6 +7,7 @@ mod admin;
 mod archive;
 mod bench;
 mod cli;
+mod clickhouse;
 mod config;
 mod demo;
 mod settings;

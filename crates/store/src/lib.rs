@@ -6,6 +6,7 @@
 //! - [`log`]: the append-only, compressed, checksummed event log (the source of truth).
 //! - [`engine`]: the [`EventStore`] trait every column store implements.
 //! - [`duck`]: the DuckDB implementation (the embedded default).
+//! - [`clickhouse`]: the ClickHouse implementation (scale-out), over its HTTP interface.
 //! - [`ingest`]: the write path: bounded queue, group commit, projection into the store.
 //! - [`ledger`]: tamper evidence: per-organisation Merkle trees over the log, signed heads.
 //! - [`verify`]: `signet verify`: recomputes everything from the files and names what is wrong.
@@ -21,6 +22,7 @@
 //! ```
 
 pub mod archive;
+pub mod clickhouse;
 pub mod conformance;
 pub mod disk;
 pub mod duck;

@@ -490,3 +490,28 @@ fn no_secret_reaches_logs_metrics_errors_or_stored_events() {
         }
     }
 }
+
+#[test]
+fn clickhouse_init_creates_and_migrates_the_schema() {
+    let server = signet_store::clickhouse::server();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = ok(signet(&["clickhouse", "init", "--url", &server.url, "--database", "cli_init"], &data));
+    assert!(first.contains("database cli_init: schema version 1"), "{first}");
+    let again = ok(signet(&["clickhouse", "init", "--url", &server.url, "--database", "cli_init"], &data));
+    assert_eq!(first, again, "idempotent");
+    let tables = reqwest::blocking::Client::new()
+        .post(&server.url)
+        .body("SELECT name FROM system.tables WHERE database = 'cli_init' ORDER BY name")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let tables: Vec<&str> = tables.lines().collect();
+    assert_eq!(
+        tables,
+        ["activities", "directory_audits", "signet_applied", "signet_migrations", "signins", "superseded"]
+    );
+    let refused = signet(&["clickhouse", "init", "--url", &server.url, "--database", "no-dashes"], &data);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("letters, digits and _"));
+}

@@ -85,7 +85,7 @@ fn schema_of(columns: &[&Column]) -> Arc<Schema> {
 }
 
 /// The common cells of a stored event, in [`schema::common_columns`] order.
-fn common_cells(e: &StoredEvent) -> [Cell; COMMON_COLUMNS] {
+pub(crate) fn common_cells(e: &StoredEvent) -> [Cell; COMMON_COLUMNS] {
     [
         Cell::Str(e.org.clone()),
         Cell::Str(e.event.id.clone()),

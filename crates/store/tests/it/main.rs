@@ -1,6 +1,8 @@
-//! Store integration tests: the conformance suite on a real DuckDB file, and the engine's
+//! Store integration tests: the conformance suite on a real DuckDB file and a real ClickHouse
+//! server, and the engine's
 //! write path (duplicates, revisions, recovery, overload) on a real data directory.
 
+mod clickhouse;
 mod engine;
 mod tamper;
 

@@ -1,0 +1,98 @@
+//! Private ClickHouse servers for tests and benchmarks, on loopback ports, killed when the
+//! process ends (parent-death signal), their files in a temporary directory:
+//!
+//! - [`server`]: Debian's `clickhouse-server` (18.16);
+//! - [`chdb_server`]: a current ClickHouse engine (PyPI `chdb`) behind a small HTTP shim that
+//!   speaks what [`super::ClickHouseStore`] sends, so the same SQL is checked on both.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::Duration;
+
+/// See [`server`].
+pub struct LocalServer {
+    /// Its HTTP interface.
+    pub url: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Runs `command` from a thread that lives as long as the process (the parent-death signal is
+/// sent when the spawning thread ends), output to `log`.
+fn spawn_for_life(mut command: std::process::Command, log: &Path, what: &'static str) {
+    let log = std::fs::File::create(log).expect("a log file");
+    std::thread::spawn(move || {
+        if let Ok(out) = log.try_clone() {
+            command.stdout(out).stderr(log);
+        }
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+        let _ = child.wait();
+    });
+}
+
+/// Waits until `url` answers `SELECT 1`.
+fn wait_ready(url: &str, log: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let client = reqwest::blocking::Client::new();
+    while client.get(format!("{url}/?query=SELECT%201")).send().map(|r| r.status().is_success()).ok() != Some(true) {
+        assert!(std::time::Instant::now() < deadline, "{url} did not start: {}", log.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The chdb shim of this process (started on first use; needs `python3` with `chdb`).
+pub fn chdb_server() -> &'static LocalServer {
+    static SERVER: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("a temporary directory").keep();
+        let script = dir.join("chdb_http.py");
+        std::fs::write(&script, include_str!("chdb_http.py")).expect("the shim");
+        let mut command = std::process::Command::new("python3");
+        command.arg(&script).arg(port.to_string()).current_dir(&dir);
+        let log = dir.join("chdb.log");
+        spawn_for_life(command, &log, "python3 with chdb (PyPI chdb)");
+        let url = format!("http://127.0.0.1:{port}");
+        wait_ready(&url, &log);
+        LocalServer { url }
+    })
+}
+
+/// Debian's `clickhouse-server` (on the PATH) for this process, started on first use.
+pub fn server() -> &'static LocalServer {
+    static SERVER: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        let (http, tcp) = (free_port(), free_port());
+        let dir = tempfile::tempdir().expect("a temporary directory").keep();
+        let path = dir.display();
+        let config = format!(
+            "<yandex>\n<logger><level>warning</level><console>true</console></logger>\n\
+             <http_port>{http}</http_port><tcp_port>{tcp}</tcp_port><listen_host>127.0.0.1</listen_host>\n\
+             <path>{path}/data/</path><tmp_path>{path}/tmp/</tmp_path>\n\
+             <users_config>{path}/users.xml</users_config>\n\
+             <default_profile>default</default_profile><default_database>default</default_database>\n\
+             <mark_cache_size>268435456</mark_cache_size>\n</yandex>\n"
+        );
+        let users = "<yandex><profiles><default/></profiles><users><default><password/><networks><ip>127.0.0.1</ip>\
+                     </networks><profile>default</profile><quota>default</quota></default></users><quotas><default/>\
+                     </quotas></yandex>";
+        std::fs::write(dir.join("config.xml"), config).expect("config.xml");
+        std::fs::write(dir.join("users.xml"), users).expect("users.xml");
+        let mut command = std::process::Command::new("clickhouse-server");
+        command.arg(format!("--config-file={}", dir.join("config.xml").display()));
+        let log = dir.join("server.log");
+        spawn_for_life(command, &log, "clickhouse-server (Debian package clickhouse-server)");
+        let url = format!("http://127.0.0.1:{http}");
+        wait_ready(&url, &log);
+        LocalServer { url }
+    })
+}

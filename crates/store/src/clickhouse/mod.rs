@@ -1,0 +1,443 @@
+//! The ClickHouse engine (scale-out): the projection of the event log in a ClickHouse
+//! database, spoken to over its HTTP interface, with queries compiled from the same AST as
+//! DuckDB's in the ClickHouse dialect ([`signet_query::sql::Dialect::ClickHouse`]).
+//!
+//! Schema (created and migrated by [`ClickHouseStore::migrate`], versioned in
+//! `signet_migrations`; everything `IF NOT EXISTS`, so reruns are no-ops):
+//!
+//! - one table per log kind with every revision of every event: the kind's typed columns, times
+//!   as epoch microseconds (`Int64`), `ReplacingMergeTree` partitioned by organisation and month,
+//!   ordered by (organisation, event time, id, revision). A batch inserted twice (a retry after
+//!   a timeout) holds the same keys: queries read the tables `FINAL`, so it counts once.
+//! - `superseded`: (organisation, kind, id, revision) of every revision a newer one replaces.
+//!   Lists and reports read the revisions not in it — the latest — so counts are exact whether or
+//!   not ClickHouse has merged anything yet.
+//! - `signet_applied`: the event log positions each node has applied.
+//!
+//! The SQL keeps to what ClickHouse 18.16 (Debian's package) and current releases accept.
+
+use std::io::BufRead;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use signet_model::schema::{self, ColType, Column};
+use signet_model::{Cell, LogKind};
+use signet_query::sql::{self, Dialect};
+use signet_query::{AggQuery, Expr, ListQuery};
+use tracing::debug;
+
+use crate::engine::{EventStore, RevisionRef, StoredEvent, VersionEntry};
+use crate::error::{Result, StoreError};
+use crate::log::RecordPtr;
+
+pub mod local;
+pub use local::{chdb_server, server, LocalServer};
+
+const DIALECT: Dialect = Dialect::ClickHouse;
+
+/// `storage = "clickhouse"` settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseSettings {
+    /// The HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    #[serde(default = "default_database")]
+    pub database: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    /// A file holding the user's password (never the password itself in signet.toml).
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// This node's name: its applied log position is kept under it.
+    #[serde(default = "default_node")]
+    pub node: String,
+}
+
+fn default_database() -> String {
+    "signet".into()
+}
+
+fn default_node() -> String {
+    "node-1".into()
+}
+
+/// Schema migrations, in order: (version, statements). Each statement is idempotent.
+fn migrations() -> Vec<(u32, Vec<String>)> {
+    let mut first = Vec::new();
+    for kind in LogKind::ALL {
+        first.push(create_kind_table(kind));
+    }
+    first.push(
+        "CREATE TABLE IF NOT EXISTS superseded (org_id String, kind UInt8, id String, revision Int64) \
+         ENGINE = ReplacingMergeTree ORDER BY (org_id, kind, id, revision)"
+            .into(),
+    );
+    first.push(
+        "CREATE TABLE IF NOT EXISTS signet_applied (node String, position UInt64) \
+         ENGINE = ReplacingMergeTree ORDER BY (node, position)"
+            .into(),
+    );
+    vec![(1, first)]
+}
+
+/// Columns that are never empty (the rest are `Nullable`).
+fn required(column: &Column) -> bool {
+    matches!(
+        column.name,
+        "org_id" | "id" | "revision" | "content_hash" | "event_time" | "received_at" | "log_pos" | "log_idx"
+    )
+}
+
+fn column_type(column: &Column) -> String {
+    let base = match column.ty {
+        ColType::Str => "String",
+        ColType::Int | ColType::Time => "Int64",
+        ColType::Float => "Float64",
+        ColType::Bool => "UInt8",
+        // Arrays cannot be Nullable: an empty list stands for none.
+        ColType::StrList => return "Array(String)".into(),
+    };
+    if required(column) {
+        base.to_string()
+    } else {
+        format!("Nullable({base})")
+    }
+}
+
+fn create_kind_table(kind: LogKind) -> String {
+    let columns: Vec<String> = schema::all_columns(kind).map(|c| format!("{} {}", c.name, column_type(c))).collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = ReplacingMergeTree \
+         PARTITION BY (org_id, toYYYYMM(toDateTime(intDiv(event_time, 1000000), 'UTC'))) \
+         ORDER BY (org_id, event_time, id, revision)",
+        schema::table(kind),
+        columns.join(", ")
+    )
+}
+
+pub struct ClickHouseStore {
+    http: reqwest::blocking::Client,
+    url: String,
+    database: String,
+    user: Option<String>,
+    password: Option<String>,
+    node: String,
+    queries: AtomicU64,
+}
+
+impl std::fmt::Debug for ClickHouseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseStore").field("url", &self.url).field("database", &self.database).finish()
+    }
+}
+
+fn db_err(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(format!("clickhouse: {what}"))
+}
+
+impl ClickHouseStore {
+    /// Connects, creates the database if needed and migrates the schema.
+    pub fn open(settings: &ClickHouseSettings) -> Result<ClickHouseStore> {
+        if !settings.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || settings.database.is_empty() {
+            return Err(db_err(format!("database name {:?}: letters, digits and _ only", settings.database)));
+        }
+        let password = match &settings.password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path).map_err(crate::error::io_err(path))?.trim_end_matches('\n').to_string(),
+            ),
+            None => None,
+        };
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(db_err)?;
+        let store = ClickHouseStore {
+            http,
+            url: settings.url.trim_end_matches('/').to_string(),
+            database: settings.database.clone(),
+            user: settings.user.clone(),
+            password,
+            node: settings.node.clone(),
+            queries: AtomicU64::new(0),
+        };
+        store.post(None, &format!("CREATE DATABASE IF NOT EXISTS {}", store.database), None)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Applies the migrations not applied yet; returns the schema version.
+    pub fn migrate(&self) -> Result<u32> {
+        self.execute(
+            "CREATE TABLE IF NOT EXISTS signet_migrations (version UInt32, applied_at DateTime) ENGINE = TinyLog",
+        )?;
+        let applied = self.query_json("SELECT max(version) FROM signet_migrations")?;
+        let mut version = applied.first().and_then(|r| r.first()).and_then(Value::as_u64).unwrap_or(0) as u32;
+        for (target, statements) in migrations() {
+            if target <= version {
+                continue;
+            }
+            for statement in statements {
+                self.execute(&statement)?;
+            }
+            self.execute(&format!("INSERT INTO signet_migrations VALUES ({target}, now())"))?;
+            version = target;
+        }
+        Ok(version)
+    }
+
+    /// Sends one statement; `database` scopes it (None: the server's default). Returns the body.
+    fn post(&self, database: Option<&str>, sql: &str, body: Option<String>) -> Result<reqwest::blocking::Response> {
+        let started = std::time::Instant::now();
+        let mut params: Vec<(&str, &str)> = vec![("output_format_json_quote_64bit_integers", "0")];
+        if let Some(db) = database {
+            params.push(("database", db));
+        }
+        let mut request = self.http.post(&self.url).query(&params);
+        request = match body {
+            // Data in the body, the statement in the URL.
+            Some(body) => request.query(&[("query", sql)]).body(body),
+            None => request.body(sql.to_string()),
+        };
+        if let Some(user) = &self.user {
+            request = request.header("X-ClickHouse-User", user);
+        }
+        if let Some(password) = &self.password {
+            request = request.header("X-ClickHouse-Key", password);
+        }
+        let response = request.send().map_err(|e| db_err(format!("{}: {e}", self.url)))?;
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        debug!(sql, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "clickhouse query");
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().unwrap_or_default();
+            return Err(db_err(format!("{status}: {}", text.trim())));
+        }
+        Ok(response)
+    }
+
+    fn execute(&self, sql: &str) -> Result<()> {
+        self.post(Some(&self.database), sql, None)?.text().map_err(db_err)?;
+        Ok(())
+    }
+
+    fn insert(&self, table: &str, rows: &[Value]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut body = String::new();
+        for row in rows {
+            body.push_str(&row.to_string());
+            body.push('\n');
+        }
+        self.post(Some(&self.database), &format!("INSERT INTO {table} FORMAT JSONEachRow"), Some(body))?
+            .text()
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The rows of a query as JSON values (`FORMAT JSONCompact`).
+    fn query_json(&self, sql: &str) -> Result<Vec<Vec<Value>>> {
+        let text =
+            self.post(Some(&self.database), &format!("{sql} FORMAT JSONCompact"), None)?.text().map_err(db_err)?;
+        let mut answer: Value = serde_json::from_str(&text).map_err(|e| db_err(format!("answer: {e}")))?;
+        match answer["data"].take() {
+            Value::Array(rows) => Ok(rows
+                .into_iter()
+                .map(|row| match row {
+                    Value::Array(cells) => cells,
+                    other => vec![other],
+                })
+                .collect()),
+            _ => Err(db_err("an answer without data")),
+        }
+    }
+
+    fn query_cells(&self, sql: &str, types: Option<&[&Column]>) -> Result<Vec<Vec<Cell>>> {
+        Ok(self
+            .query_json(sql)?
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .enumerate()
+                    .map(|(i, v)| to_cell(v, types.and_then(|t| t.get(i)).map(|c| c.ty)))
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// What queries of `org`/`kind` read: the latest revision of each event, once however many
+    /// times a batch was inserted.
+    fn source(org: &str, kind: LogKind) -> String {
+        let table = schema::table(kind);
+        let org = DIALECT.quote_str(org);
+        format!(
+            "(SELECT * FROM {table} FINAL WHERE org_id = {org} AND (id, revision) NOT IN \
+             (SELECT id, revision FROM superseded WHERE org_id = {org} AND kind = {})) AS {table}",
+            kind.code()
+        )
+    }
+
+    /// Queries sent so far (metrics, tests).
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+}
+
+/// One event as a JSONEachRow object.
+fn row_json(e: &StoredEvent) -> Value {
+    let mut row = Map::new();
+    let columns = schema::all_columns(e.event.kind);
+    let cells = crate::duck::arrow::common_cells(e).into_iter().chain(e.event.cells.iter().cloned());
+    for (column, cell) in columns.zip(cells) {
+        let value = match (column.ty, cell) {
+            (ColType::StrList, Cell::List(items)) => json!(items),
+            (ColType::StrList, _) => json!([]),
+            (_, Cell::Null) => Value::Null,
+            (_, Cell::Str(s)) => json!(s),
+            (_, Cell::Int(i)) | (_, Cell::Time(i)) => json!(i),
+            (_, Cell::Float(f)) if f.is_finite() => json!(f),
+            (_, Cell::Float(_)) => Value::Null,
+            (_, Cell::Bool(b)) => json!(u8::from(b)),
+            (_, Cell::List(items)) => json!(items.join(",")),
+        };
+        row.insert(column.name.to_string(), value);
+    }
+    Value::Object(row)
+}
+
+fn to_cell(value: Value, ty: Option<ColType>) -> Cell {
+    match (ty, value) {
+        (_, Value::Null) => Cell::Null,
+        (Some(ColType::Bool), Value::Number(n)) => Cell::Bool(n.as_i64() != Some(0)),
+        (Some(ColType::Time), Value::Number(n)) => n.as_i64().map_or(Cell::Null, Cell::Time),
+        (Some(ColType::Float), Value::Number(n)) => n.as_f64().map_or(Cell::Null, Cell::Float),
+        (_, Value::Number(n)) => match n.as_i64() {
+            Some(i) => Cell::Int(i),
+            None => {
+                n.as_u64().map(|u| Cell::Int(u as i64)).or_else(|| n.as_f64().map(Cell::Float)).unwrap_or(Cell::Null)
+            }
+        },
+        (_, Value::String(s)) => Cell::Str(s),
+        (_, Value::Bool(b)) => Cell::Bool(b),
+        (_, Value::Array(items)) => Cell::List(
+            items
+                .into_iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s),
+                    Value::Null => None,
+                    other => Some(other.to_string()),
+                })
+                .collect(),
+        ),
+        (_, other) => Cell::Str(other.to_string()),
+    }
+}
+
+fn int_of(value: &Value) -> i64 {
+    value.as_i64().or_else(|| value.as_u64().map(|u| u as i64)).unwrap_or(0)
+}
+
+impl EventStore for ClickHouseStore {
+    fn backend(&self) -> &'static str {
+        "clickhouse"
+    }
+
+    fn applied_position(&self) -> Result<u64> {
+        let rows = self.query_json(&format!(
+            "SELECT max(position) FROM signet_applied WHERE node = {}",
+            DIALECT.quote_str(&self.node)
+        ))?;
+        Ok(rows.first().and_then(|r| r.first()).map_or(0, |v| int_of(v) as u64))
+    }
+
+    /// Every revision into its kind's table, the revisions it replaces into `superseded`, then
+    /// the position. A crash or timeout before the position is recorded makes the caller apply
+    /// the batch again: the same keys, read once.
+    fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()> {
+        for kind in LogKind::ALL {
+            let rows: Vec<Value> = events.iter().filter(|e| e.event.kind == kind).map(row_json).collect();
+            self.insert(schema::table(kind), &rows)?;
+        }
+        let superseded: Vec<Value> = events
+            .iter()
+            .filter(|e| e.revision > 1)
+            .flat_map(|e| {
+                (1..e.revision).map(
+                    move |r| json!({ "org_id": e.org, "kind": e.event.kind.code(), "id": e.event.id, "revision": r }),
+                )
+            })
+            .collect();
+        self.insert("superseded", &superseded)?;
+        self.insert("signet_applied", &[json!({ "node": self.node, "position": through })])
+    }
+
+    fn for_each_version(&self, visit: &mut dyn FnMut(VersionEntry<'_>)) -> Result<()> {
+        for kind in LogKind::ALL {
+            // Streamed a row per line: there may be tens of millions.
+            let sql = format!(
+                "SELECT org_id, id, revision, content_hash FROM {} FINAL FORMAT JSONEachRow",
+                schema::table(kind)
+            );
+            let response = self.post(Some(&self.database), &sql, None)?;
+            for line in std::io::BufReader::new(response).lines() {
+                let line = line.map_err(db_err)?;
+                if line.is_empty() {
+                    continue;
+                }
+                let row: Value = serde_json::from_str(&line).map_err(|e| db_err(format!("{e}: {line}")))?;
+                let (Some(org), Some(id)) = (row["org_id"].as_str(), row["id"].as_str()) else { continue };
+                visit(VersionEntry {
+                    org,
+                    kind,
+                    id,
+                    revision: int_of(&row["revision"]) as u32,
+                    content_hash: int_of(&row["content_hash"]) as u64,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self, query: &ListQuery) -> Result<Vec<Vec<Cell>>> {
+        let columns = sql::list_columns(query);
+        let source = Self::source(&query.org, query.kind);
+        let sql = sql::list_sql_from(query, DIALECT, Some(query.limit + 1), &source);
+        self.query_cells(&sql, Some(&columns))
+    }
+
+    fn count(&self, org: &str, kind: LogKind, filter: &Expr) -> Result<u64> {
+        let rows = self.query_cells(&sql::count_sql_from(org, filter, DIALECT, &Self::source(org, kind)), None)?;
+        match rows.first().and_then(|r| r.first()) {
+            Some(Cell::Int(n)) => Ok(*n as u64),
+            other => Err(db_err(format!("count returned {other:?}"))),
+        }
+    }
+
+    fn aggregate(&self, query: &AggQuery) -> Result<Vec<Vec<Cell>>> {
+        self.query_cells(&sql::agg_sql_from(query, DIALECT, &Self::source(&query.org, query.kind)), None)
+    }
+
+    fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>> {
+        let sql = format!(
+            "SELECT revision, content_hash, event_time, received_at, log_pos, log_idx FROM {} FINAL \
+             WHERE org_id = {} AND id = {} ORDER BY revision",
+            schema::table(kind),
+            DIALECT.quote_str(org),
+            DIALECT.quote_str(id)
+        );
+        Ok(self
+            .query_json(&sql)?
+            .iter()
+            .map(|row| RevisionRef {
+                revision: int_of(&row[0]) as u32,
+                content_hash: int_of(&row[1]) as u64,
+                time_us: int_of(&row[2]),
+                received_us: int_of(&row[3]),
+                ptr: RecordPtr { frame_pos: int_of(&row[4]) as u64, index: int_of(&row[5]) as u16 },
+            })
+            .collect())
+    }
+}
