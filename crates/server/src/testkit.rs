@@ -37,6 +37,27 @@ impl TestSignet {
     /// [`TestSignet::start`] with the store's settings (e.g. small log segments).
     pub async fn start_with(data_dir: &Path, config: ServerConfig, ingest: IngestConfig) -> TestSignet {
         let engine = Arc::new(Engine::open(data_dir, ingest).expect("open the store"));
+        TestSignet::start_engine(engine, config).await
+    }
+
+    /// [`TestSignet::start`] over another store than the embedded DuckDB (e.g. ClickHouse).
+    pub async fn start_on(
+        data_dir: &Path,
+        config: ServerConfig,
+        store: Arc<dyn signet_store::EventStore>,
+    ) -> TestSignet {
+        // Opening replays the log into the store: blocking calls, off the async threads.
+        let data_dir = data_dir.to_path_buf();
+        let engine = tokio::task::spawn_blocking(move || {
+            Engine::open_with_store(data_dir, store, IngestConfig::default(), &signet_store::TrustConfig::default())
+        })
+        .await
+        .expect("join")
+        .expect("open the store");
+        TestSignet::start_engine(Arc::new(engine), config).await
+    }
+
+    async fn start_engine(engine: Arc<Engine>, config: ServerConfig) -> TestSignet {
         let directory = Arc::new(Directory::open_in_data_dir(engine.data_dir(), &config.org).expect("directory"));
         if directory.user_by_name(ADMIN.0).is_none() {
             let admin = NewUser {
@@ -74,9 +95,14 @@ impl TestSignet {
 
     /// Stores sign-ins (Graph JSON, one per line) with the ingest key; the status.
     pub async fn post_signins(&self, ndjson: String) -> u16 {
+        self.post_events("/api/v1/signins", ndjson).await
+    }
+
+    /// Stores events (one JSON record per line) at an ingest path with the ingest key; the status.
+    pub async fn post_events(&self, path: &str, ndjson: String) -> u16 {
         let response = self
             .http
-            .post(format!("{}/api/v1/signins", self.base))
+            .post(format!("{}{path}", self.base))
             .bearer_auth(&self.ingest_key)
             .header("content-type", "application/x-ndjson")
             .body(ndjson)

@@ -75,9 +75,11 @@ pub struct Config {
     /// "s3://bucket/prefix", endpoint, region, allow_http; credentials from the AWS environment
     /// variables). The archive directory is then its working copy, the one queries read.
     pub archive_store: Option<signet_store::archive::ObjectStoreSettings>,
+    /// Where `signet serve` keeps the queryable projection: "duckdb" (embedded, the default) or
+    /// "clickhouse" (`[clickhouse]`). The event log stays in the data directory either way.
+    pub storage: String,
     /// The ClickHouse store for scale-out (`[clickhouse]`: url, database, user,
-    /// password_file, node); `signet clickhouse init` creates its schema. Serving from it is not
-    /// wired yet (issue 7).
+    /// password_file, node); `signet clickhouse init` creates its schema.
     pub clickhouse: Option<signet_store::clickhouse::ClickHouseSettings>,
     /// How often the retention policies are applied, in minutes (0: only on demand).
     pub retention_interval_minutes: u64,
@@ -113,6 +115,7 @@ impl Default for Config {
             forward: Vec::new(),
             archive_dir: None,
             archive_store: None,
+            storage: "duckdb".into(),
             clickhouse: None,
             retention_interval_minutes: 60,
             scheduled_export: Vec::new(),

@@ -145,7 +145,8 @@ impl Engine {
         Engine::open_locked(lock, data_dir, store, config, trust)
     }
 
-    /// Opens a data directory's event log with any store, replaying what the store lacks.
+    /// Opens a data directory's event log with any store (e.g. ClickHouse), replaying what the
+    /// store lacks.
     pub fn open_with_store(
         data_dir: PathBuf,
         store: Arc<dyn EventStore>,
@@ -153,6 +154,7 @@ impl Engine {
         trust: &TrustConfig,
     ) -> Result<Engine> {
         std::fs::create_dir_all(&data_dir).map_err(error::io_err(&data_dir))?;
+        check_layout(&data_dir)?;
         let lock = lock_data_dir(&data_dir)?;
         Engine::open_locked(lock, data_dir, store, config, trust)
     }

@@ -5,6 +5,7 @@ mod access;
 mod accounts;
 mod activity;
 mod api;
+mod clickhouse;
 mod explore;
 mod forward;
 mod graph;

@@ -515,3 +515,41 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
     let refused = signet(&["clickhouse", "init", "--url", &server.url, "--database", "no-dashes"], &data);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("letters, digits and _"));
 }
+
+/// `storage = "clickhouse"`: `signet serve` keeps its event log in the data directory and the
+/// queryable projection in ClickHouse; a restart replays nothing twice.
+#[test]
+fn serve_on_clickhouse() {
+    let clickhouse = signet_store::clickhouse::server();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(
+        dir.path().join("signet.toml"),
+        format!("storage = \"clickhouse\"\n[clickhouse]\nurl = \"{}\"\ndatabase = \"serve_test\"\n", clickhouse.url),
+    )
+    .unwrap();
+    let ingest = create_key(&data, &["--name", "loader", "--type", "ingest"]);
+    let read = create_key(&data, &["--name", "cli", "--type", "read", "--role", "GlobalReader"]);
+    let total = |server: &Server| -> i64 {
+        let out = signet_with_key(&["report", "summary", "--days", "10", "--server", &server.base], &data, &read);
+        serde_json::from_str::<serde_json::Value>(&ok(out)).unwrap()["total"].as_i64().unwrap()
+    };
+    let mut server = Server::start(dir.path(), &data);
+    ok(signet_with_key(&["demo", "--signins", "400", "--days", "5", "--server", &server.base], &data, &ingest));
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let first = total(&server);
+    assert!(first >= 400, "{first}");
+    let log = server.log_text();
+    assert!(log.lines().any(|l| l.contains("storage ready") && l.contains("clickhouse")), "{log}");
+    server.stop();
+    let server = Server::start(dir.path(), &data);
+    assert_eq!(total(&server), first, "the same count after a restart");
+    let rows: String = reqwest::blocking::Client::new()
+        .post(&clickhouse.url)
+        .body("SELECT count() FROM serve_test.signins FINAL")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(rows.trim().parse::<i64>().unwrap() >= 400, "the rows are in ClickHouse: {rows}");
+}

@@ -39,14 +39,20 @@ fn spawn_for_life(mut command: std::process::Command, log: &Path, what: &'static
     });
 }
 
-/// Waits until `url` answers `SELECT 1`.
+/// Waits until `url` answers `SELECT 1` (on a thread of its own: the blocking HTTP client must
+/// not be used or dropped on an async thread, and callers may be one).
 fn wait_ready(url: &str, log: &Path) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let client = reqwest::blocking::Client::new();
-    while client.get(format!("{url}/?query=SELECT%201")).send().map(|r| r.status().is_success()).ok() != Some(true) {
-        assert!(std::time::Instant::now() < deadline, "{url} did not start: {}", log.display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let client = reqwest::blocking::Client::new();
+            let ready = || client.get(format!("{url}/?query=SELECT%201")).send().is_ok_and(|r| r.status().is_success());
+            while !ready() {
+                assert!(std::time::Instant::now() < deadline, "{url} did not start: {}", log.display());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+    });
 }
 
 /// The chdb shim of this process (started on first use; needs `python3` with `chdb`).

@@ -118,13 +118,26 @@ fn create_kind_table(kind: LogKind) -> String {
 }
 
 pub struct ClickHouseStore {
-    http: reqwest::blocking::Client,
+    /// Taken in `drop` (see there).
+    http: Option<reqwest::blocking::Client>,
     url: String,
     database: String,
     user: Option<String>,
     password: Option<String>,
     node: String,
     queries: AtomicU64,
+}
+
+impl Drop for ClickHouseStore {
+    fn drop(&mut self) {
+        // The blocking client owns a runtime, which must not be dropped on an async thread (a
+        // server may drop the last engine there): hand it to a thread of its own.
+        if let Some(http) = self.http.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                std::thread::spawn(move || drop(http));
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for ClickHouseStore {
@@ -155,7 +168,7 @@ impl ClickHouseStore {
             .build()
             .map_err(db_err)?;
         let store = ClickHouseStore {
-            http,
+            http: Some(http),
             url: settings.url.trim_end_matches('/').to_string(),
             database: settings.database.clone(),
             user: settings.user.clone(),
@@ -195,7 +208,8 @@ impl ClickHouseStore {
         if let Some(db) = database {
             params.push(("database", db));
         }
-        let mut request = self.http.post(&self.url).query(&params);
+        let http = self.http.as_ref().ok_or_else(|| db_err("the store is closed"))?;
+        let mut request = http.post(&self.url).query(&params);
         request = match body {
             // Data in the body, the statement in the URL.
             Some(body) => request.query(&[("query", sql)]).body(body),
@@ -269,14 +283,15 @@ impl ClickHouseStore {
     }
 
     /// What queries of `org`/`kind` read: the latest revision of each event, once however many
-    /// times a batch was inserted.
+    /// times a batch was inserted (and `archived`, always false: nothing is archived here yet).
     fn source(org: &str, kind: LogKind) -> String {
         let table = schema::table(kind);
         let org = DIALECT.quote_str(org);
         format!(
-            "(SELECT * FROM {table} FINAL WHERE org_id = {org} AND (id, revision) NOT IN \
+            "(SELECT *, 0 AS {archived} FROM {table} FINAL WHERE org_id = {org} AND (id, revision) NOT IN \
              (SELECT id, revision FROM superseded WHERE org_id = {org} AND kind = {})) AS {table}",
-            kind.code()
+            kind.code(),
+            archived = schema::ARCHIVED.name
         )
     }
 
