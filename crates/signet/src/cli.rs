@@ -379,22 +379,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.listen = listen;
     }
     init_logging(&config.log);
-    let engine = match config.storage.as_str() {
-        "duckdb" => Engine::open_with(&config.data_dir, config.ingest_config(), &config.trust_config()),
-        "clickhouse" => {
-            let settings = config.clickhouse.as_ref().context("storage = \"clickhouse\" needs a [clickhouse] table")?;
-            let store = signet_store::clickhouse::ClickHouseStore::open(settings)
-                .with_context(|| format!("connecting to ClickHouse at {}", settings.url))?;
-            Engine::open_with_store(
-                config.data_dir.clone(),
-                Arc::new(store),
-                config.ingest_config(),
-                &config.trust_config(),
-            )
-        }
-        other => bail!("storage = {other:?}: \"duckdb\" (the default) or \"clickhouse\""),
-    };
-    let engine = Arc::new(engine.with_context(|| format!("opening {}", config.data_dir.display()))?);
+    let engine = Arc::new(config.open_engine()?);
     if let Some(url) = &config.publish_heads_url {
         engine.ledger().add_sink(crate::trust::webhook_sink(url.clone())?);
     }

@@ -214,6 +214,29 @@ impl Config {
         signet_server::oidc::Providers::new(&self.oidc, &self.org).map_err(anyhow::Error::msg)
     }
 
+    /// Opens the data directory for serving, with the configured store (`storage`).
+    pub fn open_engine(&self) -> anyhow::Result<signet_store::Engine> {
+        use anyhow::Context;
+        let opened = match self.storage.as_str() {
+            "duckdb" => signet_store::Engine::open_with(&self.data_dir, self.ingest_config(), &self.trust_config()),
+            "clickhouse" => {
+                let settings =
+                    self.clickhouse.as_ref().context("storage = \"clickhouse\" needs a [clickhouse] table")?;
+                let store = signet_store::clickhouse::ClickHouseStore::open(settings)
+                    .with_context(|| format!("connecting to ClickHouse at {}", settings.url))?;
+                let store = std::sync::Arc::new(store);
+                signet_store::Engine::open_with_store(
+                    self.data_dir.clone(),
+                    store,
+                    self.ingest_config(),
+                    &self.trust_config(),
+                )
+            }
+            other => anyhow::bail!("storage = {other:?}: \"duckdb\" (the default) or \"clickhouse\""),
+        };
+        opened.with_context(|| format!("opening {}", self.data_dir.display()))
+    }
+
     /// The archive directory (default `DATA/archive`).
     pub fn archive_dir(&self) -> PathBuf {
         self.archive_dir.clone().unwrap_or_else(|| signet_server::retention::default_archive_dir(&self.data_dir))
