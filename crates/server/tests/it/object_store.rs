@@ -147,10 +147,17 @@ async fn the_archive_is_kept_in_an_object_store_and_rebuilt_from_it() {
     // What an interrupted upload left (a part without its manifest) goes at the next run.
     let stray = "default/signins/2001-01-01/part-00000000000000000007.parquet";
     remote.put_bytes(stray, b"half written".to_vec()).unwrap();
+    // Objects that are not the archive's, under the same prefix, are left alone.
+    let unrelated = "weekly/weekly_20260101-20260108.parquet";
+    remote.put_bytes(unrelated, b"an export".to_vec()).unwrap();
     let again = run(base).await;
     assert!(again.partitions.is_empty(), "{again:?}");
     assert_eq!(again.leftovers_removed, vec![format!("s3://audit/signet/prod/{stray}")]);
     assert_eq!(remote.get_bytes(stray).unwrap(), None);
+    assert_eq!(remote.get_bytes(unrelated).unwrap().as_deref(), Some(&b"an export"[..]));
+    let (_, problems) = verify_archive(&archive, server.engine.data_dir(), &key).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    remote.delete(unrelated).unwrap();
 
     // Another node (or this one after losing its disk) starts with an empty data directory:
     // its working copy is fetched from the bucket and the archived days answer as before.

@@ -281,7 +281,7 @@ impl Archive {
     pub fn sync(&self) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         let Some(remote) = self.remote.as_deref() else { return Ok(report) };
-        let objects: std::collections::BTreeSet<String> = remote.list()?.into_iter().collect();
+        let objects: std::collections::BTreeSet<String> = archive_objects(remote)?.into_iter().collect();
         let local: BTreeMap<String, (PathBuf, Manifest)> =
             self.manifests()?.into_iter().map(|(path, m)| (self.rel(&path), (path, m))).collect();
         for rel in objects.iter().filter(|r| r.ends_with(".json") && !local.contains_key(*r)) {
@@ -370,6 +370,23 @@ impl Archive {
     pub fn parts(&self) -> Result<Vec<ArchivedPart>> {
         self.parts_at(signet_model::time::now_micros())
     }
+}
+
+/// The archive's objects under the store's prefix, as paths relative to it: only keys of the
+/// archive's layout (`<org>/<log>/<YYYY-MM-DD>/part-<position>.parquet|json`), so that anything
+/// else kept under the same prefix (exports, someone's notes) is neither taken for a part nor
+/// deleted as a leftover.
+fn archive_objects(remote: &Remote) -> Result<Vec<String>> {
+    let is_archive_key = |key: &str| {
+        let parts: Vec<&str> = key.split('/').collect();
+        let [_, log, day, file] = parts.as_slice() else { return false };
+        let stem = file.strip_suffix(".parquet").or_else(|| file.strip_suffix(".json"));
+        let position = stem.and_then(|s| s.strip_prefix("part-"));
+        ArchiveLog::parse(log).is_some()
+            && parse_day(day).is_some()
+            && position.is_some_and(|p| p.len() == 20 && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    Ok(remote.list()?.into_iter().filter(|key| is_archive_key(key)).collect())
 }
 
 fn parse_manifest(what: &str, bytes: &[u8]) -> Result<Manifest> {
@@ -549,7 +566,7 @@ fn hot_days(engine: &Engine, org: &str, log: ArchiveLog, before_us: i64) -> Resu
 /// written before its manifest), in the directory and in the object store.
 fn remove_leftovers(archive: &Archive, report: &mut ExpiryReport) -> Result<()> {
     if let Some(remote) = archive.remote() {
-        let objects = remote.list()?;
+        let objects = archive_objects(remote)?;
         let names: std::collections::HashSet<&str> = objects.iter().map(String::as_str).collect();
         for rel in &objects {
             let manifest = rel.strip_suffix(".parquet").map(|stem| format!("{stem}.json"));

@@ -176,7 +176,7 @@ fn verify_remote(
     manifests: &[(PathBuf, Manifest)],
     problems: &mut Vec<ArchiveProblem>,
 ) -> Result<()> {
-    let mut objects: std::collections::BTreeSet<String> = remote.list()?.into_iter().collect();
+    let mut objects: std::collections::BTreeSet<String> = super::archive_objects(remote)?.into_iter().collect();
     for (path, manifest) in manifests {
         let rel = archive.rel(path);
         let part_rel = archive.rel(&path.with_file_name(&manifest.file));
