@@ -416,11 +416,32 @@ impl EventStore for ClickHouseStore {
         Ok(())
     }
 
+    /// Filter, order and limit go into the `FINAL` query itself, not around it: a `FINAL`
+    /// subquery reads and merges every column of every row of the organisation before the
+    /// outer filter and sort (3.9 s against 0.6 s for a 51-row page at 1M sign-ins on 18.16).
     fn list(&self, query: &ListQuery) -> Result<Vec<Vec<Cell>>> {
         let columns = sql::list_columns(query);
-        let source = Self::source(&query.org, query.kind);
-        let sql = sql::list_sql_from(query, DIALECT, Some(query.limit + 1), &source);
-        self.query_cells(&sql, Some(&columns))
+        // `archived` is not a column here (nothing is archived in ClickHouse yet): false.
+        let archived = columns.iter().position(|c| std::ptr::eq(*c, &schema::ARCHIVED));
+        let read: Vec<&'static Column> =
+            columns.iter().copied().filter(|c| !std::ptr::eq(*c, &schema::ARCHIVED)).collect();
+        let direction = if query.order == signet_query::SortOrder::Desc { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {} FROM {table} FINAL WHERE {} AND (id, revision) NOT IN \
+             (SELECT id, revision FROM superseded WHERE org_id = {org} AND kind = {kind}) \
+             ORDER BY event_time {direction}, id {direction} LIMIT {}",
+            sql::select_list(&read, DIALECT),
+            sql::list_where(query, DIALECT),
+            query.limit + 1,
+            table = schema::table(query.kind),
+            org = DIALECT.quote_str(&query.org),
+            kind = query.kind.code(),
+        );
+        let mut rows = self.query_cells(&sql, Some(&read))?;
+        if let Some(at) = archived {
+            rows.iter_mut().for_each(|row| row.insert(at, Cell::Bool(false)));
+        }
+        Ok(rows)
     }
 
     fn count(&self, org: &str, kind: LogKind, filter: &Expr) -> Result<u64> {
