@@ -16,6 +16,12 @@ mod trust;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's allocator: ingest allocates and frees many small strings per event
+/// on one thread and frees them on another, where glibc's arenas spent about a sixth of the
+/// server's CPU (docs/benchmarks.md, "Where the ingest time goes").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     match cli::run(cli) {

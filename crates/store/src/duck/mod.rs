@@ -3,6 +3,7 @@
 //! `revisions` table with every revision's pointer into the log).
 
 pub(crate) mod arrow;
+mod raw;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -35,7 +36,7 @@ pub struct TableDifference {
 }
 
 pub struct DuckStore {
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
     /// Archived parts queries may read. Queries hold it shared while they run; expiry holds it
     /// exclusively while it removes rows and adds their parts, so no reader sees a row twice
@@ -44,6 +45,23 @@ pub struct DuckStore {
     /// The records of the parts read last (records of cut log segments are read from parts;
     /// a page of them usually comes from a few parts).
     part_cache: Mutex<std::collections::VecDeque<(std::path::PathBuf, std::sync::Arc<PartRecords>)>>,
+    /// The database handle every connection above was made from (declared last: dropped last).
+    _database: raw::RawDatabase,
+}
+
+/// The connection that writes: duckdb-rs for most statements, the C API for the projection's
+/// appends (see [`raw`]).
+struct Writer {
+    conn: Connection,
+    raw: raw::RawConnection,
+}
+
+impl std::ops::Deref for Writer {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
 }
 
 type PartRecords = HashMap<(u64, u16), crate::LogRecord>;
@@ -79,25 +97,25 @@ pub(crate) fn create_table_sql(table: &str, columns: &[&Column]) -> String {
 impl DuckStore {
     /// Opens or creates the database file, creating or migrating the schema.
     pub fn open(path: &Path) -> Result<DuckStore> {
-        let conn = Connection::open(path)?;
-        Self::migrate(&conn)?;
-        Ok(DuckStore {
-            writer: Mutex::new(conn),
-            readers: Mutex::new(Vec::new()),
-            archive: Default::default(),
-            part_cache: Default::default(),
-        })
+        let path = path.to_str().ok_or_else(|| StoreError::Database(format!("{} is not UTF-8", path.display())))?;
+        Self::open_at(path)
     }
 
     /// An in-memory database (tests).
     pub fn open_in_memory() -> Result<DuckStore> {
-        let conn = Connection::open_in_memory()?;
+        Self::open_at(":memory:")
+    }
+
+    fn open_at(path: &str) -> Result<DuckStore> {
+        let database = raw::RawDatabase::open(path)?;
+        let conn = database.connection()?;
         Self::migrate(&conn)?;
         Ok(DuckStore {
-            writer: Mutex::new(conn),
+            writer: Mutex::new(Writer { conn, raw: database.raw_connection()? }),
             readers: Mutex::new(Vec::new()),
             archive: Default::default(),
             part_cache: Default::default(),
+            _database: database,
         })
     }
 
@@ -266,7 +284,7 @@ impl DuckStore {
         result
     }
 
-    fn apply_in_transaction(&self, conn: &Connection, events: &[StoredEvent], through: u64) -> Result<()> {
+    fn apply_in_transaction(raw: &raw::RawConnection, events: &[StoredEvent], through: u64) -> Result<()> {
         for kind in LogKind::ALL {
             let of_kind: Vec<&StoredEvent> = events.iter().filter(|e| e.event.kind == kind).collect();
             if of_kind.is_empty() {
@@ -283,27 +301,25 @@ impl DuckStore {
             let mut keep: Vec<usize> = newest.values().copied().collect();
             keep.sort_unstable();
             let superseded: Vec<&StoredEvent> = keep.iter().map(|&i| of_kind[i]).filter(|e| e.revision > 1).collect();
-            delete_older(conn, kind, &superseded)?;
+            delete_older(raw, kind, &superseded)?;
             let rows: Vec<&StoredEvent> = keep.iter().map(|&i| of_kind[i]).collect();
-            let started = std::time::Instant::now();
-            let batch = arrow::kind_batch(kind, &rows)?;
-            let built = started.elapsed();
-            let mut appender = conn.appender(schema::table(kind))?;
-            appender.append_record_batch(batch)?;
-            appender.flush()?;
-            debug!(kind = %kind, rows = rows.len(), arrow_ms = built.as_millis() as u64, append_ms = (started.elapsed() - built).as_millis() as u64, "applied");
+            let mut appender = raw.appender(schema::table(kind))?;
+            for chunk in rows.chunks(raw::CHUNK_ROWS) {
+                appender.append(&arrow::kind_batch(kind, chunk)?)?;
+            }
+            appender.close()?;
         }
-        let mut appender = conn.appender("revisions")?;
-        appender.append_record_batch(arrow::revisions_batch(events)?)?;
-        appender.flush()?;
-        drop(appender);
-        conn.execute("UPDATE signet_meta SET value = ? WHERE key = 'applied_position'", [through.to_string()])?;
-        Ok(())
+        let mut appender = raw.appender("revisions")?;
+        for chunk in events.chunks(raw::CHUNK_ROWS) {
+            appender.append(&arrow::revisions_batch(chunk)?)?;
+        }
+        appender.close()?;
+        raw.execute(&format!("UPDATE signet_meta SET value = '{through}' WHERE key = 'applied_position'"))
     }
 }
 
 /// Removes the hot rows that newer revisions replace.
-fn delete_older(conn: &Connection, kind: LogKind, newer: &[&StoredEvent]) -> Result<()> {
+fn delete_older(raw: &raw::RawConnection, kind: LogKind, newer: &[&StoredEvent]) -> Result<()> {
     let mut by_org: HashMap<&str, Vec<&str>> = HashMap::new();
     for e in newer {
         by_org.entry(e.org.as_str()).or_default().push(e.event.id.as_str());
@@ -311,7 +327,7 @@ fn delete_older(conn: &Connection, kind: LogKind, newer: &[&StoredEvent]) -> Res
     for (org, ids) in by_org {
         for chunk in ids.chunks(1000) {
             let list: Vec<String> = chunk.iter().map(|id| DIALECT.quote_str(id)).collect();
-            conn.execute_batch(&format!(
+            raw.execute(&format!(
                 "DELETE FROM {} WHERE org_id = {} AND id IN ({})",
                 schema::table(kind),
                 DIALECT.quote_str(org),
@@ -375,13 +391,13 @@ impl EventStore for DuckStore {
     }
 
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()> {
-        let conn = self.writer.lock();
+        let writer = self.writer.lock();
         let started = std::time::Instant::now();
-        conn.execute_batch("BEGIN TRANSACTION")?;
-        match self.apply_in_transaction(&conn, events, through) {
+        writer.raw.execute("BEGIN TRANSACTION")?;
+        match Self::apply_in_transaction(&writer.raw, events, through) {
             Ok(()) => {
                 let applied = started.elapsed();
-                conn.execute_batch("COMMIT")?;
+                writer.raw.execute("COMMIT")?;
                 debug!(
                     events = events.len(),
                     apply_ms = applied.as_millis() as u64,
@@ -391,7 +407,7 @@ impl EventStore for DuckStore {
                 Ok(())
             }
             Err(err) => {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = writer.raw.execute("ROLLBACK");
                 Err(err)
             }
         }
