@@ -46,10 +46,12 @@ impl TestSignet {
         config: ServerConfig,
         store: Arc<dyn signet_store::EventStore>,
     ) -> TestSignet {
-        // Opening replays the log into the store: blocking calls, off the async threads.
+        // Opening replays the log into the store: blocking calls, off the async threads. A store
+        // other than the embedded one lags in the log, as with `storage = "clickhouse"`.
         let data_dir = data_dir.to_path_buf();
+        let ingest = IngestConfig { lag_in_log: true, ..IngestConfig::default() };
         let engine = tokio::task::spawn_blocking(move || {
-            Engine::open_with_store(data_dir, store, IngestConfig::default(), &signet_store::TrustConfig::default())
+            Engine::open_with_store(data_dir, store, ingest, &signet_store::TrustConfig::default())
         })
         .await
         .expect("join")

@@ -225,12 +225,9 @@ impl Config {
                 let store = signet_store::clickhouse::ClickHouseStore::open(settings)
                     .with_context(|| format!("connecting to ClickHouse at {}", settings.url))?;
                 let store = std::sync::Arc::new(store);
-                signet_store::Engine::open_with_store(
-                    self.data_dir.clone(),
-                    store,
-                    self.ingest_config(),
-                    &self.trust_config(),
-                )
+                // ClickHouse may be unreachable for a while: keep acknowledging into the log.
+                let ingest = signet_store::IngestConfig { lag_in_log: true, ..self.ingest_config() };
+                signet_store::Engine::open_with_store(self.data_dir.clone(), store, ingest, &self.trust_config())
             }
             other => anyhow::bail!("storage = {other:?}: \"duckdb\" (the default) or \"clickhouse\""),
         };

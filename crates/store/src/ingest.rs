@@ -8,8 +8,15 @@
 //! ```
 //! A request is answered only after its events are fsync'd. When the queue is full, `submit`
 //! fails at once with [`StoreError::Overloaded`] (the HTTP layer answers 503 + Retry-After);
-//! nothing is dropped silently. A slow projector blocks the writer, which fills the queue: the
-//! back-pressure reaches the client instead of memory.
+//! nothing is dropped silently.
+//!
+//! What a slow store does depends on [`IngestConfig::lag_in_log`]. Without it (the embedded
+//! store) a slow projector holds the writer back, which fills the queue: the back-pressure reaches
+//! the client instead of memory, and what is acknowledged is visible within about a second. With
+//! it (a remote store such as ClickHouse, which may be unreachable for a while) the writer keeps
+//! acknowledging; beyond `max_unprojected_events` it stops handing events to the projector, which
+//! then reads them back from the event log once the store takes writes again. The log, bounded by
+//! the disk thresholds, holds the backlog; the lag is in the metrics.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -52,6 +59,9 @@ pub struct IngestConfig {
     /// Event log segments are closed past this size (only closed segments can be cut once
     /// archived).
     pub segment_bytes: u64,
+    /// Keep acknowledging while the store is behind or unreachable; the projector catches up
+    /// from the event log (see the module documentation).
+    pub lag_in_log: bool,
 }
 
 impl Default for IngestConfig {
@@ -65,6 +75,7 @@ impl Default for IngestConfig {
             max_in_flight_bytes: 256 << 20,
             disk: crate::disk::DiskPolicy::default(),
             segment_bytes: crate::log::SEGMENT_TARGET_BYTES,
+            lag_in_log: false,
         }
     }
 }
@@ -100,6 +111,29 @@ pub struct IngestMetrics {
 
 /// How long a commit waits for the projection to catch up before it is refused with 503.
 const PROJECTION_WAIT: Duration = Duration::from_secs(3);
+
+/// Records per store batch when the projector reads its backlog from the log.
+const LOG_BATCH_RECORDS: usize = 20_000;
+
+/// What the writer hands the projector after a commit.
+enum Committed {
+    /// A group's events, which the log holds from position `start` to `end`.
+    Events { events: Vec<StoredEvent>, start: u64, end: u64 },
+    /// Committed events are in the log only: read them from there.
+    InLog,
+}
+
+/// State the writer and the projector share.
+#[derive(Default)]
+struct Handoff {
+    /// Events handed over in `Committed::Events` and not yet taken by the projector.
+    queued: AtomicUsize,
+    /// A `Committed::InLog` is on its way (one at a time is enough).
+    in_log_sent: std::sync::atomic::AtomicBool,
+    /// Shutting down: a store that fails is not retried any longer (the log has the events; the
+    /// next start applies them).
+    stopping: std::sync::atomic::AtomicBool,
+}
 
 fn kind_index(kind: LogKind) -> usize {
     kind.code() as usize - 1
@@ -168,6 +202,7 @@ pub struct Pipeline {
     config: IngestConfig,
     metrics: Arc<IngestMetrics>,
     projected: Arc<(Mutex<u64>, Condvar)>,
+    handoff: Arc<Handoff>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -184,26 +219,35 @@ impl Pipeline {
         // Unbounded on purpose: what it holds is bounded by `max_unprojected_events` (the writer
         // commits nothing more while the projection is that far behind), and a writer that
         // blocked here while the store cannot take events would hang every request.
-        let (ptx, prx) = mpsc::channel::<(Vec<StoredEvent>, u64)>();
+        let (ptx, prx) = mpsc::channel::<Committed>();
+        let handoff = Arc::new(Handoff::default());
         let projected = Arc::new((Mutex::new(log.end()), Condvar::new()));
         metrics.log_end.store(log.end(), Ordering::Relaxed);
         metrics.applied.store(log.end(), Ordering::Relaxed);
 
         let writer = {
-            let (metrics, config) = (metrics.clone(), config.clone());
+            let (metrics, config, log, handoff) = (metrics.clone(), config.clone(), log.clone(), handoff.clone());
             std::thread::Builder::new()
                 .name("signet-writer".into())
-                .spawn(move || writer_loop(rx, ptx, log, ledger, index, config, metrics))
+                .spawn(move || writer_loop(rx, ptx, log, ledger, index, config, metrics, handoff))
                 .expect("spawn writer thread")
         };
         let projector = {
-            let (metrics, config, projected) = (metrics.clone(), config.clone(), projected.clone());
+            let (metrics, config, projected, handoff) =
+                (metrics.clone(), config.clone(), projected.clone(), handoff.clone());
             std::thread::Builder::new()
                 .name("signet-projector".into())
-                .spawn(move || projector_loop(prx, store, config, metrics, projected))
+                .spawn(move || projector_loop(prx, store, log, config, metrics, projected, handoff))
                 .expect("spawn projector thread")
         };
-        Pipeline { tx: Mutex::new(Some(tx)), config, metrics, projected, threads: Mutex::new(vec![writer, projector]) }
+        Pipeline {
+            tx: Mutex::new(Some(tx)),
+            config,
+            metrics,
+            projected,
+            handoff,
+            threads: Mutex::new(vec![writer, projector]),
+        }
     }
 
     /// Queues events of one organisation; the receiver resolves once they are durable.
@@ -276,6 +320,7 @@ impl Pipeline {
     /// Stops accepting, drains the queue, applies everything, and joins the threads.
     pub fn shutdown(&self) {
         self.tx.lock().take();
+        self.handoff.stopping.store(true, Ordering::Release);
         for handle in self.threads.lock().drain(..) {
             let _ = handle.join();
         }
@@ -288,14 +333,16 @@ impl Drop for Pipeline {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn writer_loop(
     rx: Receiver<Request>,
-    ptx: mpsc::Sender<(Vec<StoredEvent>, u64)>,
+    ptx: mpsc::Sender<Committed>,
     log: Arc<EventLog>,
     ledger: Arc<Ledger>,
     mut index: VersionIndex,
     config: IngestConfig,
     metrics: Arc<IngestMetrics>,
+    handoff: Arc<Handoff>,
 ) {
     while let Ok(first) = rx.recv() {
         // Hold back while the projection is far behind, but not forever: a store that cannot
@@ -303,7 +350,7 @@ fn writer_loop(
         // of requests that hang.
         let waiting = Instant::now();
         let mut behind = false;
-        while metrics.unprojected.load(Ordering::Acquire) > config.max_unprojected_events {
+        while !config.lag_in_log && metrics.unprojected.load(Ordering::Acquire) > config.max_unprojected_events {
             if waiting.elapsed() > PROJECTION_WAIT {
                 behind = true;
                 break;
@@ -382,17 +429,20 @@ fn writer_loop(
             outcomes.push(outcome);
             replies.push(request.reply);
         }
-        let result = if records.is_empty() { Ok((Vec::new(), log.end())) } else { log.append(&records) };
+        let start = log.end();
+        let result = if records.is_empty() { Ok((Vec::new(), start)) } else { log.append(&records) };
         metrics.in_flight.fetch_sub(group_events, Ordering::AcqRel);
         metrics.in_flight_bytes.fetch_sub(group_bytes, Ordering::AcqRel);
         match result {
             Ok((pointers, end)) => {
+                // Counted before the end moves: the projector may read the log up to it at once.
+                metrics.unprojected.fetch_add(records.len(), Ordering::AcqRel);
                 if !records.is_empty() {
                     ledger.append(&records, &pointers, end);
                 }
                 metrics.commits.fetch_add(1, Ordering::Relaxed);
                 metrics.commit_micros_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                metrics.log_end.store(end, Ordering::Relaxed);
+                metrics.log_end.store(end, Ordering::Release);
                 for (record, _) in records.iter().zip(&pointers) {
                     metrics.accepted[kind_index(record.kind)].fetch_add(1, Ordering::Relaxed);
                     if record.revision > 1 {
@@ -413,8 +463,19 @@ fn writer_loop(
                         event,
                     })
                     .collect();
-                metrics.unprojected.fetch_add(events.len(), Ordering::AcqRel);
-                if !events.is_empty() && ptx.send((events, end)).is_err() {
+                let message = if events.is_empty() {
+                    None
+                } else if config.lag_in_log
+                    && handoff.queued.load(Ordering::Acquire) + events.len() > config.max_unprojected_events
+                {
+                    // The store is behind: these stay in the log only, and the projector reads
+                    // them from there.
+                    (!handoff.in_log_sent.swap(true, Ordering::AcqRel)).then_some(Committed::InLog)
+                } else {
+                    handoff.queued.fetch_add(events.len(), Ordering::AcqRel);
+                    Some(Committed::Events { events, start, end })
+                };
+                if message.is_some_and(|m| ptx.send(m).is_err()) {
                     error!("projector is gone; committed events will be applied at the next start");
                 }
             }
@@ -447,40 +508,74 @@ fn writer_loop(
 }
 
 fn projector_loop(
-    prx: Receiver<(Vec<StoredEvent>, u64)>,
+    prx: Receiver<Committed>,
     store: Arc<dyn EventStore>,
+    log: Arc<EventLog>,
     config: IngestConfig,
     metrics: Arc<IngestMetrics>,
     projected: Arc<(Mutex<u64>, Condvar)>,
+    handoff: Arc<Handoff>,
 ) {
+    let mut applied = *projected.0.lock();
+    let published = |position: u64| {
+        metrics.applied.store(position, Ordering::Relaxed);
+        let (lock, condvar) = &*projected;
+        *lock.lock() = position;
+        condvar.notify_all();
+    };
+    // Events handed over, in log order, and the log position just past them.
     let mut pending: Vec<StoredEvent> = Vec::new();
-    let mut through = 0u64;
+    let mut next = applied;
+    // Whether committed events beyond `next` are in the log only.
+    let mut behind = false;
     let mut deadline: Option<Instant> = None;
     let mut disconnected = false;
     loop {
         let wait = deadline.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
         match prx.recv_timeout(wait) {
-            Ok((events, end)) => {
-                if pending.is_empty() {
-                    deadline = Some(Instant::now() + config.projection_interval);
+            Ok(Committed::Events { mut events, start, end }) => {
+                handoff.queued.fetch_sub(events.len(), Ordering::AcqRel);
+                if start > next {
+                    behind = true;
                 }
-                pending.extend(events);
-                through = end;
-                if pending.len() < config.projection_max_events {
-                    continue;
+                if !behind && end > next {
+                    // A log catch-up may have ended inside this group (it reads whole frames).
+                    events.retain(|e| e.ptr.frame_pos >= next);
+                    if pending.is_empty() {
+                        deadline = Some(Instant::now() + config.projection_interval);
+                    }
+                    pending.extend(events);
+                    next = end;
+                    if pending.len() < config.projection_max_events {
+                        continue;
+                    }
                 }
+            }
+            Ok(Committed::InLog) => {
+                handoff.in_log_sent.store(false, Ordering::Release);
+                behind = true;
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => disconnected = true,
         }
         if !pending.is_empty() {
-            apply_with_retry(&*store, &pending, through, &metrics);
+            if !apply_with_retry(&*store, &pending, next, &metrics, &handoff.stopping) {
+                break;
+            }
             metrics.unprojected.fetch_sub(pending.len(), Ordering::AcqRel);
             pending.clear();
-            metrics.applied.store(through, Ordering::Relaxed);
-            let (lock, condvar) = &*projected;
-            *lock.lock() = through;
-            condvar.notify_all();
+            applied = next;
+            published(applied);
+        }
+        if behind && !disconnected {
+            // Everything committed so far, from the log (a store that was down or slow).
+            let Some(reached) = catch_up_from_log(&log, &*store, applied, &metrics, &published, &handoff.stopping)
+            else {
+                break;
+            };
+            applied = reached;
+            next = applied;
+            behind = false;
         }
         deadline = None;
         if disconnected {
@@ -490,19 +585,88 @@ fn projector_loop(
     info!("projector stopped");
 }
 
-/// The store must eventually take every committed event: retry with back-off (the events are
-/// safe in the log meanwhile, and the writer is held back by the bounded channel).
-fn apply_with_retry(store: &dyn EventStore, events: &[StoredEvent], through: u64, metrics: &IngestMetrics) {
+/// Applies what the log holds from `from` up to its current end; returns the position reached,
+/// or `None` when it stopped short because the pipeline is shutting down.
+fn catch_up_from_log(
+    log: &EventLog,
+    store: &dyn EventStore,
+    mut from: u64,
+    metrics: &IngestMetrics,
+    published: &dyn Fn(u64),
+    stopping: &std::sync::atomic::AtomicBool,
+) -> Option<u64> {
     let mut delay = Duration::from_millis(50);
     loop {
-        match store.apply(events, through) {
-            Ok(()) => return,
+        let target = metrics.log_end.load(Ordering::Acquire);
+        if from >= target {
+            return Some(from);
+        }
+        let batch = log.read_batch(from, target, LOG_BATCH_RECORDS).and_then(|(records, through)| {
+            let events = records
+                .iter()
+                .map(|(ptr, record)| crate::stored_event(*ptr, record))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((events, through))
+        });
+        match batch {
+            Ok((events, through)) => {
+                if !apply_with_retry(store, &events, through, metrics, stopping) {
+                    return None;
+                }
+                metrics.unprojected.fetch_sub(events.len(), Ordering::AcqRel);
+                from = through;
+                published(from);
+                delay = Duration::from_millis(50);
+            }
             Err(err) => {
+                // The log is the durable copy; a read that fails is retried, not skipped.
                 metrics.apply_errors.fetch_add(1, Ordering::Relaxed);
-                warn!(error = %err, events = events.len(), retry_in_ms = delay.as_millis() as u64, "applying events to the store failed");
-                std::thread::sleep(delay);
+                error!(error = %err, position = from, "reading the event log to catch up failed");
+                if !pause(delay, stopping) {
+                    return None;
+                }
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
     }
+}
+
+/// The store must eventually take every committed event: retry with back-off (the events are
+/// safe in the log meanwhile, and the writer is held back by the bounded channel). Gives up only
+/// when the pipeline is shutting down (`false`): the next start applies them from the log.
+fn apply_with_retry(
+    store: &dyn EventStore,
+    events: &[StoredEvent],
+    through: u64,
+    metrics: &IngestMetrics,
+    stopping: &std::sync::atomic::AtomicBool,
+) -> bool {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match store.apply(events, through) {
+            Ok(()) => return true,
+            Err(err) => {
+                metrics.apply_errors.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %err, events = events.len(), retry_in_ms = delay.as_millis() as u64, "applying events to the store failed");
+                if !pause(delay, stopping) {
+                    warn!(events = events.len(), "stopping with events not applied to the store; the event log has them and the next start applies them");
+                    return false;
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Sleeps `delay`, or less if the pipeline starts shutting down (`false` then).
+fn pause(delay: Duration, stopping: &std::sync::atomic::AtomicBool) -> bool {
+    let until = Instant::now() + delay;
+    while !stopping.load(Ordering::Acquire) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+    false
 }

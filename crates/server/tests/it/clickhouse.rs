@@ -229,3 +229,72 @@ async fn duckdb_and_clickhouse_give_the_same_answers() {
     duck.shutdown().await;
     click.shutdown().await;
 }
+
+/// A `signet_*` gauge or counter from the metrics page.
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in the metrics"))
+}
+
+/// Sign-ins stored, by the summary report over the whole data.
+async fn total_signins(signet: &TestSignet) -> u64 {
+    let (status, body) = signet.get("/api/v1/reports/summary?from=2026-01-01T00:00:00Z&to=2026-12-31T00:00:00Z").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["total"].as_u64().unwrap()
+}
+
+/// ClickHouse down for a while: the node keeps acknowledging into its event log (more events
+/// than the projector keeps in memory), the lag shows in the metrics, and once ClickHouse is
+/// back the node catches up from its log: every event there exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_keeps_acknowledging_while_clickhouse_is_down_and_catches_up() {
+    let clickhouse = tokio::task::spawn_blocking(signet_store::clickhouse::local::OwnedServer::start).await.unwrap();
+    let settings = ClickHouseSettings {
+        url: clickhouse.server.url.clone(),
+        database: "outage".into(),
+        user: None,
+        password_file: None,
+        node: "node-1".into(),
+    };
+    let store = tokio::task::spawn_blocking(move || ClickHouseStore::open(&settings).unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig { retention_interval: None, ..ServerConfig::default() };
+    let signet = TestSignet::start_on(dir.path(), config, Arc::new(store)).await;
+    let all = signins(31_000);
+    assert_eq!(signet.post_signins(all[..1000].join("\n")).await, 200);
+    signet.settle().await;
+    assert_eq!(total_signins(&signet).await, 1000);
+
+    let clickhouse = Arc::new(clickhouse);
+    let stopping = clickhouse.clone();
+    tokio::task::spawn_blocking(move || stopping.kill()).await.unwrap();
+    // 30,000 more while it is down: beyond the 25,000 the projector keeps in memory.
+    for chunk in all[1000..].chunks(1000) {
+        assert_eq!(signet.post_signins(chunk.join("\n")).await, 200, "acknowledged while ClickHouse is down");
+    }
+    let (_, page) = signet.get("/metrics").await;
+    // The sign-ins, and Signet's own access-log records of the reads made meanwhile.
+    assert!(metric(&page, "signet_projection_lag_events") >= 30_000.0, "{page}");
+    assert!(metric(&page, "signet_projection_lag_bytes") > 0.0);
+    assert!(metric(&page, "signet_store_apply_errors_total") > 0.0);
+
+    let starting = clickhouse.clone();
+    tokio::task::spawn_blocking(move || starting.restart()).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (_, page) = signet.get("/metrics").await;
+        if metric(&page, "signet_projection_lag_events") == 0.0 {
+            assert_eq!(metric(&page, "signet_projection_lag_bytes"), 0.0);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no catch-up within 120 s: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(total_signins(&signet).await, 31_000, "every event exactly once");
+    // Re-sent after the catch-up: duplicates, not new events.
+    assert_eq!(signet.post_signins(all[20_000..21_000].join("\n")).await, 200);
+    signet.settle().await;
+    assert_eq!(total_signins(&signet).await, 31_000);
+}

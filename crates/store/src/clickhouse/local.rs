@@ -20,9 +20,10 @@ fn free_port() -> u16 {
 }
 
 /// Runs `command` from a thread that lives as long as the process (the parent-death signal is
-/// sent when the spawning thread ends), output to `log`.
-fn spawn_for_life(mut command: std::process::Command, log: &Path, what: &'static str) {
-    let log = std::fs::File::create(log).expect("a log file");
+/// sent when the spawning thread ends), output to `log`; returns its process id.
+fn spawn_for_life(mut command: std::process::Command, log: &Path, what: &'static str) -> u32 {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("a log file");
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         if let Ok(out) = log.try_clone() {
             command.stdout(out).stderr(log);
@@ -35,8 +36,10 @@ fn spawn_for_life(mut command: std::process::Command, log: &Path, what: &'static
             });
         }
         let mut child = command.spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+        let _ = pid_tx.send(child.id());
         let _ = child.wait();
     });
+    pid_rx.recv().unwrap_or_else(|_| panic!("{what} did not start"))
 }
 
 /// Waits until `url` answers `SELECT 1` (on a thread of its own: the blocking HTTP client must
@@ -75,8 +78,20 @@ pub fn chdb_server() -> &'static LocalServer {
 
 /// Debian's `clickhouse-server` (on the PATH) for this process, started on first use.
 pub fn server() -> &'static LocalServer {
-    static SERVER: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
-    SERVER.get_or_init(|| {
+    static SERVER: std::sync::OnceLock<OwnedServer> = std::sync::OnceLock::new();
+    &SERVER.get_or_init(OwnedServer::start).server
+}
+
+/// A `clickhouse-server` of one's own, which a test may kill and start again (same files, same
+/// ports).
+pub struct OwnedServer {
+    pub server: LocalServer,
+    dir: std::path::PathBuf,
+    pid: std::sync::Mutex<Option<u32>>,
+}
+
+impl OwnedServer {
+    pub fn start() -> OwnedServer {
         let (http, tcp) = (free_port(), free_port());
         let dir = tempfile::tempdir().expect("a temporary directory").keep();
         let path = dir.display();
@@ -93,12 +108,46 @@ pub fn server() -> &'static LocalServer {
                      </quotas></yandex>";
         std::fs::write(dir.join("config.xml"), config).expect("config.xml");
         std::fs::write(dir.join("users.xml"), users).expect("users.xml");
+        let owned = OwnedServer {
+            server: LocalServer { url: format!("http://127.0.0.1:{http}") },
+            dir,
+            pid: std::sync::Mutex::new(None),
+        };
+        owned.run();
+        owned
+    }
+
+    fn run(&self) {
         let mut command = std::process::Command::new("clickhouse-server");
-        command.arg(format!("--config-file={}", dir.join("config.xml").display()));
-        let log = dir.join("server.log");
-        spawn_for_life(command, &log, "clickhouse-server (Debian package clickhouse-server)");
-        let url = format!("http://127.0.0.1:{http}");
-        wait_ready(&url, &log);
-        LocalServer { url }
-    })
+        command.arg(format!("--config-file={}", self.dir.join("config.xml").display()));
+        let log = self.dir.join("server.log");
+        let pid = spawn_for_life(command, &log, "clickhouse-server (Debian package clickhouse-server)");
+        *self.pid.lock().expect("pid") = Some(pid);
+        wait_ready(&self.server.url, &log);
+    }
+
+    /// Kills the server (SIGKILL) and waits until its port is closed.
+    pub fn kill(&self) {
+        let Some(pid) = self.pid.lock().expect("pid").take() else { return };
+        // SAFETY: a plain kill(2) of our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let address = self.server.url.trim_start_matches("http://").to_string();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&address).is_ok() {
+            assert!(std::time::Instant::now() < deadline, "clickhouse-server {pid} did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts it again on the same files and ports.
+    pub fn restart(&self) {
+        self.kill();
+        self.run();
+    }
+}
+
+impl Drop for OwnedServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
