@@ -325,7 +325,7 @@ pub fn count_sql_from(org: &str, filter: &Expr, dialect: Dialect, source: &str) 
 
 /// The columns an aggregation's groups and measures read (not the filter's: it is applied
 /// before the projection).
-fn aggregation_columns(query: &AggQuery) -> Vec<&'static Column> {
+pub fn aggregation_columns(query: &AggQuery) -> Vec<&'static Column> {
     let mut out: Vec<&'static Column> = Vec::new();
     for group in &query.group_by {
         match group {

@@ -602,10 +602,8 @@ fn catch_up_from_log(
             return Some(from);
         }
         let batch = log.read_batch(from, target, LOG_BATCH_RECORDS).and_then(|(records, through)| {
-            let events = records
-                .iter()
-                .map(|(ptr, record)| crate::stored_event(*ptr, record))
-                .collect::<Result<Vec<_>>>()?;
+            let events =
+                records.iter().map(|(ptr, record)| crate::stored_event(*ptr, record)).collect::<Result<Vec<_>>>()?;
             Ok((events, through))
         });
         match batch {

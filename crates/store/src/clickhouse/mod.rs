@@ -284,12 +284,27 @@ impl ClickHouseStore {
 
     /// What queries of `org`/`kind` read: the latest revision of each event, once however many
     /// times a batch was inserted (and `archived`, always false: nothing is archived here yet).
-    fn source(org: &str, kind: LogKind) -> String {
+    ///
+    /// The query's own filter goes into the `FINAL` query too (the outer query applies it again,
+    /// harmlessly): `FINAL` only collapses identical re-inserted rows, which a filter takes or
+    /// leaves together, so filtering first gives the same rows while reading only the granules the
+    /// time range and key reach. Only `columns` (with the key) are read, not every column.
+    fn source(org: &str, kind: LogKind, filter: &Expr, columns: &[&'static Column]) -> String {
         let table = schema::table(kind);
-        let org = DIALECT.quote_str(org);
+        let quoted = DIALECT.quote_str(org);
+        let mut read: Vec<&str> = vec!["org_id", "id", "revision", "event_time"];
+        let mut wanted = columns.to_vec();
+        filter.columns(&mut wanted);
+        for column in wanted {
+            if !std::ptr::eq(column, &schema::ARCHIVED) && !read.contains(&column.name) {
+                read.push(column.name);
+            }
+        }
         format!(
-            "(SELECT *, 0 AS {archived} FROM {table} FINAL WHERE org_id = {org} AND (id, revision) NOT IN \
-             (SELECT id, revision FROM superseded WHERE org_id = {org} AND kind = {})) AS {table}",
+            "(SELECT {}, 0 AS {archived} FROM {table} FINAL WHERE org_id = {quoted} AND {} AND (id, revision) NOT IN \
+             (SELECT id, revision FROM superseded WHERE org_id = {quoted} AND kind = {})) AS {table}",
+            read.join(", "),
+            sql::compile_expr(filter, DIALECT),
             kind.code(),
             archived = schema::ARCHIVED.name
         )
@@ -445,7 +460,8 @@ impl EventStore for ClickHouseStore {
     }
 
     fn count(&self, org: &str, kind: LogKind, filter: &Expr) -> Result<u64> {
-        let rows = self.query_cells(&sql::count_sql_from(org, filter, DIALECT, &Self::source(org, kind)), None)?;
+        let source = Self::source(org, kind, filter, &[]);
+        let rows = self.query_cells(&sql::count_sql_from(org, filter, DIALECT, &source), None)?;
         match rows.first().and_then(|r| r.first()) {
             Some(Cell::Int(n)) => Ok(*n as u64),
             other => Err(db_err(format!("count returned {other:?}"))),
@@ -453,7 +469,14 @@ impl EventStore for ClickHouseStore {
     }
 
     fn aggregate(&self, query: &AggQuery) -> Result<Vec<Vec<Cell>>> {
-        self.query_cells(&sql::agg_sql_from(query, DIALECT, &Self::source(&query.org, query.kind)), None)
+        let mut columns = sql::aggregation_columns(query);
+        for group in &query.group_by {
+            if let signet_query::GroupBy::Unnest(list) = group {
+                columns.push(list);
+            }
+        }
+        let source = Self::source(&query.org, query.kind, &query.filter, &columns);
+        self.query_cells(&sql::agg_sql_from(query, DIALECT, &source), None)
     }
 
     fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>> {

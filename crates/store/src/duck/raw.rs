@@ -169,7 +169,10 @@ impl ArrowAppender<'_> {
     /// Appends a batch of at most [`CHUNK_ROWS`] rows whose columns are the table's, in order.
     pub(crate) fn append(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() > CHUNK_ROWS {
-            return Err(StoreError::Database(format!("an Arrow chunk of {} rows (at most {CHUNK_ROWS})", batch.num_rows())));
+            return Err(StoreError::Database(format!(
+                "an Arrow chunk of {} rows (at most {CHUNK_ROWS})",
+                batch.num_rows()
+            )));
         }
         if self.converted.is_null() {
             let mut schema = FFI_ArrowSchema::try_from(batch.schema().as_ref())
