@@ -13,10 +13,12 @@
 //! What a slow store does depends on [`IngestConfig::lag_in_log`]. Without it (the embedded
 //! store) a slow projector holds the writer back, which fills the queue: the back-pressure reaches
 //! the client instead of memory, and what is acknowledged is visible within about a second. With
-//! it (a remote store such as ClickHouse, which may be unreachable for a while) the writer keeps
-//! acknowledging; beyond `max_unprojected_events` it stops handing events to the projector, which
-//! then reads them back from the event log once the store takes writes again. The log, bounded by
-//! the disk thresholds, holds the backlog; the lag is in the metrics.
+//! it (a remote store such as ClickHouse, which may be unreachable for a while) a store that takes
+//! writes holds the writer back the same way, but one that fails does not: the writer keeps
+//! acknowledging, and beyond `max_unprojected_events` it stops handing events to the projector,
+//! which reads them back from the event log once the store takes writes again (and the writer is
+//! not held back while it does). The log, bounded by the disk thresholds, holds the backlog; the
+//! lag is in the metrics.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -59,8 +61,8 @@ pub struct IngestConfig {
     /// Event log segments are closed past this size (only closed segments can be cut once
     /// archived).
     pub segment_bytes: u64,
-    /// Keep acknowledging while the store is behind or unreachable; the projector catches up
-    /// from the event log (see the module documentation).
+    /// Keep acknowledging while the store fails; the projector catches up from the event log
+    /// (see the module documentation).
     pub lag_in_log: bool,
 }
 
@@ -133,6 +135,9 @@ struct Handoff {
     /// Shutting down: a store that fails is not retried any longer (the log has the events; the
     /// next start applies them).
     stopping: std::sync::atomic::AtomicBool,
+    /// The store fails, or the projector reads a backlog from the log: with `lag_in_log` the
+    /// writer does not wait for the projector then.
+    absorbing: std::sync::atomic::AtomicBool,
 }
 
 fn kind_index(kind: LogKind) -> usize {
@@ -350,7 +355,17 @@ fn writer_loop(
         // of requests that hang.
         let waiting = Instant::now();
         let mut behind = false;
-        while !config.lag_in_log && metrics.unprojected.load(Ordering::Acquire) > config.max_unprojected_events {
+        let held_back = || match config.lag_in_log {
+            // A remote store that takes writes holds the writer back like the embedded one (what
+            // is acknowledged stays visible within seconds); one that fails, or whose backlog is
+            // being read from the log, does not: the log absorbs.
+            true => {
+                handoff.queued.load(Ordering::Acquire) > config.max_unprojected_events
+                    && !handoff.absorbing.load(Ordering::Acquire)
+            }
+            false => metrics.unprojected.load(Ordering::Acquire) > config.max_unprojected_events,
+        };
+        while held_back() {
             if waiting.elapsed() > PROJECTION_WAIT {
                 behind = true;
                 break;
@@ -559,8 +574,11 @@ fn projector_loop(
             Err(RecvTimeoutError::Disconnected) => disconnected = true,
         }
         if !pending.is_empty() {
-            if !apply_with_retry(&*store, &pending, next, &metrics, &handoff.stopping) {
+            if !apply_with_retry(&*store, &pending, next, &metrics, &handoff) {
                 break;
+            }
+            if !behind {
+                handoff.absorbing.store(false, Ordering::Release);
             }
             metrics.unprojected.fetch_sub(pending.len(), Ordering::AcqRel);
             pending.clear();
@@ -569,10 +587,11 @@ fn projector_loop(
         }
         if behind && !disconnected {
             // Everything committed so far, from the log (a store that was down or slow).
-            let Some(reached) = catch_up_from_log(&log, &*store, applied, &metrics, &published, &handoff.stopping)
-            else {
+            handoff.absorbing.store(true, Ordering::Release);
+            let Some(reached) = catch_up_from_log(&log, &*store, applied, &metrics, &published, &handoff) else {
                 break;
             };
+            handoff.absorbing.store(false, Ordering::Release);
             applied = reached;
             next = applied;
             behind = false;
@@ -593,7 +612,7 @@ fn catch_up_from_log(
     mut from: u64,
     metrics: &IngestMetrics,
     published: &dyn Fn(u64),
-    stopping: &std::sync::atomic::AtomicBool,
+    handoff: &Handoff,
 ) -> Option<u64> {
     let mut delay = Duration::from_millis(50);
     loop {
@@ -608,7 +627,7 @@ fn catch_up_from_log(
         });
         match batch {
             Ok((events, through)) => {
-                if !apply_with_retry(store, &events, through, metrics, stopping) {
+                if !apply_with_retry(store, &events, through, metrics, handoff) {
                     return None;
                 }
                 metrics.unprojected.fetch_sub(events.len(), Ordering::AcqRel);
@@ -620,7 +639,7 @@ fn catch_up_from_log(
                 // The log is the durable copy; a read that fails is retried, not skipped.
                 metrics.apply_errors.fetch_add(1, Ordering::Relaxed);
                 error!(error = %err, position = from, "reading the event log to catch up failed");
-                if !pause(delay, stopping) {
+                if !pause(delay, &handoff.stopping) {
                     return None;
                 }
                 delay = (delay * 2).min(Duration::from_secs(5));
@@ -637,7 +656,7 @@ fn apply_with_retry(
     events: &[StoredEvent],
     through: u64,
     metrics: &IngestMetrics,
-    stopping: &std::sync::atomic::AtomicBool,
+    handoff: &Handoff,
 ) -> bool {
     let mut delay = Duration::from_millis(50);
     loop {
@@ -646,7 +665,8 @@ fn apply_with_retry(
             Err(err) => {
                 metrics.apply_errors.fetch_add(1, Ordering::Relaxed);
                 warn!(error = %err, events = events.len(), retry_in_ms = delay.as_millis() as u64, "applying events to the store failed");
-                if !pause(delay, stopping) {
+                handoff.absorbing.store(true, Ordering::Release);
+                if !pause(delay, &handoff.stopping) {
                     warn!(events = events.len(), "stopping with events not applied to the store; the event log has them and the next start applies them");
                     return false;
                 }
