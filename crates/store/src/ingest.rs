@@ -481,10 +481,12 @@ fn writer_loop(
                 let message = if events.is_empty() {
                     None
                 } else if config.lag_in_log
+                    && handoff.absorbing.load(Ordering::Acquire)
                     && handoff.queued.load(Ordering::Acquire) + events.len() > config.max_unprojected_events
                 {
-                    // The store is behind: these stay in the log only, and the projector reads
-                    // them from there.
+                    // The store fails (or a backlog is being read): these stay in the log only,
+                    // and the projector reads them from there. A store that takes writes is
+                    // never handed events this way: the writer waits for it instead.
                     (!handoff.in_log_sent.swap(true, Ordering::AcqRel)).then_some(Committed::InLog)
                 } else {
                     handoff.queued.fetch_add(events.len(), Ordering::AcqRel);
