@@ -588,7 +588,7 @@ fn projector_loop(
             published(applied);
         }
         if behind && !disconnected {
-            // Everything committed so far, from the log (a store that was down or slow).
+            // Everything committed so far, from the log (written while the store was failing).
             handoff.absorbing.store(true, Ordering::Release);
             let Some(reached) = catch_up_from_log(&log, &*store, applied, &metrics, &published, &handoff) else {
                 break;
@@ -651,7 +651,8 @@ fn catch_up_from_log(
 }
 
 /// The store must eventually take every committed event: retry with back-off (the events are
-/// safe in the log meanwhile, and the writer is held back by the bounded channel). Gives up only
+/// safe in the log meanwhile; the writer is held back, or with `lag_in_log` the log absorbs
+/// what the projector does not hold). Gives up only
 /// when the pipeline is shutting down (`false`): the next start applies them from the log.
 fn apply_with_retry(
     store: &dyn EventStore,
