@@ -99,16 +99,15 @@ pub(crate) fn create_table_sql(table: &str, columns: &[&Column]) -> String {
 impl DuckStore {
     /// Opens or creates the database file, creating or migrating the schema.
     pub fn open(path: &Path) -> Result<DuckStore> {
-        let path = path.to_str().ok_or_else(|| StoreError::Database(format!("{} is not UTF-8", path.display())))?;
         Self::open_at(path)
     }
 
     /// An in-memory database (tests).
     pub fn open_in_memory() -> Result<DuckStore> {
-        Self::open_at(":memory:")
+        Self::open_at(Path::new(":memory:"))
     }
 
-    fn open_at(path: &str) -> Result<DuckStore> {
+    fn open_at(path: &Path) -> Result<DuckStore> {
         let database = raw::RawDatabase::open(path)?;
         let conn = database.connection()?;
         // DuckDB checkpoints when its WAL passes 16 MB by default: with projection batches of

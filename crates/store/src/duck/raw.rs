@@ -8,6 +8,7 @@
 //! the C API and duckdb-rs connections are made from the same database handle.
 
 use std::ffi::{CStr, CString};
+use std::path::Path;
 use std::ptr;
 
 use arrow::array::{Array, StructArray};
@@ -34,8 +35,10 @@ unsafe impl Sync for RawDatabase {}
 
 impl RawDatabase {
     /// Opens a database file, or an in-memory database for `":memory:"`.
-    pub(crate) fn open(path: &str) -> Result<RawDatabase> {
-        let c_path = c_string(path)?;
+    pub(crate) fn open(path: &Path) -> Result<RawDatabase> {
+        use std::os::unix::ffi::OsStrExt;
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| StoreError::Database(format!("a NUL byte in {}", path.display())))?;
         let mut db: ffi::duckdb_database = ptr::null_mut();
         let mut error: *mut std::os::raw::c_char = ptr::null_mut();
         // SAFETY: valid pointers; a null config means DuckDB's defaults.
@@ -49,7 +52,7 @@ impl RawDatabase {
                 unsafe { ffi::duckdb_free(error.cast()) };
                 text
             };
-            return Err(StoreError::Database(format!("opening {path}: {message}")));
+            return Err(StoreError::Database(format!("opening {}: {message}", path.display())));
         }
         Ok(RawDatabase(db))
     }
