@@ -237,6 +237,53 @@ pub struct AggQuery {
     pub limit: Option<usize>,
 }
 
+/// Several aggregations under one filter, each with its own groups and measures: what a report
+/// shows. Engines may answer it in one statement that filters once; the answer is the same as
+/// one [`AggQuery`] per set ([`MultiAggQuery::set`]).
+#[derive(Clone, Debug)]
+pub struct MultiAggQuery {
+    pub org: String,
+    pub kind: LogKind,
+    pub filter: Expr,
+    pub sets: Vec<GroupSet>,
+}
+
+/// One aggregation of a [`MultiAggQuery`]: its groups, its measures, how many rows to keep.
+#[derive(Clone, Debug)]
+pub struct GroupSet {
+    pub group_by: Vec<GroupBy>,
+    pub measures: Vec<Measure>,
+    /// `Some(n)`: the `n` rows with the largest first measure (ties by the groups); `None`: every
+    /// row, ordered by the groups.
+    pub top: Option<usize>,
+}
+
+impl GroupSet {
+    pub fn all(group_by: Vec<GroupBy>, measures: Vec<Measure>) -> GroupSet {
+        GroupSet { group_by, measures, top: None }
+    }
+
+    pub fn top(group_by: Vec<GroupBy>, measures: Vec<Measure>, n: usize) -> GroupSet {
+        GroupSet { group_by, measures, top: Some(n) }
+    }
+}
+
+impl MultiAggQuery {
+    /// Set `i` as a query of its own.
+    pub fn set(&self, i: usize) -> AggQuery {
+        let set = &self.sets[i];
+        AggQuery {
+            org: self.org.clone(),
+            kind: self.kind,
+            filter: self.filter.clone(),
+            group_by: set.group_by.clone(),
+            measures: set.measures.clone(),
+            order_by_first_measure_desc: set.top.is_some(),
+            limit: set.top,
+        }
+    }
+}
+
 /// The top values of several columns under one filter, with the number of matching events:
 /// what a facet panel shows. Engines may answer it in one pass (grouping sets).
 #[derive(Clone, Debug)]

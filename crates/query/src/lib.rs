@@ -17,7 +17,9 @@ pub mod native;
 pub mod odata;
 pub mod sql;
 
-pub use ast::{AggQuery, CmpOp, Expr, FacetQuery, Facets, GroupBy, ListQuery, Literal, Measure, SortOrder};
+pub use ast::{
+    AggQuery, CmpOp, Expr, FacetQuery, Facets, GroupBy, GroupSet, ListQuery, Literal, Measure, MultiAggQuery, SortOrder,
+};
 
 /// Errors a query can have before it reaches storage. Every message names the offending part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

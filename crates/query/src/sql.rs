@@ -12,7 +12,9 @@
 use chrono::{TimeZone, Utc};
 use signet_model::schema::{self, ColType, Column};
 
-use crate::ast::{AggQuery, Bucket, CmpOp, Expr, FacetQuery, GroupBy, ListQuery, Literal, Measure, SortOrder};
+use crate::ast::{
+    AggQuery, Bucket, CmpOp, Expr, FacetQuery, GroupBy, ListQuery, Literal, Measure, MultiAggQuery, SortOrder,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -103,6 +105,21 @@ impl Dialect {
         }
     }
 
+    /// A case-insensitive equality (or, with `prefix`, starts-with) of `column` and lower-case
+    /// `text`, where the dialect has a faster one than lower-casing every row: DuckDB's `ILIKE`
+    /// compares ASCII in place (a third faster than `lower(column) = ...` on user names), but
+    /// only without an `ESCAPE` clause, so only for text without `%`, `_` or `\\`.
+    fn ilike(self, column: &Column, text: &str, prefix: bool) -> Option<String> {
+        let plain = !text.contains(['%', '_', '\\']);
+        match self {
+            Dialect::DuckDb if plain && !schema::stored_lowercase(column) => {
+                let pattern = if prefix { format!("{text}%") } else { text.to_string() };
+                Some(format!("{} ILIKE {}", column.name, self.quote_str(&pattern)))
+            }
+            _ => None,
+        }
+    }
+
     fn contains(self, expr: &str, needle: &str) -> String {
         match self {
             Dialect::DuckDb => format!("contains({expr}, {})", self.quote_str(needle)),
@@ -131,34 +148,33 @@ impl Dialect {
         }
     }
 
+    /// The start of the bucket holding a time: integer arithmetic on epoch microseconds, in UTC,
+    /// rounding down also before 1970 (both dialects' integer division and `%` truncate toward
+    /// zero). Weeks start on Monday: the first Monday after the epoch is 4 days in. DuckDB's
+    /// `date_trunc` gives the same buckets but took 2-6 ms more per million rows.
     fn bucket(self, column: &str, bucket: Bucket) -> String {
-        if let Bucket::Micros(width) = bucket {
-            let width = width.max(1);
-            return match self {
-                Dialect::DuckDb => format!("((epoch_us({column}) // {width}) * {width})"),
-                Dialect::ClickHouse => format!("(intDiv({column}, {width}) * {width})"),
-            };
-        }
-        match self {
-            Dialect::DuckDb => {
-                let unit = match bucket {
-                    Bucket::Hour => "hour",
-                    Bucket::Day => "day",
-                    Bucket::Week => "week",
-                    Bucket::Micros(_) => unreachable!("handled above"),
-                };
-                self.epoch_us(&format!("date_trunc('{unit}', {column})"))
-            }
-            // Integer arithmetic on epoch microseconds, in UTC. Weeks start on Monday: the
-            // first Monday after the epoch is 4 days in.
-            Dialect::ClickHouse => match bucket {
-                Bucket::Hour => format!("(intDiv({column}, {HOUR_US}) * {HOUR_US})"),
-                Bucket::Day => format!("(intDiv({column}, {DAY_US}) * {DAY_US})"),
-                Bucket::Week => {
-                    format!("(intDiv({column} - {MONDAY_US}, {WEEK_US}) * {WEEK_US} + {MONDAY_US})")
-                }
-                Bucket::Micros(_) => unreachable!("handled above"),
-            },
+        let (width, offset) = match bucket {
+            Bucket::Micros(width) => (width.max(1), 0),
+            Bucket::Hour => (HOUR_US, 0),
+            Bucket::Day => (DAY_US, 0),
+            Bucket::Week => (WEEK_US, MONDAY_US),
+        };
+        // ClickHouse reads a large literal as UInt64, and Int64 % UInt64 as unsigned.
+        let signed = |n: i64| match self {
+            Dialect::DuckDb => n.to_string(),
+            Dialect::ClickHouse => format!("toInt64({n})"),
+        };
+        let micros = self.epoch_us(column);
+        let shifted = if offset == 0 { micros } else { format!("({micros} - {})", signed(offset)) };
+        let (width, offset) = (signed(width), signed(offset));
+        let quotient = match self {
+            Dialect::DuckDb => format!("({shifted} // {width})"),
+            Dialect::ClickHouse => format!("intDiv({shifted}, {width})"),
+        };
+        let start = format!("(({quotient} - CASE WHEN {shifted} % {width} < 0 THEN 1 ELSE 0 END) * {width})");
+        match bucket {
+            Bucket::Week => format!("({start} + {offset})"),
+            _ => start,
         }
     }
 
@@ -192,7 +208,10 @@ pub fn compile_expr(expr: &Expr, dialect: Dialect) -> String {
             Dialect::ClickHouse => format!("(NOT ifNull({}, 0))", compile_expr(inner, dialect)),
         },
         Expr::Compare { column, op, value } => compare(column, *op, value, dialect),
-        Expr::StartsWith { column, prefix } => dialect.starts_with(&lowered(column), &prefix.to_lowercase()),
+        Expr::StartsWith { column, prefix } => {
+            let prefix = prefix.to_lowercase();
+            dialect.ilike(column, &prefix, true).unwrap_or_else(|| dialect.starts_with(&lowered(column), &prefix))
+        }
         Expr::Contains { column, needle } => dialect.contains(&lowered(column), &needle.to_lowercase()),
         Expr::ListContains { column, value } => dialect.list_contains(column.name, &dialect.quote_str(value)),
         Expr::InList { column, values } if values.is_empty() => {
@@ -241,7 +260,9 @@ fn compare(column: &Column, op: CmpOp, value: &Literal, dialect: Dialect) -> Str
             let lowered = dialect.quote_str(&s.to_lowercase());
             let target = self::lowered(column);
             match op {
-                CmpOp::Eq => format!("{target} = {lowered}"),
+                CmpOp::Eq => {
+                    dialect.ilike(column, &s.to_lowercase(), false).unwrap_or_else(|| format!("{target} = {lowered}"))
+                }
                 _ => dialect.distinct_from(&target, &lowered),
             }
         }
@@ -313,6 +334,24 @@ pub fn list_sql_from(query: &ListQuery, dialect: Dialect, limit: Option<usize>, 
     sql
 }
 
+/// A page of a list query on DuckDB's hot table, in two steps: the page's row ids first,
+/// reading only the columns the filter and the order need, then the page's columns for those
+/// rows alone. DuckDB otherwise fetches every selected column of every row that passes the
+/// filter before the top-N: a month of one user prefix's legacy-client sign-ins, 1M stored,
+/// took 26 ms instead of 15. `archived_column` adds the `archived` column (false).
+pub fn list_page_by_rowid(query: &ListQuery, limit: usize, archived_column: bool) -> String {
+    let dialect = Dialect::DuckDb;
+    let table = schema::table(query.kind);
+    let direction = if query.order == SortOrder::Desc { "DESC" } else { "ASC" };
+    let order = format!("event_time {direction}, id {direction}");
+    let page = format!("SELECT rowid FROM {table} WHERE {} ORDER BY {order} LIMIT {limit}", list_where(query, dialect));
+    let archived = if archived_column { ", false AS archived" } else { "" };
+    format!(
+        "SELECT {} FROM (SELECT *{archived} FROM {table} WHERE rowid IN ({page})) AS {table} ORDER BY {order}",
+        select_list(&list_columns(query), dialect),
+    )
+}
+
 /// `SELECT count(*)` of a filter.
 pub fn count_sql(org: &str, kind: signet_model::LogKind, filter: &Expr, dialect: Dialect) -> String {
     count_sql_from(org, filter, dialect, schema::table(kind))
@@ -335,13 +374,9 @@ pub fn aggregation_columns(query: &AggQuery) -> Vec<&'static Column> {
             GroupBy::Unnest(_) => {}
         }
     }
-    for measure in &query.measures {
-        match measure {
-            Measure::Count => {}
-            Measure::CountIf(expr) => expr.columns(&mut out),
-            Measure::CountDistinct(c) | Measure::CountWhereGroupIn(c) | Measure::MinTime(c) | Measure::MaxTime(c) => {
-                Expr::eq(c, Literal::Null).columns(&mut out)
-            }
+    for column in measure_columns(&query.measures) {
+        if !out.iter().any(|c| c.name == column.name) {
+            out.push(column);
         }
     }
     out
@@ -373,31 +408,20 @@ pub fn agg_sql_from(query: &AggQuery, dialect: Dialect, table: &str) -> String {
             list.name
         ),
     };
-    let mut select = Vec::new();
-    for (i, group) in query.group_by.iter().enumerate() {
-        let expr = match group {
-            GroupBy::Column(c) if c.ty == ColType::Time => dialect.epoch_us(c.name),
-            GroupBy::Column(c) => c.name.to_string(),
-            GroupBy::TimeBucket(c, bucket) => dialect.bucket(c.name, *bucket),
-            GroupBy::HourOfDay(c) => dialect.hour_of_day(c.name),
-            GroupBy::DayOfWeek(c) => dialect.day_of_week(c.name),
-            GroupBy::Unnest(_) => UNNEST_ALIAS.to_string(),
-        };
-        select.push(format!("{expr} AS g{i}"));
-    }
-    for (i, measure) in query.measures.iter().enumerate() {
-        let expr = match measure {
-            Measure::Count => "count(*)".to_string(),
-            Measure::CountIf(condition) => dialect.count_if(&compile_expr(condition, dialect)),
-            Measure::CountDistinct(c) => dialect.count_distinct(c.name),
-            Measure::CountWhereGroupIn(list) => dialect.count_if(&dialect.list_contains(list.name, UNNEST_ALIAS)),
-            Measure::MinTime(c) => dialect.epoch_us(&format!("min({})", c.name)),
-            Measure::MaxTime(c) => dialect.epoch_us(&format!("max({})", c.name)),
-        };
-        select.push(format!("{expr} AS m{i}"));
-    }
-    let mut sql = format!("SELECT {} FROM {source}", select.join(", "));
     let groups: Vec<String> = (0..query.group_by.len()).map(|i| format!("g{i}")).collect();
+    let mut sql = match distinct_in_two_steps(query, dialect, &source) {
+        Some(sql) => sql,
+        None => {
+            let mut select = Vec::new();
+            for (i, group) in query.group_by.iter().enumerate() {
+                select.push(format!("{} AS g{i}", group_sql(group, dialect)));
+            }
+            for (i, measure) in query.measures.iter().enumerate() {
+                select.push(format!("{} AS m{i}", measure_sql(measure, dialect)));
+            }
+            format!("SELECT {} FROM {source}", select.join(", "))
+        }
+    };
     if !groups.is_empty() {
         sql.push_str(&format!(" GROUP BY {}", groups.join(", ")));
     }
@@ -413,6 +437,171 @@ pub fn agg_sql_from(query: &AggQuery, dialect: Dialect, table: &str) -> String {
         sql.push_str(&format!(" LIMIT {limit}"));
     }
     sql
+}
+
+/// A grouped aggregation with one distinct count, in two steps (DuckDB): group by the groups
+/// and the counted column, then by the groups, summing the other measures and counting the
+/// counted column's groups. DuckDB otherwise hashes every row twice (once per groups, once per
+/// groups and value, then joins the two): the weekly timeline of 1M sign-ins took 27 ms
+/// instead of 32, the authentication methods' unnest 52 ms instead of 73. `None` where this
+/// does not apply; the caller adds `GROUP BY`, `ORDER BY` and `LIMIT` on `g0..gN`.
+fn distinct_in_two_steps(query: &AggQuery, dialect: Dialect, source: &str) -> Option<String> {
+    let distinct: Vec<&Column> = query
+        .measures
+        .iter()
+        .filter_map(|m| match m {
+            Measure::CountDistinct(c) => Some(*c),
+            _ => None,
+        })
+        .collect();
+    if dialect != Dialect::DuckDb || query.group_by.is_empty() || distinct.len() != 1 {
+        return None;
+    }
+    const VALUE: &str = "__distinct";
+    let mut inner: Vec<String> =
+        query.group_by.iter().enumerate().map(|(i, g)| format!("{} AS g{i}", group_sql(g, dialect))).collect();
+    inner.push(format!("{} AS {VALUE}", distinct[0].name));
+    let mut outer: Vec<String> = (0..query.group_by.len()).map(|i| format!("g{i}")).collect();
+    for (i, measure) in query.measures.iter().enumerate() {
+        let (part, whole) = match measure {
+            Measure::CountDistinct(_) => {
+                outer.push(format!("count({VALUE}) AS m{i}"));
+                continue;
+            }
+            Measure::MinTime(c) => (format!("min({})", c.name), format!("epoch_us(min(p{i}))")),
+            Measure::MaxTime(c) => (format!("max({})", c.name), format!("epoch_us(max(p{i}))")),
+            counted => (measure_sql(counted, dialect), format!("CAST(sum(p{i}) AS BIGINT)")),
+        };
+        inner.push(format!("{part} AS p{i}"));
+        outer.push(format!("{whole} AS m{i}"));
+    }
+    let keys: Vec<String> = (0..query.group_by.len()).map(|i| format!("g{i}")).chain([VALUE.to_string()]).collect();
+    Some(format!(
+        "SELECT {} FROM (SELECT {} FROM {source} GROUP BY {}) AS d",
+        outer.join(", "),
+        inner.join(", "),
+        keys.join(", ")
+    ))
+}
+
+/// A [`MultiAggQuery`] as one statement, and how to read each set's rows out of its answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MultiAggSql {
+    /// Rows: `s` (the set's index), the distinct group expressions `g0..gK` (NULL where the set
+    /// does not group by them), then the set's measures `m0..` (NULL-padded to the widest set).
+    /// In no particular order; every row of every set (no limit).
+    pub sql: String,
+    /// Per set of the query: the indices of its groups among `g0..gK`.
+    pub sets: Vec<Vec<usize>>,
+}
+
+/// [`MultiAggSql`] for `query` reading `table`, or `None` where one statement cannot answer it:
+/// ClickHouse 18.16 (no materialised common table expressions), an unnested list, fewer than
+/// two sets. The filtered rows are materialised once (only the columns the sets read), then
+/// each set is grouped with only its own measures: a user's 90-day pattern (13,665 of 1M
+/// sign-ins, eight sets) took 23 ms this way, 52 ms as grouping sets sharing every measure,
+/// and 48 ms as eight queries.
+pub fn multi_agg_sql_from(query: &MultiAggQuery, dialect: Dialect, table: &str) -> Option<MultiAggSql> {
+    let unnests = query.sets.iter().flat_map(|s| &s.group_by).any(|g| matches!(g, GroupBy::Unnest(_)));
+    if dialect == Dialect::ClickHouse || unnests || query.sets.len() < 2 {
+        return None;
+    }
+    let mut exprs: Vec<String> = Vec::new();
+    let mut sets = Vec::new();
+    for set in &query.sets {
+        let mut indices = Vec::new();
+        for group in &set.group_by {
+            let expr = group_sql(group, dialect);
+            let index = match exprs.iter().position(|e| *e == expr) {
+                Some(i) => i,
+                None => {
+                    exprs.push(expr);
+                    exprs.len() - 1
+                }
+            };
+            indices.push(index);
+        }
+        sets.push(indices);
+    }
+    let mut read: Vec<&'static Column> = Vec::new();
+    for set in &query.sets {
+        for column in measure_columns(&set.measures) {
+            if !read.iter().any(|c| c.name == column.name) {
+                read.push(column);
+            }
+        }
+    }
+    let mut materialised: Vec<String> = read.iter().map(|c| c.name.to_string()).collect();
+    materialised.extend(exprs.iter().enumerate().map(|(i, e)| format!("{e} AS g{i}")));
+    if materialised.is_empty() {
+        materialised.push("1 AS one".into());
+    }
+    let filter = format!("{} AND {}", org_clause(&query.org, dialect), compile_expr(&query.filter, dialect));
+    let widest = query.sets.iter().map(|s| s.measures.len()).max().unwrap_or(0);
+    let mut branches = Vec::new();
+    for (i, (set, indices)) in query.sets.iter().zip(&sets).enumerate() {
+        let mut select = vec![format!("{i} AS s")];
+        select.extend((0..exprs.len()).map(|g| {
+            if indices.contains(&g) {
+                format!("g{g}")
+            } else {
+                format!("NULL AS g{g}")
+            }
+        }));
+        select.extend((0..widest).map(|m| match set.measures.get(m) {
+            Some(measure) => format!("{} AS m{m}", measure_sql(measure, dialect)),
+            None => format!("NULL AS m{m}"),
+        }));
+        let mut branch = format!("SELECT {} FROM f", select.join(", "));
+        if !indices.is_empty() {
+            let groups: Vec<String> = indices.iter().map(|g| format!("g{g}")).collect();
+            branch.push_str(&format!(" GROUP BY {}", groups.join(", ")));
+        }
+        branches.push(branch);
+    }
+    let sql = format!(
+        "WITH f AS MATERIALIZED (SELECT {} FROM {table} WHERE {filter}) {}",
+        materialised.join(", "),
+        branches.join(" UNION ALL ")
+    );
+    Some(MultiAggSql { sql, sets })
+}
+
+/// The columns measures read.
+fn measure_columns(measures: &[Measure]) -> Vec<&'static Column> {
+    let mut out: Vec<&'static Column> = Vec::new();
+    for measure in measures {
+        match measure {
+            Measure::Count => {}
+            Measure::CountIf(expr) => expr.columns(&mut out),
+            Measure::CountDistinct(c) | Measure::CountWhereGroupIn(c) | Measure::MinTime(c) | Measure::MaxTime(c) => {
+                Expr::eq(c, Literal::Null).columns(&mut out)
+            }
+        }
+    }
+    out
+}
+
+fn group_sql(group: &GroupBy, dialect: Dialect) -> String {
+    match group {
+        GroupBy::Column(c) if c.ty == ColType::Time => dialect.epoch_us(c.name),
+        GroupBy::Column(c) => c.name.to_string(),
+        GroupBy::TimeBucket(c, bucket) => dialect.bucket(c.name, *bucket),
+        GroupBy::HourOfDay(c) => dialect.hour_of_day(c.name),
+        GroupBy::DayOfWeek(c) => dialect.day_of_week(c.name),
+        GroupBy::Unnest(_) => UNNEST_ALIAS.to_string(),
+    }
+}
+
+fn measure_sql(measure: &Measure, dialect: Dialect) -> String {
+    match measure {
+        Measure::Count => "count(*)".to_string(),
+        Measure::CountIf(condition) => dialect.count_if(&compile_expr(condition, dialect)),
+        Measure::CountDistinct(c) => dialect.count_distinct(c.name),
+        Measure::CountWhereGroupIn(list) => dialect.count_if(&dialect.list_contains(list.name, UNNEST_ALIAS)),
+        Measure::MinTime(c) => dialect.epoch_us(&format!("min({})", c.name)),
+        Measure::MaxTime(c) => dialect.epoch_us(&format!("max({})", c.name)),
+    }
 }
 
 /// A facet query in one pass: one grouping set per column plus the empty set (the total).
@@ -480,9 +669,24 @@ mod tests {
         ]);
         assert_eq!(
             compile_expr(&e, Dialect::DuckDb),
-            "(lower(user_principal_name) = 'bob@x.com' AND error_code IS DISTINCT FROM 0 AND list_contains(risk_event_types, 'unfamiliarFeatures'))"
+            "(user_principal_name ILIKE 'bob@x.com' AND error_code IS DISTINCT FROM 0 AND list_contains(risk_event_types, 'unfamiliarFeatures'))"
         );
         assert!(compile_expr(&e, Dialect::ClickHouse).contains("has(risk_event_types, 'unfamiliarFeatures')"));
+        assert!(compile_expr(&e, Dialect::ClickHouse).contains("lower(user_principal_name) = 'bob@x.com'"));
+        // LIKE's wildcards in the text: DuckDB's ILIKE would need an ESCAPE clause (and its slow
+        // path), so these lower-case every row instead.
+        let upn = col("user_principal_name");
+        let underscore = Expr::eq(upn, Literal::Str("B_b@x.com".into()));
+        assert_eq!(compile_expr(&underscore, Dialect::DuckDb), "lower(user_principal_name) = 'b_b@x.com'");
+        let prefix = Expr::StartsWith { column: upn, prefix: "Bo".into() };
+        assert_eq!(compile_expr(&prefix, Dialect::DuckDb), "user_principal_name ILIKE 'bo%'");
+        let percent = Expr::StartsWith { column: upn, prefix: "50%".into() };
+        assert_eq!(compile_expr(&percent, Dialect::DuckDb), "starts_with(lower(user_principal_name), '50%')");
+        // Columns stored lower-case compare as they are.
+        assert_eq!(
+            compile_expr(&Expr::eq(col("status"), Literal::Str("Success".into())), Dialect::DuckDb),
+            "status = 'success'"
+        );
     }
 
     #[test]

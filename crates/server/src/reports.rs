@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use signet_model::schema::{find_column, Column};
 use signet_model::{Cell, LogKind};
 use signet_query::ast::{Bucket, GroupBy, Measure};
-use signet_query::{native, AggQuery, Expr, Literal};
+use signet_query::{native, AggQuery, Expr, GroupSet, Literal, MultiAggQuery};
 use signet_store::Engine;
 
 use crate::auth::Caller;
@@ -150,15 +150,15 @@ pub fn top_apps(engine: &Engine, org: &str, mut params: Vec<(String, String)>, n
     let (filter, from, to) = report_filter(&mut params, 30, now)?;
     let app = col("app_display_name");
     let top = agg(engine, org, &filter, vec![GroupBy::Column(app)], status_measures(), Some(n))?;
-    let names: Vec<String> = top.iter().filter_map(|r| r[0].as_str().map(str::to_string)).collect();
-    let weekly_filter = Expr::and(vec![filter.clone(), Expr::InList { column: app, values: names.clone() }]);
-    let weekly = if names.is_empty() {
+    // Every application's weeks, under the same filter: cheaper than filtering the rows by the
+    // top names (a case-insensitive IN lower-cases every row's name), and few rows either way.
+    let weekly = if top.is_empty() {
         Vec::new()
     } else {
         agg(
             engine,
             org,
-            &weekly_filter,
+            &filter,
             vec![GroupBy::Column(app), GroupBy::TimeBucket(col("event_time"), Bucket::Week)],
             vec![Measure::Count],
             None,
@@ -226,47 +226,68 @@ pub fn user_pattern(
     let without_user = native::filter(SIGNIN, &params, now)?;
     let filter = Expr::and(vec![without_user, Expr::InList { column: col("user_key"), values: keys }]);
     let time = col("event_time");
-    let totals = agg(
-        engine,
-        org,
-        &filter,
-        vec![],
-        vec![
-            Measure::Count,
-            Measure::CountIf(status_is("success")),
-            Measure::CountIf(status_is("failure")),
-            Measure::CountIf(status_is("interrupted")),
-            Measure::MinTime(time),
-            Measure::MaxTime(time),
-            Measure::CountDistinct(col("ip_address")),
-        ],
-        None,
-    )?;
-    let t = totals.first().cloned().unwrap_or_default();
+    // One statement: the totals, the hour x weekday matrix and every top list are sets of one
+    // multi-aggregation, so the filter is evaluated once.
+    let groups = |names: &[&str]| names.iter().map(|n| GroupBy::Column(col(n))).collect::<Vec<_>>();
+    let tops: [(&[&str], &[&str]); 5] = [
+        (&["country"], &["country"]),
+        (&["city", "country"], &["city", "country"]),
+        (&["app_display_name"], &["app"]),
+        (&["client_app_used"], &["clientApp"]),
+        (&["operating_system", "browser"], &["operatingSystem", "browser"]),
+    ];
+    let count = || vec![Measure::Count];
+    let totals = vec![
+        Measure::Count,
+        Measure::CountIf(status_is("success")),
+        Measure::CountIf(status_is("failure")),
+        Measure::CountIf(status_is("interrupted")),
+        Measure::MinTime(time),
+        Measure::MaxTime(time),
+        Measure::CountDistinct(col("ip_address")),
+    ];
+    let mut sets = vec![
+        GroupSet::all(vec![], totals),
+        GroupSet::all(vec![GroupBy::DayOfWeek(time), GroupBy::HourOfDay(time)], count()),
+    ];
+    sets.extend(tops.iter().map(|(columns, _)| GroupSet::top(groups(columns), count(), 20)));
+    // Failures: every (error code, reason) with its sign-ins and its successful ones, cut below.
+    sets.push(GroupSet::all(
+        groups(&["error_code", "failure_reason"]),
+        vec![Measure::Count, Measure::CountIf(status_is("success"))],
+    ));
+    let query = MultiAggQuery { org: org.to_string(), kind: SIGNIN, filter, sets };
+    let answer = engine.store().aggregate_sets(&query)?;
+    let t = answer[0].first().cloned().unwrap_or_default();
     let mut matrix = vec![vec![0i64; 24]; 7];
-    for row in
-        agg(engine, org, &filter, vec![GroupBy::DayOfWeek(time), GroupBy::HourOfDay(time)], vec![Measure::Count], None)?
-    {
+    for row in &answer[1] {
         let (day, hour) = (int(&row[0]), int(&row[1]));
         if (1..=7).contains(&day) && (0..24).contains(&hour) {
             matrix[(day - 1) as usize][hour as usize] = int(&row[2]);
         }
     }
-    let top = |groups: Vec<GroupBy>, names: &[&str], filter: &Expr| -> ApiResult<Vec<Value>> {
-        let rows = agg(engine, org, filter, groups, vec![Measure::Count], Some(20))?;
-        Ok(rows
-            .iter()
-            .map(|row| {
+    let named = |rows: &[(&[Cell], i64)], names: &[&str]| -> Vec<Value> {
+        rows.iter()
+            .map(|(groups, count)| {
                 let mut object = serde_json::Map::new();
-                for (i, name) in names.iter().enumerate() {
-                    object.insert((*name).into(), cell_json(&row[i]));
+                for (name, cell) in names.iter().zip(groups.iter()) {
+                    object.insert((*name).into(), cell_json(cell));
                 }
-                object.insert("count".into(), json!(int(&row[names.len()])));
+                object.insert("count".into(), json!(count));
                 Value::Object(object)
             })
-            .collect())
+            .collect()
     };
-    let failed = Expr::and(vec![filter.clone(), Expr::Not(Box::new(status_is("success")))]);
+    let top = |i: usize, names: &[&str]| -> Vec<Value> {
+        let rows: Vec<(&[Cell], i64)> =
+            answer[i].iter().map(|row| (&row[..names.len()], int(&row[names.len()]))).collect();
+        named(&rows, names)
+    };
+    // Non-successful sign-ins per (error code, reason), most first (ties in group order).
+    let mut failures: Vec<(&[Cell], i64)> =
+        answer[7].iter().map(|row| (&row[..2], int(&row[2]) - int(&row[3]))).filter(|(_, n)| *n > 0).collect();
+    failures.sort_by(|a, b| b.1.cmp(&a.1));
+    failures.truncate(20);
     let first_seen = t.get(4).filter(|c| **c != Cell::Null).map(|c| signet_model::time::format_time(int(c)));
     let last_seen = t.get(5).filter(|c| **c != Cell::Null).map(|c| signet_model::time::format_time(int(c)));
     Ok(json!({
@@ -276,12 +297,12 @@ pub fn user_pattern(
         "interrupted": t.get(3).map_or(0, int), "firstSeen": first_seen, "lastSeen": last_seen,
         "ipAddresses": t.get(6).map_or(0, int),
         "hourByWeekday": { "weekdays": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], "counts": matrix },
-        "countries": top(vec![GroupBy::Column(col("country"))], &["country"], &filter)?,
-        "cities": top(vec![GroupBy::Column(col("city")), GroupBy::Column(col("country"))], &["city", "country"], &filter)?,
-        "applications": top(vec![GroupBy::Column(col("app_display_name"))], &["app"], &filter)?,
-        "clientApps": top(vec![GroupBy::Column(col("client_app_used"))], &["clientApp"], &filter)?,
-        "devices": top(vec![GroupBy::Column(col("operating_system")), GroupBy::Column(col("browser"))], &["operatingSystem", "browser"], &filter)?,
-        "failures": top(vec![GroupBy::Column(col("error_code")), GroupBy::Column(col("failure_reason"))], &["errorCode", "failureReason"], &failed)?,
+        "countries": top(2, tops[0].1),
+        "cities": top(3, tops[1].1),
+        "applications": top(4, tops[2].1),
+        "clientApps": top(5, tops[3].1),
+        "devices": top(6, tops[4].1),
+        "failures": named(&failures, &["errorCode", "failureReason"]),
     }))
 }
 

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use signet_model::schema::find_column;
 use signet_model::{normalize, Cell, LogKind};
 use signet_query::ast::{Bucket, GroupBy, Measure};
-use signet_query::{native, odata, AggQuery, Expr, FacetQuery, ListQuery, SortOrder};
+use signet_query::{native, odata, AggQuery, Expr, FacetQuery, GroupSet, ListQuery, MultiAggQuery, SortOrder};
 
-use crate::engine::{EventStore, StoredEvent};
+use crate::engine::{aggregate_by_set, EventStore, StoredEvent};
 use crate::log::RecordPtr;
 
 pub const T0: i64 = 1_704_067_200_000_000; // 2024-01-01T00:00:00Z, a Monday
@@ -143,6 +143,12 @@ pub fn filters_match(store: Arc<dyn EventStore>) {
     };
     assert_eq!(native(&[("user", "BOB@contoso.com")]), vec!["s1", "s4", "s7"]);
     assert_eq!(native(&[("user", "User car*")]), vec!["s2", "s5", "s8"]);
+    // `_` and `%` are text, not wildcards, whichever way an engine compares case-insensitively.
+    assert!(native(&[("user", "b_b@contoso.com")]).is_empty());
+    assert!(native(&[("user", "b%")]).is_empty());
+    assert!(native(&[("user", "b_b*")]).is_empty());
+    assert!(native(&[("user", "%*")]).is_empty());
+    assert_eq!(native(&[("user", "CAROL@*")]), vec!["s2", "s5", "s8"]);
     assert_eq!(native(&[("status", "failure")]), vec!["s1", "s4", "s7"]);
     assert_eq!(native(&[("status", "interrupted")]), vec!["s2", "s5", "s8"]);
     assert_eq!(native(&[("status", "success"), ("app", "outlook")]), vec!["s0", "s3", "s6", "s9"]);
@@ -235,6 +241,88 @@ pub fn aggregates(store: Arc<dyn EventStore>) {
     let rows = store.aggregate(&by_hour).unwrap();
     assert_eq!(rows.len(), 10);
     assert_eq!(rows[0], vec![Cell::Int(1), Cell::Int(0), Cell::Int(1)]);
+}
+
+/// Time buckets round down, also before 1970 (integer division truncates toward zero), and
+/// weeks start on Monday.
+pub fn buckets_round_down(store: Arc<dyn EventStore>) {
+    let signin = LogKind::SignIn;
+    // 1969-12-31T23:00Z, a Wednesday, and 2024-01-07T23:00Z, a Sunday.
+    let before_epoch = -(T0 / HOUR) - 1;
+    let events = [
+        stored("a", signin, &signin_json("old", before_epoch, "alice@contoso.com", "Outlook", 0, ""), 1, 1),
+        stored("a", signin, &signin_json("new", 6 * 24 + 23, "alice@contoso.com", "Outlook", 0, ""), 1, 2),
+    ];
+    store.apply(&events, 3).unwrap();
+    let bucketed = |bucket| {
+        let query = AggQuery {
+            org: "a".into(),
+            kind: signin,
+            filter: Expr::True,
+            group_by: vec![GroupBy::TimeBucket(col(signin, "event_time"), bucket)],
+            measures: vec![Measure::Count],
+            order_by_first_measure_desc: false,
+            limit: None,
+        };
+        store.aggregate(&query).unwrap().into_iter().map(|row| row[0].clone()).collect::<Vec<_>>()
+    };
+    let day = 24 * HOUR;
+    assert_eq!(bucketed(Bucket::Day), vec![Cell::Int(-day), Cell::Int(T0 + 6 * day)]);
+    assert_eq!(bucketed(Bucket::Week), vec![Cell::Int(-3 * day), Cell::Int(T0)], "Mondays 1969-12-29 and 2024-01-01");
+    assert_eq!(bucketed(Bucket::Hour), vec![Cell::Int(-HOUR), Cell::Int(T0 + 6 * day + 23 * HOUR)]);
+}
+
+/// Several aggregations under one filter: the engine's answer (one pass where it can) equals
+/// one aggregation per set, ordered and cut the same way, with a total row even when nothing
+/// matches.
+pub fn aggregate_sets(store: Arc<dyn EventStore>) {
+    load_basic(&*store);
+    let signin = LogKind::SignIn;
+    let time = col(signin, "event_time");
+    let failed = native::filter(signin, &[("status".into(), "failure".into())], 0).unwrap();
+    let all_measures = vec![
+        Measure::Count,
+        Measure::CountIf(failed),
+        Measure::CountDistinct(col(signin, "user_key")),
+        Measure::MinTime(time),
+    ];
+    let mut query = MultiAggQuery {
+        org: "a".into(),
+        kind: signin,
+        filter: Expr::True,
+        sets: vec![
+            GroupSet::all(vec![], all_measures.clone()),
+            GroupSet::all(vec![GroupBy::DayOfWeek(time), GroupBy::HourOfDay(time)], vec![Measure::Count]),
+            GroupSet::top(vec![GroupBy::Column(col(signin, "app_display_name"))], all_measures.clone(), 1),
+            GroupSet::top(
+                vec![GroupBy::Column(col(signin, "city")), GroupBy::Column(col(signin, "country"))],
+                vec![Measure::Count],
+                5,
+            ),
+            GroupSet::top(
+                vec![GroupBy::Column(col(signin, "country")), GroupBy::Column(col(signin, "error_code"))],
+                vec![Measure::Count, Measure::MaxTime(time)],
+                2,
+            ),
+            GroupSet::all(vec![GroupBy::Column(col(signin, "user_principal_name"))], vec![Measure::Count]),
+        ],
+    };
+    let answer = store.aggregate_sets(&query).unwrap();
+    assert_eq!(answer, aggregate_by_set(&*store, &query).unwrap());
+    assert_eq!(answer[0], vec![vec![Cell::Int(10), Cell::Int(3), Cell::Int(3), Cell::Int(T0)]]);
+    assert_eq!(answer[1].len(), 10);
+    assert_eq!(
+        answer[2],
+        vec![vec![Cell::Str("Outlook".into()), Cell::Int(7), Cell::Int(0), Cell::Int(2), Cell::Int(T0)]]
+    );
+    assert_eq!(answer[4].len(), 2, "top 2 of (country, error code)");
+    assert_eq!(answer[5].len(), 3);
+
+    query.filter = Expr::eq(col(signin, "app_display_name"), signet_query::Literal::Str("nothing".into()));
+    let answer = store.aggregate_sets(&query).unwrap();
+    assert_eq!(answer, aggregate_by_set(&*store, &query).unwrap());
+    assert_eq!(answer[0], vec![vec![Cell::Int(0), Cell::Int(0), Cell::Int(0), Cell::Null]]);
+    assert!(answer[1..].iter().all(Vec::is_empty));
 }
 
 /// Facets: the engine's answer (one pass where it can) equals one aggregation per column,
@@ -355,7 +443,7 @@ macro_rules! event_store_conformance_tests {
         $crate::event_store_conformance_tests!(@tests $factory;
             applies_and_tracks_position, lists_newest_first_with_keyset_paging, organisations_are_isolated,
             filters_match, revisions_replace_the_latest, two_revisions_in_one_batch, aggregates,
-            aggregates_over_lists, facets, other_kinds);
+            aggregate_sets, buckets_round_down, aggregates_over_lists, facets, other_kinds);
     };
     (@tests $factory:expr; $($name:ident),*) => {
         $(

@@ -2,9 +2,12 @@
 //! source of truth; an `EventStore` holds a projection of it (typed columns and pointers into
 //! the log) and answers queries. Every implementation passes [`crate::conformance`].
 
+use std::cmp::Ordering::{self, Equal, Greater, Less};
+
 use signet_model::schema::ColType;
 use signet_model::{Cell, Event, LogKind};
-use signet_query::{AggQuery, Expr, FacetQuery, Facets, GroupBy, ListQuery, Measure};
+use signet_query::sql::MultiAggSql;
+use signet_query::{AggQuery, Expr, FacetQuery, Facets, GroupBy, ListQuery, Measure, MultiAggQuery};
 
 use crate::error::Result;
 use crate::log::RecordPtr;
@@ -147,6 +150,13 @@ pub trait EventStore: Send + Sync {
     /// A grouped aggregation: group values, then measures, per row.
     fn aggregate(&self, query: &AggQuery) -> Result<Vec<Vec<Cell>>>;
 
+    /// Several aggregations under one filter: per set of the query, the rows [`Self::aggregate`]
+    /// would return for it. The default asks one aggregation per set; engines override it to
+    /// answer in one pass.
+    fn aggregate_sets(&self, query: &MultiAggQuery) -> Result<Vec<Vec<Vec<Cell>>>> {
+        aggregate_by_set(self, query)
+    }
+
     /// The top values of several columns and the number of matching events. The default asks
     /// one aggregation per column; engines override it to answer in one pass.
     fn facets(&self, query: &FacetQuery) -> Result<Facets> {
@@ -155,6 +165,66 @@ pub trait EventStore: Send + Sync {
 
     /// Every revision of one event id, oldest first.
     fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>>;
+}
+
+/// [`EventStore::aggregate_sets`] by one aggregation per set.
+pub fn aggregate_by_set<S: EventStore + ?Sized>(store: &S, query: &MultiAggQuery) -> Result<Vec<Vec<Vec<Cell>>>> {
+    (0..query.sets.len()).map(|i| store.aggregate(&query.set(i))).collect()
+}
+
+/// Splits the answer to a [`MultiAggSql`] into its sets, each ordered and cut as
+/// [`EventStore::aggregate`] would answer it alone.
+pub fn split_sets(query: &MultiAggQuery, shape: &MultiAggSql, rows: Vec<Vec<Cell>>) -> Vec<Vec<Vec<Cell>>> {
+    let groups = shape.sets.iter().flatten().map(|g| g + 1).max().unwrap_or(0);
+    let mut out: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); query.sets.len()];
+    for row in rows {
+        let Some(Cell::Int(set)) = row.first() else { continue };
+        let Some((indices, set_query)) = shape.sets.get(*set as usize).zip(query.sets.get(*set as usize)) else {
+            continue;
+        };
+        let mut cells: Vec<Cell> = indices.iter().map(|g| row[1 + g].clone()).collect();
+        cells.extend_from_slice(&row[1 + groups..1 + groups + set_query.measures.len()]);
+        out[*set as usize].push(cells);
+    }
+    for (rows, set) in out.iter_mut().zip(&query.sets) {
+        let width = set.group_by.len();
+        if width == 0 && rows.is_empty() {
+            // A grand total has a row even when nothing matched, as a plain aggregation does.
+            rows.push(set.measures.iter().map(empty_measure).collect());
+        }
+        rows.sort_by(|a, b| {
+            a[..width].iter().zip(&b[..width]).map(|(x, y)| cmp_nulls_last(x, y)).find(|o| o.is_ne()).unwrap_or(Equal)
+        });
+        if let Some(n) = set.top {
+            // Stable: equal first measures stay in group order.
+            rows.sort_by(|a, b| cmp_nulls_last(&b[width], &a[width]));
+            rows.truncate(n);
+        }
+    }
+    out
+}
+
+/// What a measure is over no rows.
+fn empty_measure(measure: &Measure) -> Cell {
+    match measure {
+        Measure::MinTime(_) | Measure::MaxTime(_) => Cell::Null,
+        _ => Cell::Int(0),
+    }
+}
+
+/// Ascending with NULL last, as the SQL the stores run orders groups.
+fn cmp_nulls_last(a: &Cell, b: &Cell) -> Ordering {
+    match (a, b) {
+        (Cell::Null, Cell::Null) => Equal,
+        (Cell::Null, _) => Greater,
+        (_, Cell::Null) => Less,
+        (Cell::Str(x), Cell::Str(y)) => x.cmp(y),
+        (Cell::Int(x) | Cell::Time(x), Cell::Int(y) | Cell::Time(y)) => x.cmp(y),
+        (Cell::Float(x), Cell::Float(y)) => x.total_cmp(y),
+        (Cell::Bool(x), Cell::Bool(y)) => x.cmp(y),
+        (Cell::List(x), Cell::List(y)) => x.cmp(y),
+        _ => Equal,
+    }
 }
 
 /// [`EventStore::facets`] by one aggregation per column (and a count).

@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use signet_model::schema::{self, ColType, Column};
 use signet_model::{Cell, LogKind};
 use signet_query::sql::{self, Dialect};
-use signet_query::{AggQuery, Expr, ListQuery};
+use signet_query::{AggQuery, Expr, ListQuery, Measure};
 use tracing::debug;
 
 use crate::engine::{EventStore, RevisionRef, StoredEvent, VersionEntry};
@@ -476,7 +476,22 @@ impl EventStore for ClickHouseStore {
             }
         }
         let source = Self::source(&query.org, query.kind, &query.filter, &columns);
-        self.query_cells(&sql::agg_sql_from(query, DIALECT, &source), None)
+        let mut rows = self.query_cells(&sql::agg_sql_from(query, DIALECT, &source), None)?;
+        // Over no rows ClickHouse answers min/max with 0 and (18.16) a distinct count with NULL;
+        // the other engines, and the reports, expect NULL and 0.
+        let groups = query.group_by.len();
+        for row in &mut rows {
+            for (cell, measure) in row.iter_mut().skip(groups).zip(&query.measures) {
+                match (measure, &*cell) {
+                    (Measure::MinTime(_) | Measure::MaxTime(_), Cell::Int(0)) => *cell = Cell::Null,
+                    (Measure::Count | Measure::CountIf(_) | Measure::CountDistinct(_), Cell::Null) => {
+                        *cell = Cell::Int(0)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(rows)
     }
 
     fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>> {

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use signet_model::schema::{self, ColType, Column};
 use signet_model::{Cell, LogKind};
 use signet_query::sql::{self, Dialect};
-use signet_query::{AggQuery, Expr, FacetQuery, Facets, ListQuery};
+use signet_query::{AggQuery, Expr, FacetQuery, Facets, ListQuery, MultiAggQuery};
 use tracing::debug;
 
 use crate::engine::{ArchivedPart, EventStore, ExpiryCandidate, RevisionRef, StoredEvent, VersionEntry};
@@ -131,14 +131,7 @@ impl DuckStore {
     /// each row marked in `archived`.
     fn source(catalog: &[ArchivedPart], org: &str, kind: LogKind, filter: &Expr, archived_column: bool) -> String {
         let table = schema::table(kind);
-        let parts: Vec<&ArchivedPart> = match filter.time_bounds() {
-            (Some(low), high) => catalog
-                .iter()
-                .filter(|p| p.queried && p.org == org && p.kind == kind && p.max_time_us >= low)
-                .filter(|p| high.is_none_or(|high| p.min_time_us <= high))
-                .collect(),
-            (None, _) => Vec::new(),
-        };
+        let parts = Self::parts_reached(catalog, org, kind, filter);
         if parts.is_empty() {
             return match archived_column {
                 true => format!("(SELECT *, false AS archived FROM {table}) AS {table}"),
@@ -151,6 +144,23 @@ impl DuckStore {
              SELECT {columns}, true AS archived FROM {} WHERE latest) AS {table}",
             read_parts(&parts)
         )
+    }
+
+    /// The archived parts a query of `org`/`kind` under `filter` reads (see [`Self::source`]).
+    fn parts_reached<'a>(
+        catalog: &'a [ArchivedPart],
+        org: &str,
+        kind: LogKind,
+        filter: &Expr,
+    ) -> Vec<&'a ArchivedPart> {
+        match filter.time_bounds() {
+            (Some(low), high) => catalog
+                .iter()
+                .filter(|p| p.queried && p.org == org && p.kind == kind && p.max_time_us >= low)
+                .filter(|p| high.is_none_or(|high| p.min_time_us <= high))
+                .collect(),
+            (None, _) => Vec::new(),
+        }
     }
 
     fn migrate(conn: &Connection) -> Result<()> {
@@ -441,8 +451,12 @@ impl EventStore for DuckStore {
         let columns = sql::list_columns(query);
         let catalog = self.archive.read();
         let wants_archived = columns.iter().any(|c| std::ptr::eq(*c, &schema::ARCHIVED));
-        let source = Self::source(&catalog, &query.org, query.kind, &query.filter, wants_archived);
-        let sql = sql::list_sql_from(query, DIALECT, Some(query.limit + 1), &source);
+        let sql = if Self::parts_reached(&catalog, &query.org, query.kind, &query.filter).is_empty() {
+            sql::list_page_by_rowid(query, query.limit + 1, wants_archived)
+        } else {
+            let source = Self::source(&catalog, &query.org, query.kind, &query.filter, wants_archived);
+            sql::list_sql_from(query, DIALECT, Some(query.limit + 1), &source)
+        };
         self.query_cells(&sql, Some(&columns))
     }
 
@@ -460,6 +474,18 @@ impl EventStore for DuckStore {
         let catalog = self.archive.read();
         let source = Self::source(&catalog, &query.org, query.kind, &query.filter, false);
         self.query_cells(&sql::agg_sql_from(query, DIALECT, &source), None)
+    }
+
+    /// One scan with grouping sets instead of a query per set: the filter is evaluated once.
+    fn aggregate_sets(&self, query: &MultiAggQuery) -> Result<Vec<Vec<Vec<Cell>>>> {
+        let catalog = self.archive.read();
+        let source = Self::source(&catalog, &query.org, query.kind, &query.filter, false);
+        let Some(shape) = sql::multi_agg_sql_from(query, DIALECT, &source) else {
+            drop(catalog);
+            return crate::engine::aggregate_by_set(self, query);
+        };
+        let rows = self.query_cells(&shape.sql, None)?;
+        Ok(crate::engine::split_sets(query, &shape, rows))
     }
 
     /// One scan with grouping sets (one per column, plus the total) instead of a query per
