@@ -286,7 +286,7 @@ pub fn user_pattern(
     // Non-successful sign-ins per (error code, reason), most first (ties in group order).
     let mut failures: Vec<(&[Cell], i64)> =
         answer[7].iter().map(|row| (&row[..2], int(&row[2]) - int(&row[3]))).filter(|(_, n)| *n > 0).collect();
-    failures.sort_by(|a, b| b.1.cmp(&a.1));
+    failures.sort_by_key(|f| std::cmp::Reverse(f.1));
     failures.truncate(20);
     let first_seen = t.get(4).filter(|c| **c != Cell::Null).map(|c| signet_model::time::format_time(int(c)));
     let last_seen = t.get(5).filter(|c| **c != Cell::Null).map(|c| signet_model::time::format_time(int(c)));

@@ -150,6 +150,13 @@ pub trait EventStore: Send + Sync {
     /// A grouped aggregation: group values, then measures, per row.
     fn aggregate(&self, query: &AggQuery) -> Result<Vec<Vec<Cell>>>;
 
+    /// Called by the ingest pipeline when no events came for a while: the store may finish
+    /// what it deferred while writes were coming (DuckDB checkpoints its WAL). Nothing the
+    /// store acknowledged depends on it.
+    fn settle(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Several aggregations under one filter: per set of the query, the rows [`Self::aggregate`]
     /// would return for it. The default asks one aggregation per set; engines override it to
     /// answer in one pass.

@@ -31,7 +31,7 @@ use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use signet_model::{Event, LogKind};
 use tokio::sync::oneshot;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::engine::{EventStore, StoredEvent, VersionEntry};
 use crate::error::{Result, StoreError};
@@ -64,6 +64,10 @@ pub struct IngestConfig {
     /// Keep acknowledging while the store fails; the projector catches up from the event log
     /// (see the module documentation).
     pub lag_in_log: bool,
+    /// After this long without new events, the projector lets the store settle what it wrote
+    /// ([`EventStore::settle`]: DuckDB checkpoints its WAL, so queries after a burst scan
+    /// compressed row groups and a restart has no WAL to replay).
+    pub settle_after_idle: Duration,
 }
 
 impl Default for IngestConfig {
@@ -78,6 +82,7 @@ impl Default for IngestConfig {
             disk: crate::disk::DiskPolicy::default(),
             segment_bytes: crate::log::SEGMENT_TARGET_BYTES,
             lag_in_log: false,
+            settle_after_idle: Duration::from_secs(2),
         }
     }
 }
@@ -546,9 +551,12 @@ fn projector_loop(
     // Whether committed events beyond `next` are in the log only.
     let mut behind = false;
     let mut deadline: Option<Instant> = None;
+    // When to let the store settle what it was given, if nothing comes before.
+    let mut settle_at: Option<Instant> = None;
     let mut disconnected = false;
     loop {
-        let wait = deadline.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
+        let wake = deadline.or(settle_at);
+        let wait = wake.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
         match prx.recv_timeout(wait) {
             Ok(Committed::Events { mut events, start, end }) => {
                 handoff.queued.fetch_sub(events.len(), Ordering::AcqRel);
@@ -572,7 +580,18 @@ fn projector_loop(
                 handoff.in_log_sent.store(false, Ordering::Release);
                 behind = true;
             }
-            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                if pending.is_empty() && !behind && settle_at.is_some_and(|at| at <= Instant::now()) {
+                    settle_at = None;
+                    let started = Instant::now();
+                    match store.settle() {
+                        Ok(()) => debug!(elapsed_ms = started.elapsed().as_millis() as u64, "store settled while idle"),
+                        // Not lost: the store's own log still holds it; the next idle try again.
+                        Err(err) => warn!(error = %err, "settling the store while idle failed"),
+                    }
+                    continue;
+                }
+            }
             Err(RecvTimeoutError::Disconnected) => disconnected = true,
         }
         if !pending.is_empty() {
@@ -586,6 +605,7 @@ fn projector_loop(
             pending.clear();
             applied = next;
             published(applied);
+            settle_at = Some(Instant::now() + config.settle_after_idle);
         }
         if behind && !disconnected {
             // Everything committed so far, from the log (written while the store was failing).
@@ -597,6 +617,7 @@ fn projector_loop(
             applied = reached;
             next = applied;
             behind = false;
+            settle_at = Some(Instant::now() + config.settle_after_idle);
         }
         deadline = None;
         if disconnected {

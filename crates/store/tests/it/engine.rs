@@ -166,3 +166,22 @@ fn layout_v1_fixture_opens() {
     let again = engine.pipeline().submit_blocking("default", vec![event("fixture-1", 0)]).unwrap();
     assert_eq!(again.revisions, 1, "a different body under a fixture id is a new revision");
 }
+
+#[test]
+fn an_idle_store_checkpoints_what_a_burst_left_in_its_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = IngestConfig { settle_after_idle: Duration::from_millis(200), ..IngestConfig::default() };
+    let engine = Engine::open(dir.path(), config).unwrap();
+    let wal = dir.path().join("signet.duckdb.wal");
+    let wal_bytes = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let events: Vec<_> = (0..5000).map(|i| event(&format!("w{i}"), 0)).collect();
+    engine.pipeline().submit_blocking("default", events).unwrap();
+    assert_eq!(count(&engine), 5000);
+    // Below the 256 MB autocheckpoint, the burst stays in the WAL until the store is idle.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while wal_bytes() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(wal_bytes(), 0, "the WAL was checkpointed once ingest went idle");
+    assert_eq!(count(&engine), 5000);
+}
