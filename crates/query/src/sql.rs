@@ -181,7 +181,9 @@ impl Dialect {
     fn hour_of_day(self, column: &str) -> String {
         match self {
             Dialect::DuckDb => format!("hour({column})"),
-            Dialect::ClickHouse => format!("intDiv({column} % {DAY_US}, {HOUR_US})"),
+            Dialect::ClickHouse => {
+                format!("intDiv({column} - {}, toInt64({HOUR_US}))", self.bucket(column, Bucket::Day))
+            }
         }
     }
 
@@ -189,7 +191,10 @@ impl Dialect {
     fn day_of_week(self, column: &str) -> String {
         match self {
             Dialect::DuckDb => format!("isodow({column})"),
-            Dialect::ClickHouse => format!("((intDiv({column}, {DAY_US}) + 3) % 7 + 1)"),
+            // Days since the epoch, rounded down also before 1970, then a non-negative modulo.
+            Dialect::ClickHouse => {
+                format!("(((intDiv({}, toInt64({DAY_US})) + 3) % 7 + 7) % 7 + 1)", self.bucket(column, Bucket::Day))
+            }
         }
     }
 }

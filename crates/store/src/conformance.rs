@@ -270,6 +270,22 @@ pub fn buckets_round_down(store: Arc<dyn EventStore>) {
     assert_eq!(bucketed(Bucket::Day), vec![Cell::Int(-day), Cell::Int(T0 + 6 * day)]);
     assert_eq!(bucketed(Bucket::Week), vec![Cell::Int(-3 * day), Cell::Int(T0)], "Mondays 1969-12-29 and 2024-01-01");
     assert_eq!(bucketed(Bucket::Hour), vec![Cell::Int(-HOUR), Cell::Int(T0 + 6 * day + 23 * HOUR)]);
+    let time = col(signin, "event_time");
+    let query = AggQuery {
+        org: "a".into(),
+        kind: signin,
+        filter: Expr::True,
+        group_by: vec![GroupBy::DayOfWeek(time), GroupBy::HourOfDay(time)],
+        measures: vec![Measure::Count],
+        order_by_first_measure_desc: false,
+        limit: None,
+    };
+    let rows = store.aggregate(&query).unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![Cell::Int(3), Cell::Int(23), Cell::Int(1)], vec![Cell::Int(7), Cell::Int(23), Cell::Int(1)]],
+        "Wednesday and Sunday, 23:00"
+    );
 }
 
 /// Several aggregations under one filter: the engine's answer (one pass where it can) equals
