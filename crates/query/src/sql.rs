@@ -108,7 +108,7 @@ impl Dialect {
     /// A case-insensitive equality (or, with `prefix`, starts-with) of `column` and lower-case
     /// `text`, where the dialect has a faster one than lower-casing every row: DuckDB's `ILIKE`
     /// compares ASCII in place (a third faster than `lower(column) = ...` on user names), but
-    /// only without an `ESCAPE` clause, so only for text without `%`, `_` or `\\`.
+    /// only without an `ESCAPE` clause, so only for text without `%`, `_` or a backslash.
     fn ilike(self, column: &Column, text: &str, prefix: bool) -> Option<String> {
         let plain = !text.contains(['%', '_', '\\']);
         match self {
