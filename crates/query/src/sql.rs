@@ -379,11 +379,7 @@ pub fn aggregation_columns(query: &AggQuery) -> Vec<&'static Column> {
             GroupBy::Unnest(_) => {}
         }
     }
-    for column in measure_columns(&query.measures) {
-        if !out.iter().any(|c| c.name == column.name) {
-            out.push(column);
-        }
-    }
+    measure_columns(&query.measures, &mut out);
     out
 }
 
@@ -498,6 +494,8 @@ pub struct MultiAggSql {
     pub sql: String,
     /// Per set of the query: the indices of its groups among `g0..gK`.
     pub sets: Vec<Vec<usize>>,
+    /// K: how many group columns each row has.
+    pub groups: usize,
 }
 
 /// [`MultiAggSql`] for `query` reading `table`, or `None` where one statement cannot answer it:
@@ -530,11 +528,7 @@ pub fn multi_agg_sql_from(query: &MultiAggQuery, dialect: Dialect, table: &str) 
     }
     let mut read: Vec<&'static Column> = Vec::new();
     for set in &query.sets {
-        for column in measure_columns(&set.measures) {
-            if !read.iter().any(|c| c.name == column.name) {
-                read.push(column);
-            }
-        }
+        measure_columns(&set.measures, &mut read);
     }
     let mut materialised: Vec<String> = read.iter().map(|c| c.name.to_string()).collect();
     materialised.extend(exprs.iter().enumerate().map(|(i, e)| format!("{e} AS g{i}")));
@@ -569,22 +563,20 @@ pub fn multi_agg_sql_from(query: &MultiAggQuery, dialect: Dialect, table: &str) 
         materialised.join(", "),
         branches.join(" UNION ALL ")
     );
-    Some(MultiAggSql { sql, sets })
+    Some(MultiAggSql { sql, sets, groups: exprs.len() })
 }
 
-/// The columns measures read.
-fn measure_columns(measures: &[Measure]) -> Vec<&'static Column> {
-    let mut out: Vec<&'static Column> = Vec::new();
+/// Adds the columns measures read to `out`, once each (as [`Expr::columns`]).
+fn measure_columns(measures: &[Measure], out: &mut Vec<&'static Column>) {
     for measure in measures {
         match measure {
             Measure::Count => {}
-            Measure::CountIf(expr) => expr.columns(&mut out),
+            Measure::CountIf(expr) => expr.columns(out),
             Measure::CountDistinct(c) | Measure::CountWhereGroupIn(c) | Measure::MinTime(c) | Measure::MaxTime(c) => {
-                Expr::eq(c, Literal::Null).columns(&mut out)
+                Expr::eq(c, Literal::Null).columns(out)
             }
         }
     }
-    out
 }
 
 fn group_sql(group: &GroupBy, dialect: Dialect) -> String {

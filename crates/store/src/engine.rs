@@ -182,7 +182,7 @@ pub fn aggregate_by_set<S: EventStore + ?Sized>(store: &S, query: &MultiAggQuery
 /// Splits the answer to a [`MultiAggSql`] into its sets, each ordered and cut as
 /// [`EventStore::aggregate`] would answer it alone.
 pub fn split_sets(query: &MultiAggQuery, shape: &MultiAggSql, rows: Vec<Vec<Cell>>) -> Vec<Vec<Vec<Cell>>> {
-    let groups = shape.sets.iter().flatten().map(|g| g + 1).max().unwrap_or(0);
+    let groups = shape.groups;
     let mut out: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); query.sets.len()];
     for row in rows {
         let Some(Cell::Int(set)) = row.first() else { continue };
