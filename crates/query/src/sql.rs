@@ -373,9 +373,11 @@ pub fn aggregation_columns(query: &AggQuery) -> Vec<&'static Column> {
     let mut out: Vec<&'static Column> = Vec::new();
     for group in &query.group_by {
         match group {
-            GroupBy::Column(c) | GroupBy::TimeBucket(c, _) | GroupBy::HourOfDay(c) | GroupBy::DayOfWeek(c) => {
-                Expr::eq(c, Literal::Null).columns(&mut out)
-            }
+            GroupBy::Column(c)
+            | GroupBy::TimeBucket(c, _)
+            | GroupBy::HourOfDay(c)
+            | GroupBy::DayOfWeek(c)
+            | GroupBy::Among(c, _) => Expr::eq(c, Literal::Null).columns(&mut out),
             GroupBy::Unnest(_) => {}
         }
     }
@@ -390,7 +392,13 @@ pub fn agg_sql(query: &AggQuery, dialect: Dialect) -> String {
 
 /// [`agg_sql`] reading from `table` (see [`list_sql_from`]).
 pub fn agg_sql_from(query: &AggQuery, dialect: Dialect, table: &str) -> String {
-    let filter = format!("{} AND {}", org_clause(&query.org, dialect), compile_expr(&query.filter, dialect));
+    let mut filter = format!("{} AND {}", org_clause(&query.org, dialect), compile_expr(&query.filter, dialect));
+    let bits = distinct_among_by_bits(query, dialect, &format!("(SELECT * FROM {table} WHERE {filter}) AS t"));
+    for group in &query.group_by {
+        if let (GroupBy::Among(column, values), None) = (group, &bits) {
+            filter.push_str(&format!(" AND {}", among_clause(column, values, dialect)));
+        }
+    }
     let unnest = query.group_by.iter().find_map(|g| match g {
         GroupBy::Unnest(column) => Some(*column),
         _ => None,
@@ -410,7 +418,7 @@ pub fn agg_sql_from(query: &AggQuery, dialect: Dialect, table: &str) -> String {
         ),
     };
     let groups: Vec<String> = (0..query.group_by.len()).map(|i| format!("g{i}")).collect();
-    let mut sql = match distinct_in_two_steps(query, dialect, &source) {
+    let mut sql = match bits.or_else(|| distinct_in_two_steps(query, dialect, &source)) {
         Some(sql) => sql,
         None => {
             let mut select = Vec::new();
@@ -485,6 +493,58 @@ fn distinct_in_two_steps(query: &AggQuery, dialect: Dialect, source: &str) -> Op
     ))
 }
 
+/// Rows whose `column` is one of `values` (exactly; `None` is NULL).
+fn among_clause(column: &Column, values: &[Option<String>], dialect: Dialect) -> String {
+    let listed: Vec<String> = values.iter().flatten().map(|v| dialect.quote_str(v)).collect();
+    let mut alternatives = Vec::new();
+    if !listed.is_empty() {
+        alternatives.push(format!("{} IN ({})", column.name, listed.join(", ")));
+    }
+    if values.iter().any(Option::is_none) {
+        alternatives.push(format!("{} IS NULL", column.name));
+    }
+    match alternatives.is_empty() {
+        true => dialect.truth(false).to_string(),
+        false => format!("({})", alternatives.join(" OR ")),
+    }
+}
+
+/// The distinct values of one column per listed value of another ([`GroupBy::Among`] with one
+/// [`Measure::CountDistinct`]), on DuckDB with one hash operation instead of two: group the rows
+/// by the counted value, OR-ing one bit per listed value its rows have, then count the values
+/// per bit. Distinct users of the top three applications of a month, 1M sign-ins: 16 ms
+/// instead of 27 (grouping by application and user, then by application). `None` where this
+/// does not apply (another shape, more than 63 values, ClickHouse); the caller adds
+/// `GROUP BY`, `ORDER BY` and `LIMIT` on `g0`.
+fn distinct_among_by_bits(query: &AggQuery, dialect: Dialect, source: &str) -> Option<String> {
+    let (column, values, counted) = match (query.group_by.as_slice(), query.measures.as_slice()) {
+        ([GroupBy::Among(column, values)], [Measure::CountDistinct(counted)]) => (*column, values, *counted),
+        _ => return None,
+    };
+    if dialect != Dialect::DuckDb || values.is_empty() || values.len() > 63 {
+        return None;
+    }
+    let literal =
+        |value: &Option<String>| value.as_deref().map_or("CAST(NULL AS VARCHAR)".into(), |v| dialect.quote_str(v));
+    let mut bits = Vec::new();
+    let mut listed = Vec::new();
+    for (bit, value) in values.iter().enumerate() {
+        let test = match value {
+            Some(v) => format!("{} = {}", column.name, dialect.quote_str(v)),
+            None => format!("{} IS NULL", column.name),
+        };
+        bits.push(format!("WHEN {test} THEN {}", 1i64 << bit));
+        listed.push(format!("({}, {bit})", literal(value)));
+    }
+    Some(format!(
+        "SELECT v.g0 AS g0, count(d.__value) AS m0 FROM (SELECT {counted} AS __value, bit_or(CASE {} END) AS __bits \
+         FROM {source} GROUP BY {counted}) AS d JOIN (VALUES {}) AS v(g0, bit) ON (d.__bits >> v.bit) & 1 = 1",
+        bits.join(" "),
+        listed.join(", "),
+        counted = counted.name,
+    ))
+}
+
 /// A [`MultiAggQuery`] as one statement, and how to read each set's rows out of its answer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MultiAggSql {
@@ -499,14 +559,16 @@ pub struct MultiAggSql {
 }
 
 /// [`MultiAggSql`] for `query` reading `table`, or `None` where one statement cannot answer it:
-/// ClickHouse 18.16 (no materialised common table expressions), an unnested list, fewer than
-/// two sets. The filtered rows are materialised once (only the columns the sets read), then
+/// ClickHouse 18.16 (no materialised common table expressions), an unnested list or listed
+/// values, fewer than two sets. The filtered rows are materialised once (only the columns the sets read), then
 /// each set is grouped with only its own measures: a user's 90-day pattern (13,665 of 1M
 /// sign-ins, eight sets) took 23 ms this way, 52 ms as grouping sets sharing every measure,
 /// and 48 ms as eight queries.
 pub fn multi_agg_sql_from(query: &MultiAggQuery, dialect: Dialect, table: &str) -> Option<MultiAggSql> {
-    let unnests = query.sets.iter().flat_map(|s| &s.group_by).any(|g| matches!(g, GroupBy::Unnest(_)));
-    if dialect == Dialect::ClickHouse || unnests || query.sets.len() < 2 {
+    // Unnested lists and listed values each need their own source.
+    let own_source =
+        query.sets.iter().flat_map(|s| &s.group_by).any(|g| matches!(g, GroupBy::Unnest(_) | GroupBy::Among(..)));
+    if dialect == Dialect::ClickHouse || own_source || query.sets.len() < 2 {
         return None;
     }
     let mut exprs: Vec<String> = Vec::new();
@@ -582,7 +644,7 @@ fn measure_columns(measures: &[Measure], out: &mut Vec<&'static Column>) {
 fn group_sql(group: &GroupBy, dialect: Dialect) -> String {
     match group {
         GroupBy::Column(c) if c.ty == ColType::Time => dialect.epoch_us(c.name),
-        GroupBy::Column(c) => c.name.to_string(),
+        GroupBy::Column(c) | GroupBy::Among(c, _) => c.name.to_string(),
         GroupBy::TimeBucket(c, bucket) => dialect.bucket(c.name, *bucket),
         GroupBy::HourOfDay(c) => dialect.hour_of_day(c.name),
         GroupBy::DayOfWeek(c) => dialect.day_of_week(c.name),
@@ -730,5 +792,32 @@ mod tests {
         );
         assert!(sql.contains("list_contains(auth_methods_succeeded, __unnested)"), "{sql}");
         assert!(agg_sql(&q, Dialect::ClickHouse).contains("ARRAY JOIN auth_methods"));
+    }
+
+    #[test]
+    fn listed_values_restrict_the_rows_or_become_bits() {
+        let among = GroupBy::Among(col("app_display_name"), vec![Some("Teams".into()), Some("O'Neil".into()), None]);
+        let q = AggQuery {
+            org: "o".into(),
+            kind: LogKind::SignIn,
+            filter: Expr::True,
+            group_by: vec![among.clone()],
+            measures: vec![Measure::CountDistinct(col("user_hash"))],
+            order_by_first_measure_desc: false,
+            limit: None,
+        };
+        let bits = agg_sql(&q, Dialect::DuckDb);
+        assert!(bits.contains("bit_or(CASE WHEN app_display_name = 'Teams' THEN 1 WHEN app_display_name = 'O''Neil' THEN 2 WHEN app_display_name IS NULL THEN 4 END)"), "{bits}");
+        assert!(bits.contains("(VALUES ('Teams', 0), ('O''Neil', 1), (CAST(NULL AS VARCHAR), 2))"), "{bits}");
+        assert!(!bits.contains(" IN ("), "the bits select the rows: {bits}");
+        let restricted = "(app_display_name IN ('Teams', 'O''Neil') OR app_display_name IS NULL)";
+        let clickhouse = agg_sql(&q, Dialect::ClickHouse);
+        assert!(clickhouse.contains(restricted), "{clickhouse}");
+        // Another measure: the plain grouping, restricted to the listed values.
+        let counted = AggQuery { measures: vec![Measure::Count], ..q.clone() };
+        let plain = agg_sql(&counted, Dialect::DuckDb);
+        assert!(plain.contains(restricted) && !plain.contains("bit_or"), "{plain}");
+        let none = AggQuery { group_by: vec![GroupBy::Among(col("app_display_name"), vec![])], ..counted };
+        assert!(agg_sql(&none, Dialect::ClickHouse).contains(" AND 0)"));
     }
 }

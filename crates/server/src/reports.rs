@@ -3,6 +3,8 @@
 //! shaping (filling empty buckets, shares) happens here. The functions are shared by the HTTP
 //! handlers and `signet report`.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
@@ -149,39 +151,64 @@ pub fn top_apps(engine: &Engine, org: &str, mut params: Vec<(String, String)>, n
     };
     let (filter, from, to) = report_filter(&mut params, 30, now)?;
     let app = col("app_display_name");
-    let top = agg(engine, org, &filter, vec![GroupBy::Column(app)], status_measures(), Some(n))?;
-    // Every application's weeks, under the same filter: cheaper than filtering the rows by the
-    // top names (a case-insensitive IN lower-cases every row's name), and few rows either way.
-    let weekly = if top.is_empty() {
-        Vec::new()
-    } else {
-        agg(
+    // Sign-ins per application, week and status in one pass: the ranking, the totals and the
+    // weekly series all come from these few rows.
+    let week = GroupBy::TimeBucket(col("event_time"), Bucket::Week);
+    let rows = agg(
+        engine,
+        org,
+        &filter,
+        vec![GroupBy::Column(app), week, GroupBy::Column(col("status"))],
+        vec![Measure::Count],
+        None,
+    )?;
+    #[derive(Default)]
+    struct AppTotals {
+        total: i64,
+        by_status: [i64; 3],
+        weeks: BTreeMap<i64, i64>,
+    }
+    let mut totals: BTreeMap<Option<String>, AppTotals> = BTreeMap::new();
+    for row in &rows {
+        let entry = totals.entry(row[0].as_str().map(str::to_string)).or_default();
+        let count = int(&row[3]);
+        entry.total += count;
+        *entry.weeks.entry(int(&row[1])).or_default() += count;
+        if let Some(i) = ["success", "failure", "interrupted"].iter().position(|s| row[2].as_str() == Some(s)) {
+            entry.by_status[i] += count;
+        }
+    }
+    // Most sign-ins first; ties by name, no name last (as a top-N query orders them).
+    let mut ranked: Vec<(Option<String>, AppTotals)> = totals.into_iter().collect();
+    ranked.sort_by(|(a, x), (b, y)| y.total.cmp(&x.total).then_with(|| (a.is_none(), a).cmp(&(b.is_none(), b))));
+    ranked.truncate(n);
+    // Distinct users of the top applications only.
+    let names: Vec<Option<String>> = ranked.iter().map(|(name, _)| name.clone()).collect();
+    let users = match names.is_empty() {
+        true => Vec::new(),
+        false => agg(
             engine,
             org,
             &filter,
-            vec![GroupBy::Column(app), GroupBy::TimeBucket(col("event_time"), Bucket::Week)],
-            vec![Measure::Count],
+            vec![GroupBy::Among(app, names)],
+            vec![Measure::CountDistinct(col("user_hash"))],
             None,
-        )?
+        )?,
     };
     let first_week = bucket_start(from, Bucket::Week);
-    let apps: Vec<Value> = top
+    let apps: Vec<Value> = ranked
         .iter()
-        .map(|row| {
-            let name = row[0].as_str().map(str::to_string);
+        .map(|(name, t)| {
             let mut series = Vec::new();
             let mut week = first_week;
             while week < to {
-                let count = weekly
-                    .iter()
-                    .find(|w| w[0].as_str().map(str::to_string) == name && int(&w[1]) == week)
-                    .map_or(0, |w| int(&w[2]));
-                series.push(json!({ "week": signet_model::time::format_time(week), "count": count }));
+                series.push(json!({ "week": signet_model::time::format_time(week), "count": t.weeks.get(&week).copied().unwrap_or(0) }));
                 week += 7 * DAY;
             }
+            let users = users.iter().find(|u| u[0].as_str() == name.as_deref()).map_or(0, |u| int(&u[1]));
             json!({
-                "app": cell_json(&row[0]), "total": int(&row[1]), "success": int(&row[2]), "failure": int(&row[3]),
-                "interrupted": int(&row[4]), "users": int(&row[5]), "weekly": series,
+                "app": name, "total": t.total, "success": t.by_status[0], "failure": t.by_status[1],
+                "interrupted": t.by_status[2], "users": users, "weekly": series,
             })
         })
         .collect();

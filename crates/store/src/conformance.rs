@@ -243,6 +243,38 @@ pub fn aggregates(store: Arc<dyn EventStore>) {
     assert_eq!(rows[0], vec![Cell::Int(1), Cell::Int(0), Cell::Int(1)]);
 }
 
+/// Groups among listed values: exact matches only (a value in another case is another value),
+/// listed values without rows are left out, and a distinct count equals the plain grouping's.
+pub fn aggregates_among(store: Arc<dyn EventStore>) {
+    load_basic(&*store);
+    let signin = LogKind::SignIn;
+    let app = col(signin, "app_display_name");
+    let listed = vec![Some("Outlook".to_string()), Some("teams".into()), Some("Nowhere".into()), None];
+    let query = AggQuery {
+        org: "a".into(),
+        kind: signin,
+        filter: Expr::True,
+        group_by: vec![GroupBy::Among(app, listed)],
+        measures: vec![Measure::CountDistinct(col(signin, "user_key"))],
+        order_by_first_measure_desc: false,
+        limit: None,
+    };
+    assert_eq!(store.aggregate(&query).unwrap(), vec![vec![Cell::Str("Outlook".into()), Cell::Int(2)]]);
+    let both = AggQuery {
+        group_by: vec![GroupBy::Among(app, vec![Some("Teams".into()), Some("Outlook".into())])],
+        filter: native::filter(signin, &[("status".into(), "success".into())], 0).unwrap(),
+        ..query.clone()
+    };
+    let plain = AggQuery { group_by: vec![GroupBy::Column(app)], ..both.clone() };
+    assert_eq!(store.aggregate(&both).unwrap(), store.aggregate(&plain).unwrap());
+    assert_eq!(store.aggregate(&both).unwrap(), vec![vec![Cell::Str("Outlook".into()), Cell::Int(1)]]);
+    let counted = AggQuery { measures: vec![Measure::Count], filter: Expr::True, ..both };
+    assert_eq!(
+        store.aggregate(&counted).unwrap(),
+        vec![vec![Cell::Str("Outlook".into()), Cell::Int(7)], vec![Cell::Str("Teams".into()), Cell::Int(3)]]
+    );
+}
+
 /// Time buckets round down, also before 1970 (integer division truncates toward zero), and
 /// weeks start on Monday.
 pub fn buckets_round_down(store: Arc<dyn EventStore>) {
@@ -459,7 +491,7 @@ macro_rules! event_store_conformance_tests {
         $crate::event_store_conformance_tests!(@tests $factory;
             applies_and_tracks_position, lists_newest_first_with_keyset_paging, organisations_are_isolated,
             filters_match, revisions_replace_the_latest, two_revisions_in_one_batch, aggregates,
-            aggregate_sets, buckets_round_down, aggregates_over_lists, facets, other_kinds);
+            aggregate_sets, aggregates_among, buckets_round_down, aggregates_over_lists, facets, other_kinds);
     };
     (@tests $factory:expr; $($name:ident),*) => {
         $(

@@ -1,3 +1,5 @@
+use serde_json::json;
+
 use crate::{signin, TestServer};
 
 fn methods(list: &str) -> String {
@@ -60,6 +62,14 @@ async fn reports_add_up() {
     assert_eq!(apps.len(), 2);
     assert_eq!((apps[0]["app"].as_str(), apps[0]["total"].as_i64()), (Some("Teams"), Some(10)));
     assert_eq!((apps[1]["app"].as_str(), apps[1]["total"].as_i64()), (Some("Outlook"), Some(6)));
+    let outlook = (&apps[1]["success"], &apps[1]["failure"], &apps[1]["interrupted"], &apps[1]["users"]);
+    assert_eq!(outlook, (&json!(1), &json!(5), &json!(0), &json!(2)), "bob and carol");
+    assert_eq!(apps[0]["users"], 1);
+    // More places than applications: all of them, most sign-ins first.
+    let (_, three) = server.get("/api/v1/reports/apps/top?n=5&days=30").await;
+    let names: Vec<&str> = three["apps"].as_array().unwrap().iter().map(|a| a["app"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Teams", "Outlook", "Workday"]);
+    assert_eq!((&three["apps"][2]["interrupted"], &three["apps"][2]["users"]), (&json!(1), &json!(1)));
     assert_eq!(apps[0]["weekly"].as_array().unwrap().iter().map(|w| w["count"].as_i64().unwrap()).sum::<i64>(), 10);
 
     let (_, pattern) = server.get("/api/v1/reports/users/bob@x.com/pattern?days=90").await;
