@@ -116,6 +116,8 @@ pub const SIGNIN_COLUMNS: &[Column] = &[
     col("service_principal_name", "servicePrincipalName", Some("servicePrincipalName"), Str),
     col("token_issuer_type", "tokenIssuerType", Some("tokenIssuerType"), Str),
     col("processing_time_ms", "processingTimeInMilliseconds", Some("processingTimeInMilliseconds"), Int),
+    // Last: added by schema version 3 (DuckDB appends added columns at the end).
+    col("auth_method_set", "authMethodSet", None, Int),
 ];
 
 /// Kind-specific directory-audit columns.

@@ -87,7 +87,15 @@ pub fn visible_columns(kind: LogKind) -> impl Iterator<Item = &'static Column> {
     schema::all_columns(kind).filter(|c| {
         !matches!(
             c.name,
-            "org_id" | "content_hash" | "log_pos" | "log_idx" | "user_key" | "user_hash" | "ip_key" | "revision"
+            "org_id"
+                | "content_hash"
+                | "log_pos"
+                | "log_idx"
+                | "user_key"
+                | "user_hash"
+                | "ip_key"
+                | "revision"
+                | "auth_method_set"
         )
     })
 }

@@ -463,6 +463,60 @@ pub fn aggregates_over_lists(store: Arc<dyn EventStore>) {
             vec![Cell::Str("FIDO2 security key".into()), Cell::Int(1), Cell::Int(1)],
         ]
     );
+
+    // A second revision changes m3's methods; another user, another organisation.
+    let bob = signin_json(
+        "m4",
+        2,
+        "bob@contoso.com",
+        "Teams",
+        50126,
+        r#","authenticationDetails":[{"authenticationMethod":"Password","succeeded":false}]"#,
+    );
+    let hello = with_methods("m3", 0, r#"[{"authenticationMethod":"Windows Hello for Business","succeeded":true}]"#);
+    let other = signin_json(
+        "m1",
+        1,
+        "eve@fabrikam.com",
+        "Outlook",
+        0,
+        r#","authenticationDetails":[{"authenticationMethod":"Password","succeeded":true}]"#,
+    );
+    let more = vec![
+        stored("a", LogKind::SignIn, &bob, 1, 11),
+        stored("a", LogKind::SignIn, &hello, 2, 12),
+        stored("b", LogKind::SignIn, &other, 1, 13),
+    ];
+    store.apply(&more, 20).unwrap();
+    let failure = native::filter(LogKind::SignIn, &[("status".into(), "failure".into())], 0).unwrap();
+    let full = AggQuery {
+        measures: vec![
+            Measure::Count,
+            Measure::CountWhereGroupIn(col(LogKind::SignIn, "auth_methods_succeeded")),
+            Measure::CountDistinct(col(LogKind::SignIn, "user_hash")),
+            Measure::CountIf(failure),
+        ],
+        ..query.clone()
+    };
+    let row = |name: &str, counts: [i64; 4]| {
+        let mut row = vec![Cell::Str(name.into())];
+        row.extend(counts.map(Cell::Int));
+        row
+    };
+    assert_eq!(
+        store.aggregate(&full).unwrap(),
+        vec![
+            row("Password", [3, 2, 2, 2]),
+            row("Text message", [2, 1, 1, 1]),
+            row("Windows Hello for Business", [1, 1, 1, 0])
+        ]
+    );
+    let success = native::filter(LogKind::SignIn, &[("status".into(), "success".into())], 0).unwrap();
+    let succeeded = AggQuery { filter: success, limit: Some(2), ..full };
+    assert_eq!(
+        store.aggregate(&succeeded).unwrap(),
+        vec![row("Password", [1, 1, 1, 0]), row("Text message", [1, 1, 1, 0])]
+    );
 }
 
 pub fn other_kinds(store: Arc<dyn EventStore>) {

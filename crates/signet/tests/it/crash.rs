@@ -113,6 +113,14 @@ fn kill_dash_nine_loses_nothing_acknowledged() {
         if cycle % 3 == 2 {
             tear_tail(&data, &mut rng);
         }
+        if cycle % 100 == 99 {
+            eprintln!(
+                "{} cycles in {:.1?}, {} acknowledged",
+                cycle + 1,
+                started.elapsed(),
+                acked.lock().unwrap().len()
+            );
+        }
     }
     let crashed_for = started.elapsed();
 

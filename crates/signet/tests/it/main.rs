@@ -497,7 +497,7 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let first = ok(signet(&["clickhouse", "init", "--url", &server.url, "--database", "cli_init"], &data));
-    assert!(first.contains("database cli_init: schema version 1"), "{first}");
+    assert!(first.contains("database cli_init: schema version 2"), "{first}");
     let again = ok(signet(&["clickhouse", "init", "--url", &server.url, "--database", "cli_init"], &data));
     assert_eq!(first, again, "idempotent");
     let tables = reqwest::blocking::Client::new()
@@ -512,6 +512,15 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
         tables,
         ["activities", "directory_audits", "signet_applied", "signet_migrations", "signins", "superseded"]
     );
+    // Migration 2 added the sign-ins' method set key after migration 1 made the table.
+    let last = reqwest::blocking::Client::new()
+        .post(&server.url)
+        .body("SELECT name FROM system.columns WHERE database = 'cli_init' AND table = 'signins'")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(last.lines().last(), Some("auth_method_set"));
     let refused = signet(&["clickhouse", "init", "--url", &server.url, "--database", "no-dashes"], &data);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("letters, digits and _"));
 }

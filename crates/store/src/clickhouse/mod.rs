@@ -79,7 +79,10 @@ fn migrations() -> Vec<(u32, Vec<String>)> {
          ENGINE = ReplacingMergeTree ORDER BY (node, position)"
             .into(),
     );
-    vec![(1, first)]
+    // Sign-ins' method set key (DuckDB's schema 3; ClickHouse unnests the lists themselves, the
+    // column keeps the tables alike).
+    let method_set = "ALTER TABLE signins ADD COLUMN auth_method_set Nullable(Int64)".to_string();
+    vec![(1, first), (2, vec![method_set])]
 }
 
 /// Columns that are never empty (the rest are `Nullable`).
@@ -106,8 +109,15 @@ fn column_type(column: &Column) -> String {
     }
 }
 
+/// Columns added by a later migration than the first (ClickHouse 18.16 has no `ADD COLUMN IF
+/// NOT EXISTS`, so the first creates the tables without them).
+const ADDED_LATER: &[&str] = &["auth_method_set"];
+
 fn create_kind_table(kind: LogKind) -> String {
-    let columns: Vec<String> = schema::all_columns(kind).map(|c| format!("{} {}", c.name, column_type(c))).collect();
+    let columns: Vec<String> = schema::all_columns(kind)
+        .filter(|c| !ADDED_LATER.contains(&c.name))
+        .map(|c| format!("{} {}", c.name, column_type(c)))
+        .collect();
     format!(
         "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = ReplacingMergeTree \
          PARTITION BY (org_id, toYYYYMM(toDateTime(intDiv(event_time, 1000000), 'UTC'))) \

@@ -5,7 +5,7 @@
 pub(crate) mod arrow;
 mod raw;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use duckdb::types::{TimeUnit, Value};
@@ -22,7 +22,7 @@ use crate::error::{Result, StoreError};
 use crate::log::RecordPtr;
 
 /// Version of the database schema. Bump it with a migration in [`DuckStore::migrate`].
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 const DIALECT: Dialect = Dialect::DuckDb;
 /// DuckDB's WAL size that triggers a checkpoint (see [`DuckStore::open`]).
 const WAL_AUTOCHECKPOINT: &str = "256MB";
@@ -56,6 +56,45 @@ pub struct DuckStore {
 struct Writer {
     conn: Connection,
     raw: raw::RawConnection,
+    /// Keys in `auth_method_sets` (the pairs of method lists sign-ins have).
+    method_sets: HashSet<i64>,
+}
+
+/// The (methods, methods succeeded) pairs of sign-ins, by `signins.auth_method_set` (schema 3):
+/// reports group sign-ins by the key and unnest these few lists instead of every sign-in's.
+const METHOD_SETS_DDL: &str =
+    "CREATE TABLE IF NOT EXISTS auth_method_sets (set_key BIGINT PRIMARY KEY, methods VARCHAR[], succeeded VARCHAR[])";
+
+/// A list of strings as a DuckDB literal.
+fn list_literal(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| DIALECT.quote_str(i)).collect();
+    format!("CAST([{}] AS VARCHAR[])", quoted.join(", "))
+}
+
+/// The statement recording pairs not in `auth_method_sets` yet (`None`: no new pair).
+fn new_method_sets<'a>(
+    known: &HashSet<i64>,
+    pairs: impl Iterator<Item = (i64, &'a [String], &'a [String])>,
+) -> Option<(Vec<i64>, String)> {
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    for (key, methods, succeeded) in pairs {
+        if !known.contains(&key) && !keys.contains(&key) {
+            keys.push(key);
+            values.push(format!("({key}, {}, {})", list_literal(methods), list_literal(succeeded)));
+        }
+    }
+    (!keys.is_empty()).then(|| (keys, format!("INSERT OR IGNORE INTO auth_method_sets VALUES {}", values.join(", "))))
+}
+
+/// A sign-in's method set key and lists.
+fn method_set_of(event: &signet_model::Event) -> Option<(i64, &[String], &[String])> {
+    match (event.cell("auth_method_set"), event.cell("auth_methods"), event.cell("auth_methods_succeeded")) {
+        (Some(Cell::Int(key)), Some(Cell::List(methods)), Some(Cell::List(succeeded))) => {
+            Some((*key, methods.as_slice(), succeeded.as_slice()))
+        }
+        _ => None,
+    }
 }
 
 impl std::ops::Deref for Writer {
@@ -117,8 +156,13 @@ impl DuckStore {
         // up to 256 MB on disk, replayed when the database is opened after a crash.
         conn.execute_batch(&format!("SET wal_autocheckpoint = '{WAL_AUTOCHECKPOINT}'"))?;
         Self::migrate(&conn)?;
+        let method_sets = {
+            let mut statement = conn.prepare("SELECT set_key FROM auth_method_sets")?;
+            let keys = statement.query_map([], |r| r.get::<_, i64>(0))?;
+            keys.collect::<std::result::Result<HashSet<i64>, _>>()?
+        };
         Ok(DuckStore {
-            writer: Mutex::new(Writer { conn, raw: database.raw_connection()? }),
+            writer: Mutex::new(Writer { conn, raw: database.raw_connection()?, method_sets }),
             readers: Mutex::new(Vec::new()),
             archive: Default::default(),
             part_cache: Default::default(),
@@ -178,8 +222,11 @@ impl DuckStore {
         if found == SCHEMA_VERSION {
             return Ok(());
         }
-        if found == 1 {
-            return Self::migrate_1_to_2(conn);
+        if found >= 1 {
+            if found == 1 {
+                Self::migrate_1_to_2(conn)?;
+            }
+            return Self::migrate_2_to_3(conn);
         }
         // Version 0: the current schema, from scratch.
         let mut ddl = Vec::new();
@@ -187,6 +234,7 @@ impl DuckStore {
             let columns: Vec<&Column> = schema::all_columns(kind).collect();
             ddl.push(create_table_sql(schema::table(kind), &columns));
         }
+        ddl.push(METHOD_SETS_DDL.into());
         let revision_columns: Vec<&Column> = arrow::REVISION_COLUMNS.iter().collect();
         ddl.push(create_table_sql("revisions", &revision_columns));
         ddl.push("INSERT OR REPLACE INTO signet_meta VALUES ('applied_position', '0')".into());
@@ -211,6 +259,42 @@ impl DuckStore {
                 update.execute(duckdb::params![signet_model::activity::operation_category(operation), operation])?;
             }
             conn.execute_batch("INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '2'); COMMIT")?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        result
+    }
+
+    /// Version 2 -> 3: sign-ins get `auth_method_set`, the key of their pair of method lists,
+    /// and the pairs get their table (`auth_method_sets`), filled from the stored rows with the
+    /// function that fills them at ingest.
+    fn migrate_2_to_3(conn: &Connection) -> Result<()> {
+        conn.execute_batch(&format!(
+            "BEGIN TRANSACTION; ALTER TABLE signins ADD COLUMN auth_method_set BIGINT; {METHOD_SETS_DDL}"
+        ))?;
+        let result = (|| {
+            let pairs: Vec<(Vec<String>, Vec<String>)> = {
+                let mut statement =
+                    conn.prepare("SELECT DISTINCT auth_methods, auth_methods_succeeded FROM signins")?;
+                let rows = statement.query_map([], |r| Ok((r.get::<_, Value>(0)?, r.get::<_, Value>(1)?)))?;
+                let list = |value: Value| match to_cell(value, None) {
+                    Cell::List(items) => items,
+                    _ => Vec::new(),
+                };
+                rows.map(|row| row.map(|(m, s)| (list(m), list(s)))).collect::<std::result::Result<_, _>>()?
+            };
+            let keyed = pairs.iter().map(|(m, s)| (signet_model::signin::auth_method_set(m, s), &m[..], &s[..]));
+            if let Some((_, insert)) = new_method_sets(&HashSet::new(), keyed) {
+                conn.execute_batch(&insert)?;
+            }
+            conn.execute_batch(
+                "UPDATE signins SET auth_method_set = p.set_key FROM auth_method_sets p \
+                 WHERE coalesce(signins.auth_methods, CAST([] AS VARCHAR[])) = p.methods \
+                 AND coalesce(signins.auth_methods_succeeded, CAST([] AS VARCHAR[])) = p.succeeded; \
+                 INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '3'); COMMIT",
+            )?;
             Ok(())
         })();
         if result.is_err() {
@@ -301,7 +385,14 @@ impl DuckStore {
         result
     }
 
-    fn apply_in_transaction(raw: &raw::RawConnection, events: &[StoredEvent], through: u64) -> Result<()> {
+    /// Writes a batch; returns the method set keys it added to `auth_method_sets`.
+    fn apply_in_transaction(
+        raw: &raw::RawConnection,
+        method_sets: &HashSet<i64>,
+        events: &[StoredEvent],
+        through: u64,
+    ) -> Result<Vec<i64>> {
+        let mut added = Vec::new();
         for kind in LogKind::ALL {
             let of_kind: Vec<&StoredEvent> = events.iter().filter(|e| e.event.kind == kind).collect();
             if of_kind.is_empty() {
@@ -320,6 +411,14 @@ impl DuckStore {
             let superseded: Vec<&StoredEvent> = keep.iter().map(|&i| of_kind[i]).filter(|e| e.revision > 1).collect();
             delete_older(raw, kind, &superseded)?;
             let rows: Vec<&StoredEvent> = keep.iter().map(|&i| of_kind[i]).collect();
+            if kind == LogKind::SignIn {
+                if let Some((keys, insert)) =
+                    new_method_sets(method_sets, rows.iter().filter_map(|e| method_set_of(&e.event)))
+                {
+                    raw.execute(&insert)?;
+                    added = keys;
+                }
+            }
             let mut appender = raw.appender(schema::table(kind))?;
             for chunk in rows.chunks(raw::CHUNK_ROWS) {
                 appender.append(&arrow::kind_batch(kind, chunk)?)?;
@@ -331,7 +430,8 @@ impl DuckStore {
             appender.append(&arrow::revisions_batch(chunk)?)?;
         }
         appender.close()?;
-        raw.execute(&format!("UPDATE signet_meta SET value = '{through}' WHERE key = 'applied_position'"))
+        raw.execute(&format!("UPDATE signet_meta SET value = '{through}' WHERE key = 'applied_position'"))?;
+        Ok(added)
     }
 }
 
@@ -408,13 +508,14 @@ impl EventStore for DuckStore {
     }
 
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()> {
-        let writer = self.writer.lock();
+        let mut writer = self.writer.lock();
         let started = std::time::Instant::now();
         writer.raw.execute("BEGIN TRANSACTION")?;
-        match Self::apply_in_transaction(&writer.raw, events, through) {
-            Ok(()) => {
+        match Self::apply_in_transaction(&writer.raw, &writer.method_sets, events, through) {
+            Ok(added) => {
                 let applied = started.elapsed();
                 writer.raw.execute("COMMIT")?;
+                writer.method_sets.extend(added);
                 debug!(
                     events = events.len(),
                     apply_ms = applied.as_millis() as u64,
@@ -472,6 +573,12 @@ impl EventStore for DuckStore {
 
     fn aggregate(&self, query: &AggQuery) -> Result<Vec<Vec<Cell>>> {
         let catalog = self.archive.read();
+        // Archived parts have no table of method sets: only the hot table is grouped by them.
+        if Self::parts_reached(&catalog, &query.org, query.kind, &query.filter).is_empty() {
+            if let Some(sql) = sql::agg_by_method_sets(query) {
+                return self.query_cells(&sql, None);
+            }
+        }
         let source = Self::source(&catalog, &query.org, query.kind, &query.filter, false);
         self.query_cells(&sql::agg_sql_from(query, DIALECT, &source), None)
     }
@@ -712,9 +819,10 @@ mod tests {
             conn.execute_batch(&format!(
                 "CREATE TABLE signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
                  INSERT INTO signet_meta VALUES ('schema_version', '1');
-                 {};
+                 {}; {};
                  INSERT INTO activities (id, operation) VALUES ('a', 'RetrieveMultiple'), ('b', 'Create'), ('c', 'Create'), ('d', 'MailItemsAccessed');",
-                create_table_sql("activities", &v1)
+                create_table_sql("activities", &v1),
+                create_table_sql("signins", &version_2_signins()),
             ))
             .unwrap();
         }
@@ -737,5 +845,76 @@ mod tests {
             .query_row("SELECT column_name FROM duckdb_columns() WHERE table_name = 'activities' ORDER BY column_index DESC LIMIT 1", [], |r| r.get(0))
             .unwrap();
         assert_eq!(last, "operation_category");
+    }
+
+    /// The sign-in columns of schema versions 1 and 2 (before `auth_method_set`).
+    fn version_2_signins() -> Vec<&'static Column> {
+        schema::all_columns(LogKind::SignIn).filter(|c| c.name != "auth_method_set").collect()
+    }
+
+    #[test]
+    fn a_version_2_database_gets_method_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signet.duckdb");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "CREATE TABLE signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+                 INSERT INTO signet_meta VALUES ('schema_version', '2');
+                 {};
+                 INSERT INTO signins (org_id, id, auth_methods, auth_methods_succeeded, user_hash) VALUES
+                   ('o', 'a', ['Password', 'Text message'], ['Password'], 1),
+                   ('o', 'b', ['Password', 'Text message'], ['Password'], 2),
+                   ('o', 'c', ['Password'], ['Password'], 1),
+                   ('o', 'd', [], [], 3),
+                   ('o', 'e', NULL, NULL, 3);",
+                create_table_sql("signins", &version_2_signins())
+            ))
+            .unwrap();
+        }
+        let store = DuckStore::open(&path).unwrap();
+        {
+            let conn = store.writer.lock();
+            let keys: Vec<(String, Option<i64>)> = conn
+                .prepare("SELECT id, auth_method_set FROM signins ORDER BY id")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            let key = |m: &[&str], s: &[&str]| Some(signet_model::signin::auth_method_set(m, s));
+            let two = key(&["Password", "Text message"], &["Password"]);
+            let empty = key(&[], &[]);
+            let expected =
+                [("a", two), ("b", two), ("c", key(&["Password"], &["Password"])), ("d", empty), ("e", empty)];
+            assert_eq!(keys, expected.map(|(id, k)| (id.to_string(), k)).to_vec());
+            let pairs: i64 = conn.query_row("SELECT count(*) FROM auth_method_sets", [], |r| r.get(0)).unwrap();
+            assert_eq!(pairs, 3);
+            assert_eq!(conn.method_sets.len(), 3, "the writer knows them");
+        }
+        let methods = schema::find_column(LogKind::SignIn, "auth_methods").unwrap();
+        let query = AggQuery {
+            org: "o".into(),
+            kind: LogKind::SignIn,
+            filter: Expr::True,
+            group_by: vec![signet_query::ast::GroupBy::Unnest(methods)],
+            measures: vec![
+                signet_query::ast::Measure::Count,
+                signet_query::ast::Measure::CountWhereGroupIn(
+                    schema::find_column(LogKind::SignIn, "auth_methods_succeeded").unwrap(),
+                ),
+                signet_query::ast::Measure::CountDistinct(schema::find_column(LogKind::SignIn, "user_hash").unwrap()),
+            ],
+            order_by_first_measure_desc: true,
+            limit: None,
+        };
+        let rows = store.aggregate(&query).unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                vec![Cell::Str("Password".into()), Cell::Int(3), Cell::Int(3), Cell::Int(2)],
+                vec![Cell::Str("Text message".into()), Cell::Int(2), Cell::Int(0), Cell::Int(2)],
+            ]
+        );
     }
 }
