@@ -140,6 +140,12 @@ pub trait EventStore: Send + Sync {
     /// Visits every revision of every event id, in any order.
     fn for_each_version(&self, visit: &mut dyn FnMut(VersionEntry<'_>)) -> Result<()>;
 
+    /// How many revisions [`EventStore::for_each_version`] will visit, when cheap to know (the
+    /// version index is sized for them at once).
+    fn version_count(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// One page of a list query: up to `query.limit + 1` rows (the extra row says there is a
     /// next page), columns as [`signet_query::sql::list_columns`].
     fn list(&self, query: &ListQuery) -> Result<Vec<Vec<Cell>>>;

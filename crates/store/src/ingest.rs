@@ -161,23 +161,66 @@ struct Request {
 /// ids that have them: decides new / duplicate / revision in memory. About 45 bytes per id.
 #[derive(Default)]
 pub(crate) struct VersionIndex {
-    map: HashMap<u128, (u32, u64)>,
-    older: HashMap<u128, Vec<u64>>,
+    map: HashMap<u128, (u32, u64), KeyIsHash>,
+    older: HashMap<u128, Vec<u64>, KeyIsHash>,
+}
+
+/// The index's keys are xxh3-128 hashes already: the map uses their low 64 bits instead of
+/// hashing them again with SipHash.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct KeyIsHash;
+
+impl std::hash::BuildHasher for KeyIsHash {
+    type Hasher = LowBits;
+
+    fn build_hasher(&self) -> LowBits {
+        LowBits(0)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct LowBits(u64);
+
+impl std::hash::Hasher for LowBits {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 keys are hashed (`write_u128`); anything else still spreads.
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 ^= key as u64;
+    }
 }
 
 fn version_key(org: &str, kind: LogKind, id: &str) -> u128 {
-    let mut key = Vec::with_capacity(org.len() + id.len() + 3);
-    key.extend_from_slice(org.as_bytes());
-    key.push(0);
-    key.push(kind.code());
-    key.push(0);
-    key.extend_from_slice(id.as_bytes());
-    xxhash_rust::xxh3::xxh3_128(&key)
+    // Built on the stack when it fits (every real id does): restarts compute one per stored
+    // revision.
+    let len = org.len() + id.len() + 3;
+    let mut stack = [0u8; 256];
+    let mut heap = Vec::new();
+    let key: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    key[..org.len()].copy_from_slice(org.as_bytes());
+    key[org.len()..org.len() + 3].copy_from_slice(&[0, kind.code(), 0]);
+    key[org.len() + 3..].copy_from_slice(id.as_bytes());
+    xxhash_rust::xxh3::xxh3_128(key)
 }
 
 impl VersionIndex {
     pub(crate) fn load(store: &dyn EventStore) -> Result<VersionIndex> {
         let mut index = VersionIndex::default();
+        // One allocation instead of a doubling table's every size (each zeroed page by page).
+        if let Some(count) = store.version_count()? {
+            index.map.reserve(count as usize);
+        }
         store.for_each_version(&mut |v: VersionEntry<'_>| {
             let key = version_key(v.org, v.kind, v.id);
             match index.map.get(&key).copied() {

@@ -168,6 +168,31 @@ fn layout_v1_fixture_opens() {
 }
 
 #[test]
+fn a_large_wal_left_by_a_crash_is_checkpointed_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = IngestConfig { settle_after_idle: Duration::from_secs(3600), ..IngestConfig::default() };
+    let engine = Engine::open(dir.path(), config).unwrap();
+    let wal = |dir: &std::path::Path| std::fs::metadata(dir.join("signet.duckdb.wal")).map_or(0, |m| m.len());
+    let mut sent = 0;
+    while wal(dir.path()) < 12 << 20 && sent < 400_000 {
+        let events: Vec<_> = (0..20_000).map(|i| event(&format!("c{}", sent + i), 0)).collect();
+        engine.pipeline().submit_blocking("default", events).unwrap();
+        sent += 20_000;
+        assert!(engine.wait_visible(Duration::from_secs(30)));
+    }
+    assert!(wal(dir.path()) >= 12 << 20, "{sent} events left a WAL of {} bytes", wal(dir.path()));
+    // What a crash leaves: the database file and its WAL as they are while the store runs.
+    let image = tempfile::tempdir().unwrap();
+    for file in ["signet.duckdb", "signet.duckdb.wal"] {
+        std::fs::copy(dir.path().join(file), image.path().join(file)).unwrap();
+    }
+    let store = signet_store::duck::DuckStore::open(&image.path().join("signet.duckdb")).unwrap();
+    use signet_store::EventStore;
+    assert_eq!(wal(image.path()), 0, "replayed and checkpointed at once");
+    assert_eq!(store.count("default", LogKind::SignIn, &Expr::True).unwrap(), sent as u64);
+}
+
+#[test]
 fn an_idle_store_checkpoints_what_a_burst_left_in_its_wal() {
     let dir = tempfile::tempdir().unwrap();
     let config = IngestConfig { settle_after_idle: Duration::from_millis(200), ..IngestConfig::default() };
