@@ -27,6 +27,11 @@ const DIALECT: Dialect = Dialect::DuckDb;
 /// DuckDB's WAL size that triggers a checkpoint (see [`DuckStore::open`]).
 const WAL_AUTOCHECKPOINT: &str = "256MB";
 
+/// Columns added to the tables after archived parts existed (schema 3): parts written before
+/// lack them, so queries do not read them from any part (only `signins.auth_method_set`, which
+/// the authentication-methods report reads from the hot table alone).
+const ADDED_AFTER_ARCHIVE: &[&str] = &["auth_method_set"];
+
 /// A WAL at least this large when the database is opened (after a crash) is checkpointed right
 /// away: otherwise every later start replays it again until it reaches `WAL_AUTOCHECKPOINT`
 /// (a start replayed 200 MB in 1.2 s in the crash test's loop of kills).
@@ -193,9 +198,17 @@ impl DuckStore {
             };
         }
         let columns = schema::all_columns(kind).map(|c| c.name).collect::<Vec<_>>().join(", ");
+        // Parts written before a column was added lack it: the archived rows have none.
+        let archived = schema::all_columns(kind)
+            .map(|c| match ADDED_AFTER_ARCHIVE.contains(&c.name) {
+                true => format!("CAST(NULL AS {}) AS {}", sql_type(c.ty), c.name),
+                false => c.name.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(
             "(SELECT {columns}, false AS archived FROM {table} UNION ALL \
-             SELECT {columns}, true AS archived FROM {} WHERE latest) AS {table}",
+             SELECT {archived}, true AS archived FROM {} WHERE latest) AS {table}",
             read_parts(&parts)
         )
     }
@@ -950,5 +963,67 @@ mod tests {
                 vec![Cell::Str("Text message".into()), Cell::Int(2), Cell::Int(0), Cell::Int(2)],
             ]
         );
+    }
+
+    #[test]
+    fn parts_archived_before_schema_3_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("part.parquet");
+        {
+            // A part as schema 2 wrote it: no auth_method_set.
+            let conn = Connection::open_in_memory().unwrap();
+            let mut ddl = create_table_sql("stage", &version_2_signins());
+            ddl.pop();
+            ddl.push_str(", latest BOOLEAN, leaf BIGINT, body BLOB, original BLOB)");
+            conn.execute_batch(&ddl).unwrap();
+            conn.execute_batch(&format!(
+                "INSERT INTO stage (org_id, id, revision, event_time, app_display_name, auth_methods, latest) \
+                 VALUES ('o', 'old', 1, TIMESTAMP '2024-01-01 10:00:00', 'Teams', ['Password'], true); \
+                 COPY stage TO {} (FORMAT PARQUET)",
+                path_literal(&part)
+            ))
+            .unwrap();
+        }
+        let store = DuckStore::open(&dir.path().join("signet.duckdb")).unwrap();
+        let day = 1_704_067_200_000_000; // 2024-01-01
+        store.set_archive(vec![ArchivedPart {
+            org: "o".into(),
+            kind: LogKind::SignIn,
+            day_us: day,
+            min_time_us: day + 36_000_000_000,
+            max_time_us: day + 36_000_000_000,
+            first_position: 0,
+            last_position: 0,
+            path: part,
+            queried: true,
+        }]);
+        let column = |name| schema::find_column(LogKind::SignIn, name).unwrap();
+        let since = Expr::Compare {
+            column: column("event_time"),
+            op: signet_query::ast::CmpOp::Ge,
+            value: signet_query::ast::Literal::Time(day),
+        };
+        assert_eq!(store.count("o", LogKind::SignIn, &since).unwrap(), 1);
+        let list = ListQuery {
+            org: "o".into(),
+            kind: LogKind::SignIn,
+            filter: since.clone(),
+            order: signet_query::ast::SortOrder::Desc,
+            limit: 10,
+            after: None,
+            columns: vec![column("id"), column("auth_method_set"), &schema::ARCHIVED],
+        };
+        assert_eq!(store.list(&list).unwrap(), vec![vec![Cell::Str("old".into()), Cell::Null, Cell::Bool(true)]]);
+        // The methods report reads the part's lists (the hot table's pairs do not cover it).
+        let methods = AggQuery {
+            org: "o".into(),
+            kind: LogKind::SignIn,
+            filter: since,
+            group_by: vec![signet_query::ast::GroupBy::Unnest(column("auth_methods"))],
+            measures: vec![signet_query::ast::Measure::Count],
+            order_by_first_measure_desc: true,
+            limit: None,
+        };
+        assert_eq!(store.aggregate(&methods).unwrap(), vec![vec![Cell::Str("Password".into()), Cell::Int(1)]]);
     }
 }
