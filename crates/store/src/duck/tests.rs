@@ -1,0 +1,175 @@
+//! Schema migrations and reading archived parts of older schemas.
+
+use super::*;
+
+#[test]
+fn a_version_1_database_gets_operation_categories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signet.duckdb");
+    {
+        // The version 1 schema: activities without operation_category.
+        let conn = Connection::open(&path).unwrap();
+        let v1: Vec<&Column> =
+            schema::all_columns(LogKind::Activity).filter(|c| c.name != "operation_category").collect();
+        conn.execute_batch(&format!(
+            "CREATE TABLE signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+             INSERT INTO signet_meta VALUES ('schema_version', '1');
+             {}; {};
+             INSERT INTO activities (id, operation) VALUES ('a', 'RetrieveMultiple'), ('b', 'Create'), ('c', 'Create'), ('d', 'MailItemsAccessed');",
+            create_table_sql("activities", &v1),
+            create_table_sql("signins", &version_2_signins()),
+        ))
+        .unwrap();
+    }
+    let store = DuckStore::open(&path).unwrap();
+    let conn = store.writer.lock();
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT id, operation_category FROM activities ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let expected = [("a", "ReadMultiple"), ("b", "Create"), ("c", "Create"), ("d", "Other")];
+    assert_eq!(rows, expected.map(|(a, b)| (a.to_string(), b.to_string())).to_vec());
+    let version: String =
+        conn.query_row("SELECT value FROM signet_meta WHERE key = 'schema_version'", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION.to_string());
+    // The new column is last, where the appender writes it.
+    let last: String = conn
+        .query_row("SELECT column_name FROM duckdb_columns() WHERE table_name = 'activities' ORDER BY column_index DESC LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(last, "operation_category");
+}
+
+/// The sign-in columns of schema versions 1 and 2 (before `auth_method_set`).
+fn version_2_signins() -> Vec<&'static Column> {
+    schema::all_columns(LogKind::SignIn).filter(|c| c.name != "auth_method_set").collect()
+}
+
+#[test]
+fn a_version_2_database_gets_method_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signet.duckdb");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+             INSERT INTO signet_meta VALUES ('schema_version', '2');
+             {};
+             INSERT INTO signins (org_id, id, auth_methods, auth_methods_succeeded, user_hash) VALUES
+               ('o', 'a', ['Password', 'Text message'], ['Password'], 1),
+               ('o', 'b', ['Password', 'Text message'], ['Password'], 2),
+               ('o', 'c', ['Password'], ['Password'], 1),
+               ('o', 'd', [], [], 3),
+               ('o', 'e', NULL, NULL, 3);",
+            create_table_sql("signins", &version_2_signins())
+        ))
+        .unwrap();
+    }
+    let store = DuckStore::open(&path).unwrap();
+    {
+        let conn = store.writer.lock();
+        let keys: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT id, auth_method_set FROM signins ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let key = |m: &[&str], s: &[&str]| Some(signet_model::signin::auth_method_set(m, s));
+        let two = key(&["Password", "Text message"], &["Password"]);
+        let empty = key(&[], &[]);
+        let expected = [("a", two), ("b", two), ("c", key(&["Password"], &["Password"])), ("d", empty), ("e", empty)];
+        assert_eq!(keys, expected.map(|(id, k)| (id.to_string(), k)).to_vec());
+        let pairs: i64 = conn.query_row("SELECT count(*) FROM auth_method_sets", [], |r| r.get(0)).unwrap();
+        assert_eq!(pairs, 3);
+        assert_eq!(conn.method_sets.len(), 3, "the writer knows them");
+    }
+    let methods = schema::find_column(LogKind::SignIn, "auth_methods").unwrap();
+    let query = AggQuery {
+        org: "o".into(),
+        kind: LogKind::SignIn,
+        filter: Expr::True,
+        group_by: vec![signet_query::ast::GroupBy::Unnest(methods)],
+        measures: vec![
+            signet_query::ast::Measure::Count,
+            signet_query::ast::Measure::CountWhereGroupIn(
+                schema::find_column(LogKind::SignIn, "auth_methods_succeeded").unwrap(),
+            ),
+            signet_query::ast::Measure::CountDistinct(schema::find_column(LogKind::SignIn, "user_hash").unwrap()),
+        ],
+        order_by_first_measure_desc: true,
+        limit: None,
+    };
+    let rows = store.aggregate(&query).unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            vec![Cell::Str("Password".into()), Cell::Int(3), Cell::Int(3), Cell::Int(2)],
+            vec![Cell::Str("Text message".into()), Cell::Int(2), Cell::Int(0), Cell::Int(2)],
+        ]
+    );
+}
+
+#[test]
+fn parts_archived_before_schema_3_are_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("part.parquet");
+    {
+        // A part as schema 2 wrote it: no auth_method_set.
+        let conn = Connection::open_in_memory().unwrap();
+        let mut ddl = create_table_sql("stage", &version_2_signins());
+        ddl.pop();
+        ddl.push_str(", latest BOOLEAN, leaf BIGINT, body BLOB, original BLOB)");
+        conn.execute_batch(&ddl).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO stage (org_id, id, revision, event_time, app_display_name, auth_methods, latest) \
+             VALUES ('o', 'old', 1, TIMESTAMP '2024-01-01 10:00:00', 'Teams', ['Password'], true); \
+             COPY stage TO {} (FORMAT PARQUET)",
+            path_literal(&part)
+        ))
+        .unwrap();
+    }
+    let store = DuckStore::open(&dir.path().join("signet.duckdb")).unwrap();
+    let day = 1_704_067_200_000_000; // 2024-01-01
+    store.set_archive(vec![ArchivedPart {
+        org: "o".into(),
+        kind: LogKind::SignIn,
+        day_us: day,
+        min_time_us: day + 36_000_000_000,
+        max_time_us: day + 36_000_000_000,
+        first_position: 0,
+        last_position: 0,
+        path: part,
+        queried: true,
+    }]);
+    let column = |name| schema::find_column(LogKind::SignIn, name).unwrap();
+    let since = Expr::Compare {
+        column: column("event_time"),
+        op: signet_query::ast::CmpOp::Ge,
+        value: signet_query::ast::Literal::Time(day),
+    };
+    assert_eq!(store.count("o", LogKind::SignIn, &since).unwrap(), 1);
+    let list = ListQuery {
+        org: "o".into(),
+        kind: LogKind::SignIn,
+        filter: since.clone(),
+        order: signet_query::ast::SortOrder::Desc,
+        limit: 10,
+        after: None,
+        columns: vec![column("id"), column("auth_method_set"), &schema::ARCHIVED],
+    };
+    assert_eq!(store.list(&list).unwrap(), vec![vec![Cell::Str("old".into()), Cell::Null, Cell::Bool(true)]]);
+    // The methods report reads the part's lists (the hot table's pairs do not cover it).
+    let methods = AggQuery {
+        org: "o".into(),
+        kind: LogKind::SignIn,
+        filter: since,
+        group_by: vec![signet_query::ast::GroupBy::Unnest(column("auth_methods"))],
+        measures: vec![signet_query::ast::Measure::Count],
+        order_by_first_measure_desc: true,
+        limit: None,
+    };
+    assert_eq!(store.aggregate(&methods).unwrap(), vec![vec![Cell::Str("Password".into()), Cell::Int(1)]]);
+}
