@@ -97,9 +97,16 @@ fn new_method_sets<'a>(
     (!keys.is_empty()).then(|| (keys, format!("INSERT OR IGNORE INTO auth_method_sets VALUES {}", values.join(", "))))
 }
 
-/// A sign-in's method set key and lists.
-fn method_set_of(event: &signet_model::Event) -> Option<(i64, &[String], &[String])> {
-    match (event.cell("auth_method_set"), event.cell("auth_methods"), event.cell("auth_methods_succeeded")) {
+/// Where a sign-in's method set key and lists are among its cells.
+fn method_set_cells() -> [usize; 3] {
+    ["auth_method_set", "auth_methods", "auth_methods_succeeded"].map(|name| {
+        schema::kind_columns(LogKind::SignIn).iter().position(|c| c.name == name).expect("a sign-in column")
+    })
+}
+
+/// A sign-in's method set key and lists (`at`: [`method_set_cells`]).
+fn method_set_of(event: &signet_model::Event, at: [usize; 3]) -> Option<(i64, &[String], &[String])> {
+    match (event.cells.get(at[0]), event.cells.get(at[1]), event.cells.get(at[2])) {
         (Some(Cell::Int(key)), Some(Cell::List(methods)), Some(Cell::List(succeeded))) => {
             Some((*key, methods.as_slice(), succeeded.as_slice()))
         }
@@ -435,8 +442,9 @@ impl DuckStore {
             delete_older(raw, kind, &superseded)?;
             let rows: Vec<&StoredEvent> = keep.iter().map(|&i| of_kind[i]).collect();
             if kind == LogKind::SignIn {
+                let at = method_set_cells();
                 if let Some((keys, insert)) =
-                    new_method_sets(method_sets, rows.iter().filter_map(|e| method_set_of(&e.event)))
+                    new_method_sets(method_sets, rows.iter().filter_map(|e| method_set_of(&e.event, at)))
                 {
                     raw.execute(&insert)?;
                     added = keys;
