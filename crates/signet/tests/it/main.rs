@@ -500,26 +500,17 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
     assert!(first.contains("database cli_init: schema version 2"), "{first}");
     let again = ok(signet(&["clickhouse", "init", "--url", &server.url, "--database", "cli_init"], &data));
     assert_eq!(first, again, "idempotent");
-    let tables = reqwest::blocking::Client::new()
-        .post(&server.url)
-        .body("SELECT name FROM system.tables WHERE database = 'cli_init' ORDER BY name")
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let ask = |sql: &'static str| {
+        reqwest::blocking::Client::new().post(&server.url).body(sql).send().unwrap().text().unwrap()
+    };
+    let tables = ask("SELECT name FROM system.tables WHERE database = 'cli_init' ORDER BY name");
     let tables: Vec<&str> = tables.lines().collect();
     assert_eq!(
         tables,
         ["activities", "directory_audits", "signet_applied", "signet_migrations", "signins", "superseded"]
     );
     // Migration 2 added the sign-ins' method set key after migration 1 made the table.
-    let last = reqwest::blocking::Client::new()
-        .post(&server.url)
-        .body("SELECT name FROM system.columns WHERE database = 'cli_init' AND table = 'signins'")
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let last = ask("SELECT name FROM system.columns WHERE database = 'cli_init' AND table = 'signins'");
     assert_eq!(last.lines().last(), Some("auth_method_set"));
     let refused = signet(&["clickhouse", "init", "--url", &server.url, "--database", "no-dashes"], &data);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("letters, digits and _"));
