@@ -140,6 +140,14 @@ pub trait EventStore: Send + Sync {
     /// Visits every revision of every event id, in any order.
     fn for_each_version(&self, visit: &mut dyn FnMut(VersionEntry<'_>)) -> Result<()>;
 
+    /// Visits the revisions stored from event log position `from` on (this node's log), in any
+    /// order. `Ok(false)` when the store cannot tell them apart (the caller then reads every
+    /// revision): a snapshot of the version index covers what is before `from`.
+    fn for_each_version_from(&self, from: u64, visit: &mut dyn FnMut(VersionEntry<'_>)) -> Result<bool> {
+        let _ = (from, visit);
+        Ok(false)
+    }
+
     /// How many revisions [`EventStore::for_each_version`] will visit, when cheap to know (the
     /// version index is sized for them at once).
     fn version_count(&self) -> Result<Option<u64>> {

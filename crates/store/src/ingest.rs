@@ -20,7 +20,6 @@
 //! not held back while it does). The log, bounded by the disk thresholds, holds the backlog; the
 //! lag is in the metrics.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -33,10 +32,11 @@ use signet_model::{Event, LogKind};
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
-use crate::engine::{EventStore, StoredEvent, VersionEntry};
+use crate::engine::{EventStore, StoredEvent};
 use crate::error::{Result, StoreError};
 use crate::ledger::Ledger;
 use crate::log::{EventLog, LogRecord};
+use crate::versions::{version_key, SnapshotSchedule, VersionIndex};
 
 /// Tuning of the write path.
 #[derive(Clone, Debug)]
@@ -157,98 +157,6 @@ struct Request {
     reply: oneshot::Sender<Result<Outcome>>,
 }
 
-/// Latest (revision, content hash) of every id, and the hashes of older revisions of the few
-/// ids that have them: decides new / duplicate / revision in memory. About 45 bytes per id.
-#[derive(Default)]
-pub(crate) struct VersionIndex {
-    map: HashMap<u128, (u32, u64), KeyIsHash>,
-    older: HashMap<u128, Vec<u64>, KeyIsHash>,
-}
-
-/// The index's keys are xxh3-128 hashes already: the map uses their low 64 bits instead of
-/// hashing them again with SipHash.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct KeyIsHash;
-
-impl std::hash::BuildHasher for KeyIsHash {
-    type Hasher = LowBits;
-
-    fn build_hasher(&self) -> LowBits {
-        LowBits(0)
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct LowBits(u64);
-
-impl std::hash::Hasher for LowBits {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u128 keys are hashed (`write_u128`); anything else still spreads.
-        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
-    }
-
-    fn write_u128(&mut self, key: u128) {
-        self.0 ^= key as u64;
-    }
-}
-
-fn version_key(org: &str, kind: LogKind, id: &str) -> u128 {
-    // Built on the stack when it fits (every real id does): restarts compute one per stored
-    // revision.
-    let len = org.len() + id.len() + 3;
-    let mut stack = [0u8; 256];
-    let mut heap = Vec::new();
-    let key: &mut [u8] = if len <= stack.len() {
-        &mut stack[..len]
-    } else {
-        heap.resize(len, 0);
-        &mut heap
-    };
-    key[..org.len()].copy_from_slice(org.as_bytes());
-    key[org.len()..org.len() + 3].copy_from_slice(&[0, kind.code(), 0]);
-    key[org.len() + 3..].copy_from_slice(id.as_bytes());
-    xxhash_rust::xxh3::xxh3_128(key)
-}
-
-impl VersionIndex {
-    pub(crate) fn load(store: &dyn EventStore) -> Result<VersionIndex> {
-        let mut index = VersionIndex::default();
-        // One allocation instead of a doubling table's every size (each zeroed page by page).
-        if let Some(count) = store.version_count()? {
-            index.map.reserve(count as usize);
-        }
-        store.for_each_version(&mut |v: VersionEntry<'_>| {
-            let key = version_key(v.org, v.kind, v.id);
-            match index.map.get(&key).copied() {
-                Some((revision, _)) if revision >= v.revision => {
-                    index.older.entry(key).or_default().push(v.content_hash)
-                }
-                Some((_, hash)) => {
-                    index.older.entry(key).or_default().push(hash);
-                    index.map.insert(key, (v.revision, v.content_hash));
-                }
-                None => {
-                    index.map.insert(key, (v.revision, v.content_hash));
-                }
-            }
-        })?;
-        Ok(index)
-    }
-
-    /// Whether this content is already stored under the id, as the latest or an older revision.
-    fn is_known(&self, key: u128, latest_hash: u64, hash: u64) -> bool {
-        latest_hash == hash || self.older.get(&key).is_some_and(|hashes| hashes.contains(&hash))
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
-    }
-}
-
 /// The write path's handle.
 pub struct Pipeline {
     tx: Mutex<Option<SyncSender<Request>>>,
@@ -265,6 +173,7 @@ impl Pipeline {
         store: Arc<dyn EventStore>,
         ledger: Arc<Ledger>,
         index: VersionIndex,
+        snapshots: SnapshotSchedule,
         config: IngestConfig,
         metrics: Arc<IngestMetrics>,
     ) -> Pipeline {
@@ -282,7 +191,7 @@ impl Pipeline {
             let (metrics, config, log, handoff) = (metrics.clone(), config.clone(), log.clone(), handoff.clone());
             std::thread::Builder::new()
                 .name("signet-writer".into())
-                .spawn(move || writer_loop(rx, ptx, log, ledger, index, config, metrics, handoff))
+                .spawn(move || writer_loop(rx, ptx, log, ledger, (index, snapshots), config, metrics, handoff))
                 .expect("spawn writer thread")
         };
         let projector = {
@@ -392,7 +301,7 @@ fn writer_loop(
     ptx: mpsc::Sender<Committed>,
     log: Arc<EventLog>,
     ledger: Arc<Ledger>,
-    mut index: VersionIndex,
+    (mut index, mut snapshots): (VersionIndex, SnapshotSchedule),
     config: IngestConfig,
     metrics: Arc<IngestMetrics>,
     handoff: Arc<Handoff>,
@@ -515,6 +424,9 @@ fn writer_loop(
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
+                if !records.is_empty() {
+                    snapshots.committed(&index, records.len(), end);
+                }
                 let events: Vec<StoredEvent> = stored
                     .into_iter()
                     .zip(pointers)
@@ -569,6 +481,7 @@ fn writer_loop(
             }
         }
     }
+    snapshots.finish(&index, log.end());
     info!("writer stopped");
 }
 

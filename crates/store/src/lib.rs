@@ -32,6 +32,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod log;
 pub mod verify;
+mod versions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct Engine {
     log: Arc<EventLog>,
     store: Arc<dyn EventStore>,
     pipeline: Pipeline,
+    /// The version index's snapshots (see `versions`).
+    snapshots: Arc<versions::Snapshots>,
     ledger: Arc<Ledger>,
     disk: disk::DiskGuard,
     head_timer: parking_lot::Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
@@ -170,11 +173,20 @@ impl Engine {
         log.set_segment_target(config.segment_bytes);
         let ledger = Arc::new(Ledger::open(&data_dir, &log, trust)?);
         let replayed = replay(&log, &*store)?;
-        let index = ingest::VersionIndex::load(&*store)?;
+        let index = versions::VersionIndex::load(&data_dir, &*store, log.end())?;
         info!(backend = store.backend(), replayed, ids = index.len(), "storage ready");
         let metrics = Arc::new(IngestMetrics::default());
-        let pipeline =
-            ingest::Pipeline::start(log.clone(), store.clone(), ledger.clone(), index, config.clone(), metrics);
+        let snapshots = versions::Snapshots::new(&data_dir);
+        let schedule = snapshots.schedule(&index);
+        let pipeline = ingest::Pipeline::start(
+            log.clone(),
+            store.clone(),
+            ledger.clone(),
+            index,
+            schedule,
+            config.clone(),
+            metrics,
+        );
         let head_timer = trust.head_interval.map(|interval| start_head_timer(ledger.clone(), interval));
         let disk = disk::DiskGuard::new(data_dir.clone(), config.disk.clone());
         Ok(Engine {
@@ -183,6 +195,7 @@ impl Engine {
             log,
             store,
             pipeline,
+            snapshots,
             ledger,
             disk,
             head_timer: parking_lot::Mutex::new(head_timer),
@@ -214,6 +227,14 @@ impl Engine {
 
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
+    }
+
+    /// Forgets the revisions `parts` hold ([`EventStore::forget`]). The running version index
+    /// still counts them as duplicates until the next start, so its snapshot is removed first
+    /// and not saved again by this process: the next start reads the index from the store.
+    pub fn forget(&self, parts: &[ArchivedPart]) -> Result<u64> {
+        self.snapshots.stop()?;
+        self.store.forget(parts)
     }
 
     /// Waits until every acknowledged event is visible to queries.

@@ -371,7 +371,7 @@ fn archiving_killed_at_random_moments_loses_and_doubles_nothing() {
     let cycles = 16;
     for cycle in 0..cycles {
         let before_day = cut(28 * 24 - 36 * cycle);
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+        let mut child = std::process::Command::new(super::signet_bin())
             .args(["archive", "--before", &before_day])
             .env("SIGNET_DATA_DIR", &data)
             .env_remove("SIGNET_SERVER")

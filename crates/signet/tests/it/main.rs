@@ -7,8 +7,14 @@ mod faults;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The binary under test: this build's, or `SIGNET_BIN` (e.g. to run the hour-long crash test
+/// against copies of the binaries while the target directory is rebuilt).
+fn signet_bin() -> std::ffi::OsString {
+    std::env::var_os("SIGNET_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_signet").into())
+}
+
 fn signet(args: &[&str], data: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_signet"))
+    Command::new(signet_bin())
         .args(args)
         .env("SIGNET_DATA_DIR", data)
         .env_remove("SIGNET_SERVER")
@@ -279,7 +285,7 @@ impl Server {
         };
         let listen = format!("127.0.0.1:{port}");
         let log = dir.join("server.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_signet"))
+        let child = Command::new(signet_bin())
             .args(["serve", "--listen", &listen, "--data", data.to_str().unwrap()])
             .env("RUST_LOG", "debug")
             // A shell set up for the command-line client: these are not server settings.
@@ -332,7 +338,7 @@ fn create_key(data: &Path, args: &[&str]) -> String {
 }
 
 fn signet_with_key(args: &[&str], data: &Path, key: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_signet"))
+    Command::new(signet_bin())
         .args(args)
         .env("SIGNET_DATA_DIR", data)
         .env("SIGNET_API_KEY", key)
@@ -375,8 +381,7 @@ fn commands_work_against_a_running_server() {
     assert!(String::from_utf8_lossy(&denied.stderr).contains("403"), "{}", String::from_utf8_lossy(&denied.stderr));
     let mut anonymous = vec!["query", "--server", server.base.as_str()];
     anonymous.push("--limit=1");
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_signet")).args(&anonymous).env_remove("SIGNET_API_KEY").output().unwrap();
+    let out = Command::new(signet_bin()).args(&anonymous).env_remove("SIGNET_API_KEY").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -395,7 +400,7 @@ fn no_secret_reaches_logs_metrics_errors_or_stored_events() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let password = "Correct-Horse-Battery-4711";
-    let mut admin = Command::new(env!("CARGO_BIN_EXE_signet"))
+    let mut admin = Command::new(signet_bin())
         .args(["admin", "create", "--user", "root@example.com", "--password-stdin"])
         .env("SIGNET_DATA_DIR", &data)
         .stdin(std::process::Stdio::piped())

@@ -829,7 +829,7 @@ fn delete_old_parts(
     let (going, keep): (Vec<ArchivedPart>, Vec<ArchivedPart>) =
         archive.parts()?.into_iter().partition(|p| gone.contains(&p.path));
     engine.store().set_archive(keep);
-    engine.store().forget(&going)?;
+    engine.forget(&going)?;
     for (path, m) in old {
         let parquet = path.with_file_name(&m.file);
         if let Some(remote) = archive.remote() {

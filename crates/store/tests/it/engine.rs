@@ -66,6 +66,52 @@ fn restart_keeps_everything_and_the_duplicate_index() {
 }
 
 #[test]
+fn a_start_reads_the_index_snapshot_and_the_revisions_stored_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("version-index.snap");
+    let batch = |ids: std::ops::Range<u32>, code| ids.map(|i| event(&format!("e{i}"), code)).collect::<Vec<_>>();
+    let open = || Engine::open(dir.path(), IngestConfig::default()).unwrap();
+    {
+        let engine = open();
+        engine.pipeline().submit_blocking("default", batch(0..300, 0)).unwrap();
+        engine.shutdown();
+    }
+    let covers_the_first = std::fs::read(&snapshot).expect("the index is saved at shutdown");
+    {
+        let engine = open();
+        let more = engine.pipeline().submit_blocking("default", [batch(300..500, 0), batch(0..50, 50126)].concat());
+        let more = more.unwrap();
+        assert_eq!((more.accepted, more.revisions), (250, 50));
+        engine.shutdown();
+    }
+    let everything = || [batch(0..500, 0), batch(0..50, 50126)].concat();
+    // As after a crash before the second save: a snapshot older than the store.
+    std::fs::write(&snapshot, &covers_the_first).unwrap();
+    {
+        let engine = open();
+        let again = engine.pipeline().submit_blocking("default", everything()).unwrap();
+        assert_eq!((again.accepted, again.duplicates), (0, 550), "the revisions after the snapshot are read");
+        engine.shutdown();
+    }
+    // A damaged snapshot is ignored: the index comes from the store.
+    let mut damaged = std::fs::read(&snapshot).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    std::fs::write(&snapshot, &damaged).unwrap();
+    let engine = open();
+    let again = engine.pipeline().submit_blocking("default", everything()).unwrap();
+    assert_eq!((again.accepted, again.duplicates), (0, 550));
+    assert_eq!(count(&engine), 500);
+    // Once revisions are forgotten (archive deleted), this process's index (which still holds
+    // them) is never saved again: the next start reads the store.
+    engine.pipeline().submit_blocking("default", batch(500..510, 0)).unwrap();
+    engine.forget(&[]).unwrap();
+    assert!(!snapshot.exists());
+    engine.shutdown();
+    assert!(!snapshot.exists(), "not saved at shutdown either");
+}
+
+#[test]
 fn a_lost_projection_is_rebuilt_from_the_event_log() {
     let dir = tempfile::tempdir().unwrap();
     {
