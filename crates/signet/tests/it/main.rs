@@ -7,10 +7,10 @@ mod faults;
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// The binary under test: this build's, or `SIGNET_BIN` (e.g. to run the hour-long crash test
+/// The binary under test: this build's, or `TEST_SIGNET_BIN` (e.g. to run the hour-long crash test
 /// against copies of the binaries while the target directory is rebuilt).
 fn signet_bin() -> std::ffi::OsString {
-    std::env::var_os("SIGNET_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_signet").into())
+    std::env::var_os("TEST_SIGNET_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_signet").into())
 }
 
 fn signet(args: &[&str], data: &Path) -> Output {
