@@ -22,7 +22,21 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (the C library of libmimalloc-sys
+/// 0.1.49, pinned in Cargo.lock; re-check on an upgrade).
+const MI_OPTION_PURGE_DELAY: std::os::raw::c_int = 15;
+
+extern "C" {
+    fn mi_option_set(option: std::os::raw::c_int, value: std::os::raw::c_long);
+}
+
 fn main() -> std::process::ExitCode {
+    // mimalloc gives freed memory back to the OS after a second, and the next ingest batch
+    // faults it in again, each page zeroed by the kernel (13 % of the server's CPU during
+    // ingest, docs/benchmarks.md run 19). Never purging keeps the process at its peak, which
+    // the ingest limits (`ingest_queue_mb`, in-flight events) bound.
+    // SAFETY: sets a plain integer option; mimalloc reads options at any time.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = cli::Cli::parse();
     match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -173,11 +173,11 @@ impl Engine {
         log.set_segment_target(config.segment_bytes);
         let ledger = Arc::new(Ledger::open(&data_dir, &log, trust)?);
         let replayed = replay(&log, &*store)?;
-        let index = versions::VersionIndex::load(&data_dir, &*store, log.end())?;
+        let (index, uncovered) = versions::VersionIndex::load(&data_dir, &*store, log.end())?;
         info!(backend = store.backend(), replayed, ids = index.len(), "storage ready");
         let metrics = Arc::new(IngestMetrics::default());
         let snapshots = versions::Snapshots::new(&data_dir);
-        let schedule = snapshots.schedule(&index);
+        let schedule = snapshots.schedule(&index, uncovered);
         let pipeline = ingest::Pipeline::start(
             log.clone(),
             store.clone(),

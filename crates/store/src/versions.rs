@@ -96,21 +96,28 @@ pub(crate) fn version_key(org: &str, kind: LogKind, id: &str) -> u128 {
 impl VersionIndex {
     /// The index of what `store` holds: from the snapshot in `dir` and the revisions stored
     /// after it when the snapshot is usable, else from every stored revision. `log_end` is the
-    /// end of the event log, which the store has applied entirely.
-    pub(crate) fn load(dir: &Path, store: &dyn EventStore, log_end: u64) -> Result<VersionIndex> {
+    /// end of the event log, which the store has applied entirely. Also returns how many
+    /// revisions no snapshot covers (they count towards the next save).
+    pub(crate) fn load(dir: &Path, store: &dyn EventStore, log_end: u64) -> Result<(VersionIndex, usize)> {
         let started = std::time::Instant::now();
         let applied = store.applied_position()?;
         if let Some((mut index, position)) = read_snapshot(&dir.join(SNAPSHOT_FILE), log_end.min(applied)) {
             let from_snapshot = index.map.len();
-            if store.for_each_version_from(position, &mut |v| index.add(v))? {
+            let mut after = 0;
+            let read = store.for_each_version_from(position, &mut |v| {
+                after += 1;
+                index.add(v)
+            })?;
+            if read {
                 info!(
                     ids = index.map.len(),
                     from_snapshot,
+                    after,
                     position,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "version index read from its snapshot and the revisions after it"
                 );
-                return Ok(index);
+                return Ok((index, after));
             }
         }
         let mut index = VersionIndex::default();
@@ -124,7 +131,8 @@ impl VersionIndex {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "version index read from every stored revision"
         );
-        Ok(index)
+        let uncovered = index.revisions();
+        Ok((index, uncovered))
     }
 
     fn add(&mut self, v: VersionEntry<'_>) {
@@ -288,8 +296,10 @@ impl Snapshots {
         })
     }
 
-    pub(crate) fn schedule(self: &Arc<Self>, index: &VersionIndex) -> SnapshotSchedule {
-        SnapshotSchedule { snapshots: self.clone(), since_last: 0, due_after: due_after(index) }
+    /// The writer's schedule, given how many revisions of `index` no snapshot covers yet
+    /// (processes killed before they saved add up).
+    pub(crate) fn schedule(self: &Arc<Self>, index: &VersionIndex, uncovered: usize) -> SnapshotSchedule {
+        SnapshotSchedule { snapshots: self.clone(), since_last: uncovered, due_after: due_after(index) }
     }
 
     /// No more snapshots from this process, and the saved one removed: called before the store
@@ -307,17 +317,15 @@ impl Snapshots {
     fn save(&self, bytes: &[u8]) -> Result<()> {
         use std::io::Write;
         let tmp = self.path.with_extension("snap.tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_err(&tmp))?;
+        // Not synced: after a power cut the file may hold anything, which its checksum
+        // refuses, or be the previous snapshot, which is still usable (it covers less). A
+        // process killed after the rename leaves it whole in the page cache.
+        std::fs::File::create(&tmp).and_then(|mut file| file.write_all(bytes)).map_err(io_err(&tmp))?;
         let stopped = self.stopped.lock();
         if *stopped {
             return std::fs::remove_file(&tmp).map_err(io_err(&tmp));
         }
-        std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
-        drop(stopped);
-        // Not synced after the rename: a crash leaves the previous snapshot, which is still
-        // usable (it covers less).
-        Ok(())
+        std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))
     }
 
     fn join_background(&self) {

@@ -68,6 +68,8 @@ struct Writer {
     segment_start: u64,
     file_len: u64,
     failed: Option<String>,
+    /// Reused for every frame: `zstd::bulk::compress` makes and frees a context per call.
+    compressor: Option<zstd::bulk::Compressor<'static>>,
 }
 
 /// Damage found at the end of the log by a read-only open (a writer cuts it off instead).
@@ -188,7 +190,13 @@ impl EventLog {
         info!(segments = starts.len(), end, "event log opened");
         Ok(EventLog {
             dir,
-            writer: Mutex::new(Writer { file, segment_start: last, file_len: scan.valid_len, failed: None }),
+            writer: Mutex::new(Writer {
+                file,
+                segment_start: last,
+                file_len: scan.valid_len,
+                failed: None,
+                compressor: None,
+            }),
             segments: RwLock::new(starts),
             end: AtomicU64::new(end),
             readers: Mutex::new(HashMap::new()),
@@ -342,7 +350,11 @@ impl EventLog {
                 frame_end += 1;
             }
             let frame_pos = writer.segment_start + writer.file_len + out.len() as u64;
-            let compressed = zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(io_err(&self.dir))?;
+            let compressor = match &mut writer.compressor {
+                Some(compressor) => compressor,
+                none => none.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(io_err(&self.dir))?),
+            };
+            let compressed = compressor.compress(&raw).map_err(io_err(&self.dir))?;
             let mut header = [0u8; FRAME_HEADER_LEN];
             header[0..4].copy_from_slice(&FRAME_MAGIC.to_le_bytes());
             header[4..8].copy_from_slice(&(compressed.len() as u32).to_le_bytes());
