@@ -222,8 +222,15 @@ impl Config {
             "clickhouse" => {
                 let settings =
                     self.clickhouse.as_ref().context("storage = \"clickhouse\" needs a [clickhouse] table")?;
-                let store = signet_store::clickhouse::ClickHouseStore::open(settings)
-                    .with_context(|| format!("connecting to ClickHouse at {}", settings.url))?;
+                let store = match signet_store::clickhouse::ClickHouseStore::open(settings) {
+                    // Down while the node starts: it serves from its event log meanwhile.
+                    Err(signet_store::StoreError::Unreachable(why)) => {
+                        tracing::warn!(error = %why, "ClickHouse does not answer; starting without it");
+                        signet_store::clickhouse::ClickHouseStore::open_deferred(settings)
+                    }
+                    opened => opened,
+                }
+                .with_context(|| format!("connecting to ClickHouse at {}", settings.url))?;
                 let store = std::sync::Arc::new(store);
                 // ClickHouse may be unreachable for a while: keep acknowledging into the log.
                 let ingest = signet_store::IngestConfig { lag_in_log: true, ..self.ingest_config() };

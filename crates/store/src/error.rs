@@ -10,6 +10,9 @@ pub enum StoreError {
     Corrupt { path: String, offset: u64, reason: String },
     #[error("database error: {0}")]
     Database(String),
+    /// A remote store did not answer (connection refused or timed out).
+    #[error("the store cannot be reached: {0}")]
+    Unreachable(String),
     #[error("data directory {path} has layout version {found}, this build reads up to {supported}")]
     UnsupportedVersion { path: String, found: u32, supported: u32 },
     #[error("data directory {path} is in use by another Signet process (a running server?); stop it, or talk to that server with --server URL")]

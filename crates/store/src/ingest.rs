@@ -174,6 +174,7 @@ impl Pipeline {
         ledger: Arc<Ledger>,
         index: VersionIndex,
         snapshots: SnapshotSchedule,
+        store_applied: Option<u64>,
         config: IngestConfig,
         metrics: Arc<IngestMetrics>,
     ) -> Pipeline {
@@ -183,9 +184,13 @@ impl Pipeline {
         // blocked here while the store cannot take events would hang every request.
         let (ptx, prx) = mpsc::channel::<Committed>();
         let handoff = Arc::new(Handoff::default());
-        let projected = Arc::new((Mutex::new(log.end()), Condvar::new()));
+        // Unknown while the store is unreachable: the whole log counts as lag until it answers.
+        let applied = store_applied.unwrap_or_else(|| log.start());
+        // Then the log's end before the writer starts: the backlog of earlier processes ends here.
+        let unknown = store_applied.is_none().then(|| log.end());
+        let projected = Arc::new((Mutex::new(applied), Condvar::new()));
         metrics.log_end.store(log.end(), Ordering::Relaxed);
-        metrics.applied.store(log.end(), Ordering::Relaxed);
+        metrics.applied.store(applied, Ordering::Relaxed);
 
         let writer = {
             let (metrics, config, log, handoff) = (metrics.clone(), config.clone(), log.clone(), handoff.clone());
@@ -199,7 +204,7 @@ impl Pipeline {
                 (metrics.clone(), config.clone(), projected.clone(), handoff.clone());
             std::thread::Builder::new()
                 .name("signet-projector".into())
-                .spawn(move || projector_loop(prx, store, log, config, metrics, projected, handoff))
+                .spawn(move || projector_loop(prx, store, log, config, metrics, (projected, unknown), handoff))
                 .expect("spawn projector thread")
         };
         Pipeline {
@@ -491,7 +496,7 @@ fn projector_loop(
     log: Arc<EventLog>,
     config: IngestConfig,
     metrics: Arc<IngestMetrics>,
-    projected: Arc<(Mutex<u64>, Condvar)>,
+    (projected, position_unknown): (Arc<(Mutex<u64>, Condvar)>, Option<u64>),
     handoff: Arc<Handoff>,
 ) {
     let mut applied = *projected.0.lock();
@@ -510,6 +515,31 @@ fn projector_loop(
     // When to let the store settle what it was given, if nothing comes before.
     let mut settle_at: Option<Instant> = None;
     let mut disconnected = false;
+    if let Some(started_at_end) = position_unknown {
+        // The store was unreachable at the start: learn where it stands once it answers, then
+        // catch up from the log (the writer does not wait meanwhile).
+        handoff.absorbing.store(true, Ordering::Release);
+        let Some(position) = store_position_when_reachable(&*store, &metrics, &handoff) else {
+            info!("projector stopped before the store answered; the next start applies the log");
+            return;
+        };
+        // What earlier processes committed and the store lacks counts as lag too (this
+        // process's commits are counted by the writer).
+        match log.count_records(position, started_at_end) {
+            Ok(backlog) => {
+                metrics.unprojected.fetch_add(backlog, Ordering::AcqRel);
+            }
+            Err(err) => {
+                warn!(error = %err, "counting the event log's backlog failed; the lag in events is short of it")
+            }
+        }
+        info!(position, "the store answers; catching up from the event log");
+        applied = position;
+        published(applied);
+        next = applied;
+        behind = true;
+        deadline = Some(Instant::now());
+    }
     loop {
         let wake = deadline.or(settle_at);
         let wait = wake.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
@@ -609,7 +639,11 @@ fn catch_up_from_log(
                 if !apply_with_retry(store, &events, through, metrics, handoff) {
                     return None;
                 }
-                metrics.unprojected.fetch_sub(events.len(), Ordering::AcqRel);
+                // Saturating: after a start with the store unreachable, the backlog includes
+                // events an earlier process committed (never counted here).
+                let _ = metrics
+                    .unprojected
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(events.len())));
                 from = through;
                 published(from);
                 delay = Duration::from_millis(50);
@@ -618,6 +652,25 @@ fn catch_up_from_log(
                 // The log is the durable copy; a read that fails is retried, not skipped.
                 metrics.apply_errors.fetch_add(1, Ordering::Relaxed);
                 error!(error = %err, position = from, "reading the event log to catch up failed");
+                if !pause(delay, &handoff.stopping) {
+                    return None;
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// The store's applied position, asked with back-off until it answers; `None` when the
+/// pipeline shuts down first.
+fn store_position_when_reachable(store: &dyn EventStore, metrics: &IngestMetrics, handoff: &Handoff) -> Option<u64> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match store.applied_position() {
+            Ok(position) => return Some(position),
+            Err(err) => {
+                metrics.apply_errors.fetch_add(1, Ordering::Relaxed);
+                debug!(error = %err, retry_in_ms = delay.as_millis() as u64, "the store does not answer yet");
                 if !pause(delay, &handoff.stopping) {
                     return None;
                 }

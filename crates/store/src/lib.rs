@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use signet_model::{normalize, LogKind};
-use tracing::info;
+use tracing::{info, warn};
 
 pub use engine::{ArchivedPart, EventStore, ExpiryCandidate, RevisionRef, StoredEvent};
 pub use error::{Result, StoreError};
@@ -172,8 +172,16 @@ impl Engine {
         let log = Arc::new(EventLog::open(data_dir.join("log"))?);
         log.set_segment_target(config.segment_bytes);
         let ledger = Arc::new(Ledger::open(&data_dir, &log, trust)?);
-        let replayed = replay(&log, &*store)?;
-        let (index, uncovered) = versions::VersionIndex::load(&data_dir, &*store, log.end())?;
+        // A remote store that is down does not keep the node from starting: it acknowledges
+        // into its log, and the projector applies the backlog once the store answers.
+        let (replayed, (index, uncovered)) = match replay(&log, &*store) {
+            Ok(replayed) => (Some(replayed), versions::VersionIndex::load(&data_dir, &*store, log.end())?),
+            Err(StoreError::Unreachable(why)) if config.lag_in_log => {
+                warn!(backend = store.backend(), error = %why, "the store is unreachable; starting from the event log, the projection catches up when it answers");
+                (None, versions::VersionIndex::load_from_log(&data_dir, &log)?)
+            }
+            Err(err) => return Err(err),
+        };
         info!(backend = store.backend(), replayed, ids = index.len(), "storage ready");
         let metrics = Arc::new(IngestMetrics::default());
         let snapshots = versions::Snapshots::new(&data_dir);
@@ -184,6 +192,7 @@ impl Engine {
             ledger.clone(),
             index,
             schedule,
+            replayed.map(|_| log.end()),
             config.clone(),
             metrics,
         );

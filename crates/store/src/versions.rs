@@ -135,6 +135,40 @@ impl VersionIndex {
         Ok((index, uncovered))
     }
 
+    /// The index when the store cannot be reached (a remote store that is down while the node
+    /// starts): the snapshot and what this node's event log holds after it, or the whole log.
+    /// Only what this node (or, through the snapshot, the store) knew: revisions another node
+    /// stored meanwhile are learnt at the next start with the store up.
+    pub(crate) fn load_from_log(dir: &Path, log: &crate::log::EventLog) -> Result<(VersionIndex, usize)> {
+        let started = std::time::Instant::now();
+        let (mut index, from) = match read_snapshot(&dir.join(SNAPSHOT_FILE), log.end()) {
+            Some((index, position)) => (index, position.max(log.start())),
+            None => (VersionIndex::default(), log.start()),
+        };
+        let mut after = 0;
+        log.scan(from, 50_000, |batch, _| {
+            after += batch.len();
+            for (_, r) in &batch {
+                index.add(VersionEntry {
+                    org: &r.org,
+                    kind: r.kind,
+                    id: &r.id,
+                    revision: r.revision,
+                    content_hash: r.content_hash,
+                });
+            }
+            Ok(())
+        })?;
+        info!(
+            ids = index.map.len(),
+            after,
+            from,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "version index read from its snapshot and the event log (the store is unreachable)"
+        );
+        Ok((index, after))
+    }
+
     fn add(&mut self, v: VersionEntry<'_>) {
         let key = version_key(v.org, v.kind, v.id);
         match self.map.get(&key).copied() {

@@ -246,8 +246,9 @@ async fn total_signins(signet: &TestSignet) -> u64 {
 }
 
 /// ClickHouse down for a while: the node keeps acknowledging into its event log (more events
-/// than the projector keeps in memory), the lag shows in the metrics, and once ClickHouse is
-/// back the node catches up from its log: every event there exactly once.
+/// than the projector keeps in memory), the lag shows in the metrics; the node restarts while
+/// ClickHouse is still down and keeps acknowledging (and recognising re-sends); once ClickHouse
+/// is back the node catches up from its log: every event there exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_keeps_acknowledging_while_clickhouse_is_down_and_catches_up() {
     let clickhouse = tokio::task::spawn_blocking(signet_store::clickhouse::local::OwnedServer::start).await.unwrap();
@@ -258,11 +259,12 @@ async fn a_node_keeps_acknowledging_while_clickhouse_is_down_and_catches_up() {
         password_file: None,
         node: "node-1".into(),
     };
-    let store = tokio::task::spawn_blocking(move || ClickHouseStore::open(&settings).unwrap()).await.unwrap();
+    let opening = settings.clone();
+    let store = tokio::task::spawn_blocking(move || ClickHouseStore::open(&opening).unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = ServerConfig { retention_interval: None, ..ServerConfig::default() };
-    let signet = TestSignet::start_on(dir.path(), config, Arc::new(store)).await;
-    let all = signins(31_000);
+    let config = || ServerConfig { retention_interval: None, ..ServerConfig::default() };
+    let signet = TestSignet::start_on(dir.path(), config(), Arc::new(store)).await;
+    let all = signins(32_000);
     assert_eq!(signet.post_signins(all[..1000].join("\n")).await, 200);
     signet.settle().await;
     assert_eq!(total_signins(&signet).await, 1000);
@@ -271,7 +273,7 @@ async fn a_node_keeps_acknowledging_while_clickhouse_is_down_and_catches_up() {
     let stopping = clickhouse.clone();
     tokio::task::spawn_blocking(move || stopping.kill()).await.unwrap();
     // 30,000 more while it is down: beyond the 25,000 the projector keeps in memory.
-    for chunk in all[1000..].chunks(1000) {
+    for chunk in all[1000..31_000].chunks(1000) {
         assert_eq!(signet.post_signins(chunk.join("\n")).await, 200, "acknowledged while ClickHouse is down");
     }
     let (_, page) = signet.get("/metrics").await;
@@ -279,6 +281,25 @@ async fn a_node_keeps_acknowledging_while_clickhouse_is_down_and_catches_up() {
     assert!(metric(&page, "signet_projection_lag_events") >= 30_000.0, "{page}");
     assert!(metric(&page, "signet_projection_lag_bytes") > 0.0);
     assert!(metric(&page, "signet_store_apply_errors_total") > 0.0);
+
+    // The node restarts while ClickHouse is still down: it starts from its event log, keeps
+    // acknowledging, and knows what it stored before (a re-send is a duplicate).
+    signet.shutdown().await;
+    let reopening = settings.clone();
+    let refused = tokio::task::spawn_blocking(move || ClickHouseStore::open(&reopening)).await.unwrap();
+    assert!(matches!(refused, Err(signet_store::StoreError::Unreachable(_))), "{refused:?}");
+    let deferred =
+        tokio::task::spawn_blocking(move || ClickHouseStore::open_deferred(&settings).unwrap()).await.unwrap();
+    let signet = TestSignet::start_on(dir.path(), config(), Arc::new(deferred)).await;
+    assert_eq!(
+        signet.post_signins(all[31_000..].join("\n")).await,
+        200,
+        "acknowledged after a restart without ClickHouse"
+    );
+    assert_eq!(signet.post_signins(all[5000..6000].join("\n")).await, 200);
+    let (_, page) = signet.get("/metrics").await;
+    assert_eq!(metric(&page, "signet_duplicates_total{kind=\"signins\"}"), 1000.0, "{page}");
+    assert_eq!(metric(&page, "signet_ingested_total{kind=\"signins\"}"), 1000.0, "{page}");
 
     let starting = clickhouse.clone();
     tokio::task::spawn_blocking(move || starting.restart()).await.unwrap();
@@ -292,9 +313,9 @@ async fn a_node_keeps_acknowledging_while_clickhouse_is_down_and_catches_up() {
         assert!(std::time::Instant::now() < deadline, "no catch-up within 120 s: {page}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert_eq!(total_signins(&signet).await, 31_000, "every event exactly once");
+    assert_eq!(total_signins(&signet).await, 32_000, "every event exactly once");
     // Re-sent after the catch-up: duplicates, not new events.
     assert_eq!(signet.post_signins(all[20_000..21_000].join("\n")).await, 200);
     signet.settle().await;
-    assert_eq!(total_signins(&signet).await, 31_000);
+    assert_eq!(total_signins(&signet).await, 32_000);
 }

@@ -136,6 +136,8 @@ pub struct ClickHouseStore {
     password: Option<String>,
     node: String,
     queries: AtomicU64,
+    /// The database and schema are known to be there (see [`ClickHouseStore::open_deferred`]).
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for ClickHouseStore {
@@ -161,8 +163,18 @@ fn db_err(what: impl std::fmt::Display) -> StoreError {
 }
 
 impl ClickHouseStore {
-    /// Connects, creates the database if needed and migrates the schema.
+    /// Connects, creates the database if needed and migrates the schema. When ClickHouse does
+    /// not answer: [`StoreError::Unreachable`].
     pub fn open(settings: &ClickHouseSettings) -> Result<ClickHouseStore> {
+        let store = ClickHouseStore::open_deferred(settings)?;
+        store.ensure_ready()?;
+        Ok(store)
+    }
+
+    /// The store without contacting ClickHouse (it may be down while a node starts): the
+    /// database and schema are made ready when the node first reads its applied position or
+    /// writes (the projector does both first once ClickHouse answers).
+    pub fn open_deferred(settings: &ClickHouseSettings) -> Result<ClickHouseStore> {
         if !settings.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || settings.database.is_empty() {
             return Err(db_err(format!("database name {:?}: letters, digits and _ only", settings.database)));
         }
@@ -185,10 +197,19 @@ impl ClickHouseStore {
             password,
             node: settings.node.clone(),
             queries: AtomicU64::new(0),
+            ready: std::sync::atomic::AtomicBool::new(false),
         };
-        store.post(None, &format!("CREATE DATABASE IF NOT EXISTS {}", store.database), None)?;
-        store.migrate()?;
         Ok(store)
+    }
+
+    fn ensure_ready(&self) -> Result<()> {
+        if self.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.post(None, &format!("CREATE DATABASE IF NOT EXISTS {}", self.database), None)?;
+        self.migrate()?;
+        self.ready.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Applies the migrations not applied yet; returns the schema version.
@@ -231,7 +252,10 @@ impl ClickHouseStore {
         if let Some(password) = &self.password {
             request = request.header("X-ClickHouse-Key", password);
         }
-        let response = request.send().map_err(|e| db_err(format!("{}: {e}", self.url)))?;
+        let response = request.send().map_err(|e| match e.is_connect() || e.is_timeout() {
+            true => StoreError::Unreachable(format!("clickhouse at {}: {e}", self.url)),
+            false => db_err(format!("{}: {e}", self.url)),
+        })?;
         self.queries.fetch_add(1, Ordering::Relaxed);
         debug!(sql, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "clickhouse query");
         if !response.status().is_success() {
@@ -386,6 +410,7 @@ impl EventStore for ClickHouseStore {
     }
 
     fn applied_position(&self) -> Result<u64> {
+        self.ensure_ready()?;
         let rows = self.query_json(&format!(
             "SELECT max(position) FROM signet_applied WHERE node = {}",
             DIALECT.quote_str(&self.node)
@@ -397,6 +422,7 @@ impl EventStore for ClickHouseStore {
     /// the position. A crash or timeout before the position is recorded makes the caller apply
     /// the batch again: the same keys, read once.
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()> {
+        self.ensure_ready()?;
         for kind in LogKind::ALL {
             let rows: Vec<Value> = events.iter().filter(|e| e.event.kind == kind).map(row_json).collect();
             self.insert(schema::table(kind), &rows)?;

@@ -472,6 +472,16 @@ impl EventLog {
 
     /// [`EventLog::scan`] up to `until`, stopping early when the callback answers `false`;
     /// returns the position reached.
+    /// Records in `[from, until)`.
+    pub(crate) fn count_records(&self, from: u64, until: u64) -> Result<usize> {
+        let mut count = 0;
+        self.scan_until(from, until, 50_000, |batch, _| {
+            count += batch.len();
+            Ok(true)
+        })?;
+        Ok(count)
+    }
+
     fn scan_until(
         &self,
         from: u64,
