@@ -54,8 +54,9 @@ pub struct VerifyArgs {
     /// publish_heads_dir is always included.
     #[arg(long)]
     heads: Vec<PathBuf>,
-    /// Also rebuild the query tables from the log in a scratch file and compare them row by
-    /// row with the live ones (needs the server stopped; takes about as long as a rebuild).
+    /// Also check the query tables against the log (needs the server stopped): on DuckDB, rebuilt
+    /// from the log in a scratch file and compared row by row (about as long as a rebuild); on
+    /// ClickHouse, every row this node applied against its log record, column by column.
     #[arg(long)]
     projection: bool,
     /// Print the report as JSON.
@@ -138,8 +139,18 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
         }
     }
     if args.projection {
-        let problems = signet_store::verify::verify_projection(&config.data_dir, &archive_dir)
-            .with_context(|| format!("checking the projection of {}", config.data_dir.display()))?;
+        let problems = match (config.storage.as_str(), &config.clickhouse) {
+            ("clickhouse", Some(settings)) => {
+                let store = signet_store::clickhouse::ClickHouseStore::open(settings)
+                    .with_context(|| format!("connecting to ClickHouse at {}", settings.url))?;
+                let (problems, compared) = signet_store::verify::verify_clickhouse_projection(&config.data_dir, &store)
+                    .with_context(|| format!("checking ClickHouse against {}", config.data_dir.display()))?;
+                report.notes.push(compared);
+                problems
+            }
+            _ => signet_store::verify::verify_projection(&config.data_dir, &archive_dir)
+                .with_context(|| format!("checking the projection of {}", config.data_dir.display()))?,
+        };
         report.ok &= problems.is_empty();
         report.problems.extend(problems);
     }

@@ -172,8 +172,7 @@ impl Pipeline {
         log: Arc<EventLog>,
         store: Arc<dyn EventStore>,
         ledger: Arc<Ledger>,
-        index: VersionIndex,
-        snapshots: SnapshotSchedule,
+        versions: (VersionIndex, SnapshotSchedule),
         store_applied: Option<u64>,
         config: IngestConfig,
         metrics: Arc<IngestMetrics>,
@@ -196,7 +195,7 @@ impl Pipeline {
             let (metrics, config, log, handoff) = (metrics.clone(), config.clone(), log.clone(), handoff.clone());
             std::thread::Builder::new()
                 .name("signet-writer".into())
-                .spawn(move || writer_loop(rx, ptx, log, ledger, (index, snapshots), config, metrics, handoff))
+                .spawn(move || writer_loop(rx, ptx, log, ledger, versions, config, metrics, handoff))
                 .expect("spawn writer thread")
         };
         let projector = {

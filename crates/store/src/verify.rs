@@ -578,6 +578,17 @@ pub fn verify_projection(data_dir: &Path, archive_dir: &Path) -> Result<Vec<Prob
     Ok(problems)
 }
 
+/// `verify --projection` with the ClickHouse store: what ClickHouse holds for this node against
+/// its event log (needs the node stopped). The problems, and a line saying what was compared.
+pub fn verify_clickhouse_projection(
+    data_dir: &Path,
+    store: &crate::clickhouse::ClickHouseStore,
+) -> Result<(Vec<Problem>, String)> {
+    let _lock = crate::lock_data_dir(data_dir)?;
+    let log = EventLog::open_read_only(data_dir.join("log"))?;
+    store.verify_against_log(&log)
+}
+
 /// Reads heads from files or directories (`heads.jsonl` inside), for `--heads` / `--since`.
 pub fn load_external_heads(paths: &[PathBuf]) -> Result<Vec<(String, SignedHead)>> {
     let mut out = Vec::new();

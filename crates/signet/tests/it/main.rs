@@ -557,4 +557,17 @@ fn serve_on_clickhouse() {
         .text()
         .unwrap();
     assert!(rows.trim().parse::<i64>().unwrap() >= 400, "the rows are in ClickHouse: {rows}");
+    // What ClickHouse holds, row by row against the node's log (the node stopped).
+    let mut server = server;
+    server.stop();
+    let verify = Command::new(signet_bin())
+        .args(["verify", "--projection"])
+        .env("SIGNET_DATA_DIR", &data)
+        .env_remove("SIGNET_SERVER")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(report.contains("ClickHouse compared with the event log"), "{report}");
 }

@@ -33,6 +33,7 @@ use crate::error::{Result, StoreError};
 use crate::log::RecordPtr;
 
 pub mod local;
+mod verify;
 pub use local::{chdb_server, server, LocalServer};
 
 const DIALECT: Dialect = Dialect::ClickHouse;

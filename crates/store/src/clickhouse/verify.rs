@@ -1,0 +1,254 @@
+//! `signet verify --projection` on ClickHouse: what ClickHouse holds for this node against the
+//! node's event log (whose records the Merkle trees and signed heads vouch for).
+//!
+//! Every revision the log holds, up to the position ClickHouse has applied for this node, must
+//! be one row with exactly the columns the record gives (the same conversion `apply` uses), and
+//! no other row may be there. A row edited in place, removed, or added shows up, with the
+//! columns that differ.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+
+use serde_json::Value;
+use signet_model::schema::{self, Column};
+use signet_model::{Cell, LogKind};
+
+use super::{db_err, row_json, to_cell, ClickHouseStore};
+use crate::engine::{EventStore, StoredEvent};
+use crate::error::Result;
+use crate::log::{EventLog, RecordPtr};
+use crate::verify::{Problem, ProblemKind};
+use crate::versions::version_key;
+
+/// Examples named per kind of difference and table.
+const EXAMPLES: usize = 5;
+
+/// The cells a row should have, as ClickHouse gives them back (lists never null, booleans as
+/// 0/1, non-finite floats null).
+fn expected_cells(event: &StoredEvent) -> Vec<Cell> {
+    let Value::Object(mut row) = row_json(event) else { unreachable!("row_json makes objects") };
+    schema::all_columns(event.event.kind)
+        .map(|c| to_cell(row.remove(c.name).unwrap_or(Value::Null), Some(c.ty)))
+        .collect()
+}
+
+fn digest(cells: &[Cell]) -> u64 {
+    let mut bytes = Vec::with_capacity(512);
+    for cell in cells {
+        match cell {
+            Cell::Null => bytes.push(0),
+            Cell::Str(s) => {
+                bytes.push(1);
+                bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                bytes.extend_from_slice(s.as_bytes());
+            }
+            Cell::Int(i) => {
+                bytes.push(2);
+                bytes.extend_from_slice(&i.to_le_bytes());
+            }
+            Cell::Float(f) => {
+                bytes.push(3);
+                bytes.extend_from_slice(&f.to_bits().to_le_bytes());
+            }
+            Cell::Bool(b) => bytes.extend_from_slice(&[4, u8::from(*b)]),
+            Cell::Time(t) => {
+                bytes.push(5);
+                bytes.extend_from_slice(&t.to_le_bytes());
+            }
+            Cell::List(items) => {
+                bytes.push(6);
+                bytes.extend_from_slice(&(items.len() as u64).to_le_bytes());
+                for item in items {
+                    bytes.extend_from_slice(&(item.len() as u64).to_le_bytes());
+                    bytes.extend_from_slice(item.as_bytes());
+                }
+            }
+        }
+    }
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
+/// Differences of one table, counted, with a few examples.
+#[derive(Default)]
+struct TableFindings {
+    modified: Vec<String>,
+    modified_count: u64,
+    inserted: Vec<String>,
+    inserted_count: u64,
+    missing: Vec<String>,
+    missing_count: u64,
+}
+
+fn note(examples: &mut Vec<String>, count: &mut u64, example: impl FnOnce() -> String) {
+    *count += 1;
+    if examples.len() < EXAMPLES {
+        examples.push(example());
+    }
+}
+
+impl ClickHouseStore {
+    /// Compares what ClickHouse holds with this node's event log (see the module). The node
+    /// should be stopped: what it applies meanwhile may show as differences.
+    pub fn verify_against_log(&self, log: &EventLog) -> Result<(Vec<Problem>, String)> {
+        let applied = self.applied_position()?;
+        let mut expected: HashMap<(u128, u32), (u64, RecordPtr)> = HashMap::new();
+        // (organisation, kind, id, revision) of every revision a newer one replaces.
+        let mut superseded: std::collections::HashSet<(String, u8, String, u32)> = Default::default();
+        let mut not_applied = 0u64;
+        log.scan(log.start(), 20_000, |batch, _| {
+            for (ptr, record) in batch {
+                if ptr.frame_pos >= applied {
+                    not_applied += 1;
+                    continue;
+                }
+                let event = crate::stored_event(ptr, &record)?;
+                for older in 1..record.revision {
+                    superseded.insert((record.org.clone(), record.kind.code(), record.id.clone(), older));
+                }
+                let key = (version_key(&record.org, record.kind, &record.id), record.revision);
+                expected.insert(key, (digest(&expected_cells(&event)), ptr));
+            }
+            Ok(())
+        })?;
+        let compared = expected.len();
+        let mut findings: Vec<(LogKind, TableFindings)> = Vec::new();
+        for kind in LogKind::ALL {
+            let mut found = TableFindings::default();
+            let columns: Vec<&Column> = schema::all_columns(kind).collect();
+            let list = columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT {list} FROM {} FINAL FORMAT JSONEachRow", schema::table(kind));
+            let response = self.post(Some(&self.database), &sql, None)?;
+            for line in std::io::BufReader::new(response).lines() {
+                let line = line.map_err(db_err)?;
+                if line.is_empty() {
+                    continue;
+                }
+                let Value::Object(mut row) = serde_json::from_str(&line).map_err(|e| db_err(format!("{e}: {line}")))?
+                else {
+                    return Err(db_err(format!("not a row: {line}")));
+                };
+                let cells: Vec<Cell> =
+                    columns.iter().map(|c| to_cell(row.remove(c.name).unwrap_or(Value::Null), Some(c.ty))).collect();
+                let text = |i: usize| cells[i].as_str().unwrap_or_default().to_string();
+                let (org, id) = (text(0), text(1));
+                let revision = match cells[2] {
+                    Cell::Int(r) => r as u32,
+                    _ => 0,
+                };
+                let name = || format!("{org}/{id} revision {revision}");
+                match expected.remove(&(version_key(&org, kind, &id), revision)) {
+                    None => note(&mut found.inserted, &mut found.inserted_count, name),
+                    Some((want, _)) if want == digest(&cells) => {}
+                    Some((_, ptr)) => {
+                        let event = crate::stored_event(ptr, &log.read(ptr)?)?;
+                        let differing: Vec<&str> = expected_cells(&event)
+                            .iter()
+                            .zip(&cells)
+                            .zip(&columns)
+                            .filter(|((want, have), _)| want != have)
+                            .map(|(_, c)| c.name)
+                            .collect();
+                        note(&mut found.modified, &mut found.modified_count, || {
+                            format!("{} ({})", name(), differing.join(", "))
+                        });
+                    }
+                }
+            }
+            findings.push((kind, found));
+        }
+        for (_, ptr) in expected.into_values() {
+            let record = log.read(ptr)?;
+            let found = &mut findings.iter_mut().find(|(k, _)| *k == record.kind).expect("every kind").1;
+            note(&mut found.missing, &mut found.missing_count, || {
+                format!("{}/{} revision {}", record.org, record.id, record.revision)
+            });
+        }
+        let mut problems = Vec::new();
+        let mut forged_superseded = (Vec::new(), 0);
+        let response = self.post(
+            Some(&self.database),
+            "SELECT org_id, kind, id, revision FROM superseded FINAL FORMAT JSONEachRow",
+            None,
+        )?;
+        for line in std::io::BufReader::new(response).lines() {
+            let line = line.map_err(db_err)?;
+            #[derive(serde::Deserialize)]
+            struct Entry {
+                org_id: String,
+                kind: u8,
+                id: String,
+                revision: u32,
+            }
+            let entry: Entry = match line.is_empty() {
+                true => continue,
+                false => serde_json::from_str(&line).map_err(|e| db_err(format!("{e}: {line}")))?,
+            };
+            let row = (entry.org_id, entry.kind, entry.id, entry.revision);
+            if !superseded.remove(&row) {
+                note(&mut forged_superseded.0, &mut forged_superseded.1, || {
+                    format!("{}/{} revision {} (kind {})", row.0, row.2, row.3, row.1)
+                });
+            }
+        }
+        let (forged, count) = forged_superseded;
+        if count > 0 {
+            problems.push(Problem {
+                kind: ProblemKind::Inserted,
+                org: None,
+                leaf: None,
+                log_position: None,
+                detail: format!(
+                    "ClickHouse table superseded: {count} entr(ies) not derived from the log (they hide revisions from \
+                     lists and reports), e.g. {}",
+                    forged.join("; ")
+                ),
+            });
+        }
+        if !superseded.is_empty() {
+            let examples: Vec<String> =
+                superseded.iter().take(EXAMPLES).map(|(org, _, id, r)| format!("{org}/{id} revision {r}")).collect();
+            problems.push(Problem {
+                kind: ProblemKind::Missing,
+                org: None,
+                leaf: None,
+                log_position: None,
+                detail: format!(
+                    "ClickHouse table superseded: {} entr(ies) of the log missing (older revisions shown as latest), e.g. {}",
+                    superseded.len(),
+                    examples.join("; ")
+                ),
+            });
+        }
+        for (kind, found) in findings {
+            let table = schema::table(kind);
+            for (problem, count, examples, what) in [
+                (
+                    ProblemKind::Modified,
+                    found.modified_count,
+                    &found.modified,
+                    "row(s) whose columns differ from the log",
+                ),
+                (ProblemKind::Inserted, found.inserted_count, &found.inserted, "row(s) not derived from the log"),
+                (ProblemKind::Missing, found.missing_count, &found.missing, "revision(s) of the log missing"),
+            ] {
+                if count > 0 {
+                    problems.push(Problem {
+                        kind: problem,
+                        org: None,
+                        leaf: None,
+                        log_position: None,
+                        detail: format!("ClickHouse table {table}: {count} {what}, e.g. {}", examples.join("; ")),
+                    });
+                }
+            }
+        }
+        let summary = format!(
+            "ClickHouse compared with the event log: {compared} revision(s) up to log position {applied}{}",
+            match not_applied {
+                0 => String::new(),
+                n => format!(", {n} later one(s) not applied yet (start the node to apply them)"),
+            }
+        );
+        Ok((problems, summary))
+    }
+}
