@@ -570,6 +570,21 @@ fn read_frame(file: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, u64)> {
 
 /// [`read_frame`], also saying whether the frame ends a group commit.
 fn read_frame_flagged(file: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, u64, bool)> {
+    let (payload, raw_len, next, commit_end) = checked_frame(file, path, offset)?;
+    let corrupt =
+        |reason: &str| StoreError::Corrupt { path: path.display().to_string(), offset, reason: reason.to_string() };
+    let raw = decompress(&payload, raw_len).map_err(|_| corrupt("frame does not decompress"))?;
+    if raw.len() != raw_len {
+        return Err(corrupt("frame decompressed to the wrong size"));
+    }
+    Ok((raw, next, commit_end))
+}
+
+/// A frame's compressed payload once its header and checksum are checked, its raw length, the
+/// offset after it and whether it ends a group commit. Opening the log finds its tail with this
+/// alone (a torn write fails the checksum): decompressing every frame of the last segment made
+/// starts slower as the segment grew; readers and `signet verify` decompress.
+fn checked_frame(file: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, usize, u64, bool)> {
     let corrupt =
         |reason: &str| StoreError::Corrupt { path: path.display().to_string(), offset, reason: reason.to_string() };
     let mut header = [0u8; FRAME_HEADER_LEN];
@@ -589,11 +604,7 @@ fn read_frame_flagged(file: &File, path: &Path, offset: u64) -> Result<(Vec<u8>,
     if crc != word(16) {
         return Err(corrupt("frame checksum mismatch"));
     }
-    let raw = decompress(&payload, raw_len).map_err(|_| corrupt("frame does not decompress"))?;
-    if raw.len() != raw_len {
-        return Err(corrupt("frame decompressed to the wrong size"));
-    }
-    Ok((raw, offset + (FRAME_HEADER_LEN + compressed_len) as u64, word(12) & COMMIT_END != 0))
+    Ok((payload, raw_len, offset + (FRAME_HEADER_LEN + compressed_len) as u64, word(12) & COMMIT_END != 0))
 }
 
 /// zstd decompression with one context per thread: `zstd::bulk::decompress` makes (and zeroes)
@@ -617,8 +628,8 @@ fn scan_segment(file: &File, path: &Path) -> Result<ScanResult> {
     let len = file.metadata().map_err(io_err(path))?.len();
     let mut offset = SEGMENT_HEADER_LEN;
     while offset < len {
-        match read_frame(file, path, offset) {
-            Ok((_, next)) => offset = next,
+        match checked_frame(file, path, offset) {
+            Ok((_, _, next, _)) => offset = next,
             Err(StoreError::Corrupt { reason, .. }) => {
                 let later_commits = commits_after(file, path, offset, len)?;
                 return Ok(ScanResult { valid_len: offset, damage: Some(reason), later_commits });
