@@ -75,7 +75,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(kind: ProblemKind, org: Option<String>, detail: String) -> Problem {
+    pub(crate) fn new(kind: ProblemKind, org: Option<String>, detail: String) -> Problem {
         Problem { kind, org, leaf: None, log_position: None, detail }
     }
 }

@@ -192,32 +192,24 @@ impl ClickHouseStore {
         }
         let (forged, count) = forged_superseded;
         if count > 0 {
-            problems.push(Problem {
-                kind: ProblemKind::Inserted,
-                org: None,
-                leaf: None,
-                log_position: None,
-                detail: format!(
+            problems.push(Problem::new(
+                ProblemKind::Inserted,
+                None,
+                format!(
                     "ClickHouse table superseded: {count} entr(ies) not derived from the log (they hide revisions from \
                      lists and reports), e.g. {}",
                     forged.join("; ")
                 ),
-            });
+            ));
         }
         if !superseded.is_empty() {
             let examples: Vec<String> =
                 superseded.iter().take(EXAMPLES).map(|(org, _, id, r)| format!("{org}/{id} revision {r}")).collect();
-            problems.push(Problem {
-                kind: ProblemKind::Missing,
-                org: None,
-                leaf: None,
-                log_position: None,
-                detail: format!(
+            problems.push(Problem::new(ProblemKind::Missing, None, format!(
                     "ClickHouse table superseded: {} entr(ies) of the log missing (older revisions shown as latest), e.g. {}",
                     superseded.len(),
                     examples.join("; ")
-                ),
-            });
+                )));
         }
         for (kind, found) in findings {
             let table = schema::table(kind);
@@ -232,13 +224,11 @@ impl ClickHouseStore {
                 (ProblemKind::Missing, found.missing_count, &found.missing, "revision(s) of the log missing"),
             ] {
                 if count > 0 {
-                    problems.push(Problem {
-                        kind: problem,
-                        org: None,
-                        leaf: None,
-                        log_position: None,
-                        detail: format!("ClickHouse table {table}: {count} {what}, e.g. {}", examples.join("; ")),
-                    });
+                    problems.push(Problem::new(
+                        problem,
+                        None,
+                        format!("ClickHouse table {table}: {count} {what}, e.g. {}", examples.join("; ")),
+                    ));
                 }
             }
         }
