@@ -184,7 +184,7 @@ impl Engine {
         };
         info!(backend = store.backend(), replayed, ids = index.len(), "storage ready");
         let metrics = Arc::new(IngestMetrics::default());
-        let snapshots = versions::Snapshots::new(&data_dir);
+        let snapshots = versions::Snapshots::new(&data_dir, config.disk.reserve_bytes);
         let schedule = snapshots.schedule(&index, uncovered);
         let pipeline = ingest::Pipeline::start(
             log.clone(),

@@ -304,6 +304,8 @@ fn read_snapshot(path: &Path, limit: u64) -> Option<(VersionIndex, u64)> {
 /// stops them when revisions are forgotten).
 pub(crate) struct Snapshots {
     path: PathBuf,
+    /// The data directory's free-space reserve for the event log: a snapshot never eats into it.
+    reserve_bytes: u64,
     /// Set once revisions were forgotten: the running index still holds them, so it is never
     /// saved again by this process. Held while a snapshot is renamed into place.
     stopped: Mutex<bool>,
@@ -319,11 +321,12 @@ pub(crate) struct SnapshotSchedule {
 }
 
 impl Snapshots {
-    pub(crate) fn new(dir: &Path) -> Arc<Snapshots> {
+    pub(crate) fn new(dir: &Path, reserve_bytes: u64) -> Arc<Snapshots> {
         // What a save cut short by a crash left.
         let _ = std::fs::remove_file(dir.join(SNAPSHOT_FILE).with_extension("snap.tmp"));
         Arc::new(Snapshots {
             path: dir.join(SNAPSHOT_FILE),
+            reserve_bytes,
             stopped: Mutex::new(false),
             writing: AtomicBool::new(false),
             background: Mutex::new(None),
@@ -350,6 +353,13 @@ impl Snapshots {
 
     fn save(&self, bytes: &[u8]) -> Result<()> {
         use std::io::Write;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let free = crate::disk::disk_space(dir).map_err(io_err(dir))?.free;
+        if free < bytes.len() as u64 + self.reserve_bytes {
+            // The event log needs the space more; the next start reads the store instead.
+            debug!(free, size = bytes.len(), "not saving the version index: the disk is nearly full");
+            return Ok(());
+        }
         let tmp = self.path.with_extension("snap.tmp");
         // Not synced: after a power cut the file may hold anything, which its checksum
         // refuses, or be the previous snapshot, which is still usable (it covers less). A
