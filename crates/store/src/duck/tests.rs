@@ -2,6 +2,14 @@
 
 use super::*;
 
+/// The rows of a two-column query on the writer's connection.
+fn pairs<A: duckdb::types::FromSql, B: duckdb::types::FromSql>(store: &DuckStore, sql: &str) -> Vec<(A, B)> {
+    let conn = store.writer.lock();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
 #[test]
 fn a_version_1_database_gets_operation_categories() {
     let dir = tempfile::tempdir().unwrap();
@@ -22,16 +30,10 @@ fn a_version_1_database_gets_operation_categories() {
         .unwrap();
     }
     let store = DuckStore::open(&path).unwrap();
-    let conn = store.writer.lock();
-    let rows: Vec<(String, String)> = conn
-        .prepare("SELECT id, operation_category FROM activities ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
+    let rows: Vec<(String, String)> = pairs(&store, "SELECT id, operation_category FROM activities ORDER BY id");
     let expected = [("a", "ReadMultiple"), ("b", "Create"), ("c", "Create"), ("d", "Other")];
     assert_eq!(rows, expected.map(|(a, b)| (a.to_string(), b.to_string())).to_vec());
+    let conn = store.writer.lock();
     let version: String =
         conn.query_row("SELECT value FROM signet_meta WHERE key = 'schema_version'", [], |r| r.get(0)).unwrap();
     assert_eq!(version, SCHEMA_VERSION.to_string());
@@ -69,19 +71,13 @@ fn a_version_2_database_gets_method_sets() {
     }
     let store = DuckStore::open(&path).unwrap();
     {
-        let conn = store.writer.lock();
-        let keys: Vec<(String, Option<i64>)> = conn
-            .prepare("SELECT id, auth_method_set FROM signins ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
+        let keys: Vec<(String, Option<i64>)> = pairs(&store, "SELECT id, auth_method_set FROM signins ORDER BY id");
         let key = |m: &[&str], s: &[&str]| Some(signet_model::signin::auth_method_set(m, s));
         let two = key(&["Password", "Text message"], &["Password"]);
         let empty = key(&[], &[]);
         let expected = [("a", two), ("b", two), ("c", key(&["Password"], &["Password"])), ("d", empty), ("e", empty)];
         assert_eq!(keys, expected.map(|(id, k)| (id.to_string(), k)).to_vec());
+        let conn = store.writer.lock();
         let pairs: i64 = conn.query_row("SELECT count(*) FROM auth_method_sets", [], |r| r.get(0)).unwrap();
         assert_eq!(pairs, 3);
         assert_eq!(conn.method_sets.len(), 3, "the writer knows them");
