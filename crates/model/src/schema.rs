@@ -41,6 +41,11 @@ use ColType::*;
 /// tables. List queries may ask for it like any other column.
 pub static ARCHIVED: Column = col("archived", "archived", None, Bool);
 
+/// Not a column of the embedded store: in a store several nodes share (ClickHouse), the node
+/// whose event log holds a row's record when it is another node's; null for this node's own log.
+/// List queries may ask for it like any other column.
+pub static LOG_NODE: Column = col("log_node", "logNode", None, Str);
+
 /// Columns every table starts with, filled by the store rather than by the normaliser.
 pub const COMMON_COLUMNS: usize = 8;
 

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use signet_model::schema::{self, Column};
 use signet_model::{catalog, Cell, LogKind};
 use signet_query::{cursor, native, Expr, ListQuery};
-use signet_store::{Engine, RecordPtr};
+use signet_store::{Engine, RecordRef};
 
 use crate::access_log::AuditNote;
 use crate::auth::Caller;
@@ -286,7 +286,7 @@ pub fn plan_export(org: &str, kind: LogKind, params: &[(String, String)], now: i
     let csv_columns = if query.columns.is_empty() { default_columns(kind) } else { query.columns.clone() };
     query.columns = match format {
         ExportFormat::Csv => csv_columns.clone(),
-        _ => ["id", "event_time", "log_pos", "log_idx"].iter().filter_map(|n| schema::find_column(kind, n)).collect(),
+        _ => signet_store::record_columns(kind),
     };
     query.limit = EXPORT_CHUNK;
     Ok(ExportPlan { format, query, csv_columns, proofs })
@@ -315,7 +315,19 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
     loop {
         let rows = engine.store().list(&query).map_err(|e| e.to_string())?;
         let more = rows.len() > query.limit;
-        for row in rows.iter().take(query.limit) {
+        let page = &rows[..rows.len().min(query.limit)];
+        let (refs, mut records) = match format {
+            ExportFormat::Csv => (Vec::new(), Vec::new().into_iter()),
+            _ => {
+                let refs = page
+                    .iter()
+                    .map(|row| RecordRef::from_row(row).ok_or_else(|| format!("unexpected row shape {row:?}")))
+                    .collect::<Result<Vec<RecordRef>, String>>()?;
+                let records = engine.records(&query.org, query.kind, &refs).map_err(|e| e.to_string())?;
+                (refs, records.into_iter())
+            }
+        };
+        for (i, row) in page.iter().enumerate() {
             match format {
                 ExportFormat::Csv => {
                     for (i, cell) in row.iter().enumerate() {
@@ -331,11 +343,8 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
                     out.push_str("\r\n");
                 }
                 _ => {
-                    let (Cell::Int(pos), Cell::Int(idx)) = (&row[2], &row[3]) else {
-                        return Err(format!("unexpected row shape {row:?}"));
-                    };
-                    let ptr = RecordPtr { frame_pos: *pos as u64, index: *idx as u16 };
-                    let mut body = engine.body(ptr).map_err(|e| e.to_string())?;
+                    let record = records.next().ok_or("an export page without a record for every row")?;
+                    let mut body = record.body.clone();
                     // A record sent pretty-printed keeps its line breaks in the log: one line per
                     // record in NDJSON, so those are written compactly (same JSON, no whitespace).
                     // (Proof bundles keep the exact bytes the proof covers; JSON strings cannot hold
@@ -350,10 +359,11 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
                         out.push(',');
                     }
                     if let Some(head) = &head {
-                        let bundle = engine
-                            .ledger()
-                            .inclusion(&engine.record(ptr).map_err(|e| e.to_string())?, ptr, head)
-                            .map_err(|e| e.to_string())?;
+                        // Rows another node logged are proven by that node's trees and heads.
+                        let bundle = match &refs[i].node {
+                            None => engine.ledger().inclusion(&record, refs[i].ptr, head).map_err(|e| e.to_string())?,
+                            Some(_) => None,
+                        };
                         out.push_str("{\"event\":");
                         out.push_str(&String::from_utf8_lossy(&body));
                         out.push_str(",\"proof\":");

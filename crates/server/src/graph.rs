@@ -6,10 +6,9 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use signet_model::schema::find_column;
-use signet_model::{Cell, LogKind};
+use signet_model::LogKind;
 use signet_query::{cursor, odata, ListQuery, SortOrder};
-use signet_store::RecordPtr;
+use signet_store::RecordRef;
 
 use crate::access_log::AuditNote;
 use crate::auth::Caller;
@@ -147,7 +146,6 @@ async fn list(
     let after = param(&params, "$skiptoken").map(cursor::decode).transpose()?;
     let select: Option<Vec<String>> = param(&params, "$select")
         .map(|s| s.split(',').map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect());
-    let column = |name| find_column(kind, name).expect("common column");
     let query = ListQuery {
         org: caller.org().to_string(),
         kind,
@@ -155,23 +153,21 @@ async fn list(
         order,
         limit: top,
         after,
-        columns: vec![column("id"), column("event_time"), column("log_pos"), column("log_idx")],
+        columns: signet_store::record_columns(kind),
     };
     let engine = state.engine.clone();
     let (bodies, next) = tokio::task::spawn_blocking(move || -> ApiResult<(Vec<Vec<u8>>, Option<String>)> {
         let rows = engine.store().list(&query)?;
         let more = rows.len() > query.limit;
-        let mut bodies = Vec::with_capacity(rows.len().min(query.limit));
-        let mut last = None;
-        for row in rows.iter().take(query.limit) {
-            let (Cell::Str(id), Cell::Time(time), Cell::Int(pos), Cell::Int(idx)) =
-                (&row[0], &row[1], &row[2], &row[3])
-            else {
-                return Err(ApiError::Internal(format!("unexpected row shape {row:?}")));
-            };
-            bodies.push(engine.body(RecordPtr { frame_pos: *pos as u64, index: *idx as u16 })?);
-            last = Some(cursor::encode(*time, id));
-        }
+        let refs = rows
+            .iter()
+            .take(query.limit)
+            .map(|row| {
+                RecordRef::from_row(row).ok_or_else(|| ApiError::Internal(format!("unexpected row shape {row:?}")))
+            })
+            .collect::<ApiResult<Vec<RecordRef>>>()?;
+        let last = refs.last().map(|r| cursor::encode(r.time_us, &r.id));
+        let bodies = engine.bodies(&query.org, kind, &refs)?;
         Ok((bodies, if more { last } else { None }))
     })
     .await??;

@@ -340,10 +340,7 @@ fn export_window(engine: &Engine, job: &Checked, from: i64, to: i64) -> Result<E
 fn write_parquet(engine: &Engine, job: &Checked, params: &[(String, String)], path: &Path) -> Result<u64, String> {
     let request = native::request(job.kind, params, signet_model::time::now_micros()).map_err(|e| e.to_string())?;
     let mut query = request.into_list_query(&job.org, job.kind);
-    query.columns = ["id", "event_time", "log_pos", "log_idx"]
-        .iter()
-        .filter_map(|n| signet_model::schema::find_column(job.kind, n))
-        .collect();
+    query.columns = signet_store::record_columns(job.kind);
     query.limit = 5000;
     query.order = signet_query::SortOrder::Asc;
     query.after = None;
@@ -352,9 +349,17 @@ fn write_parquet(engine: &Engine, job: &Checked, params: &[(String, String)], pa
         let rows = engine.store().list(&query).map_err(|e| e.to_string())?;
         let more = rows.len() > query.limit;
         for row in rows.iter().take(query.limit) {
-            if let (signet_model::Cell::Int(pos), signet_model::Cell::Int(idx)) = (&row[2], &row[3]) {
-                pointers.push(signet_store::RecordPtr { frame_pos: *pos as u64, index: *idx as u16 });
+            let row = signet_store::RecordRef::from_row(row).ok_or("an export row without its record's place")?;
+            if let Some(node) = &row.node {
+                // Parquet parts carry each record's leaf in this node's Merkle tree.
+                return Err(format!(
+                    "{} {} was logged by node {node}: Parquet exports hold this node's records only (run the job on \
+                     every node, or export CSV/JSON/NDJSON)",
+                    job.kind.as_str(),
+                    row.id
+                ));
             }
+            pointers.push(row.ptr);
         }
         match (more, rows.get(query.limit - 1)) {
             (true, Some(last)) => match (&last[1], &last[0]) {

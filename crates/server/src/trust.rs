@@ -93,6 +93,11 @@ pub async fn inclusion(
                 .ok_or_else(|| ApiError::Conflict("no signed head covers this event yet".into()))?,
         };
         let size = head.tree_size;
+        if let Some(node) = &chosen.node {
+            return Err(ApiError::Conflict(format!(
+                "this revision was logged by node {node}: its trees and signed heads prove it (ask that node)"
+            )));
+        }
         ledger.inclusion(&engine.record(chosen.ptr)?, chosen.ptr, &head)?.ok_or_else(|| {
             ApiError::Conflict(format!(
                 "the head of size {size} does not cover this event (it arrived later): ask without treeSize"

@@ -122,6 +122,19 @@ pub fn lists_newest_first_with_keyset_paging(store: Arc<dyn EventStore>) {
         query.after = Some((t, cell_str(&last[0])));
     }
     assert_eq!(seen, (0..10).map(|i| format!("s{i}")).collect::<Vec<_>>());
+
+    // Where each row's record is: this node's log (no other node's), at the position applied.
+    query.columns = crate::record_columns(LogKind::SignIn);
+    query.after = None;
+    query.limit = 20;
+    let places: Vec<crate::RecordRef> = store
+        .list(&query)
+        .unwrap()
+        .iter()
+        .map(|row| crate::RecordRef::from_row(row).expect("a record place"))
+        .collect();
+    let positions: Vec<(u64, Option<String>)> = places.iter().map(|r| (r.ptr.frame_pos, r.node.clone())).collect();
+    assert_eq!(positions, (100..110).map(|p| (p, None)).collect::<Vec<_>>());
 }
 
 pub fn organisations_are_isolated(store: Arc<dyn EventStore>) {

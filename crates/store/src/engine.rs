@@ -30,6 +30,65 @@ pub struct RevisionRef {
     pub time_us: i64,
     pub received_us: i64,
     pub ptr: RecordPtr,
+    /// The node whose event log holds the record, when it is not this node's (a store several
+    /// nodes share).
+    pub node: Option<String>,
+}
+
+impl RevisionRef {
+    pub fn record_ref(&self, id: &str) -> RecordRef {
+        RecordRef { id: id.to_string(), time_us: self.time_us, ptr: self.ptr, node: self.node.clone() }
+    }
+}
+
+/// Where the record of a listed row is: ask a list query for [`record_columns`], then read
+/// rows with [`RecordRef::from_row`] and the records with `Engine::records`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRef {
+    pub id: String,
+    pub time_us: i64,
+    pub ptr: RecordPtr,
+    /// The node whose event log holds it when it is another node's (see [`schema::LOG_NODE`]).
+    pub node: Option<String>,
+}
+
+/// The columns [`RecordRef::from_row`] reads, first in a list query.
+pub fn record_columns(kind: LogKind) -> Vec<&'static signet_model::schema::Column> {
+    let mut columns: Vec<&'static signet_model::schema::Column> = ["id", "event_time", "log_pos", "log_idx"]
+        .iter()
+        .map(|name| signet_model::schema::find_column(kind, name).expect("a common column"))
+        .collect();
+    columns.push(&signet_model::schema::LOG_NODE);
+    columns
+}
+
+impl RecordRef {
+    /// The reference in a row whose first columns are [`record_columns`].
+    pub fn from_row(row: &[Cell]) -> Option<RecordRef> {
+        match row {
+            [Cell::Str(id), Cell::Time(time_us), Cell::Int(pos), Cell::Int(idx), node, ..] => Some(RecordRef {
+                id: id.clone(),
+                time_us: *time_us,
+                ptr: RecordPtr { frame_pos: *pos as u64, index: *idx as u16 },
+                node: match node {
+                    Cell::Str(node) => Some(node.clone()),
+                    _ => None,
+                },
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// `query` without the (virtual) `column`, and where it was, when the query asks for it.
+pub(crate) fn without_column(
+    query: &ListQuery,
+    column: &'static signet_model::schema::Column,
+) -> Option<(usize, ListQuery)> {
+    let at = query.columns.iter().position(|c| std::ptr::eq(*c, column))?;
+    let mut rest = query.clone();
+    rest.columns.remove(at);
+    Some((at, rest))
 }
 
 /// One stored version of an event id (to rebuild the duplicate index).
@@ -69,6 +128,20 @@ pub struct ExpiryCandidate {
 pub trait EventStore: Send + Sync {
     /// A short name for logs and metrics ("duckdb", "clickhouse").
     fn backend(&self) -> &'static str;
+
+    /// Whether the store keeps each record's body and original beside its columns (a store
+    /// several nodes share: each reads the others' records there). [`StoredEvent::event`] then
+    /// carries them into [`EventStore::apply`].
+    fn keeps_records(&self) -> bool {
+        false
+    }
+
+    /// The records of rows another node logged (`node` set), in the order of `refs`; `None`
+    /// for one the store does not hold.
+    fn foreign_records(&self, org: &str, kind: LogKind, refs: &[&RecordRef]) -> Result<Vec<Option<crate::LogRecord>>> {
+        let _ = (org, kind);
+        Ok(vec![None; refs.len()])
+    }
 
     /// Log position up to which events have been applied (exclusive).
     fn applied_position(&self) -> Result<u64>;

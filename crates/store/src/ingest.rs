@@ -191,11 +191,12 @@ impl Pipeline {
         metrics.log_end.store(log.end(), Ordering::Relaxed);
         metrics.applied.store(applied, Ordering::Relaxed);
 
+        let keep_records = store.keeps_records();
         let writer = {
             let (metrics, config, log, handoff) = (metrics.clone(), config.clone(), log.clone(), handoff.clone());
             std::thread::Builder::new()
                 .name("signet-writer".into())
-                .spawn(move || writer_loop(rx, ptx, log, ledger, versions, config, metrics, handoff))
+                .spawn(move || writer_loop(rx, ptx, (log, ledger), versions, config, metrics, handoff, keep_records))
                 .expect("spawn writer thread")
         };
         let projector = {
@@ -303,12 +304,12 @@ impl Drop for Pipeline {
 fn writer_loop(
     rx: Receiver<Request>,
     ptx: mpsc::Sender<Committed>,
-    log: Arc<EventLog>,
-    ledger: Arc<Ledger>,
+    (log, ledger): (Arc<EventLog>, Arc<Ledger>),
     (mut index, mut snapshots): (VersionIndex, SnapshotSchedule),
     config: IngestConfig,
     metrics: Arc<IngestMetrics>,
     handoff: Arc<Handoff>,
+    keep_records: bool,
 ) {
     while let Ok(first) = rx.recv() {
         // Hold back while the projection is far behind, but not forever: a store that cannot
@@ -430,6 +431,13 @@ fn writer_loop(
                 }
                 if !records.is_empty() {
                     snapshots.committed(&index, records.len(), end);
+                }
+                if keep_records {
+                    // The store keeps each record (ClickHouse: other nodes read it there).
+                    for (record, (_, _, _, event)) in records.into_iter().zip(stored.iter_mut()) {
+                        event.body = record.body;
+                        event.original = record.original;
+                    }
                 }
                 let events: Vec<StoredEvent> = stored
                     .into_iter()
@@ -623,14 +631,17 @@ fn catch_up_from_log(
     handoff: &Handoff,
 ) -> Option<u64> {
     let mut delay = Duration::from_millis(50);
+    let keep = store.keeps_records();
     loop {
         let target = metrics.log_end.load(Ordering::Acquire);
         if from >= target {
             return Some(from);
         }
         let batch = log.read_batch(from, target, LOG_BATCH_RECORDS).and_then(|(records, through)| {
-            let events =
-                records.iter().map(|(ptr, record)| crate::stored_event(*ptr, record)).collect::<Result<Vec<_>>>()?;
+            let events = records
+                .iter()
+                .map(|(ptr, record)| crate::stored_event(*ptr, record, keep))
+                .collect::<Result<Vec<_>>>()?;
             Ok((events, through))
         });
         match batch {

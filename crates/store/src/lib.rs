@@ -42,7 +42,7 @@ use serde::Serialize;
 use signet_model::{normalize, LogKind};
 use tracing::{info, warn};
 
-pub use engine::{ArchivedPart, EventStore, ExpiryCandidate, RevisionRef, StoredEvent};
+pub use engine::{record_columns, ArchivedPart, EventStore, ExpiryCandidate, RecordRef, RevisionRef, StoredEvent};
 pub use error::{Result, StoreError};
 pub use ingest::{IngestConfig, IngestMetrics, Outcome, Pipeline};
 pub use ledger::{Ledger, TrustConfig};
@@ -265,15 +265,44 @@ impl Engine {
         })
     }
 
-    /// The Graph-shaped body of the record at `ptr`.
-    pub fn body(&self, ptr: RecordPtr) -> Result<Vec<u8>> {
-        Ok(self.record(ptr)?.body)
+    /// The records of listed rows, in order: this node's from its event log (or the archive),
+    /// other nodes' from the store they share (one query for all of them).
+    pub fn records(&self, org: &str, kind: LogKind, refs: &[RecordRef]) -> Result<Vec<LogRecord>> {
+        let foreign: Vec<&RecordRef> = refs.iter().filter(|r| r.node.is_some()).collect();
+        let mut fetched =
+            if foreign.is_empty() { Vec::new() } else { self.store.foreign_records(org, kind, &foreign)? }.into_iter();
+        refs.iter()
+            .map(|r| match &r.node {
+                None => self.record(r.ptr),
+                Some(node) => fetched.next().flatten().ok_or_else(|| {
+                    StoreError::Database(format!(
+                        "{} {} revision at {}:{} of node {node}'s event log: the {} store does not hold its record",
+                        kind.as_str(),
+                        r.id,
+                        r.ptr.frame_pos,
+                        r.ptr.index,
+                        self.store.backend()
+                    ))
+                }),
+            })
+            .collect()
+    }
+
+    /// The Graph-shaped bodies of listed rows, in order (see [`Engine::records`]).
+    pub fn bodies(&self, org: &str, kind: LogKind, refs: &[RecordRef]) -> Result<Vec<Vec<u8>>> {
+        Ok(self.records(org, kind, refs)?.into_iter().map(|r| r.body).collect())
+    }
+
+    /// The record of one revision (see [`Engine::records`]).
+    pub fn revision_record(&self, org: &str, kind: LogKind, id: &str, revision: &RevisionRef) -> Result<LogRecord> {
+        let mut records = self.records(org, kind, &[revision.record_ref(id)])?;
+        records.pop().ok_or_else(|| StoreError::Database("no record".into()))
     }
 
     /// The stored body of an event's latest revision, byte for byte, or `None`.
     pub fn latest_body(&self, org: &str, kind: LogKind, id: &str) -> Result<Option<Vec<u8>>> {
         match self.store.revisions(org, kind, id)?.last() {
-            Some(latest) => Ok(Some(self.record(latest.ptr)?.body)),
+            Some(latest) => Ok(Some(self.revision_record(org, kind, id, latest)?.body)),
             None => Ok(None),
         }
     }
@@ -284,9 +313,10 @@ impl Engine {
         if revisions.is_empty() {
             return Ok(None);
         }
+        let refs: Vec<RecordRef> = revisions.iter().map(|r| r.record_ref(id)).collect();
+        let records = self.records(org, kind, &refs)?;
         let mut out = Vec::with_capacity(revisions.len());
-        for r in revisions {
-            let record = self.record(r.ptr)?;
+        for (r, record) in revisions.into_iter().zip(records) {
             let parse = |bytes: &[u8]| serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null);
             out.push(RevisionDetail {
                 revision: r.revision,
@@ -341,7 +371,9 @@ fn start_head_timer(
 }
 
 /// A logged record as the store applies it (normalised again from its stored body).
-pub(crate) fn stored_event(ptr: RecordPtr, record: &LogRecord) -> Result<StoredEvent> {
+/// The store's view of a logged record; `keep_record`: with its body and original (for stores
+/// that keep them, [`EventStore::keeps_records`]).
+pub(crate) fn stored_event(ptr: RecordPtr, record: &LogRecord, keep_record: bool) -> Result<StoredEvent> {
     let mut event = normalize(record.kind, &record.body).map_err(|e| StoreError::Corrupt {
         path: "log".into(),
         offset: ptr.frame_pos,
@@ -349,7 +381,13 @@ pub(crate) fn stored_event(ptr: RecordPtr, record: &LogRecord) -> Result<StoredE
     })?;
     event.content_hash = record.content_hash;
     event.time_us = record.time_us;
-    event.body = Vec::new();
+    if keep_record {
+        event.body = record.body.clone();
+        event.original = record.original.clone();
+    } else {
+        event.body = Vec::new();
+        event.original = None;
+    }
     Ok(StoredEvent { org: record.org.clone(), revision: record.revision, received_us: record.received_us, ptr, event })
 }
 
@@ -361,8 +399,9 @@ pub(crate) fn replay(log: &EventLog, store: &dyn EventStore) -> Result<usize> {
     }
     info!(from = applied, to = log.end(), "replaying the event log into the store");
     let mut total = 0;
+    let keep = store.keeps_records();
     log.scan(applied, 50_000, |batch, through| {
-        let events = batch.iter().map(|(ptr, record)| stored_event(*ptr, record)).collect::<Result<Vec<_>>>()?;
+        let events = batch.iter().map(|(ptr, record)| stored_event(*ptr, record, keep)).collect::<Result<Vec<_>>>()?;
         total += events.len();
         store.apply(&events, through)
     })?;

@@ -466,7 +466,7 @@ fn read_rows(engine: &Engine, org: &str, kind: LogKind, pointers: &[(RecordPtr, 
         let leaf = engine.ledger().leaf_index(org, ptr)?.ok_or_else(|| {
             StoreError::Trust(format!("{} {} is not in the Merkle tree of {org}", kind.as_str(), record.id))
         })?;
-        let stored = crate::stored_event(ptr, &record)?;
+        let stored = crate::stored_event(ptr, &record, false)?;
         rows.push(Row { stored, record, latest, leaf });
     }
     Ok(rows)

@@ -28,15 +28,18 @@ use signet_query::sql::{self, Dialect};
 use signet_query::{AggQuery, Expr, ListQuery, Measure};
 use tracing::debug;
 
-use crate::engine::{EventStore, RevisionRef, StoredEvent, VersionEntry};
+use crate::engine::{EventStore, RecordRef, RevisionRef, StoredEvent, VersionEntry};
 use crate::error::{Result, StoreError};
-use crate::log::RecordPtr;
+use crate::log::{LogRecord, RecordPtr};
 
 pub mod local;
 mod verify;
 pub use local::{chdb_server, server, LocalServer};
 
 const DIALECT: Dialect = Dialect::ClickHouse;
+
+/// The table column `node` (see [`RECORD_COLUMNS`]), for list queries.
+static NODE_COLUMN: Column = Column { name: "node", api: "node", graph_path: None, ty: ColType::Str };
 
 /// `storage = "clickhouse"` settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,26 +67,49 @@ fn default_node() -> String {
     "node-1".into()
 }
 
-/// Schema migrations, in order: (version, statements). Each statement is idempotent.
-fn migrations() -> Vec<(u32, Vec<String>)> {
+/// One step of a migration; each is idempotent (a migration cut short is run again whole).
+enum Step {
+    Sql(String),
+    /// `ALTER TABLE .. ADD COLUMN` unless the column is there (18.16 has no `IF NOT EXISTS`).
+    AddColumn {
+        table: &'static str,
+        column: &'static str,
+        ty: &'static str,
+    },
+}
+
+/// Columns every kind table gets after the first migration, besides the schema's: the node
+/// whose event log holds the row's record ('' in rows of databases from before nodes shared
+/// them) and the record itself (its Graph-shaped body and original), which other nodes serve.
+const RECORD_COLUMNS: [(&str, &str); 3] =
+    [("node", "String DEFAULT ''"), ("body", "String DEFAULT ''"), ("original", "Nullable(String)")];
+
+/// Schema migrations, in order: (version, steps).
+fn migrations() -> Vec<(u32, Vec<Step>)> {
     let mut first = Vec::new();
     for kind in LogKind::ALL {
-        first.push(create_kind_table(kind));
+        first.push(Step::Sql(create_kind_table(kind)));
     }
-    first.push(
+    first.push(Step::Sql(
         "CREATE TABLE IF NOT EXISTS superseded (org_id String, kind UInt8, id String, revision Int64) \
          ENGINE = ReplacingMergeTree ORDER BY (org_id, kind, id, revision)"
             .into(),
-    );
-    first.push(
+    ));
+    first.push(Step::Sql(
         "CREATE TABLE IF NOT EXISTS signet_applied (node String, position UInt64) \
          ENGINE = ReplacingMergeTree ORDER BY (node, position)"
             .into(),
-    );
+    ));
     // Sign-ins' method set key (DuckDB's schema 3; ClickHouse unnests the lists themselves, the
     // column keeps the tables alike).
-    let method_set = "ALTER TABLE signins ADD COLUMN auth_method_set Nullable(Int64)".to_string();
-    vec![(1, first), (2, vec![method_set])]
+    let method_set = Step::AddColumn { table: "signins", column: "auth_method_set", ty: "Nullable(Int64)" };
+    let records = LogKind::ALL
+        .iter()
+        .flat_map(|kind| {
+            RECORD_COLUMNS.iter().map(|(column, ty)| Step::AddColumn { table: schema::table(*kind), column, ty })
+        })
+        .collect();
+    vec![(1, first), (2, vec![method_set]), (3, records)]
 }
 
 /// Columns that are never empty (the rest are `Nullable`).
@@ -224,8 +250,20 @@ impl ClickHouseStore {
             if target <= version {
                 continue;
             }
-            for statement in statements {
-                self.execute(&statement)?;
+            for step in statements {
+                match step {
+                    Step::Sql(sql) => self.execute(&sql)?,
+                    Step::AddColumn { table, column, ty } => {
+                        let there = self.query_json(&format!(
+                            "SELECT count() FROM system.columns WHERE database = {} AND table = '{table}' AND name = \
+                             '{column}'",
+                            DIALECT.quote_str(&self.database)
+                        ))?;
+                        if there.first().and_then(|r| r.first()).map_or(0, int_of) == 0 {
+                            self.execute(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
+                        }
+                    }
+                }
             }
             self.execute(&format!("INSERT INTO signet_migrations VALUES ({target}, now())"))?;
             version = target;
@@ -345,14 +383,52 @@ impl ClickHouseStore {
         )
     }
 
+    /// A row's `node` as [`RecordRef::node`]: `None` for this node's log (and for rows of
+    /// databases from before nodes shared them, '').
+    fn foreign_node(&self, node: Option<&str>) -> Option<String> {
+        node.filter(|n| !n.is_empty() && *n != self.node).map(str::to_string)
+    }
+
+    /// [`EventStore::list`] of `query` with the node of each row's record put in at `at`.
+    fn list_with_node(&self, query: &ListQuery, at: usize) -> Result<Vec<Vec<Cell>>> {
+        // The column asked for under another name (`node` is also a table column): a list of
+        // the key columns and `node` reads nothing else.
+        let mut with_node = query.clone();
+        if with_node.columns.is_empty() {
+            with_node.columns = sql::list_columns(query);
+        }
+        with_node.columns.push(&NODE_COLUMN);
+        let mut rows = self.list(&with_node)?;
+        for row in &mut rows {
+            let node = match row.pop() {
+                Some(Cell::Str(node)) => self.foreign_node(Some(&node)),
+                _ => None,
+            };
+            row.insert(at, node.map_or(Cell::Null, Cell::Str));
+        }
+        Ok(rows)
+    }
+
     /// Queries sent so far (metrics, tests).
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
     }
 }
 
-/// One event as a JSONEachRow object.
-fn row_json(e: &StoredEvent) -> Value {
+/// One event as a JSONEachRow object, with the node that logged it and its record.
+fn row_json(e: &StoredEvent, node: &str) -> Value {
+    let mut row = typed_row_json(e);
+    if let Value::Object(row) = &mut row {
+        row.insert("node".into(), json!(node));
+        row.insert("body".into(), json!(String::from_utf8_lossy(&e.event.body)));
+        let original = e.event.original.as_deref().map(String::from_utf8_lossy);
+        row.insert("original".into(), json!(original));
+    }
+    row
+}
+
+/// The schema's columns of one event as a JSONEachRow object.
+fn typed_row_json(e: &StoredEvent) -> Value {
     let mut row = Map::new();
     let columns = schema::all_columns(e.event.kind);
     let cells = crate::duck::arrow::common_cells(e).into_iter().chain(e.event.cells.iter().cloned());
@@ -425,7 +501,8 @@ impl EventStore for ClickHouseStore {
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()> {
         self.ensure_ready()?;
         for kind in LogKind::ALL {
-            let rows: Vec<Value> = events.iter().filter(|e| e.event.kind == kind).map(row_json).collect();
+            let rows: Vec<Value> =
+                events.iter().filter(|e| e.event.kind == kind).map(|e| row_json(e, &self.node)).collect();
             self.insert(schema::table(kind), &rows)?;
         }
         let superseded: Vec<Value> = events
@@ -472,6 +549,9 @@ impl EventStore for ClickHouseStore {
     /// subquery reads and merges every column of every row of the organisation before the
     /// outer filter and sort (3.9 s against 0.6 s for a 51-row page at 1M sign-ins on 18.16).
     fn list(&self, query: &ListQuery) -> Result<Vec<Vec<Cell>>> {
+        if let Some((at, query)) = crate::engine::without_column(query, &schema::LOG_NODE) {
+            return self.list_with_node(&query, at);
+        }
         let columns = sql::list_columns(query);
         // `archived` is not a column here (nothing is archived in ClickHouse yet): false.
         let archived = columns.iter().position(|c| std::ptr::eq(*c, &schema::ARCHIVED));
@@ -494,6 +574,54 @@ impl EventStore for ClickHouseStore {
             rows.iter_mut().for_each(|row| row.insert(at, Cell::Bool(false)));
         }
         Ok(rows)
+    }
+
+    fn keeps_records(&self) -> bool {
+        true
+    }
+
+    /// One query for all of them, by the key's time and id (no `FINAL`: every copy of a row
+    /// holds the same record).
+    fn foreign_records(&self, org: &str, kind: LogKind, refs: &[&RecordRef]) -> Result<Vec<Option<LogRecord>>> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut times: Vec<i64> = refs.iter().map(|r| r.time_us).collect();
+        times.sort_unstable();
+        times.dedup();
+        let list = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT node, log_pos, log_idx, id, revision, content_hash, event_time, received_at, body, original \
+             FROM {} WHERE org_id = {} AND event_time IN ({}) AND id IN ({}) AND node IN ({})",
+            schema::table(kind),
+            DIALECT.quote_str(org),
+            list(&mut times.iter().map(i64::to_string)),
+            list(&mut refs.iter().map(|r| DIALECT.quote_str(&r.id))),
+            list(&mut refs.iter().filter_map(|r| r.node.as_deref()).map(|n| DIALECT.quote_str(n))),
+        );
+        let mut found: std::collections::HashMap<(String, u64, u16), LogRecord> = Default::default();
+        for row in self.query_json(&sql)? {
+            let text = |i: usize| row[i].as_str().unwrap_or_default().to_string();
+            let record = LogRecord {
+                kind,
+                revision: int_of(&row[4]) as u32,
+                content_hash: int_of(&row[5]) as u64,
+                time_us: int_of(&row[6]),
+                received_us: int_of(&row[7]),
+                org: org.to_string(),
+                id: text(3),
+                body: text(8).into_bytes(),
+                original: row[9].as_str().map(|o| o.as_bytes().to_vec()),
+            };
+            found.insert((text(0), int_of(&row[1]) as u64, int_of(&row[2]) as u16), record);
+        }
+        Ok(refs
+            .iter()
+            .map(|r| {
+                let node = r.node.clone().unwrap_or_default();
+                found.get(&(node, r.ptr.frame_pos, r.ptr.index)).cloned()
+            })
+            .collect())
     }
 
     fn count(&self, org: &str, kind: LogKind, filter: &Expr) -> Result<u64> {
@@ -533,7 +661,7 @@ impl EventStore for ClickHouseStore {
 
     fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>> {
         let sql = format!(
-            "SELECT revision, content_hash, event_time, received_at, log_pos, log_idx FROM {} FINAL \
+            "SELECT revision, content_hash, event_time, received_at, log_pos, log_idx, node FROM {} FINAL \
              WHERE org_id = {} AND id = {} ORDER BY revision",
             schema::table(kind),
             DIALECT.quote_str(org),
@@ -548,6 +676,7 @@ impl EventStore for ClickHouseStore {
                 time_us: int_of(&row[2]),
                 received_us: int_of(&row[3]),
                 ptr: RecordPtr { frame_pos: int_of(&row[4]) as u64, index: int_of(&row[5]) as u16 },
+                node: self.foreign_node(row[6].as_str()),
             })
             .collect())
     }

@@ -614,6 +614,12 @@ impl EventStore for DuckStore {
     }
 
     fn list(&self, query: &ListQuery) -> Result<Vec<Vec<Cell>>> {
+        if let Some((at, query)) = crate::engine::without_column(query, &schema::LOG_NODE) {
+            // Every record of the embedded store is in this node's log.
+            let mut rows = self.list(&query)?;
+            rows.iter_mut().for_each(|row| row.insert(at, Cell::Null));
+            return Ok(rows);
+        }
         let columns = sql::list_columns(query);
         let catalog = self.archive.read();
         let wants_archived = columns.iter().any(|c| std::ptr::eq(*c, &schema::ARCHIVED));
@@ -861,6 +867,7 @@ impl EventStore for DuckStore {
                     time_us: row.get(2)?,
                     received_us: row.get(3)?,
                     ptr: RecordPtr { frame_pos: row.get::<_, i64>(4)? as u64, index: row.get::<_, i64>(5)? as u16 },
+                    node: None,
                 });
             }
             Ok(out)

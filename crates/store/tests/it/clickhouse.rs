@@ -44,8 +44,8 @@ mod conformance_current_clickhouse {
 #[test]
 fn migrations_are_versioned_and_idempotent() {
     let store = store("migrations");
-    assert_eq!(store.migrate().unwrap(), 2);
-    assert_eq!(store.migrate().unwrap(), 2, "a second run changes nothing");
+    assert_eq!(store.migrate().unwrap(), 3);
+    assert_eq!(store.migrate().unwrap(), 3, "a second run changes nothing");
 }
 
 /// An insert retried after a timeout (the first attempt did land) must not double-count: the
@@ -120,9 +120,13 @@ fn verify_finds_rows_edited_removed_or_added_in_clickhouse() {
         response.unwrap().error_for_status().unwrap().text().unwrap()
     };
     sql("ALTER TABLE signins UPDATE status = 'success', error_code = 0 WHERE id = 'v5'");
+    sql("ALTER TABLE signins UPDATE body = replaceAll(body, 'Outlook', 'Teams') WHERE id = 'v9'");
     sql("ALTER TABLE signins DELETE WHERE id = 'v6'");
     sql("INSERT INTO signins (org_id, id, revision, content_hash, event_time, received_at, log_pos, log_idx) \
          VALUES ('default', 'forged', 1, 0, 0, 0, 0, 0)");
+    // A row claiming to be another node's, when no other node applied anything.
+    sql("INSERT INTO signins (org_id, id, revision, content_hash, event_time, received_at, log_pos, log_idx, node) \
+         VALUES ('default', 'ghost', 1, 0, 0, 0, 0, 0, 'node-9')");
     // An entry that would hide v8 from lists and reports.
     sql("INSERT INTO superseded VALUES ('default', 1, 'v8', 1)");
     // Mutations run in the background on 18.16.
@@ -140,7 +144,88 @@ fn verify_finds_rows_edited_removed_or_added_in_clickhouse() {
     };
     assert!(found(ProblemKind::Modified, "signins", "default/v5 revision 1 (status, error_code)"), "{problems:?}");
     assert!(found(ProblemKind::Missing, "signins", "default/v6 revision 1"), "{problems:?}");
+    assert!(found(ProblemKind::Modified, "signins", "default/v9 revision 1 (body)"), "{problems:?}");
     assert!(found(ProblemKind::Inserted, "signins", "default/forged revision 1"), "{problems:?}");
+    assert!(found(ProblemKind::Inserted, "signins", "default/ghost revision 1 (of node node-9"), "{problems:?}");
     assert!(found(ProblemKind::Inserted, "superseded", "default/v8 revision 1"), "{problems:?}");
     assert_eq!(problems.len(), 4, "{problems:?}");
+}
+
+/// Two nodes on one database, each with its own event log: each applies its rows under its
+/// name, reads the other's records from ClickHouse (lists, details), and `verify --projection`
+/// passes on both. A revision the second node logs of the first's event replaces it; an event
+/// both logged (a client that retried on the other node) counts once.
+#[test]
+fn two_nodes_share_one_database() {
+    use signet_model::{normalize, LogKind};
+    use signet_query::{Expr, ListQuery, SortOrder};
+    use signet_store::conformance::signin_json;
+    use signet_store::verify::verify_clickhouse_projection;
+    use signet_store::{record_columns, Engine, IngestConfig, RecordRef, TrustConfig};
+    let database = format!("two_nodes_{}", std::process::id());
+    let settings = |node: &str| ClickHouseSettings {
+        url: server().url.clone(),
+        database: database.clone(),
+        user: None,
+        password_file: None,
+        node: node.into(),
+    };
+    let open = |dir: &std::path::Path, node: &str| {
+        let store = Arc::new(ClickHouseStore::open(&settings(node)).unwrap());
+        let config = IngestConfig { lag_in_log: true, ..IngestConfig::default() };
+        Engine::open_with_store(dir.into(), store, config, &TrustConfig::default()).unwrap()
+    };
+    let signin = |id: &str, code: i64| {
+        normalize(LogKind::SignIn, signin_json(id, 1, "alice@contoso.com", "Outlook", code, "").as_bytes()).unwrap()
+    };
+    let submit = |engine: &Engine, events: Vec<signet_model::Event>| {
+        let outcome = engine.pipeline().submit_blocking("default", events).unwrap();
+        assert!(engine.wait_visible(std::time::Duration::from_secs(30)));
+        outcome
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open(dir_a.path(), "node-a");
+    submit(&a, (0..30).map(|i| signin(&format!("a{i}"), 50126)).collect());
+    // Node b starts knowing a's events (its index is read from ClickHouse).
+    let b = open(dir_b.path(), "node-b");
+    submit(&b, (0..30).map(|i| signin(&format!("b{i}"), 0)).collect());
+    let outcome = submit(&b, vec![signin("a3", 0), signin("a4", 50126)]);
+    assert_eq!((outcome.revisions, outcome.duplicates), (1, 1), "a3 revised, a4 a re-send");
+    // Sent to a after b started, then retried on b: both log it, ClickHouse holds it once.
+    submit(&a, vec![signin("late", 0)]);
+    assert_eq!(submit(&b, vec![signin("late", 0)]).accepted, 1);
+
+    for engine in [&a, &b] {
+        assert_eq!(engine.store().count("default", LogKind::SignIn, &Expr::True).unwrap(), 61);
+        let query = ListQuery {
+            org: "default".into(),
+            kind: LogKind::SignIn,
+            filter: Expr::True,
+            order: SortOrder::Asc,
+            limit: 100,
+            after: None,
+            columns: record_columns(LogKind::SignIn),
+        };
+        let refs: Vec<RecordRef> =
+            engine.store().list(&query).unwrap().iter().map(|row| RecordRef::from_row(row).unwrap()).collect();
+        assert_eq!(refs.len(), 61);
+        let foreign = refs.iter().filter(|r| r.node.is_some()).count();
+        assert!(foreign > 0 && foreign < 61, "some rows are the other node's: {foreign}");
+        let bodies = engine.bodies("default", LogKind::SignIn, &refs).unwrap();
+        for (r, body) in refs.iter().zip(&bodies) {
+            let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(json["id"], r.id.as_str(), "{r:?}");
+        }
+        let detail = engine.detail("default", LogKind::SignIn, "a3").unwrap().unwrap();
+        let codes: Vec<i64> =
+            detail.revisions.iter().map(|r| r.body["status"]["errorCode"].as_i64().unwrap()).collect();
+        assert_eq!(codes, vec![50126, 0], "revision 1 from node a's log, 2 from node b's");
+    }
+    drop((a, b));
+    for (dir, node) in [(&dir_a, "node-a"), (&dir_b, "node-b")] {
+        let store = ClickHouseStore::open(&settings(node)).unwrap();
+        let (problems, summary) = verify_clickhouse_projection(dir.path(), &store).unwrap();
+        assert!(problems.is_empty(), "{node}: {problems:?}");
+        assert!(summary.contains("other nodes' rows"), "{summary}");
+    }
 }
