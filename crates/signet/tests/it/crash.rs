@@ -397,3 +397,190 @@ fn archiving_killed_at_random_moments_loses_and_doubles_nothing() {
     let verified = crate::ok(signet(&["verify"], &data));
     assert!(verified.starts_with("OK") && verified.contains("archive part(s) checked"), "{verified}");
 }
+
+/// Sends batches to two nodes in turn; a batch a node did not acknowledge (killed, restarting)
+/// is sent again to the other, as a client behind a load balancer would. Returns at `stop`.
+fn two_node_client(
+    bases: Arc<Mutex<[String; 2]>>,
+    keys: [String; 2],
+    tag: String,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<String>>>,
+) {
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let time = signet_model::time::format_time(signet_model::time::now_micros() - 3_600_000_000);
+    let mut n = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let ids: Vec<String> = (0..1 + n % 30).map(|i| format!("{tag}-{n}-{i}")).collect();
+        let body: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let mut event = signin(id);
+                event["createdDateTime"] = time.clone().into();
+                event
+            })
+            .collect();
+        let mut node = n % 2;
+        n += 1;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let base = bases.lock().unwrap()[node].clone();
+            let response = http.post(format!("{base}/api/v1/signins")).bearer_auth(&keys[node]).json(&body).send();
+            match response {
+                Ok(r) if r.status().is_success() => {
+                    acked.lock().unwrap().extend(ids);
+                    break;
+                }
+                Ok(r) if matches!(r.status().as_u16(), 429 | 503) => std::thread::sleep(Duration::from_millis(20)),
+                Ok(r) => panic!("unexpected answer {}: {}", r.status(), r.text().unwrap_or_default()),
+                // Killed or restarting: the same batch to the other node.
+                Err(_) => node = 1 - node,
+            }
+        }
+    }
+}
+
+/// Issue 7's multi-node test on one machine: two Signet nodes on one ClickHouse database, each
+/// with its own event log, clients spreading batches over both and retrying on the other node
+/// what one did not acknowledge; the nodes are killed with SIGKILL in turn mid-ingest and
+/// restarted. Afterwards every acknowledged sign-in is exported exactly once by either node
+/// (each serving the other's records from ClickHouse), both count the same, and `signet
+/// verify` and `signet verify --projection` pass on both nodes.
+#[test]
+fn two_nodes_killed_in_turn_lose_and_double_nothing() {
+    let clickhouse = signet_store::clickhouse::server();
+    let database = format!("two_node_kill_{}", std::process::id());
+    let root = tempfile::tempdir().unwrap();
+    let nodes: Vec<(std::path::PathBuf, std::path::PathBuf)> = (1..=2)
+        .map(|n| {
+            let dir = root.path().join(format!("node-{n}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("signet.toml"),
+                format!(
+                    "storage = \"clickhouse\"\nhead_interval_seconds = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \
+                     \"{database}\"\nnode = \"node-{n}\"\n",
+                    clickhouse.url
+                ),
+            )
+            .unwrap();
+            let data = dir.join("data");
+            (dir, data)
+        })
+        .collect();
+    let ingest: [String; 2] = [0, 1].map(|i| create_key(&nodes[i].1, &["--name", "loader", "--type", "ingest"]));
+    let read: [String; 2] =
+        [0, 1].map(|i| create_key(&nodes[i].1, &["--name", "auditor", "--type", "read", "--role", "GlobalReader"]));
+    let mut servers: Vec<Server> = nodes.iter().map(|(dir, data)| Server::start(dir, data)).collect();
+    let bases = Arc::new(Mutex::new([servers[0].base.clone(), servers[1].base.clone()]));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..2)
+        .map(|t| {
+            let (bases, keys, stop, acked) = (bases.clone(), ingest.clone(), stop.clone(), acked.clone());
+            std::thread::spawn(move || two_node_client(bases, keys, format!("c2n{t}"), stop, acked))
+        })
+        .collect();
+    let mut rng = signet_trust::fuzzing::SplitMix64(0x2_40de5);
+    let cycles = 8;
+    for cycle in 0..cycles {
+        std::thread::sleep(Duration::from_millis(300 + rng.next_u64() % 700));
+        let victim = cycle % 2;
+        servers[victim].child.kill().unwrap(); // SIGKILL
+        servers[victim].child.wait().unwrap();
+        // The clients carry on with the other node meanwhile.
+        std::thread::sleep(Duration::from_millis(200 + rng.next_u64() % 300));
+        servers[victim] = Server::start(&nodes[victim].0, &nodes[victim].1);
+        bases.lock().unwrap()[victim] = servers[victim].base.clone();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 1_000, "the clients got {} acknowledgements", acked.len());
+
+    // Each node applies what it logged, then answers for both.
+    let http = reqwest::blocking::Client::new();
+    let from = signet_model::time::format_time(signet_model::time::now_micros() - 86_400_000_000);
+    let exported = |node: usize| -> Vec<String> {
+        let url = format!("{}/api/v1/signins/export?format=ndjson&from={from}", servers[node].base);
+        let text = http.get(url).bearer_auth(&read[node]).send().and_then(|r| r.error_for_status()?.text());
+        let text = text.unwrap_or_else(|e| {
+            let log = servers[node].log_text();
+            let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect();
+            panic!("export from node-{}: {e}; the node's errors and warnings: {errors:#?}", node + 1)
+        });
+        text.lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["id"].as_str().unwrap().to_string())
+            .filter(|id| id.starts_with("c2n"))
+            .collect()
+    };
+    let lag = |node: usize| -> f64 {
+        let page = http.get(format!("{}/metrics", servers[node].base)).bearer_auth(&read[node]).send();
+        let page = page.unwrap().text().unwrap();
+        let line = page.lines().find(|l| l.starts_with("signet_projection_lag_events")).unwrap_or_default();
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(f64::MAX)
+    };
+    let started = Instant::now();
+    while lag(0) > 0.0 || lag(1) > 0.0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the nodes did not catch up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let acked_set: HashSet<&String> = acked.iter().collect();
+    assert_eq!(acked_set.len(), acked.len(), "ids are unique per request");
+    let mut answers = Vec::new();
+    for node in 0..2 {
+        let ids = exported(node);
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "node-{} exports an event twice", node + 1);
+        let lost: Vec<_> = acked.iter().filter(|id| !unique.contains(id)).take(5).collect();
+        assert!(lost.is_empty(), "node-{}: acknowledged but not exported (first five): {lost:?}", node + 1);
+        let mut sorted = ids.clone();
+        sorted.sort();
+        answers.push(sorted);
+    }
+    assert_eq!(answers[0], answers[1], "both nodes answer the same");
+
+    for (server, (dir, data)) in servers.iter_mut().zip(&nodes) {
+        server.stop();
+        for args in [&["verify"][..], &["verify", "--projection"][..]] {
+            let out = std::process::Command::new(crate::signet_bin())
+                .args(args)
+                .env("SIGNET_DATA_DIR", data)
+                .env_remove("SIGNET_SERVER")
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            let report = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{args:?} on {}: {report}{}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(report.starts_with("OK"), "{report}");
+        }
+    }
+    // Batches a node logged but could not acknowledge before it died, sent again to the other:
+    // in both logs, once in ClickHouse.
+    let logged = |data: &Path| -> HashSet<String> {
+        let log = signet_store::EventLog::open_read_only(data.join("log")).unwrap();
+        let mut ids = HashSet::new();
+        log.scan(0, 50_000, |batch, _| {
+            ids.extend(batch.into_iter().map(|(_, r)| r.id).filter(|id| id.starts_with("c2n")));
+            Ok(())
+        })
+        .unwrap();
+        ids
+    };
+    let both = logged(&nodes[0].1).intersection(&logged(&nodes[1].1)).count();
+    eprintln!(
+        "two nodes, {cycles} kills: {} acknowledged, {} stored, {both} logged by both nodes",
+        acked.len(),
+        answers[0].len()
+    );
+}

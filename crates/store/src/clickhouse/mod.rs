@@ -39,6 +39,10 @@ pub use local::{chdb_server, server, LocalServer};
 const DIALECT: Dialect = Dialect::ClickHouse;
 
 /// The table column `node` (see [`RECORD_COLUMNS`]), for list queries.
+/// Rows of other nodes whose records one query fetches (the query lists their ids: ClickHouse
+/// parses at most 256 KiB of query by default).
+const FOREIGN_BATCH: usize = 2_000;
+
 static NODE_COLUMN: Column = Column { name: "node", api: "node", graph_path: None, ty: ColType::Str };
 
 /// `storage = "clickhouse"` settings.
@@ -409,6 +413,52 @@ impl ClickHouseStore {
         Ok(rows)
     }
 
+    /// [`EventStore::foreign_records`] of one batch: one query.
+    fn foreign_batch(&self, org: &str, kind: LogKind, refs: &[&RecordRef]) -> Result<Vec<Option<LogRecord>>> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut times: Vec<i64> = refs.iter().map(|r| r.time_us).collect();
+        times.sort_unstable();
+        times.dedup();
+        let mut nodes: Vec<&str> = refs.iter().filter_map(|r| r.node.as_deref()).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let list = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT node, log_pos, log_idx, id, revision, content_hash, event_time, received_at, body, original \
+             FROM {} WHERE org_id = {} AND event_time IN ({}) AND id IN ({}) AND node IN ({})",
+            schema::table(kind),
+            DIALECT.quote_str(org),
+            list(&mut times.iter().map(i64::to_string)),
+            list(&mut refs.iter().map(|r| DIALECT.quote_str(&r.id))),
+            list(&mut nodes.iter().map(|n| DIALECT.quote_str(n))),
+        );
+        let mut found: std::collections::HashMap<(String, u64, u16), LogRecord> = Default::default();
+        for row in self.query_json(&sql)? {
+            let text = |i: usize| row[i].as_str().unwrap_or_default().to_string();
+            let record = LogRecord {
+                kind,
+                revision: int_of(&row[4]) as u32,
+                content_hash: int_of(&row[5]) as u64,
+                time_us: int_of(&row[6]),
+                received_us: int_of(&row[7]),
+                org: org.to_string(),
+                id: text(3),
+                body: text(8).into_bytes(),
+                original: row[9].as_str().map(|o| o.as_bytes().to_vec()),
+            };
+            found.insert((text(0), int_of(&row[1]) as u64, int_of(&row[2]) as u16), record);
+        }
+        Ok(refs
+            .iter()
+            .map(|r| {
+                let node = r.node.clone().unwrap_or_default();
+                found.remove(&(node, r.ptr.frame_pos, r.ptr.index))
+            })
+            .collect())
+    }
+
     /// Queries sent so far (metrics, tests).
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
@@ -580,48 +630,14 @@ impl EventStore for ClickHouseStore {
         true
     }
 
-    /// One query for all of them, by the key's time and id (no `FINAL`: every copy of a row
-    /// holds the same record).
+    /// A query per [`FOREIGN_BATCH`] of them, by the key's time and id (no `FINAL`: every copy
+    /// of a row holds the same record).
     fn foreign_records(&self, org: &str, kind: LogKind, refs: &[&RecordRef]) -> Result<Vec<Option<LogRecord>>> {
-        if refs.is_empty() {
-            return Ok(Vec::new());
+        let mut out = Vec::with_capacity(refs.len());
+        for batch in refs.chunks(FOREIGN_BATCH) {
+            out.extend(self.foreign_batch(org, kind, batch)?);
         }
-        let mut times: Vec<i64> = refs.iter().map(|r| r.time_us).collect();
-        times.sort_unstable();
-        times.dedup();
-        let list = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT node, log_pos, log_idx, id, revision, content_hash, event_time, received_at, body, original \
-             FROM {} WHERE org_id = {} AND event_time IN ({}) AND id IN ({}) AND node IN ({})",
-            schema::table(kind),
-            DIALECT.quote_str(org),
-            list(&mut times.iter().map(i64::to_string)),
-            list(&mut refs.iter().map(|r| DIALECT.quote_str(&r.id))),
-            list(&mut refs.iter().filter_map(|r| r.node.as_deref()).map(|n| DIALECT.quote_str(n))),
-        );
-        let mut found: std::collections::HashMap<(String, u64, u16), LogRecord> = Default::default();
-        for row in self.query_json(&sql)? {
-            let text = |i: usize| row[i].as_str().unwrap_or_default().to_string();
-            let record = LogRecord {
-                kind,
-                revision: int_of(&row[4]) as u32,
-                content_hash: int_of(&row[5]) as u64,
-                time_us: int_of(&row[6]),
-                received_us: int_of(&row[7]),
-                org: org.to_string(),
-                id: text(3),
-                body: text(8).into_bytes(),
-                original: row[9].as_str().map(|o| o.as_bytes().to_vec()),
-            };
-            found.insert((text(0), int_of(&row[1]) as u64, int_of(&row[2]) as u16), record);
-        }
-        Ok(refs
-            .iter()
-            .map(|r| {
-                let node = r.node.clone().unwrap_or_default();
-                found.get(&(node, r.ptr.frame_pos, r.ptr.index)).cloned()
-            })
-            .collect())
+        Ok(out)
     }
 
     fn count(&self, org: &str, kind: LogKind, filter: &Expr) -> Result<u64> {
