@@ -22,6 +22,10 @@ pub struct InitArgs {
     /// Database (default: `[clickhouse] database`, else `signet`).
     #[arg(long)]
     database: Option<String>,
+    /// A cluster of the servers' `remote_servers` (default: `[clickhouse] cluster`): replicated
+    /// shards behind Distributed tables, created ON CLUSTER (needs ZooKeeper).
+    #[arg(long)]
+    cluster: Option<String>,
 }
 
 pub fn run(command: ClickhouseCommand) -> anyhow::Result<()> {
@@ -34,6 +38,7 @@ pub fn run(command: ClickhouseCommand) -> anyhow::Result<()> {
                 user: None,
                 password_file: None,
                 node: "node-1".into(),
+                cluster: None,
             });
             if let Some(url) = args.url {
                 settings.url = url;
@@ -41,10 +46,19 @@ pub fn run(command: ClickhouseCommand) -> anyhow::Result<()> {
             if let Some(database) = args.database {
                 settings.database = database;
             }
+            if let Some(cluster) = args.cluster {
+                settings.cluster = Some(cluster);
+            }
             anyhow::ensure!(!settings.url.is_empty(), "no ClickHouse: set [clickhouse] url in signet.toml, or --url");
             let store = ClickHouseStore::open(&settings)?;
             let version = store.migrate()?;
-            println!("{} database {}: schema version {version}", settings.url, settings.database);
+            match &settings.cluster {
+                Some(cluster) => println!(
+                    "{} database {} on cluster {cluster}: schema version {version}",
+                    settings.url, settings.database
+                ),
+                None => println!("{} database {}: schema version {version}", settings.url, settings.database),
+            }
             Ok(())
         }
     }

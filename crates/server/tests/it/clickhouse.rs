@@ -113,6 +113,7 @@ async fn duckdb_and_clickhouse_give_the_same_answers() {
         user: None,
         password_file: None,
         node: "node-1".into(),
+        cluster: None,
     };
     let store = tokio::task::spawn_blocking(move || ClickHouseStore::open(&settings).unwrap()).await.unwrap();
     let click = TestSignet::start_on(ch_dir.path(), config, Arc::new(store)).await;
@@ -258,6 +259,7 @@ async fn a_node_keeps_acknowledging_while_clickhouse_is_down_and_catches_up() {
         user: None,
         password_file: None,
         node: "node-1".into(),
+        cluster: None,
     };
     let opening = settings.clone();
     let store = tokio::task::spawn_blocking(move || ClickHouseStore::open(&opening).unwrap()).await.unwrap();

@@ -92,7 +92,11 @@ pub struct OwnedServer {
 
 impl OwnedServer {
     pub fn start() -> OwnedServer {
-        let (http, tcp) = (free_port(), free_port());
+        OwnedServer::start_with(free_port(), free_port(), "")
+    }
+
+    /// A server on the given ports with `extra` in its `config.xml` (cluster settings).
+    fn start_with(http: u16, tcp: u16, extra: &str) -> OwnedServer {
         let dir = tempfile::tempdir().expect("a temporary directory").keep();
         let path = dir.display();
         let config = format!(
@@ -101,7 +105,7 @@ impl OwnedServer {
              <path>{path}/data/</path><tmp_path>{path}/tmp/</tmp_path>\n\
              <users_config>{path}/users.xml</users_config>\n\
              <default_profile>default</default_profile><default_database>default</default_database>\n\
-             <mark_cache_size>268435456</mark_cache_size>\n</yandex>\n"
+             <mark_cache_size>268435456</mark_cache_size>\n{extra}</yandex>\n"
         );
         let users = "<yandex><profiles><default/></profiles><users><default><password/><networks><ip>127.0.0.1</ip>\
                      </networks><profile>default</profile><quota>default</quota></default></users><quotas><default/>\
@@ -150,4 +154,78 @@ impl Drop for OwnedServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A ZooKeeper (Debian `zookeeperd`) and a ClickHouse cluster named [`LocalCluster::NAME`] of
+/// three servers: shard 1 with two replicas (`servers[0]`, `servers[1]`), shard 2 with one
+/// (`servers[2]`). Started on first use, for this process.
+pub struct LocalCluster {
+    pub servers: Vec<OwnedServer>,
+}
+
+impl LocalCluster {
+    pub const NAME: &'static str = "signet_test";
+}
+
+pub fn cluster() -> &'static LocalCluster {
+    static CLUSTER: std::sync::OnceLock<LocalCluster> = std::sync::OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let zookeeper = zookeeper();
+        let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+        let replica = |i: usize| format!("<replica><host>127.0.0.1</host><port>{}</port></replica>", ports[i].1);
+        let remote = format!(
+            "<remote_servers><{name}><shard><internal_replication>true</internal_replication>{}{}</shard>\
+             <shard><internal_replication>true</internal_replication>{}</shard></{name}></remote_servers>",
+            replica(0),
+            replica(1),
+            replica(2),
+            name = LocalCluster::NAME
+        );
+        let servers = [("01", "r1"), ("01", "r2"), ("02", "r1")]
+            .iter()
+            .zip(&ports)
+            .map(|((shard, replica), (http, tcp, interserver))| {
+                let extra = format!(
+                    "<zookeeper><node><host>127.0.0.1</host><port>{zookeeper}</port></node></zookeeper>\n\
+                     <macros><shard>{shard}</shard><replica>{replica}</replica></macros>\n\
+                     <interserver_http_port>{interserver}</interserver_http_port>\
+                     <interserver_http_host>127.0.0.1</interserver_http_host>\n\
+                     <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>\n{remote}\n"
+                );
+                OwnedServer::start_with(*http, *tcp, &extra)
+            })
+            .collect();
+        LocalCluster { servers }
+    })
+}
+
+/// A private ZooKeeper on a loopback port; returns the port.
+fn zookeeper() -> u16 {
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("a temporary directory").keep();
+    let config = dir.join("zoo.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "tickTime=500\ndataDir={}/data\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n",
+            dir.display()
+        ),
+    )
+    .expect("zoo.cfg");
+    let mut command = std::process::Command::new("/usr/share/zookeeper/bin/zkServer.sh");
+    command
+        .arg("start-foreground")
+        .arg(&config)
+        .env("ZOOCFGDIR", &dir)
+        .env("ZOO_LOG_DIR", &dir)
+        .env("JVMFLAGS", "-Xmx256m");
+    let log = dir.join("zookeeper.log");
+    spawn_for_life(command, &log, "ZooKeeper (Debian package zookeeperd)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "ZooKeeper did not start: {}", log.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    port
 }

@@ -34,7 +34,7 @@ use crate::log::{LogRecord, RecordPtr};
 
 pub mod local;
 mod verify;
-pub use local::{chdb_server, server, LocalServer};
+pub use local::{chdb_server, cluster, server, LocalCluster, LocalServer, OwnedServer};
 
 const DIALECT: Dialect = Dialect::ClickHouse;
 
@@ -61,6 +61,10 @@ pub struct ClickHouseSettings {
     /// This node's name: its applied log position is kept under it.
     #[serde(default = "default_node")]
     pub node: String,
+    /// A cluster of `remote_servers` (with ZooKeeper): the tables are then
+    /// `ReplicatedReplacingMergeTree` shards behind `Distributed` tables (see [`cluster_schema`]).
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 fn default_database() -> String {
@@ -94,16 +98,14 @@ fn migrations() -> Vec<(u32, Vec<Step>)> {
     for kind in LogKind::ALL {
         first.push(Step::Sql(create_kind_table(kind)));
     }
-    first.push(Step::Sql(
-        "CREATE TABLE IF NOT EXISTS superseded (org_id String, kind UInt8, id String, revision Int64) \
-         ENGINE = ReplacingMergeTree ORDER BY (org_id, kind, id, revision)"
-            .into(),
-    ));
-    first.push(Step::Sql(
-        "CREATE TABLE IF NOT EXISTS signet_applied (node String, position UInt64) \
-         ENGINE = ReplacingMergeTree ORDER BY (node, position)"
-            .into(),
-    ));
+    first.push(Step::Sql(format!(
+        "CREATE TABLE IF NOT EXISTS superseded ({SUPERSEDED_COLUMNS}) ENGINE = ReplacingMergeTree \
+         ORDER BY (org_id, kind, id, revision)"
+    )));
+    first.push(Step::Sql(format!(
+        "CREATE TABLE IF NOT EXISTS signet_applied ({APPLIED_COLUMNS}) ENGINE = ReplacingMergeTree \
+         ORDER BY (node, position)"
+    )));
     // Sign-ins' method set key (DuckDB's schema 3; ClickHouse unnests the lists themselves, the
     // column keeps the tables alike).
     let method_set = Step::AddColumn { table: "signins", column: "auth_method_set", ty: "Nullable(Int64)" };
@@ -144,18 +146,67 @@ fn column_type(column: &Column) -> String {
 /// NOT EXISTS`, so the first creates the tables without them).
 const ADDED_LATER: &[&str] = &["auth_method_set"];
 
+/// A kind table's partitioning and order.
+const KIND_KEY: &str = "PARTITION BY (org_id, toYYYYMM(toDateTime(intDiv(event_time, 1000000), 'UTC'))) \
+                        ORDER BY (org_id, event_time, id, revision)";
+
+const SUPERSEDED_COLUMNS: &str = "org_id String, kind UInt8, id String, revision Int64";
+const APPLIED_COLUMNS: &str = "node String, position UInt64";
+
 fn create_kind_table(kind: LogKind) -> String {
     let columns: Vec<String> = schema::all_columns(kind)
         .filter(|c| !ADDED_LATER.contains(&c.name))
         .map(|c| format!("{} {}", c.name, column_type(c)))
         .collect();
     format!(
-        "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = ReplacingMergeTree \
-         PARTITION BY (org_id, toYYYYMM(toDateTime(intDiv(event_time, 1000000), 'UTC'))) \
-         ORDER BY (org_id, event_time, id, revision)",
+        "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = ReplacingMergeTree {KIND_KEY}",
         schema::table(kind),
         columns.join(", ")
     )
+}
+
+/// The schema on a cluster, at the latest version at once (a cluster database starts there):
+///
+/// - each kind's rows and `superseded` in `<table>_local`, a `ReplicatedReplacingMergeTree`
+///   per shard (ZooKeeper path `/clickhouse/tables/{shard}/<database>/<table>`, replica
+///   `{replica}`: the servers' `<macros>`), behind a `Distributed` table of the plain name
+///   sharded by `cityHash64(org_id, id)`: every revision and re-send of an event lands on one
+///   shard, where `FINAL` collapses re-sends and `superseded_local` holds its replaced revisions
+///   (queries read it shard-locally);
+/// - `signet_applied` replicated to every server of the cluster (one ZooKeeper path, replica
+///   `{shard}-{replica}`), so a node reads its position from whichever server it talks to.
+///
+/// Every statement runs `ON CLUSTER` (ClickHouse's distributed DDL, through ZooKeeper).
+pub fn cluster_schema(database: &str, cluster: &str) -> Vec<String> {
+    let replicated = |table: &str, shard: &str, replica: &str| {
+        format!("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')")
+    };
+    let pair = |table: &str, columns: &str, key: &str| {
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {database}.{table}_local ON CLUSTER {cluster} ({columns}) ENGINE = {} {key}",
+                replicated(table, "{shard}", "{replica}")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {database}.{table} ON CLUSTER {cluster} ({columns}) ENGINE = \
+                 Distributed({cluster}, {database}, {table}_local, cityHash64(org_id, id))"
+            ),
+        ]
+    };
+    let mut statements = vec![format!("CREATE DATABASE IF NOT EXISTS {database} ON CLUSTER {cluster}")];
+    for kind in LogKind::ALL {
+        let mut columns: Vec<String> =
+            schema::all_columns(kind).map(|c| format!("{} {}", c.name, column_type(c))).collect();
+        columns.extend(RECORD_COLUMNS.iter().map(|(name, ty)| format!("{name} {ty}")));
+        statements.extend(pair(schema::table(kind), &columns.join(", "), KIND_KEY));
+    }
+    statements.extend(pair("superseded", SUPERSEDED_COLUMNS, "ORDER BY (org_id, kind, id, revision)"));
+    statements.push(format!(
+        "CREATE TABLE IF NOT EXISTS {database}.signet_applied ON CLUSTER {cluster} ({APPLIED_COLUMNS}) ENGINE = {} \
+         ORDER BY (node, position)",
+        replicated("signet_applied", "all", "{shard}-{replica}")
+    ));
+    statements
 }
 
 pub struct ClickHouseStore {
@@ -166,6 +217,7 @@ pub struct ClickHouseStore {
     user: Option<String>,
     password: Option<String>,
     node: String,
+    cluster: Option<String>,
     queries: AtomicU64,
     /// The database and schema are known to be there (see [`ClickHouseStore::open_deferred`]).
     ready: std::sync::atomic::AtomicBool,
@@ -206,8 +258,10 @@ impl ClickHouseStore {
     /// database and schema are made ready when the node first reads its applied position or
     /// writes (the projector does both first once ClickHouse answers).
     pub fn open_deferred(settings: &ClickHouseSettings) -> Result<ClickHouseStore> {
-        if !settings.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || settings.database.is_empty() {
-            return Err(db_err(format!("database name {:?}: letters, digits and _ only", settings.database)));
+        for (what, name) in [("database", Some(&settings.database)), ("cluster", settings.cluster.as_ref())] {
+            if name.is_some_and(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+                return Err(db_err(format!("{what} name {name:?}: letters, digits and _ only")));
+            }
         }
         let password = match &settings.password_file {
             Some(path) => Some(
@@ -227,6 +281,7 @@ impl ClickHouseStore {
             user: settings.user.clone(),
             password,
             node: settings.node.clone(),
+            cluster: settings.cluster.clone(),
             queries: AtomicU64::new(0),
             ready: std::sync::atomic::AtomicBool::new(false),
         };
@@ -237,7 +292,9 @@ impl ClickHouseStore {
         if self.ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.post(None, &format!("CREATE DATABASE IF NOT EXISTS {}", self.database), None)?;
+        if self.cluster.is_none() {
+            self.post(None, &format!("CREATE DATABASE IF NOT EXISTS {}", self.database), None)?;
+        }
         self.migrate()?;
         self.ready.store(true, Ordering::Release);
         Ok(())
@@ -245,6 +302,9 @@ impl ClickHouseStore {
 
     /// Applies the migrations not applied yet; returns the schema version.
     pub fn migrate(&self) -> Result<u32> {
+        if let Some(cluster) = &self.cluster {
+            return self.migrate_cluster(cluster);
+        }
         self.execute(
             "CREATE TABLE IF NOT EXISTS signet_migrations (version UInt32, applied_at DateTime) ENGINE = TinyLog",
         )?;
@@ -275,10 +335,56 @@ impl ClickHouseStore {
         Ok(version)
     }
 
+    /// [`ClickHouseStore::migrate`] on a cluster: [`cluster_schema`], every statement idempotent,
+    /// run again whole on every start (each is a no-op once the tables are there).
+    fn migrate_cluster(&self, cluster: &str) -> Result<u32> {
+        let version = migrations().last().map_or(0, |(v, _)| *v);
+        // Distributed DDL waits for every server: not run when this server has every table (a
+        // node starting while a replica is down must not wait for it).
+        let tables: Vec<String> = LogKind::ALL
+            .iter()
+            .map(|k| schema::table(*k))
+            .chain(["superseded"])
+            .flat_map(|t| [format!("'{t}'"), format!("'{t}_local'")])
+            .chain(["'signet_applied'".to_string()])
+            .collect();
+        let there = self.post(
+            None,
+            &format!(
+                "SELECT count() FROM system.tables WHERE database = {} AND name IN ({})",
+                DIALECT.quote_str(&self.database),
+                tables.join(", ")
+            ),
+            None,
+        )?;
+        if there.text().map_err(db_err)?.trim().parse::<usize>().ok() == Some(tables.len()) {
+            return Ok(version);
+        }
+        for statement in cluster_schema(&self.database, cluster) {
+            self.post(None, &statement, None)?.text().map_err(db_err)?;
+        }
+        Ok(version)
+    }
+
+    /// What lists and reports read to leave out replaced revisions: on a cluster, each shard's
+    /// own part (the kind tables are sharded alike), named with its database (the shards run
+    /// the query in their default one).
+    fn superseded_table(&self) -> String {
+        match self.cluster {
+            Some(_) => format!("{}.superseded_local", self.database),
+            None => "superseded".into(),
+        }
+    }
+
     /// Sends one statement; `database` scopes it (None: the server's default). Returns the body.
     fn post(&self, database: Option<&str>, sql: &str, body: Option<String>) -> Result<reqwest::blocking::Response> {
         let started = std::time::Instant::now();
         let mut params: Vec<(&str, &str)> = vec![("output_format_json_quote_64bit_integers", "0")];
+        if self.cluster.is_some() {
+            // An insert into a Distributed table returns once every shard has its rows (not
+            // queued on the server the node talks to): the applied position is then true.
+            params.push(("insert_distributed_sync", "1"));
+        }
         if let Some(db) = database {
             params.push(("database", db));
         }
@@ -366,7 +472,7 @@ impl ClickHouseStore {
     /// harmlessly): `FINAL` only collapses identical re-inserted rows, which a filter takes or
     /// leaves together, so filtering first gives the same rows while reading only the granules the
     /// time range and key reach. Only `columns` (with the key) are read, not every column.
-    fn source(org: &str, kind: LogKind, filter: &Expr, columns: &[&'static Column]) -> String {
+    fn source(&self, org: &str, kind: LogKind, filter: &Expr, columns: &[&'static Column]) -> String {
         let table = schema::table(kind);
         let quoted = DIALECT.quote_str(org);
         let mut read: Vec<&str> = vec!["org_id", "id", "revision", "event_time"];
@@ -379,11 +485,12 @@ impl ClickHouseStore {
         }
         format!(
             "(SELECT {}, 0 AS {archived} FROM {table} FINAL WHERE org_id = {quoted} AND {} AND (id, revision) NOT IN \
-             (SELECT id, revision FROM superseded WHERE org_id = {quoted} AND kind = {})) AS {table}",
+             (SELECT id, revision FROM {superseded} WHERE org_id = {quoted} AND kind = {})) AS {table}",
             read.join(", "),
             sql::compile_expr(filter, DIALECT),
             kind.code(),
-            archived = schema::ARCHIVED.name
+            archived = schema::ARCHIVED.name,
+            superseded = self.superseded_table(),
         )
     }
 
@@ -610,7 +717,7 @@ impl EventStore for ClickHouseStore {
         let direction = if query.order == signet_query::SortOrder::Desc { "DESC" } else { "ASC" };
         let sql = format!(
             "SELECT {} FROM {table} FINAL WHERE {} AND (id, revision) NOT IN \
-             (SELECT id, revision FROM superseded WHERE org_id = {org} AND kind = {kind}) \
+             (SELECT id, revision FROM {superseded} WHERE org_id = {org} AND kind = {kind}) \
              ORDER BY event_time {direction}, id {direction} LIMIT {}",
             sql::select_list(&read, DIALECT),
             sql::list_where(query, DIALECT),
@@ -618,6 +725,7 @@ impl EventStore for ClickHouseStore {
             table = schema::table(query.kind),
             org = DIALECT.quote_str(&query.org),
             kind = query.kind.code(),
+            superseded = self.superseded_table(),
         );
         let mut rows = self.query_cells(&sql, Some(&read))?;
         if let Some(at) = archived {
@@ -641,7 +749,7 @@ impl EventStore for ClickHouseStore {
     }
 
     fn count(&self, org: &str, kind: LogKind, filter: &Expr) -> Result<u64> {
-        let source = Self::source(org, kind, filter, &[]);
+        let source = self.source(org, kind, filter, &[]);
         let rows = self.query_cells(&sql::count_sql_from(org, filter, DIALECT, &source), None)?;
         match rows.first().and_then(|r| r.first()) {
             Some(Cell::Int(n)) => Ok(*n as u64),
@@ -656,7 +764,7 @@ impl EventStore for ClickHouseStore {
                 columns.push(list);
             }
         }
-        let source = Self::source(&query.org, query.kind, &query.filter, &columns);
+        let source = self.source(&query.org, query.kind, &query.filter, &columns);
         let mut rows = self.query_cells(&sql::agg_sql_from(query, DIALECT, &source), None)?;
         // Over no rows ClickHouse answers min/max with 0 and (18.16) a distinct count with NULL;
         // the other engines, and the reports, expect NULL and 0.

@@ -21,6 +21,7 @@ fn store_on(server: &LocalServer, prefix: &str) -> ClickHouseStore {
         user: None,
         password_file: None,
         node: "node-1".into(),
+        cluster: None,
     };
     ClickHouseStore::open(&settings).expect("open the ClickHouse store")
 }
@@ -31,6 +32,25 @@ fn fresh() -> Arc<dyn EventStore> {
 
 mod conformance_clickhouse {
     signet_store::event_store_conformance_tests!(super::fresh);
+}
+
+/// A store on a fresh database of the local cluster (two shards, one with two replicas).
+fn fresh_cluster() -> Arc<dyn EventStore> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let cluster = signet_store::clickhouse::cluster();
+    let settings = ClickHouseSettings {
+        url: cluster.servers[0].server.url.clone(),
+        database: format!("cluster_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)),
+        user: None,
+        password_file: None,
+        node: "node-1".into(),
+        cluster: Some(signet_store::clickhouse::LocalCluster::NAME.into()),
+    };
+    Arc::new(ClickHouseStore::open(&settings).expect("open the ClickHouse store on the cluster"))
+}
+
+mod conformance_clickhouse_cluster {
+    signet_store::event_store_conformance_tests!(super::fresh_cluster);
 }
 
 fn fresh_current() -> Arc<dyn EventStore> {
@@ -93,6 +113,7 @@ fn verify_finds_rows_edited_removed_or_added_in_clickhouse() {
         user: None,
         password_file: None,
         node: "node-1".into(),
+        cluster: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let signin = |id: &str, code: i64| {
@@ -169,6 +190,7 @@ fn two_nodes_share_one_database() {
         user: None,
         password_file: None,
         node: node.into(),
+        cluster: None,
     };
     let open = |dir: &std::path::Path, node: &str| {
         let store = Arc::new(ClickHouseStore::open(&settings(node)).unwrap());
