@@ -502,7 +502,7 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let first = ok(signet(&["clickhouse", "init", "--url", &server.url, "--database", "cli_init"], &data));
-    assert!(first.contains("database cli_init: schema version 2"), "{first}");
+    assert!(first.contains("database cli_init: schema version 3"), "{first}");
     let again = ok(signet(&["clickhouse", "init", "--url", &server.url, "--database", "cli_init"], &data));
     assert_eq!(first, again, "idempotent");
     let ask = |sql: &'static str| {
@@ -514,11 +514,48 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
         tables,
         ["activities", "directory_audits", "signet_applied", "signet_migrations", "signins", "superseded"]
     );
-    // Migration 2 added the sign-ins' method set key after migration 1 made the table.
-    let last = ask("SELECT name FROM system.columns WHERE database = 'cli_init' AND table = 'signins'");
-    assert_eq!(last.lines().last(), Some("auth_method_set"));
+    // Migration 2 added the sign-ins' method set key after migration 1 made the table, 3 the
+    // node and record columns.
+    let columns = ask("SELECT name FROM system.columns WHERE database = 'cli_init' AND table = 'signins'");
+    let last: Vec<&str> = columns.lines().rev().take(4).collect();
+    assert_eq!(last, ["original", "body", "node", "auth_method_set"]);
     let refused = signet(&["clickhouse", "init", "--url", &server.url, "--database", "no-dashes"], &data);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("letters, digits and _"));
+
+    // On a cluster: created ON CLUSTER, so every server has the tables.
+    let cluster = signet_store::clickhouse::cluster();
+    let name = signet_store::clickhouse::LocalCluster::NAME;
+    let url = &cluster.servers[0].server.url;
+    let args = ["clickhouse", "init", "--url", url, "--database", "cli_cluster", "--cluster", name];
+    let first = ok(signet(&args, &data));
+    assert!(first.contains(&format!("database cli_cluster on cluster {name}: schema version 3")), "{first}");
+    assert_eq!(ok(signet(&args, &data)), first, "idempotent");
+    for server in &cluster.servers {
+        let tables = reqwest::blocking::Client::new()
+            .post(&server.server.url)
+            .body("SELECT name, engine FROM system.tables WHERE database = 'cli_cluster' ORDER BY name")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let tables: Vec<&str> = tables.lines().collect();
+        assert_eq!(
+            tables,
+            [
+                "activities\tDistributed",
+                "activities_local\tReplicatedReplacingMergeTree",
+                "directory_audits\tDistributed",
+                "directory_audits_local\tReplicatedReplacingMergeTree",
+                "signet_applied\tReplicatedReplacingMergeTree",
+                "signins\tDistributed",
+                "signins_local\tReplicatedReplacingMergeTree",
+                "superseded\tDistributed",
+                "superseded_local\tReplicatedReplacingMergeTree",
+            ],
+            "{}",
+            server.server.url
+        );
+    }
 }
 
 /// `storage = "clickhouse"`: `signet serve` keeps its event log in the data directory and the
