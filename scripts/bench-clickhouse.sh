@@ -3,7 +3,9 @@
 # loopback ports and `signet serve` with storage = "clickhouse" on a fresh data directory, then
 # ingests N sign-ins over HTTP and times every report, list pages, a Graph page and a CSV export
 # (the same commands as scripts/bench.sh, whose figures are DuckDB's).
-#   scripts/bench-clickhouse.sh [SIGNINS] [RUNS]     (defaults 1000000, 5)
+# With NODES=2, a second node (its own data directory and event log, `node = "node-2"`) shares
+# the database, and the load generator's connections alternate between the two.
+#   [NODES=1|2] scripts/bench-clickhouse.sh [SIGNINS] [RUNS]     (defaults 1000000, 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/signet-target}"
@@ -41,8 +43,10 @@ storage = "clickhouse"
 url = "http://127.0.0.1:$ch_http"
 database = "signet_bench"
 TOML
+nodes="${NODES:-1}"
 server=""
-trap 'kill $server $clickhouse 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+server2=""
+trap 'kill $server $server2 $clickhouse 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ch_http/?query=SELECT%201" > /dev/null && break; sleep 0.2; done
 echo "clickhouse: $(curl -s "http://127.0.0.1:$ch_http/?query=SELECT%20version()")"
 ingest_key="$("$bin" api-key create --data "$data" --name bench-ingest --type ingest 2>/dev/null)"
@@ -50,8 +54,22 @@ read_key="$("$bin" api-key create --data "$data" --name bench-read --type read -
 (cd "$work" && exec "$bin" serve --data "$data" --listen "127.0.0.1:$port" > "$work/server.log" 2>&1) &
 server=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.2; done
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)"
-SIGNET_API_KEY="$ingest_key" SIGNET_READ_KEY="$read_key" "$bin" bench ingest --server "http://127.0.0.1:$port" --signins "$signins" --batch 10000 --connections 4
+servers="http://127.0.0.1:$port"
+keys="$ingest_key"
+if [ "$nodes" = 2 ]; then
+  mkdir -p "$work/node-2"
+  sed 's/^database = .*/&\nnode = "node-2"/' "$work/signet.toml" > "$work/node-2/signet.toml"
+  key2="$("$bin" api-key create --data "$work/node-2/data" --name bench-ingest --type ingest 2>/dev/null)"
+  (cd "$work/node-2" && exec "$bin" serve --data "$work/node-2/data" --listen "127.0.0.1:$((port + 1))" > "$work/node-2/server.log" 2>&1) &
+  server2=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$((port + 1))/healthz" > /dev/null && break; sleep 0.2; done
+  servers="$servers,http://127.0.0.1:$((port + 1))"
+  keys="$keys,$key2"
+fi
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); nodes: $nodes"
+SIGNET_API_KEY="$keys" SIGNET_READ_KEY="$read_key" "$bin" bench ingest --server "$servers" --signins "$signins" --batch 10000 --connections 4
 sleep 2
 SIGNET_API_KEY="$read_key" "$bin" bench queries --server "http://127.0.0.1:$port" --runs "$runs"
 echo "clickhouse on disk: $(du -sh "$work/ch/data" | cut -f1); event log: $(du -sh "$data/log" | cut -f1)"
+[ "$nodes" = 2 ] && echo "node-2 event log: $(du -sh "$work/node-2/data/log" | cut -f1)"
+echo "rows per node: $(curl -s "http://127.0.0.1:$ch_http/" --data-binary "SELECT node, count() FROM signet_bench.signins GROUP BY node ORDER BY node FORMAT TSV" | tr '\n' ' ')"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces docs/benchmarks.md: starts a server on a fresh data directory, ingests N sign-ins
 # over HTTP in NDJSON batches, then times every report, list pages, a Graph page and a CSV export.
-#   scripts/bench.sh [SIGNINS]        (default 1000000)
+#   [RUNS=21] [BENCH_CRASH=1] scripts/bench.sh [SIGNINS]        (default 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/signet-target}"
@@ -22,7 +22,7 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)"
 SIGNET_API_KEY="$ingest_key" SIGNET_READ_KEY="$read_key" "$bin" bench ingest --server "http://127.0.0.1:$port" --signins "$signins" --batch 10000 --connections 4
 sleep 2
-SIGNET_API_KEY="$read_key" "$bin" bench queries --server "http://127.0.0.1:$port" --runs 21
+SIGNET_API_KEY="$read_key" "$bin" bench queries --server "http://127.0.0.1:$port" --runs "${RUNS:-21}"
 du -sh "$data"/log "$data"/signet.duckdb* 2>/dev/null || true
 # Tamper evidence on this data: how long `signet verify` takes over everything ingested.
 kill -INT $server; wait $server 2>/dev/null || true

@@ -28,8 +28,11 @@ enum BenchCommand {
     /// POST generated sign-ins as NDJSON batches from several connections; report events/s,
     /// then how long an acknowledged event takes to become visible to queries.
     Ingest {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        server: String,
+        /// One server, or several separated by commas (nodes sharing a ClickHouse database):
+        /// connection i sends to server i mod n, with key i mod n of the API key when it lists
+        /// one key per node (comma-separated).
+        #[arg(long, default_value = "http://127.0.0.1:8080", value_delimiter = ',')]
+        server: Vec<String>,
         #[arg(long, default_value_t = 1_000_000)]
         signins: usize,
         #[arg(long, default_value_t = 10_000)]
@@ -114,8 +117,13 @@ fn post_ndjson(http: &reqwest::blocking::Client, url: &str, body: Vec<u8>) -> an
     }
 }
 
-fn ingest(server: &str, signins: usize, batch: usize, connections: usize, days: i64, seed: u64) -> anyhow::Result<()> {
-    let base = server.trim_end_matches('/').to_string();
+fn ingest(servers: &[String], signins: usize, batch: usize, connections: usize, days: i64, seed: u64) -> anyhow::Result<()> {
+    let bases: Vec<String> = servers.iter().map(|s| s.trim_end_matches('/').to_string()).collect();
+    let base = bases.first().cloned().ok_or_else(|| anyhow::anyhow!("no --server"))?;
+    let keys: Vec<Option<String>> = match API_KEY.get().cloned().flatten() {
+        Some(keys) => keys.split(',').map(|k| Some(k.to_string())).collect(),
+        None => vec![None],
+    };
     let now = signet_model::time::now_micros();
     eprintln!("generating {signins} sign-ins...");
     let options = DemoOptions { signins, days, users: 5000, seed, end_us: now - now.rem_euclid(3_600_000_000) };
@@ -134,11 +142,12 @@ fn ingest(server: &str, signins: usize, batch: usize, connections: usize, days: 
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let workers: Vec<_> = (0..connections.max(1))
-        .map(|_| {
+        .map(|i| {
             let (bodies, accepted, latencies, url) =
-                (bodies.clone(), accepted.clone(), latencies.clone(), format!("{base}/api/v1/signins"));
+                (bodies.clone(), accepted.clone(), latencies.clone(), format!("{}/api/v1/signins", bases[i % bases.len()]));
+            let key = keys[i % keys.len()].clone();
             std::thread::spawn(move || -> anyhow::Result<()> {
-                let http = client()?;
+                let http = client_with(Some(&key))?;
                 loop {
                     let Some(body) = bodies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop() else {
                         return Ok(());
@@ -163,11 +172,12 @@ fn ingest(server: &str, signins: usize, batch: usize, connections: usize, days: 
     let mut latencies = latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
     latencies.sort();
     let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or_default();
-    println!("| ingest | {count} sign-ins, batches of {batch}, {connections} connections | {:.1} s | **{:.0} events/s** ({:.0} MB/s) | batch ack p50 {:.0?}, p99 {:.0?} |",
-        elapsed.as_secs_f64(), acknowledged as f64 / elapsed.as_secs_f64(), bytes as f64 / 1e6 / elapsed.as_secs_f64(), pct(0.5), pct(0.99));
+    println!("| ingest | {count} sign-ins, batches of {batch}, {connections} connections to {} node(s) | {:.1} s | **{:.0} events/s** ({:.0} MB/s) | batch ack p50 {:.0?}, p99 {:.0?} |",
+        bases.len(), elapsed.as_secs_f64(), acknowledged as f64 / elapsed.as_secs_f64(), bytes as f64 / 1e6 / elapsed.as_secs_f64(), pct(0.5), pct(0.99));
 
-    // Visibility: a fresh event, acknowledged, then polled for until a query returns it.
-    let http = client()?;
+    // Visibility (first node): a fresh event, acknowledged, then polled for until a query
+    // returns it.
+    let http = client_with(Some(&keys[0]))?;
     let reader = client_with(READ_KEY.get())?;
     let mut visible = Vec::new();
     for i in 0..20 {
