@@ -117,34 +117,25 @@ fn post_ndjson(http: &reqwest::blocking::Client, url: &str, body: Vec<u8>) -> an
     }
 }
 
-fn ingest(servers: &[String], signins: usize, batch: usize, connections: usize, days: i64, seed: u64) -> anyhow::Result<()> {
-    let bases: Vec<String> = servers.iter().map(|s| s.trim_end_matches('/').to_string()).collect();
-    let base = bases.first().cloned().ok_or_else(|| anyhow::anyhow!("no --server"))?;
-    let keys: Vec<Option<String>> = match API_KEY.get().cloned().flatten() {
-        Some(keys) => keys.split(',').map(|k| Some(k.to_string())).collect(),
-        None => vec![None],
-    };
-    let now = signet_model::time::now_micros();
-    eprintln!("generating {signins} sign-ins...");
-    let options = DemoOptions { signins, days, users: 5000, seed, end_us: now - now.rem_euclid(3_600_000_000) };
-    let records = demo::signins(&options);
-    let bytes: usize = records.iter().map(|r| r.len() + 1).sum();
-    let bodies: Vec<Vec<u8>> = records.chunks(batch.max(1)).map(|c| c.join(&b'\n')).collect();
-    let count = records.len();
-    drop(records);
-    eprintln!(
-        "sending {count} records ({:.0} MB of NDJSON) in {} batches over {connections} connections...",
-        bytes as f64 / 1e6,
-        bodies.len()
-    );
+/// Sends `bodies` from `connections` threads (connection i to server i mod n with key i mod n),
+/// counting what was accepted and each batch's latency.
+fn send_batches(
+    bases: &[String],
+    keys: &[Option<String>],
+    bodies: Vec<Vec<u8>>,
+    connections: usize,
+    accepted: &Arc<AtomicUsize>,
+    latencies: &Arc<Mutex<Vec<Duration>>>,
+) -> anyhow::Result<()> {
     let bodies = Arc::new(Mutex::new(bodies));
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let started = Instant::now();
     let workers: Vec<_> = (0..connections.max(1))
         .map(|i| {
-            let (bodies, accepted, latencies, url) =
-                (bodies.clone(), accepted.clone(), latencies.clone(), format!("{}/api/v1/signins", bases[i % bases.len()]));
+            let (bodies, accepted, latencies, url) = (
+                bodies.clone(),
+                accepted.clone(),
+                latencies.clone(),
+                format!("{}/api/v1/signins", bases[i % bases.len()]),
+            );
             let key = keys[i % keys.len()].clone();
             std::thread::spawn(move || -> anyhow::Result<()> {
                 let http = client_with(Some(&key))?;
@@ -167,7 +158,45 @@ fn ingest(servers: &[String], signins: usize, batch: usize, connections: usize, 
     for worker in workers {
         worker.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
     }
-    let elapsed = started.elapsed();
+    Ok(())
+}
+
+fn ingest(
+    servers: &[String],
+    signins: usize,
+    batch: usize,
+    connections: usize,
+    days: i64,
+    seed: u64,
+) -> anyhow::Result<()> {
+    let bases: Vec<String> = servers.iter().map(|s| s.trim_end_matches('/').to_string()).collect();
+    let base = bases.first().cloned().ok_or_else(|| anyhow::anyhow!("no --server"))?;
+    let keys: Vec<Option<String>> = match API_KEY.get().cloned().flatten() {
+        Some(keys) => keys.split(',').map(|k| Some(k.to_string())).collect(),
+        None => vec![None],
+    };
+    let now = signet_model::time::now_micros();
+    // Over 2M sign-ins are generated and sent a million at a time (10M at once would take about
+    // 36 GB of memory); only the sending is timed.
+    let slices = if signins > 2_000_000 { signins.div_ceil(1_000_000) } else { 1 };
+    let end_us = now - now.rem_euclid(3_600_000_000);
+    let (mut count, mut bytes, mut elapsed) = (0usize, 0usize, Duration::ZERO);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    for slice in 0..slices {
+        let part = signins / slices + usize::from(slice < signins % slices);
+        eprintln!("generating {part} sign-ins (slice {} of {slices})...", slice + 1);
+        let options = DemoOptions { signins: part, days, users: 5000, seed, end_us };
+        let records = demo::signins_slice(&options, slice as u64);
+        bytes += records.iter().map(|r| r.len() + 1).sum::<usize>();
+        let bodies: Vec<Vec<u8>> = records.chunks(batch.max(1)).map(|c| c.join(&b'\n')).collect();
+        count += records.len();
+        drop(records);
+        eprintln!("sending {} batches over {connections} connections...", bodies.len());
+        let started = Instant::now();
+        send_batches(&bases, &keys, bodies, connections, &accepted, &latencies)?;
+        elapsed += started.elapsed();
+    }
     let acknowledged = accepted.load(Ordering::Relaxed);
     let mut latencies = latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
     latencies.sort();

@@ -215,6 +215,12 @@ fn sample_time(rng: &mut ChaCha8Rng, start: i64, days: i64) -> i64 {
 
 /// Generates sign-ins in time order, plus a few later revisions (same id, risk processed).
 pub fn signins(options: &DemoOptions) -> Vec<Vec<u8>> {
+    signins_slice(options, 0)
+}
+
+/// One of several slices of a larger data set (generated one after another to bound memory):
+/// the same users as [`signins`] with these options, other sign-ins (slice 0 is [`signins`]).
+pub fn signins_slice(options: &DemoOptions, slice: u64) -> Vec<Vec<u8>> {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let users: Vec<User> = (0..options.users.max(1))
         .map(|i| {
@@ -232,6 +238,9 @@ pub fn signins(options: &DemoOptions) -> Vec<Vec<u8>> {
             }
         })
         .collect();
+    if slice > 0 {
+        rng = ChaCha8Rng::seed_from_u64(options.seed ^ slice.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    }
     let start = options.end_us - options.days * DAY;
     let mut times: Vec<i64> = (0..options.signins).map(|_| sample_time(&mut rng, start, options.days.max(1))).collect();
     times.sort_unstable();
