@@ -6,12 +6,13 @@
 //! rewrites it and readers work on an in-memory copy.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{io_err, AuthError, Result};
+use crate::document::{Document, FileDocument};
+use crate::error::{AuthError, Result};
 use crate::role::{Grant, Permission, Role};
 use crate::secret::{self, Secret};
 
@@ -275,9 +276,10 @@ pub fn check_org_id(id: &str) -> Result<()> {
 }
 
 pub struct Directory {
-    path: PathBuf,
+    document: Box<dyn Document>,
     home_org: String,
-    state: RwLock<State>,
+    /// The state and the document version it was read from.
+    state: RwLock<(u64, State)>,
     /// Serialises changes: read, change a copy, persist, publish.
     writer: Mutex<()>,
     /// Keys used since the last flush (id -> time): last-used times are written in batches,
@@ -285,26 +287,45 @@ pub struct Directory {
     key_use: Mutex<HashMap<String, i64>>,
 }
 
+/// The name of the accounts document (`DATA/auth/accounts.json`).
+pub const ACCOUNTS_DOCUMENT: &str = "auth/accounts.json";
+
 impl Directory {
     /// Opens (or starts) the accounts file in `dir`. `home_org` is the deployment's own
     /// organisation; it always exists.
     pub fn open(dir: &Path, home_org: &str) -> Result<Directory> {
+        let document = FileDocument::new(dir.join("accounts.json"), 0o600);
+        Directory::open_document(Box::new(document), home_org)
+    }
+
+    /// Opens the accounts document of a deployment (a data directory's file, or a store the
+    /// nodes share).
+    pub fn open_document(document: Box<dyn Document>, home_org: &str) -> Result<Directory> {
         check_org_id(home_org)?;
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let path = dir.join("accounts.json");
-        let mut state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<State>(&bytes)
-                .map_err(|e| AuthError::Corrupt { path: path.display().to_string(), reason: e.to_string() })?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                State { version: ACCOUNTS_VERSION, ..State::default() }
+        let (version, state) = Self::read(&*document, home_org)?;
+        Ok(Directory {
+            document,
+            home_org: home_org.to_string(),
+            state: RwLock::new((version, state)),
+            writer: Mutex::new(()),
+            key_use: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn read(document: &dyn Document, home_org: &str) -> Result<(u64, State)> {
+        let corrupt = |reason: String| AuthError::Corrupt { path: document.describe(), reason };
+        let io = |source| AuthError::Io { path: document.describe(), source };
+        let (version, mut state) = match document.load().map_err(io)? {
+            Some((version, bytes)) => {
+                (version, serde_json::from_slice::<State>(&bytes).map_err(|e| corrupt(e.to_string()))?)
             }
-            Err(err) => return Err(io_err(&path)(err)),
+            None => (0, State { version: ACCOUNTS_VERSION, ..State::default() }),
         };
         if state.version > ACCOUNTS_VERSION {
-            return Err(AuthError::Corrupt {
-                path: path.display().to_string(),
-                reason: format!("version {} is newer than this build reads ({ACCOUNTS_VERSION})", state.version),
-            });
+            return Err(corrupt(format!(
+                "version {} is newer than this build reads ({ACCOUNTS_VERSION})",
+                state.version
+            )));
         }
         if !state.organizations.iter().any(|o| o.id == home_org) {
             state.organizations.push(Organization {
@@ -313,13 +334,7 @@ impl Directory {
                 created_us: signet_model::time::now_micros(),
             });
         }
-        Ok(Directory {
-            path,
-            home_org: home_org.to_string(),
-            state: RwLock::new(state),
-            writer: Mutex::new(()),
-            key_use: Mutex::new(HashMap::new()),
-        })
+        Ok((version, state))
     }
 
     /// Opens the account store of a data directory (`DATA/auth/`). The caller holds the data
@@ -328,45 +343,54 @@ impl Directory {
         Directory::open(&data_dir.join("auth"), home_org)
     }
 
+    /// Reads the document again when another node changed it; returns whether it had.
+    pub fn refresh(&self) -> Result<bool> {
+        let io = |source| AuthError::Io { path: self.document.describe(), source };
+        let current = self.document.version().map_err(io)?;
+        if current.is_none_or(|v| v == self.state.read().0) {
+            return Ok(false);
+        }
+        let _writer = self.writer.lock();
+        let (version, state) = Self::read(&*self.document, &self.home_org)?;
+        *self.state.write() = (version, state);
+        Ok(true)
+    }
+
     pub fn home_org(&self) -> &str {
         &self.home_org
     }
 
     /// Applies `change` to a copy of the state, persists it, then publishes it. On error
-    /// nothing changes, in memory or on disk.
-    fn change<T>(&self, change: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+    /// nothing changes, in memory or on disk. When another node wrote the document meanwhile,
+    /// `change` is applied again to its version (so it may run more than once).
+    fn change<T>(&self, mut change: impl FnMut(&mut State) -> Result<T>) -> Result<T> {
         let _writer = self.writer.lock();
-        let mut next = self.state.read().clone();
-        let out = change(&mut next)?;
-        self.persist(&next)?;
-        *self.state.write() = next;
-        Ok(out)
+        let io = |source| AuthError::Io { path: self.document.describe(), source };
+        for _ in 0..crate::document::CHANGE_ATTEMPTS {
+            let (version, mut next) = self.state.read().clone();
+            let out = change(&mut next)?;
+            let bytes = serde_json::to_vec_pretty(&next).map_err(|e| AuthError::Internal(e.to_string()))?;
+            if self.document.store(version + 1, &bytes).map_err(io)? {
+                *self.state.write() = (version + 1, next);
+                return Ok(out);
+            }
+            *self.state.write() = Self::read(&*self.document, &self.home_org)?;
+        }
+        Err(AuthError::Conflict(format!(
+            "{} kept changing while this change was saved; try again",
+            self.document.describe()
+        )))
     }
 
-    fn persist(&self, state: &State) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(state).map_err(|e| AuthError::Internal(e.to_string()))?;
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            use std::io::Write;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&tmp).map_err(io_err(&tmp))?;
-            file.write_all(&bytes).map_err(io_err(&tmp))?;
-            file.sync_all().map_err(io_err(&tmp))?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
-        }
-        Ok(())
+    /// The state as last read or written.
+    fn current(&self) -> parking_lot::MappedRwLockReadGuard<'_, State> {
+        parking_lot::RwLockReadGuard::map(self.state.read(), |(_, state)| state)
     }
 
     // ---- organisations ----
 
     pub fn organizations(&self) -> Vec<Organization> {
-        self.state.read().organizations.clone()
+        self.current().organizations.clone()
     }
 
     pub fn create_organization(&self, id: &str, display_name: &str) -> Result<Organization> {
@@ -396,7 +420,7 @@ impl Directory {
 
     /// Whether the home organisation has an enabled Global administrator with a password.
     pub fn has_admin(&self) -> bool {
-        self.state.read().users.iter().any(|u| {
+        self.current().users.iter().any(|u| {
             u.org == self.home_org
                 && u.role == Some(Role::GlobalAdministrator)
                 && !u.disabled
@@ -405,16 +429,16 @@ impl Directory {
     }
 
     pub fn users(&self, org: &str) -> Vec<User> {
-        self.state.read().users.iter().filter(|u| u.org == org).cloned().collect()
+        self.current().users.iter().filter(|u| u.org == org).cloned().collect()
     }
 
     pub fn user(&self, org: &str, id: &str) -> Option<User> {
-        self.state.read().users.iter().find(|u| u.org == org && u.id == id).cloned()
+        self.current().users.iter().find(|u| u.org == org && u.id == id).cloned()
     }
 
     pub fn user_by_name(&self, username: &str) -> Option<User> {
         let name = username.trim().to_lowercase();
-        self.state.read().users.iter().find(|u| u.username == name).cloned()
+        self.current().users.iter().find(|u| u.username == name).cloned()
     }
 
     pub fn create_user(&self, org: &str, new: NewUser) -> Result<User> {
@@ -435,9 +459,9 @@ impl Directory {
                 id: secret::random_uuid(),
                 org: org.to_string(),
                 display_name: new.display_name.clone().unwrap_or_else(|| username.clone()),
-                username,
+                username: username.clone(),
                 role: new.role,
-                password_hash,
+                password_hash: password_hash.clone(),
                 disabled: false,
                 created_us: signet_model::time::now_micros(),
                 locked_until_us: None,
@@ -459,7 +483,7 @@ impl Directory {
     pub fn sign_in_external(&self, login: &ExternalLogin) -> Result<ExternalSignIn> {
         let username = normalize_username(&login.username)?;
         let found = {
-            let state = self.state.read();
+            let state = self.current();
             state.users.iter().find(|u| u.external.as_ref() == Some(&login.identity)).cloned()
         };
         if let Some(user) = found.as_ref().filter(|u| u.disabled) {
@@ -572,7 +596,7 @@ impl Directory {
                 user.disabled = disabled;
             }
             if password_hash.is_some() {
-                user.password_hash = password_hash;
+                user.password_hash = password_hash.clone();
             }
             if patch.unlock {
                 user.locked_until_us = None;
@@ -610,7 +634,7 @@ impl Directory {
     /// The principal of a signed-in account, re-read on every request so that a role change,
     /// a disabled account or a deleted one takes effect at once.
     pub fn principal_for_user(&self, user_id: &str) -> Option<Principal> {
-        let state = self.state.read();
+        let state = self.current();
         let user = state.users.iter().find(|u| u.id == user_id && !u.disabled)?;
         Some(Principal {
             org: user.org.clone(),
@@ -660,8 +684,7 @@ impl Directory {
 
     pub fn keys(&self, org: &str) -> Vec<KeyView> {
         let used = self.key_use.lock().clone();
-        self.state
-            .read()
+        self.current()
             .keys
             .iter()
             .filter(|k| k.org == org)
@@ -678,7 +701,7 @@ impl Directory {
     }
 
     pub fn key(&self, org: &str, id: &str) -> Option<ApiKey> {
-        self.state.read().keys.iter().find(|k| k.org == org && k.id == id).cloned()
+        self.current().keys.iter().find(|k| k.org == org && k.id == id).cloned()
     }
 
     /// Revokes a key; it stops working for the very next request.
@@ -700,7 +723,7 @@ impl Directory {
     pub fn authenticate_key(&self, token: &str) -> Option<Principal> {
         let (id, _) = parse_key(token)?;
         let digest = secret::token_digest(token);
-        let state = self.state.read();
+        let state = self.current();
         let key = state.keys.iter().find(|k| k.id == id)?;
         if !secret::digests_equal(&key.secret_digest, &digest) || key.revoked_us.is_some() {
             return None;

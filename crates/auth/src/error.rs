@@ -24,7 +24,3 @@ pub enum AuthError {
 }
 
 pub type Result<T, E = AuthError> = std::result::Result<T, E>;
-
-pub(crate) fn io_err(path: &std::path::Path) -> impl Fn(std::io::Error) -> AuthError + '_ {
-    move |source| AuthError::Io { path: path.display().to_string(), source }
-}

@@ -12,7 +12,7 @@
 //! `UserAccessAuditStopped`. Kept in `DATA/settings/audit.json`, replaced atomically.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::extract::{Request, State};
 use axum::http::Uri;
@@ -20,6 +20,7 @@ use axum::response::Response;
 use axum::Json;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use signet_auth::document::{Document, FileDocument};
 use signet_model::Event;
 
 use crate::access_log::{self, AuditNote};
@@ -218,40 +219,74 @@ pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// One JSON file of per-organisation settings in `DATA/settings` (organisations never
-/// configured have the defaults), replaced atomically on every change.
+/// One JSON document of per-organisation settings (`DATA/settings/<name>`, or shared by the
+/// nodes, see `crate::shared`); organisations never configured have the defaults. Replaced whole
+/// on every change.
 pub struct OrgSettingsFile<T> {
-    path: PathBuf,
-    settings: Mutex<BTreeMap<String, T>>,
+    document: Box<dyn Document>,
+    /// The settings and the document version they were read from.
+    settings: Mutex<(u64, BTreeMap<String, T>)>,
 }
 
 impl<T: Clone + Default + Serialize + serde::de::DeserializeOwned> OrgSettingsFile<T> {
     /// Opens `DATA/settings/<name>`. A file that does not parse is an error: silently falling
     /// back to defaults would change what is recorded or kept behind an administrator.
     pub fn open(data_dir: &Path, name: &str) -> std::io::Result<OrgSettingsFile<T>> {
-        let path = data_dir.join("settings").join(name);
-        let settings = read_json_file(&path)?;
-        Ok(OrgSettingsFile { path, settings: Mutex::new(settings) })
+        OrgSettingsFile::open_document(Box::new(FileDocument::new(data_dir.join("settings").join(name), 0o644)))
+    }
+
+    /// Opens settings kept in `document`.
+    pub fn open_document(document: Box<dyn Document>) -> std::io::Result<OrgSettingsFile<T>> {
+        let settings = Self::read(&*document)?;
+        Ok(OrgSettingsFile { document, settings: Mutex::new(settings) })
+    }
+
+    fn read(document: &dyn Document) -> std::io::Result<(u64, BTreeMap<String, T>)> {
+        match document.load()? {
+            Some((version, bytes)) => serde_json::from_slice(&bytes).map(|all| (version, all)).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", document.describe()))
+            }),
+            None => Ok((0, BTreeMap::new())),
+        }
     }
 
     pub fn get(&self, org: &str) -> T {
-        self.settings.lock().get(org).cloned().unwrap_or_default()
+        self.settings.lock().1.get(org).cloned().unwrap_or_default()
     }
 
     /// Every organisation that has settings.
     pub fn all(&self) -> BTreeMap<String, T> {
-        self.settings.lock().clone()
+        self.settings.lock().1.clone()
     }
 
-    /// Replaces an organisation's settings; returns the previous ones.
+    /// Replaces an organisation's settings; returns the previous ones. When another node
+    /// changed the document meanwhile, the change is made again on top of its version.
     pub fn replace(&self, org: &str, next: T) -> std::io::Result<T> {
-        let mut all = self.settings.lock();
-        let previous = all.get(org).cloned().unwrap_or_default();
-        let mut copy = all.clone();
-        copy.insert(org.to_string(), next);
-        replace_file(&self.path, &serde_json::to_vec_pretty(&copy).map_err(std::io::Error::other)?)?;
-        *all = copy;
-        Ok(previous)
+        let mut current = self.settings.lock();
+        for _ in 0..signet_auth::document::CHANGE_ATTEMPTS {
+            let (version, all) = &*current;
+            let previous = all.get(org).cloned().unwrap_or_default();
+            let mut copy = all.clone();
+            copy.insert(org.to_string(), next.clone());
+            let bytes = serde_json::to_vec_pretty(&copy).map_err(std::io::Error::other)?;
+            if self.document.store(version + 1, &bytes)? {
+                *current = (version + 1, copy);
+                return Ok(previous);
+            }
+            *current = Self::read(&*self.document)?;
+        }
+        Err(std::io::Error::other(format!("{} kept changing while this change was saved", self.document.describe())))
+    }
+
+    /// Reads the document again when another node changed it; returns whether it had.
+    pub fn refresh(&self) -> std::io::Result<bool> {
+        let version = self.document.version()?;
+        let mut current = self.settings.lock();
+        if version.is_none_or(|v| v == current.0) {
+            return Ok(false);
+        }
+        *current = Self::read(&*self.document)?;
+        Ok(true)
     }
 }
 

@@ -41,6 +41,7 @@ pub mod reports;
 pub mod retention;
 pub mod routes;
 pub mod scheduled_export;
+pub mod shared;
 pub mod syslog;
 pub mod testkit;
 pub mod trust;
@@ -143,16 +144,32 @@ pub struct AppState {
     pub retention: Arc<retention::RetentionJob>,
     /// Exports on a schedule (started by [`run`]).
     pub exports: Arc<scheduled_export::ScheduledExports>,
+    /// Whether accounts, keys and settings are shared with other nodes ([`shared`]): [`run`]
+    /// then reads their changes.
+    pub shared_documents: bool,
 }
 
 impl AppState {
     /// Fails when a settings file of the data directory cannot be read.
     pub fn new(engine: Arc<Engine>, directory: Arc<Directory>, config: ServerConfig) -> std::io::Result<AppState> {
+        let documents = signet_auth::document::DataDirDocuments(engine.data_dir().to_path_buf());
+        AppState::with_documents(engine, directory, config, &documents, false)
+    }
+
+    /// [`AppState::new`] with the settings in `documents`; `shared`: other nodes change them too.
+    pub fn with_documents(
+        engine: Arc<Engine>,
+        directory: Arc<Directory>,
+        config: ServerConfig,
+        documents: &dyn signet_auth::document::Documents,
+        shared: bool,
+    ) -> std::io::Result<AppState> {
         let sessions = Arc::new(SessionStore::new(config.session_idle, config.session_lifetime));
         let login = Arc::new(LoginGuard::new(directory.clone(), config.login.clone()));
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.ingest_slots.max(1)));
         let views = Arc::new(views::ViewStore::open(engine.data_dir()));
-        let audit_settings = Arc::new(audit_settings::AuditSettingsStore::open_audit(engine.data_dir())?);
+        let audit_settings =
+            Arc::new(audit_settings::AuditSettingsStore::open_document(documents.document("settings/audit.json"))?);
         let user_directory = Arc::new(user_directory::UserDirectory::open(engine.data_dir())?);
         let forwarders = Arc::new(
             forward::Forwarders::new(config.forward.clone())
@@ -167,13 +184,15 @@ impl AppState {
             // `signet verify` name it (expiry refuses to run until it is fixed).
             Err(err) => tracing::error!(error = %err, "the archive cannot be read: queries read the hot store only"),
         }
-        let policies = Arc::new(retention::open_policies(engine.data_dir())?);
+        let policies =
+            Arc::new(retention::RetentionStore::open_document(documents.document("settings/retention.json"))?);
         let retention = Arc::new(retention::RetentionJob::new(archive, policies));
         let exports = Arc::new(
             scheduled_export::ScheduledExports::new(config.scheduled_exports.clone(), &config.org)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
         );
         Ok(AppState {
+            shared_documents: shared,
             exports,
             retention,
             forwarders,
@@ -233,6 +252,25 @@ pub async fn run(
     let directory = state.directory.clone();
     let home = state.config.org.clone();
     let flusher = tokio::spawn(flush_key_use(directory.clone()));
+    let refresher = periodic::Periodic::default();
+    if state.shared_documents {
+        let (directory, audit, policies) =
+            (directory.clone(), state.audit_settings.clone(), state.retention.policies.clone());
+        refresher.start("signet-shared", shared::REFRESH_INTERVAL, shared::REFRESH_INTERVAL, move || {
+            let results = [
+                ("accounts", directory.refresh().map_err(|e| e.to_string())),
+                ("audit settings", audit.refresh().map_err(|e| e.to_string())),
+                ("retention policies", policies.refresh().map_err(|e| e.to_string())),
+            ];
+            for (what, result) in results {
+                match result {
+                    Ok(true) => tracing::info!(document = what, "another node changed a shared document: read again"),
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(document = what, error = %err, "could not read a shared document"),
+                }
+            }
+        });
+    }
     let users = state.user_directory.clone();
     let users_flusher = tokio::spawn(flush_user_directory(users.clone()));
     let forwarders = state.forwarders.clone();
@@ -260,6 +298,7 @@ pub async fn run(
         forwarders.stop();
         retention.stop();
         exports.stop();
+        refresher.stop();
     })
     .await
     .map_err(std::io::Error::other)?;

@@ -19,6 +19,10 @@ pub struct DataArgs {
     /// The deployment's home organisation (as in the server's config).
     #[arg(long, env = "SIGNET_ORG", default_value = signet_model::OrgId::DEFAULT)]
     pub home_org: String,
+    /// Config file (default: ./signet.toml when present): with `storage = "clickhouse"` the
+    /// accounts and keys are the ones the nodes share in ClickHouse.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -106,8 +110,12 @@ fn open(args: &DataArgs) -> anyhow::Result<Locked> {
     std::fs::create_dir_all(&args.data).with_context(|| format!("creating {}", args.data.display()))?;
     let lock = signet_store::lock_data_dir(&args.data)
         .map_err(|e| anyhow::anyhow!("{e}: a running server holds it; stop it, or make the change through the API"))?;
-    let directory = Directory::open_in_data_dir(&args.data, &args.home_org)
-        .with_context(|| format!("opening the accounts of {}", args.data.display()))?;
+    let mut config = crate::config::Config::load(args.config.as_ref())?;
+    config.data_dir = args.data.clone();
+    let (documents, _) = config.documents()?;
+    let directory =
+        Directory::open_document(documents.document(signet_auth::directory::ACCOUNTS_DOCUMENT), &args.home_org)
+            .with_context(|| format!("opening the accounts of {}", args.data.display()))?;
     let org = args.org.clone().unwrap_or_else(|| args.home_org.clone());
     Ok(Locked { _lock: lock, directory, org })
 }

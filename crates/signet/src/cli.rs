@@ -383,7 +383,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(url) = &config.publish_heads_url {
         engine.ledger().add_sink(crate::trust::webhook_sink(url.clone())?);
     }
-    let directory = Arc::new(signet_auth::Directory::open_in_data_dir(engine.data_dir(), &config.org)?);
+    let (documents, shared) = config.documents()?;
+    let accounts = documents.document(signet_auth::directory::ACCOUNTS_DOCUMENT);
+    let directory = Arc::new(signet_auth::Directory::open_document(accounts, &config.org)?);
     if let Some(count) = args.demo {
         seed_demo_if_empty(&engine, &config.org, count)?;
         create_demo_admin(&directory, &config.org)?;
@@ -402,7 +404,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     record_logging_started(&engine, &config)?;
-    let state = AppState::new(engine, directory, config.server_config())
+    let state = AppState::with_documents(engine, directory, config.server_config(), &*documents, shared)
         .context("reading the data directory's settings")?
         .with_oidc(config.oidc_providers()?);
     let runtime = tokio::runtime::Runtime::new()?;

@@ -241,6 +241,20 @@ impl Config {
         opened.with_context(|| format!("opening {}", self.data_dir.display()))
     }
 
+    /// Where accounts, keys and settings are, and whether other nodes share them: with
+    /// `storage = "clickhouse"`, in ClickHouse (mirrored in the data directory,
+    /// `signet_server::shared`); otherwise the data directory's files.
+    pub fn documents(&self) -> anyhow::Result<(Box<dyn signet_auth::document::Documents>, bool)> {
+        match (self.storage.as_str(), &self.clickhouse) {
+            ("clickhouse", Some(settings)) => {
+                let store = std::sync::Arc::new(signet_store::clickhouse::ClickHouseStore::open_deferred(settings)?);
+                let documents = signet_server::shared::ClickHouseDocuments::new(store, self.data_dir.clone());
+                Ok((Box::new(documents), true))
+            }
+            _ => Ok((Box::new(signet_auth::document::DataDirDocuments(self.data_dir.clone())), false)),
+        }
+    }
+
     /// The archive directory (default `DATA/archive`).
     pub fn archive_dir(&self) -> PathBuf {
         self.archive_dir.clone().unwrap_or_else(|| signet_server::retention::default_archive_dir(&self.data_dir))

@@ -502,7 +502,7 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let first = ok(signet(&["clickhouse", "init", "--url", &server.url, "--database", "cli_init"], &data));
-    assert!(first.contains("database cli_init: schema version 3"), "{first}");
+    assert!(first.contains("database cli_init: schema version 4"), "{first}");
     let again = ok(signet(&["clickhouse", "init", "--url", &server.url, "--database", "cli_init"], &data));
     assert_eq!(first, again, "idempotent");
     let ask = |sql: &'static str| {
@@ -512,7 +512,15 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
     let tables: Vec<&str> = tables.lines().collect();
     assert_eq!(
         tables,
-        ["activities", "directory_audits", "signet_applied", "signet_migrations", "signins", "superseded"]
+        [
+            "activities",
+            "directory_audits",
+            "signet_applied",
+            "signet_documents",
+            "signet_migrations",
+            "signins",
+            "superseded"
+        ]
     );
     // Migration 2 added the sign-ins' method set key after migration 1 made the table, 3 the
     // node and record columns.
@@ -528,7 +536,7 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
     let url = &cluster.servers[0].server.url;
     let args = ["clickhouse", "init", "--url", url, "--database", "cli_cluster", "--cluster", name];
     let first = ok(signet(&args, &data));
-    assert!(first.contains(&format!("database cli_cluster on cluster {name}: schema version 3")), "{first}");
+    assert!(first.contains(&format!("database cli_cluster on cluster {name}: schema version 4")), "{first}");
     assert_eq!(ok(signet(&args, &data)), first, "idempotent");
     for server in &cluster.servers {
         let tables = reqwest::blocking::Client::new()
@@ -547,6 +555,7 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
                 "directory_audits\tDistributed",
                 "directory_audits_local\tReplicatedReplacingMergeTree",
                 "signet_applied\tReplicatedReplacingMergeTree",
+                "signet_documents\tReplicatedReplacingMergeTree",
                 "signins\tDistributed",
                 "signins_local\tReplicatedReplacingMergeTree",
                 "superseded\tDistributed",
@@ -607,4 +616,130 @@ fn serve_on_clickhouse() {
     let report = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{report}{}", String::from_utf8_lossy(&verify.stderr));
     assert!(report.contains("ClickHouse compared with the event log"), "{report}");
+}
+
+/// Two nodes on one ClickHouse database share accounts, API keys and settings: an
+/// administrator and keys made with the CLI on node 1's directory work on node 2; a key made and
+/// then revoked through node 1's API works, then stops working, on node 2; audit settings
+/// changed on node 1 are node 2's too; and a node restarted while ClickHouse is unreachable
+/// still signs keys in with its local copy.
+#[test]
+fn two_nodes_share_accounts_keys_and_settings() {
+    let clickhouse = signet_store::clickhouse::server();
+    let database = format!("shared_docs_{}", std::process::id());
+    let root = tempfile::tempdir().unwrap();
+    let nodes: Vec<(std::path::PathBuf, std::path::PathBuf)> = (1..=2)
+        .map(|n| {
+            let dir = root.path().join(format!("node-{n}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let toml = format!(
+                "storage = \"clickhouse\"\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{database}\"\nnode = \"node-{n}\"\n",
+                clickhouse.url
+            );
+            std::fs::write(dir.join("signet.toml"), toml).unwrap();
+            (dir.clone(), dir.join("data"))
+        })
+        .collect();
+    // The CLI on node 1's directory, its signet.toml read from the working directory.
+    let cli = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(signet_bin())
+            .args(args)
+            .args(["--data", nodes[0].1.to_str().unwrap()])
+            .current_dir(&nodes[0].0)
+            .env_remove("SIGNET_SERVER")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        ok(child.wait_with_output().unwrap()).trim().to_string()
+    };
+    let password = "Correct-Horse-Battery-2024";
+    cli(&["admin", "create", "--user", "root@example.com", "--password-stdin"], &format!("{password}\n"));
+    let read = cli(&["api-key", "create", "--name", "auditor", "--type", "read", "--role", "GlobalReader"], "");
+    let mut servers: Vec<Server> = nodes.iter().map(|(dir, data)| Server::start(dir, data)).collect();
+    let http = reqwest::blocking::Client::new();
+    let status = |base: &str, key: &str| -> u16 {
+        // Settings are in memory: the answer depends on the key only, ClickHouse up or not.
+        let url = format!("{base}/api/v1/settings/audit");
+        http.get(url).bearer_auth(key).send().unwrap().status().as_u16()
+    };
+    assert_eq!(status(&servers[1].base, &read), 200, "a key made on node 1's directory works on node 2");
+
+    // Node 2 signs the administrator in; node 1 makes a key through its API.
+    let login = |node: usize| {
+        let response = http
+            .post(format!("{}/api/v1/auth/login", servers[node].base))
+            .json(&serde_json::json!({ "username": "root@example.com", "password": password }))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200, "node {} signs the shared administrator in", node + 1);
+        let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let me: serde_json::Value = response.json().unwrap();
+        (cookie, me["csrfToken"].as_str().unwrap().to_string())
+    };
+    let (cookie, csrf) = login(0);
+    login(1);
+    let created: serde_json::Value = http
+        .post(format!("{}/api/v1/keys", servers[0].base))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({ "name": "api-made", "type": "read", "role": "GlobalReader" }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let made = created["token"].as_str().unwrap().to_string();
+    let within = |what: &str, check: &dyn Fn() -> bool| {
+        let started = std::time::Instant::now();
+        while !check() {
+            assert!(started.elapsed().as_secs() < 15, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    within("a key made on node 1 works on node 2", &|| status(&servers[1].base, &made) == 200);
+    let revoked = http
+        .delete(format!("{}/api/v1/keys/{}", servers[0].base, created["key"]["id"].as_str().unwrap()))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .unwrap();
+    assert!(revoked.status().is_success(), "{}", revoked.text().unwrap());
+    within("a key revoked on node 1 stops working on node 2", &|| status(&servers[1].base, &made) == 401);
+
+    // Audit settings changed on node 1 are node 2's.
+    let settings = |node: usize| -> serde_json::Value {
+        let url = format!("{}/api/v1/settings/audit", servers[node].base);
+        http.get(url).bearer_auth(&read).send().unwrap().json().unwrap()
+    };
+    let mut changed = settings(0);
+    let flipped = !changed["isReadAuditEnabled"].as_bool().unwrap();
+    changed["isReadAuditEnabled"] = flipped.into();
+    let put = http
+        .put(format!("{}/api/v1/settings/audit", servers[0].base))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&changed)
+        .send()
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.text().unwrap());
+    within("audit settings changed on node 1 reach node 2", &|| {
+        settings(1)["isReadAuditEnabled"].as_bool() == Some(flipped)
+    });
+
+    // Node 2 restarted with ClickHouse out of reach: it still knows the keys (its local copy).
+    servers[1].stop();
+    let toml = nodes[1].0.join("signet.toml");
+    let text = std::fs::read_to_string(&toml).unwrap().replace(&clickhouse.url, "http://127.0.0.1:9");
+    std::fs::write(&toml, text).unwrap();
+    servers[1] = Server::start(&nodes[1].0, &nodes[1].1);
+    assert_eq!(
+        status(&servers[1].base, &read),
+        200,
+        "node 2 without ClickHouse still signs keys in: {}",
+        servers[1].log_text()
+    );
+    assert_eq!(status(&servers[1].base, &made), 401, "and knows the revocation");
 }

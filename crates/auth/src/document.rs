@@ -1,0 +1,105 @@
+//! Small JSON documents replaced whole on every change (accounts and keys, per-organisation
+//! settings): a file of the data directory on one node, or a row of a store that several nodes
+//! share (ClickHouse's `signet_documents`, see `signet_server::shared`).
+//!
+//! Every write names the version it makes (the one it read plus one). A shared store refuses a
+//! version someone already wrote; the writer then reads the newer document and applies its
+//! change again on top of it, so concurrent changes from two nodes are both kept.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One document; see the module.
+pub trait Document: Send + Sync {
+    /// The current content and its version; `None` when it was never written.
+    fn load(&self) -> std::io::Result<Option<(u64, Vec<u8>)>>;
+
+    /// Writes `bytes` as `version`. `Ok(false)`: that version (or a later one) was written by
+    /// someone else first; load and try again.
+    fn store(&self, version: u64, bytes: &[u8]) -> std::io::Result<bool>;
+
+    /// The current version without the content (to notice other nodes' changes), `None` when
+    /// never written.
+    fn version(&self) -> std::io::Result<Option<u64>>;
+
+    /// Where it is, for messages.
+    fn describe(&self) -> String;
+}
+
+/// A document in a file, replaced atomically (temporary file, fsync, rename, fsync of the
+/// directory). One process holds the data directory, so versions live in memory only.
+pub struct FileDocument {
+    path: PathBuf,
+    /// Unix permissions of the file (accounts: 0600).
+    mode: u32,
+    version: AtomicU64,
+}
+
+impl FileDocument {
+    pub fn new(path: PathBuf, mode: u32) -> FileDocument {
+        FileDocument { path, mode, version: AtomicU64::new(0) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Document for FileDocument {
+    fn load(&self) -> std::io::Result<Option<(u64, Vec<u8>)>> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => Ok(Some((self.version.load(Ordering::Acquire), bytes))),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn store(&self, version: u64, bytes: &[u8]) -> std::io::Result<bool> {
+        use std::io::Write;
+        let dir = self.path.parent().unwrap_or(&self.path);
+        std::fs::create_dir_all(dir)?;
+        let tmp = self.path.with_extension("json.tmp");
+        {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, self.mode);
+            let mut file = options.open(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        std::fs::File::open(dir)?.sync_all()?;
+        self.version.store(version, Ordering::Release);
+        Ok(true)
+    }
+
+    fn version(&self) -> std::io::Result<Option<u64>> {
+        Ok(self.path.exists().then(|| self.version.load(Ordering::Acquire)))
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// Where the documents of a deployment are: `name` is the document's file name under its
+/// data-directory folder (`auth/accounts.json`, `settings/audit.json`, ...) and its name in a
+/// shared store.
+pub trait Documents: Send + Sync {
+    fn document(&self, name: &str) -> Box<dyn Document>;
+}
+
+/// The documents of one data directory.
+pub struct DataDirDocuments(pub PathBuf);
+
+impl Documents for DataDirDocuments {
+    fn document(&self, name: &str) -> Box<dyn Document> {
+        let mode = if name.starts_with("auth/") { 0o600 } else { 0o644 };
+        Box::new(FileDocument::new(self.0.join(name), mode))
+    }
+}
+
+/// How many times a change is applied again on top of another node's newer document before
+/// giving up (each retry means someone else wrote in between).
+pub const CHANGE_ATTEMPTS: usize = 8;

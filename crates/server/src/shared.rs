@@ -1,0 +1,106 @@
+//! Accounts, API keys and settings shared by the nodes of a ClickHouse deployment.
+//!
+//! Each document (`auth/accounts.json`, `settings/audit.json`, `settings/retention.json`) is
+//! versioned in ClickHouse's `signet_documents` (see
+//! [`ClickHouseStore::store_document`]), and mirrored in the node's data directory under the same
+//! name: a node that starts while ClickHouse is unreachable signs users in with the copy it last
+//! saw (changes wait for ClickHouse). Nodes notice each other's changes within
+//! [`REFRESH_INTERVAL`]. On a node that ran alone before, the first change writes its own file
+//! into ClickHouse when ClickHouse has no such document yet.
+//!
+//! The accounts document holds password hashes (Argon2id) and key digests (SHA-256), as the
+//! file does: give ClickHouse's `signet` user a password and keep its tables from other users.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use signet_auth::document::{Document, Documents, FileDocument};
+use signet_store::clickhouse::ClickHouseStore;
+use signet_store::StoreError;
+use tracing::warn;
+
+/// How often a node reads the shared documents' versions.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The documents of a deployment whose nodes share a ClickHouse database.
+pub struct ClickHouseDocuments {
+    store: Arc<ClickHouseStore>,
+    data_dir: PathBuf,
+}
+
+impl ClickHouseDocuments {
+    pub fn new(store: Arc<ClickHouseStore>, data_dir: PathBuf) -> ClickHouseDocuments {
+        ClickHouseDocuments { store, data_dir }
+    }
+}
+
+impl Documents for ClickHouseDocuments {
+    fn document(&self, name: &str) -> Box<dyn Document> {
+        let mode = if name.starts_with("auth/") { 0o600 } else { 0o644 };
+        Box::new(SharedDocument {
+            store: self.store.clone(),
+            name: name.to_string(),
+            local: FileDocument::new(self.data_dir.join(name), mode),
+        })
+    }
+}
+
+struct SharedDocument {
+    store: Arc<ClickHouseStore>,
+    name: String,
+    /// The copy in the data directory.
+    local: FileDocument,
+}
+
+fn io(err: StoreError) -> std::io::Error {
+    std::io::Error::other(err.to_string())
+}
+
+/// Runs `call` (a blocking ClickHouse request) off the async runtime when called on it: the
+/// account handlers change the directory from async code, and the blocking HTTP client must not
+/// run there.
+fn off_runtime<T: Send>(call: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return call();
+    }
+    std::thread::scope(|scope| scope.spawn(call).join()).unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+impl Document for SharedDocument {
+    fn load(&self) -> std::io::Result<Option<(u64, Vec<u8>)>> {
+        match off_runtime(|| self.store.load_document(&self.name)) {
+            Ok(Some((version, bytes))) => {
+                if let Err(err) = self.local.store(version, &bytes) {
+                    warn!(document = %self.name, error = %err, "could not keep a local copy of a shared document");
+                }
+                Ok(Some((version, bytes)))
+            }
+            // Not shared yet: this node's own file (version 0), which its first change shares.
+            Ok(None) => Ok(self.local.load()?.map(|(_, bytes)| (0, bytes))),
+            Err(StoreError::Unreachable(why)) => {
+                warn!(document = %self.name, %why, "ClickHouse is unreachable: using the local copy of a shared document");
+                self.local.load()
+            }
+            Err(err) => Err(io(err)),
+        }
+    }
+
+    fn store(&self, version: u64, bytes: &[u8]) -> std::io::Result<bool> {
+        if !off_runtime(|| self.store.store_document(&self.name, version, bytes)).map_err(io)? {
+            return Ok(false);
+        }
+        if let Err(err) = self.local.store(version, bytes) {
+            warn!(document = %self.name, error = %err, "could not keep a local copy of a shared document");
+        }
+        Ok(true)
+    }
+
+    fn version(&self) -> std::io::Result<Option<u64>> {
+        off_runtime(|| self.store.document_version(&self.name)).map_err(io)
+    }
+
+    fn describe(&self) -> String {
+        format!("shared document {} (ClickHouse signet_documents)", self.name)
+    }
+}
