@@ -12,8 +12,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/signet-target}"
 signins="${1:-1000000}"
 runs="${2:-5}"
 export CARGO_PROFILE_DEV_OPT_LEVEL=3
-cargo build --locked --bin signet
-bin="$CARGO_TARGET_DIR/debug/signet"
+# BENCH_BIN: a binary built before (e.g. a copy, so that builds meanwhile do not replace it).
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin="$BENCH_BIN"
+else
+  cargo build --locked --bin signet
+  bin="$CARGO_TARGET_DIR/debug/signet"
+fi
 work="$(mktemp -d /tmp/signet-bench-ch.XXXXXX)"
 data="$work/data"
 port=18081

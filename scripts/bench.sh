@@ -8,8 +8,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/signet-target}"
 signins="${1:-1000000}"
 # Same dev profile as the tests (dependencies at opt-level 3); Signet's own crates at opt-level 3.
 export CARGO_PROFILE_DEV_OPT_LEVEL=3
-cargo build --locked --bin signet
-bin="$CARGO_TARGET_DIR/debug/signet"
+# BENCH_BIN: a binary built before (e.g. a copy, so that builds meanwhile do not replace it).
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin="$BENCH_BIN"
+else
+  cargo build --locked --bin signet
+  bin="$CARGO_TARGET_DIR/debug/signet"
+fi
 data="$(mktemp -d /tmp/signet-bench.XXXXXX)"
 port=18080
 # Keys made before the server holds the directory: an ingest key to load, a read key to query.
