@@ -54,8 +54,10 @@ server2=""
 trap 'kill $server $server2 $clickhouse 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ch_http/?query=SELECT%201" > /dev/null && break; sleep 0.2; done
 echo "clickhouse: $(curl -s "http://127.0.0.1:$ch_http/?query=SELECT%20version()")"
-ingest_key="$("$bin" api-key create --data "$data" --name bench-ingest --type ingest 2>/dev/null)"
-read_key="$("$bin" api-key create --data "$data" --name bench-read --type read --role GlobalReader 2>/dev/null)"
+# Keys are shared by the nodes through ClickHouse (signet_documents): made once, with the
+# node's config, they work on every node.
+ingest_key="$("$bin" api-key create --config "$work/signet.toml" --data "$data" --name bench-ingest --type ingest 2>/dev/null)"
+read_key="$("$bin" api-key create --config "$work/signet.toml" --data "$data" --name bench-read --type read --role GlobalReader 2>/dev/null)"
 (cd "$work" && exec "$bin" serve --data "$data" --listen "127.0.0.1:$port" > "$work/server.log" 2>&1) &
 server=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.2; done
@@ -64,12 +66,10 @@ keys="$ingest_key"
 if [ "$nodes" = 2 ]; then
   mkdir -p "$work/node-2"
   sed 's/^database = .*/&\nnode = "node-2"/' "$work/signet.toml" > "$work/node-2/signet.toml"
-  key2="$("$bin" api-key create --data "$work/node-2/data" --name bench-ingest --type ingest 2>/dev/null)"
   (cd "$work/node-2" && exec "$bin" serve --data "$work/node-2/data" --listen "127.0.0.1:$((port + 1))" > "$work/node-2/server.log" 2>&1) &
   server2=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$((port + 1))/healthz" > /dev/null && break; sleep 0.2; done
   servers="$servers,http://127.0.0.1:$((port + 1))"
-  keys="$keys,$key2"
 fi
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); nodes: $nodes"
 SIGNET_API_KEY="$keys" SIGNET_READ_KEY="$read_key" "$bin" bench ingest --server "$servers" --signins "$signins" --batch 10000 --connections 4

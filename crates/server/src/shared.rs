@@ -6,7 +6,8 @@
 //! name: a node that starts while ClickHouse is unreachable signs users in with the copy it last
 //! saw (changes wait for ClickHouse). Nodes notice each other's changes within
 //! [`REFRESH_INTERVAL`]. On a node that ran alone before, the first change writes its own file
-//! into ClickHouse when ClickHouse has no such document yet.
+//! into ClickHouse when ClickHouse has no such document yet; once ClickHouse has one, a node's
+//! own different file is moved aside (`<name>.before-sharing`, with a warning), never merged.
 //!
 //! The accounts document holds password hashes (Argon2id) and key digests (SHA-256), as the
 //! file does: give ClickHouse's `signet` user a password and keep its tables from other users.
@@ -67,13 +68,42 @@ fn off_runtime<T: Send>(call: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| scope.spawn(call).join()).unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
+impl SharedDocument {
+    /// Beside the local copy: the shared version it mirrors. Its absence marks a file this node
+    /// wrote on its own before it shared the document.
+    fn marker(&self) -> PathBuf {
+        self.local.path().with_extension("json.shared-version")
+    }
+
+    /// Keeps `bytes` (version `version` of the shared document) as the local copy. When it came
+    /// from another node (`theirs`), a different file this node had before sharing is moved
+    /// aside first, not silently replaced.
+    fn mirror(&self, version: u64, bytes: &[u8], theirs: bool) {
+        let path = self.local.path();
+        if theirs && !self.marker().exists() && std::fs::read(path).is_ok_and(|own| own != bytes) {
+            let aside = path.with_extension("json.before-sharing");
+            match std::fs::rename(path, &aside) {
+                Ok(()) => warn!(
+                    document = %self.name,
+                    kept = %aside.display(),
+                    "this node's own copy differs from the document the nodes share: the shared one is used, \
+                     this node's is kept aside"
+                ),
+                Err(err) => warn!(document = %self.name, error = %err, "could not keep this node's own copy aside"),
+            }
+        }
+        let kept = self.local.store(version, bytes).and_then(|_| std::fs::write(self.marker(), format!("{version}\n")));
+        if let Err(err) = kept {
+            warn!(document = %self.name, error = %err, "could not keep a local copy of a shared document");
+        }
+    }
+}
+
 impl Document for SharedDocument {
     fn load(&self) -> std::io::Result<Option<(u64, Vec<u8>)>> {
         match off_runtime(|| self.store.load_document(&self.name)) {
             Ok(Some((version, bytes))) => {
-                if let Err(err) = self.local.store(version, &bytes) {
-                    warn!(document = %self.name, error = %err, "could not keep a local copy of a shared document");
-                }
+                self.mirror(version, &bytes, true);
                 Ok(Some((version, bytes)))
             }
             // Not shared yet: this node's own file (version 0), which its first change shares.
@@ -90,9 +120,7 @@ impl Document for SharedDocument {
         if !off_runtime(|| self.store.store_document(&self.name, version, bytes)).map_err(io)? {
             return Ok(false);
         }
-        if let Err(err) = self.local.store(version, bytes) {
-            warn!(document = %self.name, error = %err, "could not keep a local copy of a shared document");
-        }
+        self.mirror(version, bytes, false);
         Ok(true)
     }
 

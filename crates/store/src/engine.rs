@@ -185,6 +185,14 @@ pub trait EventStore: Send + Sync {
         Err(crate::StoreError::Database(format!("{} does not restore", self.backend())))
     }
 
+    /// Deletes the events of `org`'s `kind` matching `filter` with an event time before
+    /// `before_us`, every revision (retention on a store that keeps the records itself, see
+    /// [`EventStore::keeps_records`]; the others archive instead). Returns the rows deleted.
+    fn delete_before(&self, org: &str, kind: LogKind, before_us: i64, filter: &Expr) -> Result<u64> {
+        let _ = (org, kind, before_us, filter);
+        Err(crate::StoreError::Database(format!("{} archives instead of deleting in place", self.backend())))
+    }
+
     /// A record the event log no longer holds (its segment was cut), from the archive.
     fn archived_record(&self, ptr: RecordPtr) -> Result<Option<crate::LogRecord>> {
         let _ = ptr;

@@ -659,6 +659,8 @@ fn two_nodes_share_accounts_keys_and_settings() {
     let password = "Correct-Horse-Battery-2024";
     cli(&["admin", "create", "--user", "root@example.com", "--password-stdin"], &format!("{password}\n"));
     let read = cli(&["api-key", "create", "--name", "auditor", "--type", "read", "--role", "GlobalReader"], "");
+    // A key node 2 made in its own directory before it shared (no config): set aside, not merged.
+    let own = create_key(&nodes[1].1, &["--name", "own", "--type", "read", "--role", "GlobalReader"]);
     let mut servers: Vec<Server> = nodes.iter().map(|(dir, data)| Server::start(dir, data)).collect();
     let http = reqwest::blocking::Client::new();
     let status = |base: &str, key: &str| -> u16 {
@@ -667,6 +669,8 @@ fn two_nodes_share_accounts_keys_and_settings() {
         http.get(url).bearer_auth(key).send().unwrap().status().as_u16()
     };
     assert_eq!(status(&servers[1].base, &read), 200, "a key made on node 1's directory works on node 2");
+    assert_eq!(status(&servers[1].base, &own), 401, "node 2's own earlier key is not the deployment's");
+    assert!(nodes[1].1.join("auth/accounts.json.before-sharing").exists(), "node 2's own accounts are kept aside");
 
     // Node 2 signs the administrator in; node 1 makes a key through its API.
     let login = |node: usize| {

@@ -720,6 +720,10 @@ pub fn expire(
         now: signet_model::time::format_time(now_us),
         ..ExpiryReport::default()
     };
+    if engine.store().keeps_records() {
+        expire_in_store(engine, rules, now_us, &mut report)?;
+        return Ok(report);
+    }
     archive.sync()?;
     remove_leftovers(archive, &mut report)?;
     let mut known: BTreeMap<PathBuf, Vec<(PathBuf, Manifest)>> = BTreeMap::new();
@@ -754,6 +758,44 @@ pub fn expire(
     engine.store().set_archive(archive.parts_at(now_us)?);
     cut_log(engine, archive, &mut report)?;
     Ok(report)
+}
+
+/// Retention on a store that keeps every record itself (ClickHouse, where the nodes share the
+/// rows): there is no Parquet archive, an event stays queryable for `hotDays + archiveDays`
+/// and is then deleted from the store ([`crate::EventStore::delete_before`]); without
+/// `archiveDays` it is kept. The nodes' event logs keep their records (each node's tamper
+/// evidence covers its own log).
+fn expire_in_store(
+    engine: &Engine,
+    rules: &dyn Fn(&str, ArchiveLog) -> Option<Rule>,
+    now_us: i64,
+    report: &mut ExpiryReport,
+) -> Result<()> {
+    let today = day_start(now_us);
+    let orgs: Vec<String> = engine.ledger().status().orgs.keys().cloned().collect();
+    for org in &orgs {
+        for log in ArchiveLog::ALL {
+            let Some(rule) = rules(org, log) else { continue };
+            if rule.legal_hold {
+                report.held.push(format!("{org}/{}", log.as_str()));
+                continue;
+            }
+            let Some(archive_days) = rule.archive_days else { continue };
+            let end = today - (i64::from(rule.hot_days) + i64::from(archive_days)) * DAY_US;
+            let removed = engine.store().delete_before(org, log.kind(), end, &log.filter())?;
+            if removed > 0 {
+                report.partitions.push(PartitionReport {
+                    organization: org.clone(),
+                    kind: log.as_str().to_string(),
+                    day: format!("before {}", &signet_model::time::format_time(end)[..10]),
+                    archived: 0,
+                    removed,
+                    part: None,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The lowest position a forwarder still has to read (its cursor file): the log must keep it.

@@ -795,6 +795,42 @@ impl EventStore for ClickHouseStore {
         true
     }
 
+    /// `ALTER TABLE .. DELETE` (18.16 has no TTL), waited for: mutations run in the background.
+    /// On a cluster, on every shard's local table (`ON CLUSTER`; replicas replicate it).
+    fn delete_before(&self, org: &str, kind: LogKind, before_us: i64, filter: &Expr) -> Result<u64> {
+        self.ensure_ready()?;
+        let table = schema::table(kind);
+        let condition = format!(
+            "org_id = {} AND event_time < {before_us} AND {}",
+            DIALECT.quote_str(org),
+            sql::compile_expr(filter, DIALECT)
+        );
+        let count = || -> Result<u64> {
+            let rows = self.query_json(&format!("SELECT count() FROM {table} WHERE {condition}"))?;
+            Ok(rows.first().and_then(|r| r.first()).map_or(0, int_of) as u64)
+        };
+        let rows = count()?;
+        if rows == 0 {
+            return Ok(0);
+        }
+        let target = match &self.cluster {
+            Some(cluster) => format!("{}.{table}_local ON CLUSTER {cluster}", self.database),
+            None => table.to_string(),
+        };
+        self.execute(&format!("ALTER TABLE {target} DELETE WHERE {condition}"))?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        while count()? > 0 {
+            if std::time::Instant::now() > deadline {
+                return Err(db_err(format!(
+                    "deleting {rows} row(s) of {table} before {before_us}: the mutation did not finish in 10 minutes \
+                     (it goes on in the background; the next run checks again)"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(rows)
+    }
+
     /// A query per [`FOREIGN_BATCH`] of them, by the key's time and id (no `FINAL`: every copy
     /// of a row holds the same record).
     fn foreign_records(&self, org: &str, kind: LogKind, refs: &[&RecordRef]) -> Result<Vec<Option<LogRecord>>> {

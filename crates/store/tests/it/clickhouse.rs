@@ -251,3 +251,87 @@ fn two_nodes_share_one_database() {
         assert!(summary.contains("other nodes' rows"), "{summary}");
     }
 }
+
+/// Retention on ClickHouse (no Parquet archive; 18.16 has no TTL): events older than
+/// `hotDays + archiveDays` are deleted in place by the expiry run, per organisation and log
+/// (Signet's access log kept on its own terms), nothing newer and no other organisation's.
+fn retention_deletes_expired_events(settings: ClickHouseSettings) {
+    use signet_model::{normalize, LogKind};
+    use signet_query::Expr;
+    use signet_store::archive::{expire, Archive, ArchiveLog, Rule};
+    use signet_store::conformance::{signin_json, T0};
+    use signet_store::{Engine, IngestConfig, TrustConfig};
+    const DAY: i64 = 86_400_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ClickHouseStore::open(&settings).unwrap());
+    let config = IngestConfig { lag_in_log: true, ..IngestConfig::default() };
+    let engine =
+        Engine::open_with_store(dir.path().join("data"), store.clone(), config, &TrustConfig::default()).unwrap();
+    let signin = |id: String, day: i64| {
+        normalize(LogKind::SignIn, signin_json(&id, day * 24, "alice@contoso.com", "Outlook", 0, "").as_bytes())
+            .unwrap()
+    };
+    let activity = |id: String, day: i64, record_type: &str| {
+        let time = signet_model::time::format_time(T0 + day * DAY);
+        let json = format!(
+            r#"{{"Id":"{id}","CreationTime":"{}","Operation":"Retrieve","User":"bob@contoso.com","RecordType":"{record_type}"}}"#,
+            &time[..19]
+        );
+        normalize(LogKind::Activity, json.as_bytes()).unwrap()
+    };
+    for org in ["a", "b"] {
+        let signins = (0..200).map(|d| signin(format!("{org}-s{d}"), d)).collect();
+        engine.pipeline().submit_blocking(org, signins).unwrap();
+    }
+    let activities = (0..200)
+        .flat_map(|d| [activity(format!("app{d}"), d, "Dynamics"), activity(format!("acc{d}"), d, "SignetAccess")])
+        .collect();
+    engine.pipeline().submit_blocking("a", activities).unwrap();
+    assert!(engine.wait_visible(std::time::Duration::from_secs(30)));
+    let rules = |org: &str, log: ArchiveLog| match (org, log) {
+        ("a", ArchiveLog::SignIns) => Some(Rule { hot_days: 30, archive_days: Some(60), legal_hold: false }),
+        ("a", ArchiveLog::Activities) => Some(Rule { hot_days: 50, archive_days: Some(0), legal_hold: false }),
+        ("a", ArchiveLog::AccessLog) => Some(Rule { hot_days: 10, archive_days: None, legal_hold: false }),
+        ("b", ArchiveLog::SignIns) => Some(Rule { hot_days: 1, archive_days: Some(1), legal_hold: true }),
+        _ => None,
+    };
+    let now = T0 + 200 * DAY + 3_600_000_000;
+    let archive = Archive::new(dir.path().join("archive"));
+    let report = expire(&engine, &archive, &rules, now).unwrap();
+    let removed: Vec<(String, u64)> = report.partitions.iter().map(|p| (p.kind.clone(), p.removed)).collect();
+    assert_eq!(removed, [("signins".to_string(), 110), ("activities".to_string(), 150)], "{report:?}");
+    assert_eq!(report.held, ["b/signins"]);
+    let count = |org: &str, kind: LogKind| store.count(org, kind, &Expr::True).unwrap();
+    assert_eq!(count("a", LogKind::SignIn), 90, "days 110..199 stay");
+    assert_eq!(count("b", LogKind::SignIn), 200, "a legal hold keeps everything");
+    let access = ArchiveLog::AccessLog.filter();
+    assert_eq!(store.count("a", LogKind::Activity, &access).unwrap(), 200, "the access log has no end date");
+    assert_eq!(count("a", LogKind::Activity), 250, "50 application activities and the access log");
+    let again = expire(&engine, &archive, &rules, now).unwrap();
+    assert!(again.partitions.is_empty(), "a rerun deletes nothing: {again:?}");
+}
+
+#[test]
+fn retention_deletes_expired_events_on_one_server() {
+    retention_deletes_expired_events(ClickHouseSettings {
+        url: server().url.clone(),
+        database: format!("retention_{}", std::process::id()),
+        user: None,
+        password_file: None,
+        node: "node-1".into(),
+        cluster: None,
+    });
+}
+
+#[test]
+fn retention_deletes_expired_events_on_a_cluster() {
+    let cluster = signet_store::clickhouse::cluster();
+    retention_deletes_expired_events(ClickHouseSettings {
+        url: cluster.servers[2].server.url.clone(),
+        database: format!("retention_cluster_{}", std::process::id()),
+        user: None,
+        password_file: None,
+        node: "node-1".into(),
+        cluster: Some(signet_store::clickhouse::LocalCluster::NAME.into()),
+    });
+}
