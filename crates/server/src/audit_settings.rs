@@ -229,13 +229,8 @@ pub struct OrgSettingsFile<T> {
 }
 
 impl<T: Clone + Default + Serialize + serde::de::DeserializeOwned> OrgSettingsFile<T> {
-    /// Opens `DATA/settings/<name>`. A file that does not parse is an error: silently falling
-    /// back to defaults would change what is recorded or kept behind an administrator.
-    pub fn open(data_dir: &Path, name: &str) -> std::io::Result<OrgSettingsFile<T>> {
-        OrgSettingsFile::open_document(Box::new(FileDocument::new(data_dir.join("settings").join(name), 0o644)))
-    }
-
-    /// Opens settings kept in `document`.
+    /// Opens settings kept in `document`. A document that does not parse is an error: silently
+    /// falling back to defaults would change what is recorded or kept behind an administrator.
     pub fn open_document(document: Box<dyn Document>) -> std::io::Result<OrgSettingsFile<T>> {
         let settings = Self::read(&*document)?;
         Ok(OrgSettingsFile { document, settings: Mutex::new(settings) })
@@ -293,9 +288,12 @@ impl<T: Clone + Default + Serialize + serde::de::DeserializeOwned> OrgSettingsFi
 /// Every organisation's audit settings (`DATA/settings/audit.json`).
 pub type AuditSettingsStore = OrgSettingsFile<AuditSettings>;
 
+/// The audit settings' document (`DATA/settings/audit.json`, or shared by the nodes).
+pub const AUDIT_DOCUMENT: &str = "settings/audit.json";
+
 impl AuditSettingsStore {
     pub fn open_audit(data_dir: &Path) -> std::io::Result<AuditSettingsStore> {
-        OrgSettingsFile::open(data_dir, "audit.json")
+        OrgSettingsFile::open_document(Box::new(FileDocument::new(data_dir.join(AUDIT_DOCUMENT), 0o644)))
     }
 }
 

@@ -168,8 +168,9 @@ impl AppState {
         let login = Arc::new(LoginGuard::new(directory.clone(), config.login.clone()));
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.ingest_slots.max(1)));
         let views = Arc::new(views::ViewStore::open(engine.data_dir()));
-        let audit_settings =
-            Arc::new(audit_settings::AuditSettingsStore::open_document(documents.document("settings/audit.json"))?);
+        let audit_settings = Arc::new(audit_settings::AuditSettingsStore::open_document(
+            documents.document(audit_settings::AUDIT_DOCUMENT),
+        )?);
         let user_directory = Arc::new(user_directory::UserDirectory::open(engine.data_dir())?);
         let forwarders = Arc::new(
             forward::Forwarders::new(config.forward.clone())
@@ -185,7 +186,7 @@ impl AppState {
             Err(err) => tracing::error!(error = %err, "the archive cannot be read: queries read the hot store only"),
         }
         let policies =
-            Arc::new(retention::RetentionStore::open_document(documents.document("settings/retention.json"))?);
+            Arc::new(retention::RetentionStore::open_document(documents.document(retention::POLICIES_DOCUMENT))?);
         let retention = Arc::new(retention::RetentionJob::new(archive, policies));
         let exports = Arc::new(
             scheduled_export::ScheduledExports::new(config.scheduled_exports.clone(), &config.org)

@@ -144,10 +144,8 @@ impl RetentionPolicy {
 /// error rather than "keep for ever").
 pub type RetentionStore = crate::audit_settings::OrgSettingsFile<RetentionPolicy>;
 
-/// Opens the retention policies of a data directory.
-pub fn open_policies(data_dir: &Path) -> std::io::Result<RetentionStore> {
-    RetentionStore::open(data_dir, "retention.json")
-}
+/// The retention policies' document (`DATA/settings/retention.json`, or shared by the nodes).
+pub const POLICIES_DOCUMENT: &str = "settings/retention.json";
 
 /// The archive directory of a data directory when none is configured.
 pub fn default_archive_dir(data_dir: &Path) -> PathBuf {

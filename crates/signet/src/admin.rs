@@ -110,14 +110,22 @@ fn open(args: &DataArgs) -> anyhow::Result<Locked> {
     std::fs::create_dir_all(&args.data).with_context(|| format!("creating {}", args.data.display()))?;
     let lock = signet_store::lock_data_dir(&args.data)
         .map_err(|e| anyhow::anyhow!("{e}: a running server holds it; stop it, or make the change through the API"))?;
-    let mut config = crate::config::Config::load(args.config.as_ref())?;
-    config.data_dir = args.data.clone();
-    let (documents, _) = config.documents()?;
+    let (documents, _) = args.config()?.documents()?;
     let directory =
         Directory::open_document(documents.document(signet_auth::directory::ACCOUNTS_DOCUMENT), &args.home_org)
             .with_context(|| format!("opening the accounts of {}", args.data.display()))?;
     let org = args.org.clone().unwrap_or_else(|| args.home_org.clone());
     Ok(Locked { _lock: lock, directory, org })
+}
+
+impl DataArgs {
+    /// The configuration (`--config`, else ./signet.toml when present) for this data directory.
+    pub fn config(&self) -> anyhow::Result<crate::config::Config> {
+        let mut config = crate::config::Config::load(self.config.as_ref())?;
+        config.data_dir = self.data.clone();
+        config.org = self.home_org.clone();
+        Ok(config)
+    }
 }
 
 fn parse_role(text: &str) -> anyhow::Result<Option<Role>> {

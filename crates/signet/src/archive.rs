@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use signet_server::retention::{open_policies, RetentionJob};
+use signet_server::retention::{RetentionJob, RetentionStore, POLICIES_DOCUMENT};
 use signet_store::archive::{self, Archive, ArchiveLog, Rule};
 use signet_store::{Engine, IngestConfig};
 
@@ -83,7 +83,8 @@ fn record(engine: &Engine, org: &str, operation: &str, message: String) -> anyho
 pub fn archive(args: ArchiveArgs) -> anyhow::Result<()> {
     let config = args.local.load()?;
     let (engine, archive) = open(&config)?;
-    let policies = std::sync::Arc::new(open_policies(&config.data_dir)?);
+    let (documents, _) = config.documents()?;
+    let policies = std::sync::Arc::new(RetentionStore::open_document(documents.document(POLICIES_DOCUMENT))?);
     let only_kind = kind(args.kind.as_deref())?;
     let report = match &args.before {
         None => {

@@ -5,8 +5,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use signet_server::audit_settings::{self, AuditSettings, AuditSettingsStore, EntityAudit};
-use signet_store::{Engine, IngestConfig};
+use signet_server::audit_settings::{self, AuditSettings, AuditSettingsStore, EntityAudit, AUDIT_DOCUMENT};
 
 use crate::admin::DataArgs;
 
@@ -104,21 +103,27 @@ pub fn run(command: SettingsCommand) -> anyhow::Result<()> {
     let SettingsCommand::Audit(command) = command;
     match command {
         AuditCommand::Show { data } => {
-            let store = AuditSettingsStore::open_audit(&data.data)?;
+            let (documents, _) = data.config()?.documents()?;
+            let store = AuditSettingsStore::open_document(documents.document(AUDIT_DOCUMENT))?;
             let org = data.org.clone().unwrap_or_else(|| data.home_org.clone());
             println!("{}", serde_json::to_string_pretty(&store.get(&org))?);
         }
         AuditCommand::Set(args) => {
             let data = &args.data;
-            // The engine takes the data directory's lock: no server may hold it meanwhile.
-            let engine = Engine::open(&data.data, IngestConfig::default())
-                .map_err(|e| anyhow::anyhow!("{e}: a running server holds it; change the settings through its API"))?;
-            let directory = signet_auth::Directory::open_in_data_dir(&data.data, &data.home_org)?;
+            // The engine takes the data directory's lock: no server may hold it meanwhile. It
+            // opens the configured store (the change is recorded in the activity log there).
+            let config = data.config()?;
+            let engine = config.open_engine().map_err(|e| {
+                anyhow::anyhow!("{e:#}: a running server holds it? change the settings through its API")
+            })?;
+            let (documents, _) = config.documents()?;
+            let accounts = documents.document(signet_auth::directory::ACCOUNTS_DOCUMENT);
+            let directory = signet_auth::Directory::open_document(accounts, &data.home_org)?;
             let org = data.org.clone().unwrap_or_else(|| data.home_org.clone());
             if !directory.organizations().iter().any(|o| o.id == org) {
                 bail!("organisation {org} does not exist");
             }
-            let store = AuditSettingsStore::open_audit(&data.data)?;
+            let store = AuditSettingsStore::open_document(documents.document(AUDIT_DOCUMENT))?;
             let previous = store.get(&org);
             let next = apply(&args, previous.clone())?;
             store.replace(&org, next.clone())?;

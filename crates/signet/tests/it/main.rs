@@ -746,4 +746,7 @@ fn two_nodes_share_accounts_keys_and_settings() {
         servers[1].log_text()
     );
     assert_eq!(status(&servers[1].base, &made), 401, "and knows the revocation");
+    // The CLI on node 1's directory reads the shared settings too.
+    let shown: serde_json::Value = serde_json::from_str(&cli(&["settings", "audit", "show"], "")).unwrap();
+    assert_eq!(shown["isReadAuditEnabled"].as_bool(), Some(flipped), "{shown}");
 }

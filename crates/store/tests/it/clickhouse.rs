@@ -335,3 +335,49 @@ fn retention_deletes_expired_events_on_a_cluster() {
         cluster: Some(signet_store::clickhouse::LocalCluster::NAME.into()),
     });
 }
+
+#[test]
+fn retention_deletes_expired_events_on_a_current_clickhouse() {
+    retention_deletes_expired_events(ClickHouseSettings {
+        url: chdb_server().url.clone(),
+        database: format!("retention_current_{}", std::process::id()),
+        user: None,
+        password_file: None,
+        node: "node-1".into(),
+        cluster: None,
+    });
+}
+
+/// The shared documents (accounts, settings) on both engines: versions, a stale writer refused,
+/// two writers of one version resolved by node name, the same answer for every reader.
+fn shared_documents(server: &LocalServer, prefix: &str) {
+    let database = format!("{prefix}_{}", std::process::id());
+    let node = |name: &str| {
+        ClickHouseStore::open(&ClickHouseSettings {
+            url: server.url.clone(),
+            database: database.clone(),
+            user: None,
+            password_file: None,
+            node: name.into(),
+            cluster: None,
+        })
+        .unwrap()
+    };
+    let (a, b) = (node("node-a"), node("node-b"));
+    assert_eq!(a.load_document("auth/accounts.json").unwrap(), None);
+    assert_eq!(a.document_version("auth/accounts.json").unwrap(), None);
+    assert!(a.store_document("auth/accounts.json", 1, b"{\"v\":1}").unwrap());
+    assert!(!b.store_document("auth/accounts.json", 1, b"{\"v\":\"stale\"}").unwrap(), "version 1 is taken");
+    assert!(b.store_document("auth/accounts.json", 2, b"{\"v\":2}").unwrap());
+    for reader in [&a, &b] {
+        assert_eq!(reader.load_document("auth/accounts.json").unwrap(), Some((2, b"{\"v\":2}".to_vec())));
+        assert_eq!(reader.document_version("auth/accounts.json").unwrap(), Some(2));
+    }
+    assert_eq!(a.load_document("settings/audit.json").unwrap(), None, "documents are apart");
+}
+
+#[test]
+fn shared_documents_are_versioned() {
+    shared_documents(server(), "documents");
+    shared_documents(chdb_server(), "documents_current");
+}
