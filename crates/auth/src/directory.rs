@@ -298,6 +298,11 @@ impl Directory {
         Directory::open_document(Box::new(document), home_org)
     }
 
+    /// Opens the accounts of a deployment's documents ([`ACCOUNTS_DOCUMENT`]).
+    pub fn open_in(documents: &dyn crate::document::Documents, home_org: &str) -> Result<Directory> {
+        Directory::open_document(documents.document(ACCOUNTS_DOCUMENT), home_org)
+    }
+
     /// Opens the accounts document of a deployment (a data directory's file, or a store the
     /// nodes share).
     pub fn open_document(document: Box<dyn Document>, home_org: &str) -> Result<Directory> {

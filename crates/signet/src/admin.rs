@@ -111,9 +111,8 @@ fn open(args: &DataArgs) -> anyhow::Result<Locked> {
     let lock = signet_store::lock_data_dir(&args.data)
         .map_err(|e| anyhow::anyhow!("{e}: a running server holds it; stop it, or make the change through the API"))?;
     let (documents, _) = args.config()?.documents()?;
-    let directory =
-        Directory::open_document(documents.document(signet_auth::directory::ACCOUNTS_DOCUMENT), &args.home_org)
-            .with_context(|| format!("opening the accounts of {}", args.data.display()))?;
+    let directory = Directory::open_in(&*documents, &args.home_org)
+        .with_context(|| format!("opening the accounts of {}", args.data.display()))?;
     let org = args.org.clone().unwrap_or_else(|| args.home_org.clone());
     Ok(Locked { _lock: lock, directory, org })
 }

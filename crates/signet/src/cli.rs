@@ -384,8 +384,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         engine.ledger().add_sink(crate::trust::webhook_sink(url.clone())?);
     }
     let (documents, shared) = config.documents()?;
-    let accounts = documents.document(signet_auth::directory::ACCOUNTS_DOCUMENT);
-    let directory = Arc::new(signet_auth::Directory::open_document(accounts, &config.org)?);
+    let directory = Arc::new(signet_auth::Directory::open_in(&*documents, &config.org)?);
     if let Some(count) = args.demo {
         seed_demo_if_empty(&engine, &config.org, count)?;
         create_demo_admin(&directory, &config.org)?;

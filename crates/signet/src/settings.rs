@@ -117,8 +117,7 @@ pub fn run(command: SettingsCommand) -> anyhow::Result<()> {
                 anyhow::anyhow!("{e:#}: a running server holds it? change the settings through its API")
             })?;
             let (documents, _) = config.documents()?;
-            let accounts = documents.document(signet_auth::directory::ACCOUNTS_DOCUMENT);
-            let directory = signet_auth::Directory::open_document(accounts, &data.home_org)?;
+            let directory = signet_auth::Directory::open_in(&*documents, &data.home_org)?;
             let org = data.org.clone().unwrap_or_else(|| data.home_org.clone());
             if !directory.organizations().iter().any(|o| o.id == org) {
                 bail!("organisation {org} does not exist");

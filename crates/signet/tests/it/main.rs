@@ -337,6 +337,18 @@ fn create_key(data: &Path, args: &[&str]) -> String {
     ok(signet(&all, data)).trim().to_string()
 }
 
+/// A Global reader key made through the API by a signed-in administrator: its one-time answer.
+fn create_key_through_api(http: &reqwest::blocking::Client, base: &str, cookie: &str, csrf: &str) -> serde_json::Value {
+    http.post(format!("{base}/api/v1/keys"))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .json(&serde_json::json!({ "name": "api-made", "type": "read", "role": "GlobalReader" }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
 fn signet_with_key(args: &[&str], data: &Path, key: &str) -> Output {
     Command::new(signet_bin())
         .args(args)
@@ -438,15 +450,7 @@ fn no_secret_reaches_logs_metrics_errors_or_stored_events() {
     let me: serde_json::Value = response.json().unwrap();
     let csrf = me["csrfToken"].as_str().unwrap().to_string();
     // A key made through the API (its one-time answer is the only place it may appear).
-    let created: serde_json::Value = http
-        .post(format!("{}/api/v1/keys", server.base))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .json(&serde_json::json!({ "name": "api-made", "type": "read", "role": "GlobalReader" }))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let created = create_key_through_api(&http, &server.base, &cookie, &csrf);
     let api_key = created["token"].as_str().unwrap().to_string();
     send(http.get(format!("{}/api/v1/signins", server.base)).bearer_auth(&api_key));
     send(http.get(format!("{}/api/v1/signins", server.base)).bearer_auth(format!("{api_key}x")));
@@ -686,15 +690,7 @@ fn two_nodes_share_accounts_keys_and_settings() {
     };
     let (cookie, csrf) = login(0);
     login(1);
-    let created: serde_json::Value = http
-        .post(format!("{}/api/v1/keys", servers[0].base))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .json(&serde_json::json!({ "name": "api-made", "type": "read", "role": "GlobalReader" }))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let created = create_key_through_api(&http, &servers[0].base, &cookie, &csrf);
     let made = created["token"].as_str().unwrap().to_string();
     let within = |what: &str, check: &dyn Fn() -> bool| {
         let started = std::time::Instant::now();

@@ -8,6 +8,18 @@ use std::sync::Arc;
 use signet_store::clickhouse::{chdb_server, server, ClickHouseSettings, ClickHouseStore, LocalServer};
 use signet_store::EventStore;
 
+/// Settings for a store on `url`'s `database`, as node `node` (of `cluster`).
+fn settings_on(url: &str, database: String, node: &str, cluster: Option<&str>) -> ClickHouseSettings {
+    ClickHouseSettings {
+        url: url.to_string(),
+        database,
+        user: None,
+        password_file: None,
+        node: node.into(),
+        cluster: cluster.map(str::to_string),
+    }
+}
+
 /// A store on a fresh database of Debian's server.
 pub fn store(prefix: &str) -> ClickHouseStore {
     store_on(server(), prefix)
@@ -15,14 +27,12 @@ pub fn store(prefix: &str) -> ClickHouseStore {
 
 fn store_on(server: &LocalServer, prefix: &str) -> ClickHouseStore {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let settings = ClickHouseSettings {
-        url: server.url.clone(),
-        database: format!("{prefix}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)),
-        user: None,
-        password_file: None,
-        node: "node-1".into(),
-        cluster: None,
-    };
+    let settings = settings_on(
+        &server.url,
+        format!("{prefix}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)),
+        "node-1",
+        None,
+    );
     ClickHouseStore::open(&settings).expect("open the ClickHouse store")
 }
 
@@ -38,14 +48,12 @@ mod conformance_clickhouse {
 fn fresh_cluster() -> Arc<dyn EventStore> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let cluster = signet_store::clickhouse::cluster();
-    let settings = ClickHouseSettings {
-        url: cluster.servers[0].server.url.clone(),
-        database: format!("cluster_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)),
-        user: None,
-        password_file: None,
-        node: "node-1".into(),
-        cluster: Some(signet_store::clickhouse::LocalCluster::NAME.into()),
-    };
+    let settings = settings_on(
+        &cluster.servers[0].server.url,
+        format!("cluster_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)),
+        "node-1",
+        Some(signet_store::clickhouse::LocalCluster::NAME),
+    );
     Arc::new(ClickHouseStore::open(&settings).expect("open the ClickHouse store on the cluster"))
 }
 
@@ -107,14 +115,7 @@ fn verify_finds_rows_edited_removed_or_added_in_clickhouse() {
     use signet_store::conformance::signin_json;
     use signet_store::verify::{verify_clickhouse_projection, ProblemKind};
     use signet_store::{Engine, IngestConfig, TrustConfig};
-    let settings = ClickHouseSettings {
-        url: server().url.clone(),
-        database: format!("verify_{}", std::process::id()),
-        user: None,
-        password_file: None,
-        node: "node-1".into(),
-        cluster: None,
-    };
+    let settings = settings_on(&server().url, format!("verify_{}", std::process::id()), "node-1", None);
     let dir = tempfile::tempdir().unwrap();
     let signin = |id: &str, code: i64| {
         normalize(LogKind::SignIn, signin_json(id, 1, "alice@contoso.com", "Outlook", code, "").as_bytes()).unwrap()
@@ -184,14 +185,7 @@ fn two_nodes_share_one_database() {
     use signet_store::verify::verify_clickhouse_projection;
     use signet_store::{record_columns, Engine, IngestConfig, RecordRef, TrustConfig};
     let database = format!("two_nodes_{}", std::process::id());
-    let settings = |node: &str| ClickHouseSettings {
-        url: server().url.clone(),
-        database: database.clone(),
-        user: None,
-        password_file: None,
-        node: node.into(),
-        cluster: None,
-    };
+    let settings = |node: &str| settings_on(&server().url, database.clone(), node, None);
     let open = |dir: &std::path::Path, node: &str| {
         let store = Arc::new(ClickHouseStore::open(&settings(node)).unwrap());
         let config = IngestConfig { lag_in_log: true, ..IngestConfig::default() };
@@ -313,56 +307,40 @@ fn retention_deletes_expired_events(settings: ClickHouseSettings) {
 
 #[test]
 fn retention_deletes_expired_events_on_one_server() {
-    retention_deletes_expired_events(ClickHouseSettings {
-        url: server().url.clone(),
-        database: format!("retention_{}", std::process::id()),
-        user: None,
-        password_file: None,
-        node: "node-1".into(),
-        cluster: None,
-    });
+    retention_deletes_expired_events(settings_on(
+        &server().url,
+        format!("retention_{}", std::process::id()),
+        "node-1",
+        None,
+    ));
 }
 
 #[test]
 fn retention_deletes_expired_events_on_a_cluster() {
     let cluster = signet_store::clickhouse::cluster();
-    retention_deletes_expired_events(ClickHouseSettings {
-        url: cluster.servers[2].server.url.clone(),
-        database: format!("retention_cluster_{}", std::process::id()),
-        user: None,
-        password_file: None,
-        node: "node-1".into(),
-        cluster: Some(signet_store::clickhouse::LocalCluster::NAME.into()),
-    });
+    retention_deletes_expired_events(settings_on(
+        &cluster.servers[2].server.url,
+        format!("retention_cluster_{}", std::process::id()),
+        "node-1",
+        Some(signet_store::clickhouse::LocalCluster::NAME),
+    ));
 }
 
 #[test]
 fn retention_deletes_expired_events_on_a_current_clickhouse() {
-    retention_deletes_expired_events(ClickHouseSettings {
-        url: chdb_server().url.clone(),
-        database: format!("retention_current_{}", std::process::id()),
-        user: None,
-        password_file: None,
-        node: "node-1".into(),
-        cluster: None,
-    });
+    retention_deletes_expired_events(settings_on(
+        &chdb_server().url,
+        format!("retention_current_{}", std::process::id()),
+        "node-1",
+        None,
+    ));
 }
 
 /// The shared documents (accounts, settings) on both engines: versions, a stale writer refused,
 /// two writers of one version resolved by node name, the same answer for every reader.
 fn shared_documents(server: &LocalServer, prefix: &str) {
     let database = format!("{prefix}_{}", std::process::id());
-    let node = |name: &str| {
-        ClickHouseStore::open(&ClickHouseSettings {
-            url: server.url.clone(),
-            database: database.clone(),
-            user: None,
-            password_file: None,
-            node: name.into(),
-            cluster: None,
-        })
-        .unwrap()
-    };
+    let node = |name: &str| ClickHouseStore::open(&settings_on(&server.url, database.clone(), name, None)).unwrap();
     let (a, b) = (node("node-a"), node("node-b"));
     assert_eq!(a.load_document("auth/accounts.json").unwrap(), None);
     assert_eq!(a.document_version("auth/accounts.json").unwrap(), None);
