@@ -34,6 +34,7 @@ pub fn run(command: ClickhouseCommand) -> anyhow::Result<()> {
             let config = args.local.load()?;
             let mut settings = config.clickhouse.clone().unwrap_or_else(|| ClickHouseSettings {
                 url: String::new(),
+                urls: Vec::new(),
                 database: "signet".into(),
                 user: None,
                 password_file: None,

@@ -109,6 +109,7 @@ async fn duckdb_and_clickhouse_give_the_same_answers() {
     let duck = TestSignet::start(duck_dir.path(), config.clone()).await;
     let settings = ClickHouseSettings {
         url: signet_store::clickhouse::server().url.clone(),
+        urls: Vec::new(),
         database: format!("differential_{}", std::process::id()),
         user: None,
         password_file: None,
@@ -255,6 +256,7 @@ async fn a_node_keeps_acknowledging_while_clickhouse_is_down_and_catches_up() {
     let clickhouse = tokio::task::spawn_blocking(signet_store::clickhouse::local::OwnedServer::start).await.unwrap();
     let settings = ClickHouseSettings {
         url: clickhouse.server.url.clone(),
+        urls: Vec::new(),
         database: "outage".into(),
         user: None,
         password_file: None,

@@ -54,6 +54,10 @@ static NODE_COLUMN: Column = Column { name: "node", api: "node", graph_path: Non
 pub struct ClickHouseSettings {
     /// The HTTP interface, e.g. `http://127.0.0.1:8123`.
     pub url: String,
+    /// Other servers of the cluster, tried in turn when the current one does not answer
+    /// (connection refused or timed out); the node stays on the one that answered.
+    #[serde(default)]
+    pub urls: Vec<String>,
     #[serde(default = "default_database")]
     pub database: String,
     #[serde(default)]
@@ -81,7 +85,9 @@ fn default_node() -> String {
 pub struct ClickHouseStore {
     /// Taken in `drop` (see there).
     http: Option<reqwest::blocking::Client>,
-    url: String,
+    /// `url`, then `urls`; `current` is the one in use.
+    urls: Vec<String>,
+    current: std::sync::atomic::AtomicUsize,
     database: String,
     user: Option<String>,
     password: Option<String>,
@@ -106,7 +112,7 @@ impl Drop for ClickHouseStore {
 
 impl std::fmt::Debug for ClickHouseStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickHouseStore").field("url", &self.url).field("database", &self.database).finish()
+        f.debug_struct("ClickHouseStore").field("urls", &self.urls).field("database", &self.database).finish()
     }
 }
 
@@ -145,7 +151,11 @@ impl ClickHouseStore {
             .map_err(db_err)?;
         let store = ClickHouseStore {
             http: Some(http),
-            url: settings.url.trim_end_matches('/').to_string(),
+            urls: std::iter::once(&settings.url)
+                .chain(&settings.urls)
+                .map(|url| url.trim_end_matches('/').to_string())
+                .collect(),
+            current: std::sync::atomic::AtomicUsize::new(0),
             database: settings.database.clone(),
             user: settings.user.clone(),
             password,
@@ -180,7 +190,36 @@ impl ClickHouseStore {
     }
 
     /// Sends one statement; `database` scopes it (None: the server's default). Returns the body.
-    fn post(&self, database: Option<&str>, sql: &str, body: Option<String>) -> Result<reqwest::blocking::Response> {
+    /// With several servers configured, one that does not answer is skipped for the next
+    /// (a statement that timed out may have run there: every write is idempotent).
+    fn post(&self, database: Option<&str>, sql: &str, mut body: Option<String>) -> Result<reqwest::blocking::Response> {
+        let count = self.urls.len();
+        let first = self.current.load(Ordering::Relaxed) % count;
+        let mut unreachable = Vec::new();
+        for attempt in 0..count {
+            let at = (first + attempt) % count;
+            let this = if attempt + 1 == count { body.take() } else { body.clone() };
+            match self.post_to(&self.urls[at], database, sql, this) {
+                Err(StoreError::Unreachable(why)) => unreachable.push(why),
+                answered => {
+                    if attempt > 0 {
+                        tracing::warn!(url = %self.urls[at], skipped = ?unreachable, "ClickHouse: another server answers");
+                        self.current.store(at, Ordering::Relaxed);
+                    }
+                    return answered;
+                }
+            }
+        }
+        Err(StoreError::Unreachable(unreachable.join("; ")))
+    }
+
+    fn post_to(
+        &self,
+        url: &str,
+        database: Option<&str>,
+        sql: &str,
+        body: Option<String>,
+    ) -> Result<reqwest::blocking::Response> {
         let started = std::time::Instant::now();
         let mut params: Vec<(&str, &str)> = vec![("output_format_json_quote_64bit_integers", "0")];
         if self.cluster.is_some() {
@@ -192,7 +231,7 @@ impl ClickHouseStore {
             params.push(("database", db));
         }
         let http = self.http.as_ref().ok_or_else(|| db_err("the store is closed"))?;
-        let mut request = http.post(&self.url).query(&params);
+        let mut request = http.post(url).query(&params);
         request = match body {
             // Data in the body, the statement in the URL.
             Some(body) => request.query(&[("query", sql)]).body(body),
@@ -205,8 +244,8 @@ impl ClickHouseStore {
             request = request.header("X-ClickHouse-Key", password);
         }
         let response = request.send().map_err(|e| match e.is_connect() || e.is_timeout() {
-            true => StoreError::Unreachable(format!("clickhouse at {}: {e}", self.url)),
-            false => db_err(format!("{}: {e}", self.url)),
+            true => StoreError::Unreachable(format!("clickhouse at {url}: {e}")),
+            false => db_err(format!("{url}: {e}")),
         })?;
         self.queries.fetch_add(1, Ordering::Relaxed);
         debug!(sql, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "clickhouse query");

@@ -12,6 +12,7 @@ use signet_store::EventStore;
 fn settings_on(url: &str, database: String, node: &str, cluster: Option<&str>) -> ClickHouseSettings {
     ClickHouseSettings {
         url: url.to_string(),
+        urls: Vec::new(),
         database,
         user: None,
         password_file: None,
@@ -358,4 +359,24 @@ fn shared_documents(server: &LocalServer, prefix: &str) {
 fn shared_documents_are_versioned() {
     shared_documents(server(), "documents");
     shared_documents(chdb_server(), "documents_current");
+}
+
+/// With several servers configured, one that does not answer is skipped: here the first URL is a
+/// closed port, the second the server.
+#[test]
+fn a_server_that_does_not_answer_is_skipped_for_the_next() {
+    use signet_query::Expr;
+    let closed = format!("http://127.0.0.1:{}", {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    });
+    let mut settings = settings_on(&closed, format!("failover_{}", std::process::id()), "node-1", None);
+    settings.urls = vec![server().url.clone()];
+    let store = ClickHouseStore::open(&settings).expect("the second server answers");
+    assert_eq!(store.count("a", signet_model::LogKind::SignIn, &Expr::True).unwrap(), 0);
+    settings.urls.clear();
+    assert!(
+        matches!(ClickHouseStore::open(&settings), Err(signet_store::StoreError::Unreachable(_))),
+        "the closed port alone does not answer"
+    );
 }
