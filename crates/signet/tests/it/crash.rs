@@ -463,7 +463,9 @@ fn two_nodes_on_a_cluster_lose_nothing_when_a_node_and_a_replica_die() {
 }
 
 fn two_nodes_killed_in_turn(on_cluster: bool) {
-    let cluster = on_cluster.then(signet_store::clickhouse::cluster);
+    // Its own cluster: a replica killed here must not stall the other tests' distributed DDL.
+    let own = on_cluster.then(signet_store::clickhouse::LocalCluster::start);
+    let cluster = own.as_ref();
     let urls: [String; 2] = match cluster {
         Some(c) => [c.servers[0].server.url.clone(), c.servers[2].server.url.clone()],
         None => [0, 1].map(|_| signet_store::clickhouse::server().url.clone()),

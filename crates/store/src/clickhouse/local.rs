@@ -165,11 +165,10 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     pub const NAME: &'static str = "signet_test";
-}
 
-pub fn cluster() -> &'static LocalCluster {
-    static CLUSTER: std::sync::OnceLock<LocalCluster> = std::sync::OnceLock::new();
-    CLUSTER.get_or_init(|| {
+    /// A cluster of one's own (its own ZooKeeper and servers): for a test that kills a server,
+    /// which would stall the distributed DDL of every other test on a shared cluster.
+    pub fn start() -> LocalCluster {
         let zookeeper = zookeeper();
         let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
         let replica = |i: usize| format!("<replica><host>127.0.0.1</host><port>{}</port></replica>", ports[i].1);
@@ -196,7 +195,13 @@ pub fn cluster() -> &'static LocalCluster {
             })
             .collect();
         LocalCluster { servers }
-    })
+    }
+}
+
+/// The cluster this process's tests share, started on first use.
+pub fn cluster() -> &'static LocalCluster {
+    static CLUSTER: std::sync::OnceLock<LocalCluster> = std::sync::OnceLock::new();
+    CLUSTER.get_or_init(LocalCluster::start)
 }
 
 /// A private ZooKeeper on a loopback port; returns the port.
