@@ -40,6 +40,12 @@ impl FileDocument {
         FileDocument { path, mode, version: AtomicU64::new(0) }
     }
 
+    /// The document `name` of a data directory: `DATA/<name>`, private (0600) under `auth/`.
+    pub fn in_data_dir(data_dir: &Path, name: &str) -> FileDocument {
+        let mode = if name.starts_with("auth/") { 0o600 } else { 0o644 };
+        FileDocument::new(data_dir.join(name), mode)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -95,8 +101,7 @@ pub struct DataDirDocuments(pub PathBuf);
 
 impl Documents for DataDirDocuments {
     fn document(&self, name: &str) -> Box<dyn Document> {
-        let mode = if name.starts_with("auth/") { 0o600 } else { 0o644 };
-        Box::new(FileDocument::new(self.0.join(name), mode))
+        Box::new(FileDocument::in_data_dir(&self.0, name))
     }
 }
 

@@ -293,7 +293,7 @@ pub const AUDIT_DOCUMENT: &str = "settings/audit.json";
 
 impl AuditSettingsStore {
     pub fn open_audit(data_dir: &Path) -> std::io::Result<AuditSettingsStore> {
-        OrgSettingsFile::open_document(Box::new(FileDocument::new(data_dir.join(AUDIT_DOCUMENT), 0o644)))
+        OrgSettingsFile::open_document(Box::new(FileDocument::in_data_dir(data_dir, AUDIT_DOCUMENT)))
     }
 }
 

@@ -38,11 +38,10 @@ impl ClickHouseDocuments {
 
 impl Documents for ClickHouseDocuments {
     fn document(&self, name: &str) -> Box<dyn Document> {
-        let mode = if name.starts_with("auth/") { 0o600 } else { 0o644 };
         Box::new(SharedDocument {
             store: self.store.clone(),
             name: name.to_string(),
-            local: FileDocument::new(self.data_dir.join(name), mode),
+            local: FileDocument::in_data_dir(&self.data_dir, name),
         })
     }
 }
