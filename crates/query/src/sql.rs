@@ -23,6 +23,20 @@ pub enum Dialect {
 }
 
 const UNNEST_ALIAS: &str = "__unnested";
+/// An unnested element's position in its list (see [`Counting::Distinct`]).
+const UNNEST_INDEX: &str = "__unnested_at";
+
+/// What an aggregation's counts count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counting<'a> {
+    /// Every row the source gives (each is one event).
+    Rows,
+    /// The distinct values of these columns: the source may give an event more than once (a
+    /// ClickHouse table before its parts are merged, read without `FINAL`), and these columns
+    /// tell its copies apart from other events. After an unnest, the element's position in
+    /// its list is part of the key, so a list holding a value twice still counts twice.
+    Distinct(&'a [&'static Column]),
+}
 const HOUR_US: i64 = 3_600_000_000;
 const DAY_US: i64 = 86_400_000_000;
 const WEEK_US: i64 = 7 * DAY_US;
@@ -145,6 +159,17 @@ impl Dialect {
         match self {
             Dialect::DuckDb => format!("count(DISTINCT {column})"),
             Dialect::ClickHouse => format!("uniqExact({column})"),
+        }
+    }
+
+    /// The distinct values of `key` (comma-separated columns) among the rows where `condition`
+    /// holds (all rows without one).
+    fn count_distinct_key(self, key: &str, condition: Option<&str>) -> String {
+        match (self, condition) {
+            (Dialect::DuckDb, None) => format!("count(DISTINCT ({key}))"),
+            (Dialect::DuckDb, Some(c)) => format!("count(DISTINCT ({key})) FILTER (WHERE {c})"),
+            (Dialect::ClickHouse, None) => format!("uniqExact({key})"),
+            (Dialect::ClickHouse, Some(c)) => format!("uniqExactIf({key}, {c})"),
         }
     }
 
@@ -364,7 +389,18 @@ pub fn count_sql(org: &str, kind: signet_model::LogKind, filter: &Expr, dialect:
 
 /// [`count_sql`] reading from `source` (see [`list_sql_from`]).
 pub fn count_sql_from(org: &str, filter: &Expr, dialect: Dialect, source: &str) -> String {
-    format!("SELECT count(*) FROM {} WHERE {} AND {}", source, org_clause(org, dialect), compile_expr(filter, dialect))
+    count_sql_counting(org, filter, dialect, source, Counting::Rows)
+}
+
+/// [`count_sql_from`] counting as `counting` says.
+pub fn count_sql_counting(org: &str, filter: &Expr, dialect: Dialect, source: &str, counting: Counting<'_>) -> String {
+    let count = match counting {
+        Counting::Rows => "count(*)".to_string(),
+        Counting::Distinct(key) => {
+            dialect.count_distinct_key(&key.iter().map(|c| c.name).collect::<Vec<_>>().join(", "), None)
+        }
+    };
+    format!("SELECT {count} FROM {} WHERE {} AND {}", source, org_clause(org, dialect), compile_expr(filter, dialect))
 }
 
 /// The columns an aggregation's groups and measures read (not the filter's: it is applied
@@ -392,8 +428,18 @@ pub fn agg_sql(query: &AggQuery, dialect: Dialect) -> String {
 
 /// [`agg_sql`] reading from `table` (see [`list_sql_from`]).
 pub fn agg_sql_from(query: &AggQuery, dialect: Dialect, table: &str) -> String {
+    agg_sql_counting(query, dialect, table, Counting::Rows)
+}
+
+/// [`agg_sql_from`] with counts that count as `counting` says.
+pub fn agg_sql_counting(query: &AggQuery, dialect: Dialect, table: &str, counting: Counting<'_>) -> String {
     let mut filter = format!("{} AND {}", org_clause(&query.org, dialect), compile_expr(&query.filter, dialect));
-    let bits = distinct_among_by_bits(query, dialect, &format!("(SELECT * FROM {table} WHERE {filter}) AS t"));
+    // The DuckDB shapes (this one and the two steps below) count rows.
+    let plain = counting == Counting::Rows;
+    let bits = match plain {
+        true => distinct_among_by_bits(query, dialect, &format!("(SELECT * FROM {table} WHERE {filter}) AS t")),
+        false => None,
+    };
     for group in &query.group_by {
         if let (GroupBy::Among(column, values), None) = (group, &bits) {
             filter.push_str(&format!(" AND {}", among_clause(column, values, dialect)));
@@ -405,19 +451,42 @@ pub fn agg_sql_from(query: &AggQuery, dialect: Dialect, table: &str) -> String {
     });
     // Unnesting repeats every selected column per element: select only what the groups and
     // measures read (engines do not push this projection through the unnest themselves).
-    let read = aggregation_columns(query).iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
+    let mut read = aggregation_columns(query);
+    let mut key: Option<Vec<&str>> = None;
+    if let Counting::Distinct(columns) = counting {
+        for column in columns {
+            if !read.iter().any(|c| std::ptr::eq(*c, *column)) {
+                read.push(column);
+            }
+        }
+        key = Some(columns.iter().map(|c| c.name).chain(unnest.map(|_| UNNEST_INDEX)).collect());
+    }
+    let read = read.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
     let read = if read.is_empty() { String::new() } else { format!("{read}, ") };
     let source = match (unnest, dialect) {
         (None, _) => format!("(SELECT * FROM {table} WHERE {filter}) AS t"),
         (Some(list), Dialect::DuckDb) => {
-            format!("(SELECT {read}unnest({}) AS {UNNEST_ALIAS} FROM {table} WHERE {filter}) AS t", list.name)
+            let at = match key {
+                Some(_) => format!(", generate_subscripts({}, 1) AS {UNNEST_INDEX}", list.name),
+                None => String::new(),
+            };
+            format!("(SELECT {read}unnest({}) AS {UNNEST_ALIAS}{at} FROM {table} WHERE {filter}) AS t", list.name)
         }
-        (Some(list), Dialect::ClickHouse) => format!(
-            "(SELECT {read}{UNNEST_ALIAS} FROM {table} ARRAY JOIN {} AS {UNNEST_ALIAS} WHERE {filter}) AS t",
-            list.name
-        ),
+        (Some(list), Dialect::ClickHouse) => {
+            let (selected, joined) = match key {
+                Some(_) => (format!(", {UNNEST_INDEX}"), format!(", arrayEnumerate({}) AS {UNNEST_INDEX}", list.name)),
+                None => (String::new(), String::new()),
+            };
+            format!(
+                "(SELECT {read}{UNNEST_ALIAS}{selected} FROM {table} ARRAY JOIN {} AS {UNNEST_ALIAS}{joined} \
+                 WHERE {filter}) AS t",
+                list.name
+            )
+        }
     };
-    let sql = match bits.or_else(|| distinct_in_two_steps(query, dialect, &source)) {
+    let key = key.map(|k| k.join(", "));
+    let shaped = if plain { bits.or_else(|| distinct_in_two_steps(query, dialect, &source)) } else { None };
+    let sql = match shaped {
         Some(sql) => sql,
         None => {
             let mut select = Vec::new();
@@ -425,7 +494,7 @@ pub fn agg_sql_from(query: &AggQuery, dialect: Dialect, table: &str) -> String {
                 select.push(format!("{} AS g{i}", group_sql(group, dialect)));
             }
             for (i, measure) in query.measures.iter().enumerate() {
-                select.push(format!("{} AS m{i}", measure_sql(measure, dialect)));
+                select.push(format!("{} AS m{i}", counted_measure_sql(measure, dialect, key.as_deref())));
             }
             format!("SELECT {} FROM {source}", select.join(", "))
         }
@@ -711,6 +780,22 @@ fn group_sql(group: &GroupBy, dialect: Dialect) -> String {
 }
 
 fn measure_sql(measure: &Measure, dialect: Dialect) -> String {
+    counted_measure_sql(measure, dialect, None)
+}
+
+/// [`measure_sql`], counting distinct values of `key` (comma-separated) where given (see
+/// [`Counting::Distinct`]).
+fn counted_measure_sql(measure: &Measure, dialect: Dialect, key: Option<&str>) -> String {
+    match (measure, key) {
+        (Measure::Count, Some(key)) => return dialect.count_distinct_key(key, None),
+        (Measure::CountIf(condition), Some(key)) => {
+            return dialect.count_distinct_key(key, Some(&compile_expr(condition, dialect)))
+        }
+        (Measure::CountWhereGroupIn(list), Some(key)) => {
+            return dialect.count_distinct_key(key, Some(&dialect.list_contains(list.name, UNNEST_ALIAS)))
+        }
+        _ => {}
+    }
     match measure {
         Measure::Count => "count(*)".to_string(),
         Measure::CountIf(condition) => dialect.count_if(&compile_expr(condition, dialect)),

@@ -172,6 +172,8 @@ impl VersionIndex {
     fn add(&mut self, v: VersionEntry<'_>) {
         let key = version_key(v.org, v.kind, v.id);
         match self.map.get(&key).copied() {
+            // A copy (a store that may hold a row twice until it merges, read as it is).
+            Some((revision, hash)) if revision == v.revision && hash == v.content_hash => {}
             Some((revision, _)) if revision >= v.revision => self.older.entry(key).or_default().push(v.content_hash),
             Some((_, hash)) => {
                 self.older.entry(key).or_default().push(hash);

@@ -3,7 +3,8 @@ for tests: what Signet's ClickHouse store sends and nothing more (the statement 
 in ?query= with the data in the body; ?database=; other parameters are settings). It lets the
 same SQL run on a current engine as on Debian's clickhouse-server 18.16.
 
-Usage: python3 chdb_http.py PORT
+Usage: python3 chdb_http.py PORT [DIR]   (DIR: where the engine keeps its files; else a
+temporary directory that is left behind when the shim is killed)
 """
 
 import sys
@@ -14,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from chdb import session as chs
 
 LOCK = threading.Lock()  # one chdb session, one statement at a time
-SESSION = chs.Session()
+SESSION = chs.Session(sys.argv[2]) if len(sys.argv) > 2 else chs.Session()
 
 
 class Handler(BaseHTTPRequestHandler):

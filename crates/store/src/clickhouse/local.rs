@@ -19,6 +19,25 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
+/// A directory for one server's files, under `$TMPDIR/signet-local-servers/PID/`: the servers
+/// live as long as the test process and are killed with it (nothing runs to remove their files
+/// then), so the first call of a process removes what processes that have ended left behind.
+fn server_dir() -> std::path::PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let root = std::env::temp_dir().join("signet-local-servers");
+    SWEPT.call_once(|| {
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let pid = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+    let mine = root.join(std::process::id().to_string());
+    std::fs::create_dir_all(&mine).expect("a directory for local servers");
+    tempfile::tempdir_in(mine).expect("a temporary directory").keep()
+}
+
 /// Runs `command` from a thread that lives as long as the process (the parent-death signal is
 /// sent when the spawning thread ends), output to `log`; returns its process id.
 fn spawn_for_life(mut command: std::process::Command, log: &Path, what: &'static str) -> u32 {
@@ -63,11 +82,11 @@ pub fn chdb_server() -> &'static LocalServer {
     static SERVER: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
     SERVER.get_or_init(|| {
         let port = free_port();
-        let dir = tempfile::tempdir().expect("a temporary directory").keep();
+        let dir = server_dir();
         let script = dir.join("chdb_http.py");
         std::fs::write(&script, include_str!("chdb_http.py")).expect("the shim");
         let mut command = std::process::Command::new("python3");
-        command.arg(&script).arg(port.to_string()).current_dir(&dir);
+        command.arg(&script).arg(port.to_string()).arg(dir.join("chdb")).current_dir(&dir);
         let log = dir.join("chdb.log");
         spawn_for_life(command, &log, "python3 with chdb (PyPI chdb)");
         let url = format!("http://127.0.0.1:{port}");
@@ -97,7 +116,7 @@ impl OwnedServer {
 
     /// A server on the given ports with `extra` in its `config.xml` (cluster settings).
     fn start_with(http: u16, tcp: u16, extra: &str) -> OwnedServer {
-        let dir = tempfile::tempdir().expect("a temporary directory").keep();
+        let dir = server_dir();
         let path = dir.display();
         let config = format!(
             "<yandex>\n<logger><level>warning</level><console>true</console></logger>\n\
@@ -207,7 +226,7 @@ pub fn cluster() -> &'static LocalCluster {
 /// A private ZooKeeper on a loopback port; returns the port.
 fn zookeeper() -> u16 {
     let port = free_port();
-    let dir = tempfile::tempdir().expect("a temporary directory").keep();
+    let dir = server_dir();
     let config = dir.join("zoo.cfg");
     std::fs::write(
         &config,
