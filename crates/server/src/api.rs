@@ -295,7 +295,7 @@ pub fn plan_export(org: &str, kind: LogKind, params: &[(String, String)], now: i
 /// Writes everything an export plan matches, in chunks of about 256 KiB, to `sink` (which
 /// returns false to stop, e.g. when the client went away). Returns the rows written.
 pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String) -> bool) -> Result<u64, String> {
-    let ExportPlan { format, mut query, csv_columns, proofs } = plan;
+    let ExportPlan { format, query, csv_columns, proofs } = plan;
     let mut rows_written = 0u64;
     let mut out = String::new();
     let head = if proofs {
@@ -312,10 +312,9 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
         ExportFormat::Json => out.push('['),
         ExportFormat::Ndjson => {}
     }
-    loop {
-        let rows = engine.store().list(&query).map_err(|e| e.to_string())?;
-        let more = rows.len() > query.limit;
-        let page = &rows[..rows.len().min(query.limit)];
+    // Whether the client is still there (`sink` answered true every time).
+    let mut open = true;
+    let write_page = |page: Vec<Vec<Cell>>| -> Result<bool, String> {
         let (refs, mut records) = match format {
             ExportFormat::Csv => (Vec::new(), Vec::new().into_iter()),
             _ => {
@@ -384,16 +383,15 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
             }
             rows_written += 1;
             if out.len() > 256 * 1024 && !sink(std::mem::take(&mut out)) {
-                return Ok(rows_written);
+                open = false;
+                return Ok(false);
             }
         }
-        if !more {
-            break;
-        }
-        match cursor_of(&query, &rows[query.limit - 1]) {
-            Some(c) => query.after = Some(cursor::decode(&c).map_err(|e| e.to_string())?),
-            None => break,
-        }
+        Ok(true)
+    };
+    signet_store::scan_with(engine.store().as_ref(), &query, query.limit, write_page, |e| e.to_string())?;
+    if !open {
+        return Ok(rows_written);
     }
     if format == ExportFormat::Json {
         out.push(']');

@@ -341,14 +341,11 @@ fn write_parquet(engine: &Engine, job: &Checked, params: &[(String, String)], pa
     let request = native::request(job.kind, params, signet_model::time::now_micros()).map_err(|e| e.to_string())?;
     let mut query = request.into_list_query(&job.org, job.kind);
     query.columns = signet_store::record_columns(job.kind);
-    query.limit = 5000;
     query.order = signet_query::SortOrder::Asc;
     query.after = None;
     let mut pointers = Vec::new();
-    loop {
-        let rows = engine.store().list(&query).map_err(|e| e.to_string())?;
-        let more = rows.len() > query.limit;
-        for row in rows.iter().take(query.limit) {
+    let take = |rows: Vec<Vec<signet_model::Cell>>| -> Result<bool, String> {
+        for row in &rows {
             let row = signet_store::RecordRef::from_row(row).ok_or("an export row without its record's place")?;
             if let Some(node) = &row.node {
                 // Parquet parts carry each record's leaf in this node's Merkle tree.
@@ -361,14 +358,9 @@ fn write_parquet(engine: &Engine, job: &Checked, params: &[(String, String)], pa
             }
             pointers.push(row.ptr);
         }
-        match (more, rows.get(query.limit - 1)) {
-            (true, Some(last)) => match (&last[1], &last[0]) {
-                (signet_model::Cell::Time(t), signet_model::Cell::Str(id)) => query.after = Some((*t, id.clone())),
-                _ => return Err("an export page ended without a time and id".into()),
-            },
-            _ => break,
-        }
-    }
+        Ok(true)
+    };
+    signet_store::scan_with(engine.store().as_ref(), &query, 5000, take, |e| e.to_string())?;
     // An empty window is still a file (with the columns): "nothing happened" is an answer.
     signet_store::archive::write_records_parquet(engine, &job.org, job.kind, &pointers, path)
         .map_err(|e| e.to_string())?;

@@ -137,6 +137,73 @@ pub fn lists_newest_first_with_keyset_paging(store: Arc<dyn EventStore>) {
     assert_eq!(positions, (100..110).map(|p| (p, None)).collect::<Vec<_>>());
 }
 
+/// [`EventStore::scan`]: every row in the query's order and columns (the id and time left
+/// out), in pages of at most the size asked, after the query's cursor; stopped by the visitor.
+pub fn scans_every_row_in_pages(store: Arc<dyn EventStore>) {
+    load_basic(&*store);
+    // Three more in the fifth hour: several rows of one hour span pages.
+    let more: Vec<StoredEvent> = (0..3)
+        .map(|i| {
+            let json = signin_json(&format!("t{i}"), 4, "dave@contoso.com", "Outlook", 0, "");
+            stored("a", LogKind::SignIn, &json, 1, 400 + i as u64)
+        })
+        .collect();
+    store.apply(&more, 500).unwrap();
+    let upn = col(LogKind::SignIn, "user_principal_name");
+    let query = ListQuery {
+        org: "a".into(),
+        kind: LogKind::SignIn,
+        filter: Expr::True,
+        order: SortOrder::Desc,
+        limit: 100,
+        after: None,
+        columns: vec![upn, col(LogKind::SignIn, "id")],
+    };
+    let expected = store.list(&query).unwrap();
+    assert_eq!(expected.len(), 13);
+    let upns_only = ListQuery { columns: vec![upn], ..query.clone() };
+    let scan = |query: &ListQuery, page: usize, pages_wanted: usize| {
+        let mut pages = Vec::new();
+        store
+            .scan(query, page, &mut |rows| {
+                pages.push(rows);
+                Ok(pages.len() < pages_wanted)
+            })
+            .unwrap();
+        pages
+    };
+    for page in [1, 2, 5, 100] {
+        let pages = scan(&upns_only, page, usize::MAX);
+        assert!(pages.iter().all(|p| p.len() <= page && p.iter().all(|row| row.len() == 1)), "page {page}");
+        let rows: Vec<Vec<Cell>> = pages.into_iter().flatten().collect();
+        let want: Vec<Vec<Cell>> = expected.iter().map(|row| vec![row[0].clone()]).collect();
+        assert_eq!(rows, want, "page {page}");
+    }
+    // Oldest first, Outlook only, after s3 (hour 3): t0..t2 (hour 4, by id), s5, s6, s8, s9.
+    let outlook = Expr::eq(col(LogKind::SignIn, "app_display_name"), signet_query::Literal::Str("Outlook".into()));
+    let with_times =
+        ListQuery { columns: vec![col(LogKind::SignIn, "id"), col(LogKind::SignIn, "event_time")], ..query.clone() };
+    let time_of_s3 = store
+        .list(&with_times)
+        .unwrap()
+        .iter()
+        .find_map(|row| match (&row[0], &row[1]) {
+            (Cell::Str(id), Cell::Time(t)) if id == "s3" => Some(*t),
+            _ => None,
+        })
+        .expect("s3 listed");
+    let after_s3 = ListQuery {
+        filter: outlook,
+        order: SortOrder::Asc,
+        after: Some((time_of_s3, "s3".into())),
+        columns: vec![col(LogKind::SignIn, "id")],
+        ..query.clone()
+    };
+    let ids: Vec<String> = scan(&after_s3, 2, usize::MAX).into_iter().flatten().map(|row| cell_str(&row[0])).collect();
+    assert_eq!(ids, ["t0", "t1", "t2", "s5", "s6", "s8", "s9"]);
+    assert_eq!(scan(&upns_only, 2, 1).len(), 1, "the visitor stops the scan");
+}
+
 pub fn organisations_are_isolated(store: Arc<dyn EventStore>) {
     load_basic(&*store);
     assert_eq!(list(&*store, "b", Expr::True, 10), vec!["other-org"]);
@@ -556,7 +623,7 @@ pub fn other_kinds(store: Arc<dyn EventStore>) {
 macro_rules! event_store_conformance_tests {
     ($factory:expr) => {
         $crate::event_store_conformance_tests!(@tests $factory;
-            applies_and_tracks_position, lists_newest_first_with_keyset_paging, organisations_are_isolated,
+            applies_and_tracks_position, lists_newest_first_with_keyset_paging, scans_every_row_in_pages, organisations_are_isolated,
             filters_match, revisions_replace_the_latest, two_revisions_in_one_batch, aggregates,
             aggregate_sets, aggregates_among, buckets_round_down, aggregates_over_lists, facets, other_kinds);
     };

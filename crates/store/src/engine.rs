@@ -239,6 +239,20 @@ pub trait EventStore: Send + Sync {
     /// next page), columns as [`signet_query::sql::list_columns`].
     fn list(&self, query: &ListQuery) -> Result<Vec<Vec<Cell>>>;
 
+    /// Every row `query` selects (its `limit` and `after` start it: rows after `after`),
+    /// in its order and with its columns, handed to `visit` in pages of at most `page` rows;
+    /// `visit` answers `false` to stop. What exports read. The default pages through
+    /// [`EventStore::list`] after each page's last row (with the id and time read for that
+    /// even when the columns leave them out).
+    fn scan(
+        &self,
+        query: &ListQuery,
+        page: usize,
+        visit: &mut dyn FnMut(Vec<Vec<Cell>>) -> Result<bool>,
+    ) -> Result<()> {
+        scan_pages(|q| self.list(q), query, page, visit).map(|_| ())
+    }
+
     /// Number of (latest-revision) events matching a filter.
     fn count(&self, org: &str, kind: LogKind, filter: &Expr) -> Result<u64>;
 
@@ -357,4 +371,99 @@ pub fn facets_by_column<S: EventStore + ?Sized>(store: &S, query: &FacetQuery) -
         );
     }
     Ok(Facets { total, values })
+}
+
+/// [`EventStore::scan`] with a visitor that may fail: its error ends the scan and is the
+/// answer; the store's errors become `E` through `store_error`.
+pub fn scan_with<E>(
+    store: &dyn EventStore,
+    query: &ListQuery,
+    page: usize,
+    mut visit: impl FnMut(Vec<Vec<Cell>>) -> std::result::Result<bool, E>,
+    store_error: impl FnOnce(crate::StoreError) -> E,
+) -> std::result::Result<(), E> {
+    let mut failure = None;
+    let scanned = store.scan(query, page, &mut |rows| match visit(rows) {
+        Ok(more) => Ok(more),
+        Err(err) => {
+            failure = Some(err);
+            Ok(false)
+        }
+    });
+    match failure {
+        Some(err) => Err(err),
+        None => scanned.map_err(store_error),
+    }
+}
+
+/// [`EventStore::scan`] by pages of `list`; `Ok(false)` when `visit` stopped it.
+pub(crate) fn scan_pages(
+    list: impl Fn(&ListQuery) -> Result<Vec<Vec<Cell>>>,
+    query: &ListQuery,
+    page: usize,
+    visit: &mut dyn FnMut(Vec<Vec<Cell>>) -> Result<bool>,
+) -> Result<bool> {
+    let (mut paged, keys) = keyed_list(query, page);
+    loop {
+        let mut rows = list(&paged)?;
+        let more = rows.len() > page;
+        rows.truncate(page);
+        let next = rows.last().and_then(|row| keys.after(row));
+        if !visit(keys.strip(rows))? {
+            return Ok(false);
+        }
+        if !more {
+            return Ok(true);
+        }
+        match next {
+            Some(after) => paged.after = Some(after),
+            None => return Err(crate::StoreError::Database("a list row without its id and time".into())),
+        }
+    }
+}
+
+/// Where a list row holds its time and id, and how many columns were added to read them (see
+/// [`keyed_list`]).
+pub(crate) struct RowKeys {
+    time_at: usize,
+    id_at: usize,
+    added: usize,
+}
+
+impl RowKeys {
+    /// The cursor after `row`.
+    pub(crate) fn after(&self, row: &[Cell]) -> Option<(i64, String)> {
+        match (row.get(self.time_at), row.get(self.id_at)) {
+            (Some(Cell::Time(time)), Some(Cell::Str(id))) => Some((*time, id.clone())),
+            _ => None,
+        }
+    }
+
+    /// The rows without the columns added for the keys.
+    pub(crate) fn strip(&self, mut rows: Vec<Vec<Cell>>) -> Vec<Vec<Cell>> {
+        if self.added > 0 {
+            for row in &mut rows {
+                row.truncate(row.len() - self.added);
+            }
+        }
+        rows
+    }
+}
+
+/// `query` with `limit` and its columns spelled out, `event_time` and `id` added at the end
+/// where they are not among them.
+pub(crate) fn keyed_list(query: &ListQuery, limit: usize) -> (ListQuery, RowKeys) {
+    let mut columns = signet_query::sql::list_columns(query);
+    let mut added = 0;
+    let mut position = |name: &str, columns: &mut Vec<&'static signet_model::schema::Column>| {
+        columns.iter().position(|c| c.name == name).unwrap_or_else(|| {
+            let column = signet_model::schema::find_column(query.kind, name).expect("a common column");
+            columns.push(column);
+            added += 1;
+            columns.len() - 1
+        })
+    };
+    let time_at = position("event_time", &mut columns);
+    let id_at = position("id", &mut columns);
+    (ListQuery { limit, columns, ..query.clone() }, RowKeys { time_at, id_at, added })
 }

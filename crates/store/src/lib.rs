@@ -42,7 +42,9 @@ use serde::Serialize;
 use signet_model::{normalize, LogKind};
 use tracing::{info, warn};
 
-pub use engine::{record_columns, ArchivedPart, EventStore, ExpiryCandidate, RecordRef, RevisionRef, StoredEvent};
+pub use engine::{
+    record_columns, scan_with, ArchivedPart, EventStore, ExpiryCandidate, RecordRef, RevisionRef, StoredEvent,
+};
 pub use error::{Result, StoreError};
 pub use ingest::{IngestConfig, IngestMetrics, Outcome, Pipeline};
 pub use ledger::{Ledger, TrustConfig};

@@ -644,6 +644,56 @@ impl EventStore for ClickHouseStore {
         Ok(rows)
     }
 
+    /// In windows of the time range holding about `page` rows each (planned from a plain count
+    /// per hour), each paged as a list: every query reads a bounded stretch of the sort key.
+    /// Paging the whole filter by cursor instead made each page a `FINAL` over everything on
+    /// the cursor's side (8 s a page, 12,000 rows/s, at 10M sign-ins). The windows are
+    /// contiguous and unbounded at both ends, so what the plan missed (rows stored since) is
+    /// still read; only the windows' sizes rest on it.
+    fn scan(
+        &self,
+        query: &ListQuery,
+        page: usize,
+        visit: &mut dyn FnMut(Vec<Vec<Cell>>) -> Result<bool>,
+    ) -> Result<()> {
+        const HOUR: i64 = 3_600_000_000;
+        let descending = query.order == signet_query::SortOrder::Desc;
+        let hours = self.query_json(&format!(
+            "SELECT intDiv(event_time, {HOUR}) AS h, count() FROM {} WHERE {} GROUP BY h ORDER BY h {}",
+            schema::table(query.kind),
+            sql::list_where(query, DIALECT),
+            if descending { "DESC" } else { "ASC" },
+        ))?;
+        // Where each window after the first begins, in the query's order.
+        let mut cuts = Vec::new();
+        let mut in_window = 0u64;
+        for row in &hours {
+            let (hour, rows) = (int_of(&row[0]), int_of(&row[1]) as u64);
+            if in_window > 0 && in_window + rows > page as u64 {
+                cuts.push(if descending { (hour + 1) * HOUR } else { hour * HOUR });
+                in_window = 0;
+            }
+            in_window += rows;
+        }
+        let time = schema::find_column(query.kind, "event_time").expect("a common column");
+        let bound = |op, at| Expr::Compare { column: time, op, value: signet_query::Literal::Time(at) };
+        let mut edges: Vec<Option<i64>> = vec![None];
+        edges.extend(cuts.into_iter().map(Some));
+        edges.push(None);
+        for pair in edges.windows(2) {
+            let (first, last) = (pair[0], pair[1]);
+            let (low, high) = if descending { (last, first) } else { (first, last) };
+            let mut filter = vec![query.filter.clone()];
+            filter.extend(low.map(|at| bound(signet_query::CmpOp::Ge, at)));
+            filter.extend(high.map(|at| bound(signet_query::CmpOp::Lt, at)));
+            let window = ListQuery { filter: Expr::and(filter), ..query.clone() };
+            if !crate::engine::scan_pages(|q| self.list(q), &window, page, visit)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn keeps_records(&self) -> bool {
         true
     }
