@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use signet_model::schema::{self, ColType, Column};
 use signet_model::{Cell, LogKind};
 use signet_query::sql::{self, Dialect};
-use signet_query::{AggQuery, Expr, ListQuery, Measure};
+use signet_query::{AggQuery, Expr, FacetQuery, Facets, ListQuery, Measure};
 use tracing::debug;
 
 use crate::engine::{EventStore, RecordRef, RevisionRef, StoredEvent, VersionEntry};
@@ -781,6 +781,68 @@ impl EventStore for ClickHouseStore {
             }
         }
         Ok(rows)
+    }
+
+    /// Every column's top values and the total in one pass (18.16 has no `GROUPING SETS`):
+    /// each row becomes one `(column, value)` pair per column (per element of a list column)
+    /// and one for the total, grouped together, the top `limit` kept per column. Eight
+    /// columns of 30 days of 1M sign-ins took 2.5 s as nine queries (one `FINAL` each).
+    fn facets(&self, query: &FacetQuery) -> Result<Facets> {
+        let columns = &query.columns;
+        let dedup = Dedup::for_filter(&query.filter);
+        let source = self.source(&query.org, query.kind, &query.filter, columns, dedup);
+        // (column, text, number, position): the number orders a non-text column's ties as
+        // its own values would be ordered; the position tells a list's elements apart.
+        let no_number = "CAST(NULL AS Nullable(Int64))";
+        let mut scalars = Vec::new();
+        let mut lists = Vec::new();
+        for (i, column) in columns.iter().enumerate() {
+            let name = column.name;
+            match column.ty {
+                ColType::StrList => lists.push(format!(
+                    "arrayMap((x, p) -> (toUInt16({i}), toNullable(x), {no_number}, toUInt32(p)), {name}, \
+                     arrayEnumerate({name}))"
+                )),
+                ColType::Str => {
+                    scalars.push(format!("(toUInt16({i}), toNullable(toString({name})), {no_number}, toUInt32(0))"))
+                }
+                _ => scalars.push(format!(
+                    "(toUInt16({i}), toNullable(toString({name})), toNullable(toInt64({name})), toUInt32(0))"
+                )),
+            }
+        }
+        let total = columns.len();
+        scalars.push(format!("(toUInt16({total}), CAST(NULL AS Nullable(String)), {no_number}, toUInt32(0))"));
+        let mut arrays = vec![format!("[{}]", scalars.join(", "))];
+        arrays.extend(lists);
+        let pairs = match arrays.len() {
+            1 => arrays.remove(0),
+            _ => format!("arrayConcat({})", arrays.join(", ")),
+        };
+        let count = match dedup {
+            Dedup::Final => "count()",
+            Dedup::Copies => "uniqExact(id, revision, kv.4)",
+        };
+        let sql = format!(
+            "SELECT kv.1 AS k, kv.2 AS v, kv.3 AS num, {count} AS n FROM {source} ARRAY JOIN {pairs} AS kv \
+             GROUP BY k, v, num ORDER BY k, n DESC, num ASC NULLS LAST, v ASC NULLS LAST LIMIT {} BY k",
+            query.limit
+        );
+        let mut facets = Facets { total: 0, values: vec![Vec::new(); columns.len()] };
+        for row in self.query_json(&sql)? {
+            let (k, n) = (int_of(&row[0]) as usize, int_of(&row[3]));
+            match columns.get(k) {
+                Some(column) => {
+                    let value = match column.ty {
+                        ColType::Str | ColType::StrList => to_cell(row[1].clone(), Some(ColType::Str)),
+                        ty => to_cell(row[2].clone(), Some(ty)),
+                    };
+                    facets.values[k].push((value, n));
+                }
+                None => facets.total = n as u64,
+            }
+        }
+        Ok(facets)
     }
 
     fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>> {

@@ -115,7 +115,7 @@ fn copies_count_once_in_every_query_shape(store: &dyn EventStore) {
     use signet_model::schema::find_column;
     use signet_model::{normalize, Cell, LogKind};
     use signet_query::ast::Bucket;
-    use signet_query::{AggQuery, Expr, GroupBy, ListQuery, Literal, Measure, SortOrder};
+    use signet_query::{AggQuery, Expr, FacetQuery, GroupBy, ListQuery, Literal, Measure, SortOrder};
     use signet_store::conformance::{signin_json, T0};
     use signet_store::{RecordPtr, StoredEvent};
     let signin = LogKind::SignIn;
@@ -191,6 +191,14 @@ fn copies_count_once_in_every_query_shape(store: &dyn EventStore) {
         assert!(!once.is_empty() && once.iter().all(|row| row.iter().any(|c| matches!(c, Cell::Int(n) if *n > 0))));
         assert_eq!(store.aggregate(&query(&alice)).unwrap(), once, "{group_by:?} {measures:?}");
     }
+    let facets = |filter: &Expr| {
+        let columns = vec![col("app_display_name"), col("error_code"), col("auth_methods")];
+        store.facets(&FacetQuery { org: "a".into(), kind: signin, filter: filter.clone(), columns, limit: 5 }).unwrap()
+    };
+    let once = facets(&Expr::True);
+    assert_eq!(once.total, 40);
+    assert_eq!(once.values[2][0], (Cell::Str("Password".into()), 40), "the methods are listed once per event");
+    assert_eq!(facets(&alice), once);
     let revisions = store.revisions("a", signin, "e3").unwrap();
     assert_eq!(revisions.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![1, 2], "each revision once");
 }
