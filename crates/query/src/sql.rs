@@ -698,23 +698,7 @@ pub fn multi_agg_sql_from(query: &MultiAggQuery, dialect: Dialect, table: &str) 
     if dialect == Dialect::ClickHouse || own_source || query.sets.len() < 2 {
         return None;
     }
-    let mut exprs: Vec<String> = Vec::new();
-    let mut sets = Vec::new();
-    for set in &query.sets {
-        let mut indices = Vec::new();
-        for group in &set.group_by {
-            let expr = group_sql(group, dialect);
-            let index = match exprs.iter().position(|e| *e == expr) {
-                Some(i) => i,
-                None => {
-                    exprs.push(expr);
-                    exprs.len() - 1
-                }
-            };
-            indices.push(index);
-        }
-        sets.push(indices);
-    }
+    let (exprs, sets) = set_groups(query, dialect);
     let mut read: Vec<&'static Column> = Vec::new();
     for set in &query.sets {
         measure_columns(&set.measures, &mut read);
@@ -751,6 +735,75 @@ pub fn multi_agg_sql_from(query: &MultiAggQuery, dialect: Dialect, table: &str) 
         "WITH f AS MATERIALIZED (SELECT {} FROM {table} WHERE {filter}) {}",
         materialised.join(", "),
         branches.join(" UNION ALL ")
+    );
+    Some(MultiAggSql { sql, sets, groups: exprs.len() })
+}
+
+/// The distinct group expressions of a [`MultiAggQuery`]'s sets, and per set the indices of
+/// its groups among them.
+fn set_groups(query: &MultiAggQuery, dialect: Dialect) -> (Vec<String>, Vec<Vec<usize>>) {
+    let mut exprs: Vec<String> = Vec::new();
+    let mut sets = Vec::new();
+    for set in &query.sets {
+        let mut indices = Vec::new();
+        for group in &set.group_by {
+            let expr = group_sql(group, dialect);
+            let index = match exprs.iter().position(|e| *e == expr) {
+                Some(i) => i,
+                None => {
+                    exprs.push(expr);
+                    exprs.len() - 1
+                }
+            };
+            indices.push(index);
+        }
+        sets.push(indices);
+    }
+    (exprs, sets)
+}
+
+/// [`MultiAggSql`] for ClickHouse, reading `source` (the filtered rows) once: each row is
+/// repeated once per set (`ARRAY JOIN` of the set numbers `s`), grouped by `s` and the
+/// set's group expressions (NULL for the others'), and each measure column is the measure of
+/// the group's set. 18.16 has neither `GROUPING SETS` nor materialised common table
+/// expressions. `None` for sets with unnested lists or listed values (their own sources).
+pub fn multi_agg_sql_by_repeats(query: &MultiAggQuery, source: &str, counting: Counting<'_>) -> Option<MultiAggSql> {
+    let dialect = Dialect::ClickHouse;
+    let own_source =
+        query.sets.iter().flat_map(|s| &s.group_by).any(|g| matches!(g, GroupBy::Unnest(_) | GroupBy::Among(..)));
+    if own_source || query.sets.len() < 2 {
+        return None;
+    }
+    let (exprs, sets) = set_groups(query, dialect);
+    let key = match counting {
+        Counting::Rows => None,
+        Counting::Distinct(columns) => Some(columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")),
+    };
+    let numbers: Vec<String> = (0..sets.len()).map(|i| i.to_string()).collect();
+    let mut select = vec!["s".to_string()];
+    for (g, expr) in exprs.iter().enumerate() {
+        let users: Vec<&str> =
+            sets.iter().zip(&numbers).filter(|(indices, _)| indices.contains(&g)).map(|(_, n)| n.as_str()).collect();
+        select.push(format!("if(s IN ({}), {expr}, NULL) AS g{g}", users.join(", ")));
+    }
+    let widest = query.sets.iter().map(|s| s.measures.len()).max().unwrap_or(0);
+    for m in 0..widest {
+        let mut branches = Vec::new();
+        for (set, number) in query.sets.iter().zip(&numbers) {
+            if let Some(measure) = set.measures.get(m) {
+                let sql = counted_measure_sql(measure, dialect, key.as_deref());
+                branches.push(format!("s = {number}, toNullable(toInt64({sql}))"));
+            }
+        }
+        select.push(format!("multiIf({}, NULL) AS m{m}", branches.join(", ")));
+    }
+    let groups: Vec<String> =
+        std::iter::once("s".to_string()).chain((0..exprs.len()).map(|g| format!("g{g}"))).collect();
+    let sql = format!(
+        "SELECT {} FROM {source} ARRAY JOIN [{}] AS s GROUP BY {}",
+        select.join(", "),
+        numbers.join(", "),
+        groups.join(", ")
     );
     Some(MultiAggSql { sql, sets, groups: exprs.len() })
 }

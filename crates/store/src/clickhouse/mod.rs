@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use signet_model::schema::{self, ColType, Column};
 use signet_model::{Cell, LogKind};
 use signet_query::sql::{self, Dialect};
-use signet_query::{AggQuery, Expr, FacetQuery, Facets, ListQuery, Measure};
+use signet_query::{AggQuery, Expr, FacetQuery, Facets, ListQuery, Measure, MultiAggQuery};
 use tracing::debug;
 
 use crate::engine::{EventStore, RecordRef, RevisionRef, StoredEvent, VersionEntry};
@@ -538,6 +538,21 @@ fn to_cell(value: Value, ty: Option<ColType>) -> Cell {
     }
 }
 
+/// Over no rows ClickHouse answers min/max with 0 and (18.16) a distinct count with NULL; the
+/// other engines, and the reports, expect NULL and 0. `rows` are `groups` group values, then
+/// `measures`.
+fn empty_measures(rows: &mut [Vec<Cell>], groups: usize, measures: &[Measure]) {
+    for row in rows {
+        for (cell, measure) in row.iter_mut().skip(groups).zip(measures) {
+            match (measure, &*cell) {
+                (Measure::MinTime(_) | Measure::MaxTime(_), Cell::Int(0)) => *cell = Cell::Null,
+                (Measure::Count | Measure::CountIf(_) | Measure::CountDistinct(_), Cell::Null) => *cell = Cell::Int(0),
+                _ => {}
+            }
+        }
+    }
+}
+
 fn int_of(value: &Value) -> i64 {
     value.as_i64().or_else(|| value.as_u64().map(|u| u as i64)).unwrap_or(0)
 }
@@ -766,21 +781,28 @@ impl EventStore for ClickHouseStore {
         let source = self.source(&query.org, query.kind, &query.filter, &columns, dedup);
         let sql = sql::agg_sql_counting(query, DIALECT, &source, dedup.counting(query.kind));
         let mut rows = self.query_cells(&sql, None)?;
-        // Over no rows ClickHouse answers min/max with 0 and (18.16) a distinct count with NULL;
-        // the other engines, and the reports, expect NULL and 0.
-        let groups = query.group_by.len();
-        for row in &mut rows {
-            for (cell, measure) in row.iter_mut().skip(groups).zip(&query.measures) {
-                match (measure, &*cell) {
-                    (Measure::MinTime(_) | Measure::MaxTime(_), Cell::Int(0)) => *cell = Cell::Null,
-                    (Measure::Count | Measure::CountIf(_) | Measure::CountDistinct(_), Cell::Null) => {
-                        *cell = Cell::Int(0)
-                    }
-                    _ => {}
-                }
-            }
-        }
+        empty_measures(&mut rows, query.group_by.len(), &query.measures);
         Ok(rows)
+    }
+
+    /// One query for all sets ([`sql::multi_agg_sql_by_repeats`]): a user's 90-day pattern
+    /// (eight sets) read the table eight times before.
+    fn aggregate_sets(&self, query: &MultiAggQuery) -> Result<Vec<Vec<Vec<Cell>>>> {
+        let dedup = Dedup::for_filter(&query.filter);
+        let mut columns = Vec::new();
+        for i in 0..query.sets.len() {
+            columns.extend(sql::aggregation_columns(&query.set(i)));
+        }
+        let source = self.source(&query.org, query.kind, &query.filter, &columns, dedup);
+        let Some(shape) = sql::multi_agg_sql_by_repeats(query, &source, dedup.counting(query.kind)) else {
+            return crate::engine::aggregate_by_set(self, query);
+        };
+        let rows = self.query_cells(&shape.sql, None)?;
+        let mut sets = crate::engine::split_sets(query, &shape, rows);
+        for (rows, set) in sets.iter_mut().zip(&query.sets) {
+            empty_measures(rows, set.group_by.len(), &set.measures);
+        }
+        Ok(sets)
     }
 
     /// Every column's top values and the total in one pass (18.16 has no `GROUPING SETS`):

@@ -115,7 +115,9 @@ fn copies_count_once_in_every_query_shape(store: &dyn EventStore) {
     use signet_model::schema::find_column;
     use signet_model::{normalize, Cell, LogKind};
     use signet_query::ast::Bucket;
-    use signet_query::{AggQuery, Expr, FacetQuery, GroupBy, ListQuery, Literal, Measure, SortOrder};
+    use signet_query::{
+        AggQuery, Expr, FacetQuery, GroupBy, GroupSet, ListQuery, Literal, Measure, MultiAggQuery, SortOrder,
+    };
     use signet_store::conformance::{signin_json, T0};
     use signet_store::{RecordPtr, StoredEvent};
     let signin = LogKind::SignIn;
@@ -191,6 +193,32 @@ fn copies_count_once_in_every_query_shape(store: &dyn EventStore) {
         assert!(!once.is_empty() && once.iter().all(|row| row.iter().any(|c| matches!(c, Cell::Int(n) if *n > 0))));
         assert_eq!(store.aggregate(&query(&alice)).unwrap(), once, "{group_by:?} {measures:?}");
     }
+    let sets = |filter: &Expr| MultiAggQuery {
+        org: "a".into(),
+        kind: signin,
+        filter: filter.clone(),
+        sets: vec![
+            GroupSet {
+                group_by: vec![GroupBy::HourOfDay(col("event_time"))],
+                measures: vec![Measure::Count, Measure::MinTime(col("event_time"))],
+                top: None,
+            },
+            GroupSet {
+                group_by: vec![GroupBy::Column(col("app_display_name"))],
+                measures: vec![Measure::Count],
+                top: Some(1),
+            },
+            GroupSet {
+                group_by: vec![],
+                measures: vec![Measure::CountDistinct(col("ip_address")), Measure::Count],
+                top: None,
+            },
+        ],
+    };
+    let once = store.aggregate_sets(&sets(&Expr::True)).unwrap();
+    assert_eq!(once, signet_store::engine::aggregate_by_set(store, &sets(&Expr::True)).unwrap());
+    assert_eq!(once[2][0][1], Cell::Int(40));
+    assert_eq!(store.aggregate_sets(&sets(&alice)).unwrap(), once);
     let facets = |filter: &Expr| {
         let columns = vec![col("app_display_name"), col("error_code"), col("auth_methods")];
         store.facets(&FacetQuery { org: "a".into(), kind: signin, filter: filter.clone(), columns, limit: 5 }).unwrap()
