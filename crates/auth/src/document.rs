@@ -94,6 +94,34 @@ impl Document for FileDocument {
 /// shared store.
 pub trait Documents: Send + Sync {
     fn document(&self, name: &str) -> Box<dyn Document>;
+
+    /// The set of entries `name` the nodes share one at a time, where they share any (a
+    /// data directory alone keeps its entries in its own files: `None`).
+    fn entries(&self, name: &str) -> Option<Box<dyn EntrySet>> {
+        let _ = name;
+        None
+    }
+}
+
+/// One entry of an [`EntrySet`]: a keyed record of an organisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub org: String,
+    pub key: String,
+    /// Of two entries of one key, the one with the higher rank is the entry.
+    pub rank: u64,
+    /// When it was written (microseconds since the epoch, the writer's clock).
+    pub written: i64,
+    pub body: String,
+}
+
+/// Entries shared by several nodes, written one at a time (too many and too often changed
+/// for one [`Document`]: the users directory). Appended; read back by when they were written.
+pub trait EntrySet: Send + Sync {
+    fn put(&self, entries: &[Entry]) -> std::io::Result<()>;
+
+    /// The entries written after `after` (microseconds), oldest first.
+    fn since(&self, after: i64) -> std::io::Result<Vec<Entry>>;
 }
 
 /// The documents of one data directory.

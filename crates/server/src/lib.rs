@@ -167,11 +167,14 @@ impl AppState {
         let sessions = Arc::new(SessionStore::new(config.session_idle, config.session_lifetime));
         let login = Arc::new(LoginGuard::new(directory.clone(), config.login.clone()));
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.ingest_slots.max(1)));
-        let views = Arc::new(views::ViewStore::open(engine.data_dir()));
+        let views = Arc::new(views::ViewStore::open_document(documents.document(views::VIEWS_DOCUMENT))?);
         let audit_settings = Arc::new(audit_settings::AuditSettingsStore::open_document(
             documents.document(audit_settings::AUDIT_DOCUMENT),
         )?);
-        let user_directory = Arc::new(user_directory::UserDirectory::open(engine.data_dir())?);
+        let user_directory = Arc::new(user_directory::UserDirectory::open_shared(
+            engine.data_dir(),
+            documents.entries(user_directory::USERS_ENTRIES),
+        )?);
         let forwarders = Arc::new(
             forward::Forwarders::new(config.forward.clone())
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
@@ -255,13 +258,20 @@ pub async fn run(
     let flusher = tokio::spawn(flush_key_use(directory.clone()));
     let refresher = periodic::Periodic::default();
     if state.shared_documents {
-        let (directory, audit, policies) =
-            (directory.clone(), state.audit_settings.clone(), state.retention.policies.clone());
+        let (directory, audit, policies, views, users) = (
+            directory.clone(),
+            state.audit_settings.clone(),
+            state.retention.policies.clone(),
+            state.views.clone(),
+            state.user_directory.clone(),
+        );
         refresher.start("signet-shared", shared::REFRESH_INTERVAL, shared::REFRESH_INTERVAL, move || {
             let results = [
                 ("accounts", directory.refresh().map_err(|e| e.to_string())),
                 ("audit settings", audit.refresh().map_err(|e| e.to_string())),
                 ("retention policies", policies.refresh().map_err(|e| e.to_string())),
+                ("saved views", views.refresh().map_err(|e| e.to_string())),
+                ("users directory", users.refresh().map_err(|e| e.to_string())),
             ];
             for (what, result) in results {
                 match result {

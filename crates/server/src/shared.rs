@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_auth::document::{Document, Documents, FileDocument};
-use signet_store::clickhouse::ClickHouseStore;
+use signet_auth::document::{Document, Documents, Entry, EntrySet, FileDocument};
+use signet_store::clickhouse::{ClickHouseStore, SharedEntry};
 use signet_store::StoreError;
 use tracing::warn;
 
@@ -43,6 +43,40 @@ impl Documents for ClickHouseDocuments {
             name: name.to_string(),
             local: FileDocument::in_data_dir(&self.data_dir, name),
         })
+    }
+
+    fn entries(&self, name: &str) -> Option<Box<dyn EntrySet>> {
+        Some(Box::new(SharedEntries { store: self.store.clone(), name: name.to_string() }))
+    }
+}
+
+/// An [`EntrySet`] in ClickHouse's `signet_entries`.
+struct SharedEntries {
+    store: Arc<ClickHouseStore>,
+    name: String,
+}
+
+impl EntrySet for SharedEntries {
+    fn put(&self, entries: &[Entry]) -> std::io::Result<()> {
+        let rows: Vec<SharedEntry> = entries
+            .iter()
+            .map(|e| SharedEntry {
+                org: e.org.clone(),
+                key: e.key.clone(),
+                rank: e.rank,
+                written: e.written,
+                body: e.body.clone(),
+            })
+            .collect();
+        off_runtime(|| self.store.put_entries(&self.name, &rows)).map_err(io)
+    }
+
+    fn since(&self, after: i64) -> std::io::Result<Vec<Entry>> {
+        let rows = off_runtime(|| self.store.entries_since(&self.name, after)).map_err(io)?;
+        Ok(rows
+            .into_iter()
+            .map(|e| Entry { org: e.org, key: e.key, rank: e.rank, written: e.written, body: e.body })
+            .collect())
     }
 }
 

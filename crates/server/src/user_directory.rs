@@ -8,13 +8,15 @@
 //! most every few seconds (and at shutdown). A learned entry lost in a crash is learned again
 //! from the next event of that user.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use signet_auth::document::{Entry, EntrySet};
 use signet_model::{Event, LogKind};
+use tracing::warn;
 
 use crate::audit_settings::{read_json_file, replace_file};
 
@@ -50,6 +52,33 @@ pub struct UserDirectory {
     orgs: Mutex<Orgs>,
     dirty: Mutex<Option<Instant>>,
     last_write: Mutex<Instant>,
+    shared: Option<Shared>,
+}
+
+/// The entries' set where the nodes of a ClickHouse deployment share the directory: each node
+/// writes the entries it changed (learned or imported) and reads the others' every few seconds,
+/// so every node answers with every node's users. The file stays the node's own copy.
+pub const USERS_ENTRIES: &str = "users";
+
+/// How far before the newest entry seen a node reads again: nodes' clocks differ, and an entry
+/// may reach the server read later than a newer one (replication).
+const SHARED_SKEW_US: i64 = 60_000_000;
+
+struct Shared {
+    set: Box<dyn EntrySet>,
+    /// (organisation, lower-case id) of entries changed here and not shared yet.
+    pending: Mutex<BTreeSet<(String, String)>>,
+    /// The newest `written` read.
+    seen: Mutex<i64>,
+}
+
+/// Which of two entries of one user is the entry: imported before learned, then the newer.
+fn rank(user: &DirectoryUser) -> u64 {
+    let at = signet_model::time::parse_time(&user.updated).unwrap_or(0).max(0) as u64 & ((1 << 60) - 1);
+    match user.source {
+        Source::Imported => 1 << 60 | at,
+        Source::Learned => at,
+    }
 }
 
 /// What an event tells about a user: (id, name, email).
@@ -91,14 +120,88 @@ pub fn mappings(events: &[Event]) -> Vec<Mapping> {
 
 impl UserDirectory {
     pub fn open(data_dir: &Path) -> std::io::Result<UserDirectory> {
+        UserDirectory::open_shared(data_dir, None)
+    }
+
+    /// The directory of `data_dir`, shared through `set` when given (what other nodes wrote is
+    /// read at once; if that fails, the node starts with its own copy and reads it later).
+    pub fn open_shared(data_dir: &Path, set: Option<Box<dyn EntrySet>>) -> std::io::Result<UserDirectory> {
         let path = data_dir.join("settings").join("users.json");
         let orgs: Orgs = read_json_file(&path)?;
-        Ok(UserDirectory {
+        let directory = UserDirectory {
             path,
             orgs: Mutex::new(orgs),
             dirty: Mutex::new(None),
             last_write: Mutex::new(Instant::now() - LEARNED_WRITE_EVERY),
-        })
+            shared: set.map(|set| Shared { set, pending: Mutex::default(), seen: Mutex::new(0) }),
+        };
+        if let Err(err) = directory.refresh() {
+            warn!(error = %err, "could not read the users directory the nodes share: this node's copy for now");
+        }
+        Ok(directory)
+    }
+
+    /// Marks an entry changed here, to be shared by the next [`UserDirectory::flush`].
+    fn changed(&self, org: &str, key: &str) {
+        if let Some(shared) = &self.shared {
+            shared.pending.lock().insert((org.to_string(), key.to_string()));
+        }
+    }
+
+    /// Reads what other nodes wrote since the last read (nothing without sharing); returns
+    /// whether it changed an entry.
+    pub fn refresh(&self) -> std::io::Result<bool> {
+        let Some(shared) = &self.shared else { return Ok(false) };
+        let after = *shared.seen.lock() - SHARED_SKEW_US;
+        let entries = shared.set.since(after)?;
+        let mut changed = false;
+        {
+            let mut orgs = self.orgs.lock();
+            for entry in &entries {
+                let Ok(user) = serde_json::from_str::<DirectoryUser>(&entry.body) else {
+                    warn!(org = %entry.org, key = %entry.key, "a shared users directory entry does not parse: skipped");
+                    continue;
+                };
+                let users = orgs.entry(entry.org.clone()).or_default();
+                if users.get(&entry.key).is_none_or(|mine| rank(mine) < entry.rank) {
+                    users.insert(entry.key.clone(), user);
+                    changed = true;
+                }
+            }
+        }
+        if let Some(newest) = entries.iter().map(|e| e.written).max() {
+            let mut seen = shared.seen.lock();
+            *seen = (*seen).max(newest);
+        }
+        if changed {
+            self.dirty.lock().get_or_insert_with(Instant::now);
+        }
+        Ok(changed)
+    }
+
+    /// Writes the entries changed here to the shared set; kept for the next try if it fails.
+    fn share(&self) -> std::io::Result<()> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        let keys = std::mem::take(&mut *shared.pending.lock());
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let written = signet_model::time::now_micros();
+        let entries: Vec<Entry> = {
+            let orgs = self.orgs.lock();
+            keys.iter()
+                .filter_map(|(org, key)| {
+                    let user = orgs.get(org)?.get(key)?;
+                    let body = serde_json::to_string(user).ok()?;
+                    Some(Entry { org: org.clone(), key: key.clone(), rank: rank(user), written, body })
+                })
+                .collect()
+        };
+        if let Err(err) = shared.set.put(&entries) {
+            shared.pending.lock().extend(keys);
+            return Err(err);
+        }
+        Ok(())
     }
 
     /// Records what events told; imported entries win. Blocking (may write the file).
@@ -118,12 +221,14 @@ impl UserDirectory {
                         let email = email.or_else(|| entry.email.clone());
                         if (&entry.name, &entry.email) != (&name, &email) {
                             (entry.name, entry.email, entry.updated) = (name, email, now.clone());
+                            self.changed(org, &key);
                             changed = true;
                         }
                     }
                     None if !full => {
                         let entry =
                             DirectoryUser { user_id: id, name, email, source: Source::Learned, updated: now.clone() };
+                        self.changed(org, &key);
                         users.insert(key, entry);
                         changed = true;
                     }
@@ -158,6 +263,7 @@ impl UserDirectory {
             for (id, name, email) in users {
                 let entry =
                     DirectoryUser { user_id: id.clone(), name, email, source: Source::Imported, updated: now.clone() };
+                self.changed(org, &id.to_lowercase());
                 match entries.insert(id.to_lowercase(), entry) {
                     Some(_) => updated += 1,
                     None => added += 1,
@@ -169,18 +275,20 @@ impl UserDirectory {
         Ok((added, updated))
     }
 
-    /// Writes the file if anything changed since the last write.
+    /// Writes the file if anything changed since the last write, and shares what changed
+    /// here (an entry that could not be shared is tried again by the next flush; the file has
+    /// it meanwhile).
     pub fn flush(&self) -> std::io::Result<()> {
-        if self.dirty.lock().take().is_none() {
-            return Ok(());
+        let shared = self.share();
+        if self.dirty.lock().take().is_some() {
+            let bytes = serde_json::to_vec(&*self.orgs.lock()).map_err(std::io::Error::other)?;
+            *self.last_write.lock() = Instant::now();
+            if let Err(err) = replace_file(&self.path, &bytes) {
+                self.dirty.lock().get_or_insert_with(Instant::now);
+                return Err(err);
+            }
         }
-        let bytes = serde_json::to_vec(&*self.orgs.lock()).map_err(std::io::Error::other)?;
-        *self.last_write.lock() = Instant::now();
-        if let Err(err) = replace_file(&self.path, &bytes) {
-            self.dirty.lock().get_or_insert_with(Instant::now);
-            return Err(err);
-        }
-        Ok(())
+        shared
     }
 
     pub fn get(&self, org: &str, user_id: &str) -> Option<DirectoryUser> {

@@ -1,12 +1,9 @@
 //! Saved views of the console: per account, a name, a page and the page's URL state (filters,
-//! columns, range). Kept in `DATA/console/views.json`, replaced atomically on every change.
-
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+//! columns, range). Kept in `DATA/console/views.json`, replaced atomically on every change (or
+//! in ClickHouse, shared by the nodes).
 
 use axum::extract::{Request, State};
 use axum::Json;
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use signet_auth::Subject;
@@ -33,37 +30,12 @@ struct ViewsBody {
     views: Vec<SavedView>,
 }
 
-/// Every account's views, keyed by "organisation/account id".
-pub struct ViewStore {
-    path: PathBuf,
-    views: Mutex<BTreeMap<String, Vec<SavedView>>>,
-}
+/// Every account's views, keyed by "organisation/account id", in the document
+/// [`VIEWS_DOCUMENT`] (shared by the nodes of one ClickHouse database, like the accounts).
+pub type ViewStore = crate::audit_settings::OrgSettingsFile<Vec<SavedView>>;
 
-impl ViewStore {
-    pub fn open(data_dir: &std::path::Path) -> ViewStore {
-        let path = data_dir.join("console").join("views.json");
-        let views = std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
-        ViewStore { path, views: Mutex::new(views) }
-    }
-
-    pub fn get(&self, owner: &str) -> Vec<SavedView> {
-        self.views.lock().get(owner).cloned().unwrap_or_default()
-    }
-
-    pub fn replace(&self, owner: &str, views: Vec<SavedView>) -> std::io::Result<()> {
-        let mut all = self.views.lock();
-        let mut next = all.clone();
-        if views.is_empty() {
-            next.remove(owner);
-        } else {
-            next.insert(owner.to_string(), views);
-        }
-        let bytes = serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?;
-        crate::audit_settings::replace_file(&self.path, &bytes)?;
-        *all = next;
-        Ok(())
-    }
-}
+/// The saved views' document (`DATA/console/views.json`, or shared by the nodes).
+pub const VIEWS_DOCUMENT: &str = "console/views.json";
 
 fn owner(caller: &Caller) -> ApiResult<String> {
     match &caller.principal.subject {
@@ -99,7 +71,7 @@ pub async fn replace(State(state): State<AppState>, caller: Caller, request: Req
     }
     let store = state.views.clone();
     let views = body.views.clone();
-    tokio::task::spawn_blocking(move || store.replace(&owner, views))
+    tokio::task::spawn_blocking(move || store.replace(&owner, views).map(drop))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(format!("saving views: {e}")))?;

@@ -205,7 +205,11 @@ async fn saved_views_are_per_account_validated_and_survive_a_restart() {
     // Still the first set; and on disk for the next start.
     let mine: Value = get(&ann).await.unwrap().json().await.unwrap();
     assert_eq!(mine, views);
-    let reopened = signet_server::views::ViewStore::open(server.engine.data_dir());
+    let document = signet_auth::document::FileDocument::in_data_dir(
+        server.engine.data_dir(),
+        signet_server::views::VIEWS_DOCUMENT,
+    );
+    let reopened = signet_server::views::ViewStore::open_document(Box::new(document)).unwrap();
     let owner = format!("default/{}", server.directory.user_by_name("ann@example.com").unwrap().id);
     assert_eq!(reopened.get(&owner).len(), 1);
     // A key has no views.

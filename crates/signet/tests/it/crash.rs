@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{create_key, signet, Server};
+use crate::{create_key, create_shared_key, signet, Server};
 
 fn signin(id: &str) -> serde_json::Value {
     serde_json::json!({
@@ -493,9 +493,12 @@ fn two_nodes_killed_in_turn(on_cluster: bool) {
             (dir, data)
         })
         .collect();
-    let ingest: [String; 2] = [0, 1].map(|i| create_key(&nodes[i].1, &["--name", "loader", "--type", "ingest"]));
+    // Keys of the shared accounts (a key made in one node's own directory would be set aside
+    // once the other node shares its accounts: a race the first key use decides).
+    let shared_key = |args: &[&str]| create_shared_key(&nodes[0].0, &nodes[0].1, args);
+    let ingest: [String; 2] = [0, 1].map(|_| shared_key(&["--name", "loader", "--type", "ingest"]));
     let read: [String; 2] =
-        [0, 1].map(|i| create_key(&nodes[i].1, &["--name", "auditor", "--type", "read", "--role", "GlobalReader"]));
+        [0, 1].map(|_| shared_key(&["--name", "auditor", "--type", "read", "--role", "GlobalReader"]));
     let mut servers: Vec<Server> = nodes.iter().map(|(dir, data)| Server::start(dir, data)).collect();
     let bases = Arc::new(Mutex::new([servers[0].base.clone(), servers[1].base.clone()]));
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));

@@ -337,6 +337,15 @@ fn create_key(data: &Path, args: &[&str]) -> String {
     ok(signet(&all, data)).trim().to_string()
 }
 
+/// [`create_key`] with the node's configuration (`DIR/signet.toml`): on ClickHouse, a key of
+/// the accounts the nodes share, valid on every node.
+fn create_shared_key(dir: &Path, data: &Path, args: &[&str]) -> String {
+    let config = dir.join("signet.toml");
+    let mut all = vec!["api-key", "create", "--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    ok(signet(&all, data)).trim().to_string()
+}
+
 /// A Global reader key made through the API by a signed-in administrator: its one-time answer.
 fn create_key_through_api(http: &reqwest::blocking::Client, base: &str, cookie: &str, csrf: &str) -> serde_json::Value {
     http.post(format!("{base}/api/v1/keys"))
@@ -506,7 +515,7 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let first = ok(signet(&["clickhouse", "init", "--url", &server.url, "--database", "cli_init"], &data));
-    assert!(first.contains("database cli_init: schema version 4"), "{first}");
+    assert!(first.contains("database cli_init: schema version 5"), "{first}");
     let again = ok(signet(&["clickhouse", "init", "--url", &server.url, "--database", "cli_init"], &data));
     assert_eq!(first, again, "idempotent");
     let ask = |sql: &'static str| {
@@ -521,6 +530,7 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
             "directory_audits",
             "signet_applied",
             "signet_documents",
+            "signet_entries",
             "signet_migrations",
             "signins",
             "superseded"
@@ -540,7 +550,7 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
     let url = &cluster.servers[0].server.url;
     let args = ["clickhouse", "init", "--url", url, "--database", "cli_cluster", "--cluster", name];
     let first = ok(signet(&args, &data));
-    assert!(first.contains(&format!("database cli_cluster on cluster {name}: schema version 4")), "{first}");
+    assert!(first.contains(&format!("database cli_cluster on cluster {name}: schema version 5")), "{first}");
     assert_eq!(ok(signet(&args, &data)), first, "idempotent");
     for server in &cluster.servers {
         let tables = reqwest::blocking::Client::new()
@@ -560,6 +570,7 @@ fn clickhouse_init_creates_and_migrates_the_schema() {
                 "directory_audits_local\tReplicatedReplacingMergeTree",
                 "signet_applied\tReplicatedReplacingMergeTree",
                 "signet_documents\tReplicatedReplacingMergeTree",
+                "signet_entries\tReplicatedReplacingMergeTree",
                 "signins\tDistributed",
                 "signins_local\tReplicatedReplacingMergeTree",
                 "superseded\tDistributed",
@@ -624,8 +635,9 @@ fn serve_on_clickhouse() {
 
 /// Two nodes on one ClickHouse database share accounts, API keys and settings: an
 /// administrator and keys made with the CLI on node 1's directory work on node 2; a key made and
-/// then revoked through node 1's API works, then stops working, on node 2; audit settings
-/// changed on node 1 are node 2's too; and a node restarted while ClickHouse is unreachable
+/// then revoked through node 1's API works, then stops working, on node 2; audit settings,
+/// saved views and the users directory changed on one node are the other's too; and a node
+/// restarted while ClickHouse is unreachable
 /// still signs keys in with its local copy.
 #[test]
 fn two_nodes_share_accounts_keys_and_settings() {
@@ -663,6 +675,7 @@ fn two_nodes_share_accounts_keys_and_settings() {
     let password = "Correct-Horse-Battery-2024";
     cli(&["admin", "create", "--user", "root@example.com", "--password-stdin"], &format!("{password}\n"));
     let read = cli(&["api-key", "create", "--name", "auditor", "--type", "read", "--role", "GlobalReader"], "");
+    let ingest = cli(&["api-key", "create", "--name", "ingest", "--type", "ingest"], "");
     // A key node 2 made in its own directory before it shared (no config): set aside, not merged.
     let own = create_key(&nodes[1].1, &["--name", "own", "--type", "read", "--role", "GlobalReader"]);
     let mut servers: Vec<Server> = nodes.iter().map(|(dir, data)| Server::start(dir, data)).collect();
@@ -689,7 +702,7 @@ fn two_nodes_share_accounts_keys_and_settings() {
         (cookie, me["csrfToken"].as_str().unwrap().to_string())
     };
     let (cookie, csrf) = login(0);
-    login(1);
+    let (cookie_2, _) = login(1);
     let created = create_key_through_api(&http, &servers[0].base, &cookie, &csrf);
     let made = created["token"].as_str().unwrap().to_string();
     let within = |what: &str, check: &dyn Fn() -> bool| {
@@ -727,6 +740,53 @@ fn two_nodes_share_accounts_keys_and_settings() {
     assert!(put.status().is_success(), "{}", put.text().unwrap());
     within("audit settings changed on node 1 reach node 2", &|| {
         settings(1)["isReadAuditEnabled"].as_bool() == Some(flipped)
+    });
+
+    // The administrator's saved views, saved on node 1, are there on node 2.
+    let views = serde_json::json!({ "views": [{ "name": "failures", "page": "/signins", "query": "status=failure" }] });
+    let saved = http
+        .put(format!("{}/api/v1/me/views", servers[0].base))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&views)
+        .send()
+        .unwrap();
+    assert!(saved.status().is_success(), "{}", saved.text().unwrap());
+    within("saved views reach node 2", &|| {
+        let url = format!("{}/api/v1/me/views", servers[1].base);
+        let answer = http.get(url).header("cookie", &cookie_2).send().unwrap();
+        answer.json::<serde_json::Value>().ok().as_ref() == Some(&views)
+    });
+
+    // The users directory: learned from an event on node 1, listed by node 2; imported on
+    // node 2 (an imported entry wins over a learned one), listed so by node 1.
+    let activity = r#"{"Id":"dir-1","CreationTime":"2026-11-20T08:00:00Z","Operation":"UserLoggedIn","UserId":"jdoe","User":"john.doe@contoso.com"}"#;
+    let sent = http
+        .post(format!("{}/api/v1/activities", servers[0].base))
+        .bearer_auth(&ingest)
+        .header("content-type", "application/json")
+        .body(activity)
+        .send()
+        .unwrap();
+    assert!(sent.status().is_success(), "{}", sent.text().unwrap());
+    let directory_entry = |node: usize| -> serde_json::Value {
+        let url = format!("{}/api/v1/directory/users?q=jdoe", servers[node].base);
+        let answer: serde_json::Value = http.get(url).bearer_auth(&read).send().unwrap().json().unwrap();
+        answer["users"][0].clone()
+    };
+    within("a user learned on node 1 is in node 2's directory", &|| {
+        directory_entry(1)["email"].as_str() == Some("john.doe@contoso.com")
+    });
+    let imported = http
+        .post(format!("{}/api/v1/directory/users", servers[1].base))
+        .bearer_auth(&ingest)
+        .json(&serde_json::json!([{ "userId": "jdoe", "name": "John Doe", "email": "jd@contoso.com" }]))
+        .send()
+        .unwrap();
+    assert!(imported.status().is_success(), "{}", imported.text().unwrap());
+    within("a user imported on node 2 is in node 1's directory", &|| {
+        let entry = directory_entry(0);
+        entry["name"].as_str() == Some("John Doe") && entry["source"].as_str() == Some("imported")
     });
 
     // Node 2 restarted with ClickHouse out of reach: it still knows the keys (its local copy).

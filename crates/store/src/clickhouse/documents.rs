@@ -1,5 +1,6 @@
 //! Accounts, keys and settings the nodes share: versioned documents in `signet_documents`
-//! (see `signet_server::shared`).
+//! (see `signet_server::shared`); and entries shared one at a time in `signet_entries` (the
+//! users directory).
 
 use serde_json::json;
 
@@ -50,5 +51,53 @@ impl ClickHouseStore {
             "SELECT node FROM signet_documents WHERE name = {quoted} AND version = {version} ORDER BY node LIMIT 1"
         ))?;
         Ok(winner.first().and_then(|row| row[0].as_str()) == Some(self.node.as_str()))
+    }
+}
+
+/// One shared entry (see [`ClickHouseStore::put_entries`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedEntry {
+    pub org: String,
+    pub key: String,
+    /// Of two entries of one key, the higher rank is the entry.
+    pub rank: u64,
+    /// When it was written (microseconds, the writing node's clock).
+    pub written: i64,
+    pub body: String,
+}
+
+impl ClickHouseStore {
+    /// Appends entries of the set `name`, written now by this node.
+    pub fn put_entries(&self, name: &str, entries: &[SharedEntry]) -> Result<()> {
+        self.ensure_ready()?;
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                json!({ "name": name, "org": e.org, "key": e.key, "rank": e.rank, "written": e.written,
+                        "node": self.node, "body": e.body })
+            })
+            .collect();
+        self.insert("signet_entries", &rows)
+    }
+
+    /// The entries of `name` written after `after` (microseconds), oldest first.
+    pub fn entries_since(&self, name: &str, after: i64) -> Result<Vec<SharedEntry>> {
+        self.ensure_ready()?;
+        let rows = self.query_json(&format!(
+            "SELECT org, key, rank, written, body FROM signet_entries WHERE name = {} AND written > {after} \
+             ORDER BY written",
+            DIALECT.quote_str(name)
+        ))?;
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        Ok(rows
+            .iter()
+            .map(|row| SharedEntry {
+                org: text(&row[0]),
+                key: text(&row[1]),
+                rank: int_of(&row[2]) as u64,
+                written: int_of(&row[3]),
+                body: text(&row[4]),
+            })
+            .collect())
     }
 }

@@ -33,6 +33,7 @@ use crate::error::{Result, StoreError};
 use crate::log::{LogRecord, RecordPtr};
 
 mod documents;
+pub use documents::SharedEntry;
 pub mod local;
 mod tables;
 mod verify;

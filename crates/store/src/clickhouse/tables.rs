@@ -51,8 +51,16 @@ fn migrations() -> Vec<(u32, Vec<Step>)> {
         "CREATE TABLE IF NOT EXISTS signet_documents ({DOCUMENT_COLUMNS}) ENGINE = ReplacingMergeTree \
          ORDER BY (name, version, node)"
     ));
-    vec![(1, first), (2, vec![method_set]), (3, records), (4, vec![documents])]
+    let entries = Step::Sql(format!(
+        "CREATE TABLE IF NOT EXISTS signet_entries ({ENTRY_COLUMNS}) ENGINE = ReplacingMergeTree ORDER BY {ENTRY_KEY}"
+    ));
+    vec![(1, first), (2, vec![method_set]), (3, records), (4, vec![documents]), (5, vec![entries])]
 }
+
+/// Entries the nodes share one at a time (the users directory; see
+/// [`ClickHouseStore::put_entries`]): appended, read back by the time they were written.
+const ENTRY_COLUMNS: &str = "name String, org String, key String, rank UInt64, written Int64, node String, body String";
+const ENTRY_KEY: &str = "(name, written, org, key, node)";
 
 /// Accounts, keys and settings the nodes share (see [`ClickHouseStore::store_document`]).
 const DOCUMENT_COLUMNS: &str = "name String, version UInt64, node String, body String, written_at Int64";
@@ -150,6 +158,11 @@ pub fn cluster_schema(database: &str, cluster: &str) -> Vec<String> {
          ORDER BY (name, version, node)",
         replicated("signet_documents", "all", "{shard}-{replica}")
     ));
+    statements.push(format!(
+        "CREATE TABLE IF NOT EXISTS {database}.signet_entries ON CLUSTER {cluster} ({ENTRY_COLUMNS}) ENGINE = {} \
+         ORDER BY {ENTRY_KEY}",
+        replicated("signet_entries", "all", "{shard}-{replica}")
+    ));
     statements
 }
 
@@ -200,7 +213,7 @@ impl ClickHouseStore {
             .map(|k| schema::table(*k))
             .chain(["superseded"])
             .flat_map(|t| [format!("'{t}'"), format!("'{t}_local'")])
-            .chain(["'signet_applied'".to_string(), "'signet_documents'".to_string()])
+            .chain(["'signet_applied'", "'signet_documents'", "'signet_entries'"].map(String::from))
             .collect();
         let there = self.post(
             None,

@@ -73,8 +73,8 @@ mod conformance_current_clickhouse {
 #[test]
 fn migrations_are_versioned_and_idempotent() {
     let store = store("migrations");
-    assert_eq!(store.migrate().unwrap(), 4);
-    assert_eq!(store.migrate().unwrap(), 4, "a second run changes nothing");
+    assert_eq!(store.migrate().unwrap(), 5);
+    assert_eq!(store.migrate().unwrap(), 5, "a second run changes nothing");
 }
 
 /// An insert retried after a timeout (the first attempt did land) must not double-count: the
