@@ -8,6 +8,8 @@
 //! [`REFRESH_INTERVAL`]. On a node that ran alone before, the first change writes its own file
 //! into ClickHouse when ClickHouse has no such document yet; once ClickHouse has one, a node's
 //! own different file is moved aside (`<name>.before-sharing`, with a warning), never merged.
+//! Saved views (`console/views.json`) are such a document too. The users directory's entries
+//! are shared one at a time instead ([`Documents::entries`], `signet_entries`).
 //!
 //! The accounts document holds password hashes (Argon2id) and key digests (SHA-256), as the
 //! file does: give ClickHouse's `signet` user a password and keep its tables from other users.
