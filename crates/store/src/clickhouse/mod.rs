@@ -148,6 +148,9 @@ impl ClickHouseStore {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(300))
             .connect_timeout(Duration::from_secs(10))
+            // ClickHouse closes a keep-alive connection idle for `keep_alive_timeout` (3 s by
+            // default): a request sent on one it has just closed fails. Not kept that long.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .map_err(db_err)?;
         let store = ClickHouseStore {
@@ -244,7 +247,18 @@ impl ClickHouseStore {
         if let Some(password) = &self.password {
             request = request.header("X-ClickHouse-Key", password);
         }
-        let response = request.send().map_err(|e| match e.is_connect() || e.is_timeout() {
+        // A request that could not be sent (the connection closed under it) is sent once more
+        // on a new one: every statement here may run twice (idempotent DDL, inserts whose
+        // copies queries remove, reads).
+        let again = request.try_clone();
+        let sent = match (request.send(), again) {
+            (Err(e), Some(again)) if !e.is_connect() && !e.is_timeout() && e.is_request() => {
+                debug!(error = %e, "clickhouse request not sent: sending it again");
+                again.send()
+            }
+            (sent, _) => sent,
+        };
+        let response = sent.map_err(|e| match e.is_connect() || e.is_timeout() {
             true => StoreError::Unreachable(format!("clickhouse at {url}: {e}")),
             false => db_err(format!("{url}: {e}")),
         })?;
