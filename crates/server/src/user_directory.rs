@@ -276,10 +276,12 @@ impl UserDirectory {
     }
 
     /// Writes the file if anything changed since the last write, and shares what changed
-    /// here (an entry that could not be shared is tried again by the next flush; the file has
-    /// it meanwhile).
+    /// here. An entry that could not be shared (ClickHouse down) is tried again by the next
+    /// flush, with a warning, not an error: the file has it meanwhile, and an import is done.
     pub fn flush(&self) -> std::io::Result<()> {
-        let shared = self.share();
+        if let Err(err) = self.share() {
+            warn!(error = %err, "could not share the users directory's changes: tried again in a few seconds");
+        }
         if self.dirty.lock().take().is_some() {
             let bytes = serde_json::to_vec(&*self.orgs.lock()).map_err(std::io::Error::other)?;
             *self.last_write.lock() = Instant::now();
@@ -288,7 +290,7 @@ impl UserDirectory {
                 return Err(err);
             }
         }
-        shared
+        Ok(())
     }
 
     pub fn get(&self, org: &str, user_id: &str) -> Option<DirectoryUser> {
