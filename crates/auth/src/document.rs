@@ -122,6 +122,13 @@ pub trait EntrySet: Send + Sync {
 
     /// The entries written after `after` (microseconds), oldest first.
     fn since(&self, after: i64) -> std::io::Result<Vec<Entry>>;
+
+    /// Deletes the entries written before `before` (microseconds), for sets whose old entries
+    /// no longer matter (ended sessions). Sets that keep every entry do nothing.
+    fn forget_before(&self, before: i64) -> std::io::Result<()> {
+        let _ = before;
+        Ok(())
+    }
 }
 
 /// The documents of one data directory.

@@ -356,14 +356,14 @@ pub async fn update_user(
     let user_id = id.clone();
     let user = tokio::task::spawn_blocking(move || directory.update_user(&org, &user_id, patch)).await??;
     if ends_sessions {
-        state.sessions.remove_user(&user.id);
+        state.sessions.remove_user(&user.org, &user.id);
     }
     Ok(AuditNote::target(&user.username).attach(Json(user.view())))
 }
 
 pub async fn delete_user(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     let user = state.directory.delete_user(caller.org(), &id)?;
-    state.sessions.remove_user(&user.id);
+    state.sessions.remove_user(&user.org, &user.id);
     Ok(AuditNote::target(&user.username).attach(StatusCode::NO_CONTENT))
 }
 

@@ -164,7 +164,15 @@ impl AppState {
         documents: &dyn signet_auth::document::Documents,
         shared: bool,
     ) -> std::io::Result<AppState> {
-        let sessions = Arc::new(SessionStore::new(config.session_idle, config.session_lifetime));
+        let sessions = Arc::new(match documents.entries(signet_auth::session::SESSIONS_ENTRIES) {
+            Some(set) => SessionStore::shared(
+                config.session_idle,
+                config.session_lifetime,
+                set,
+                signet_model::time::now_micros(),
+            ),
+            None => SessionStore::new(config.session_idle, config.session_lifetime),
+        });
         let login = Arc::new(LoginGuard::new(directory.clone(), config.login.clone()));
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.ingest_slots.max(1)));
         let views = Arc::new(views::ViewStore::open_document(documents.document(views::VIEWS_DOCUMENT))?);
@@ -258,15 +266,21 @@ pub async fn run(
     let flusher = tokio::spawn(flush_key_use(directory.clone()));
     let refresher = periodic::Periodic::default();
     if state.shared_documents {
-        let (directory, audit, policies, views, users) = (
+        let (directory, audit, policies, views, users, sessions) = (
             directory.clone(),
             state.audit_settings.clone(),
             state.retention.policies.clone(),
             state.views.clone(),
             state.user_directory.clone(),
+            state.sessions.clone(),
         );
         refresher.start("signet-shared", shared::REFRESH_INTERVAL, shared::REFRESH_INTERVAL, move || {
+            let now = signet_model::time::now_micros();
+            if let Err(err) = sessions.flush(now) {
+                tracing::warn!(error = %err, "could not write the console sessions' changes the nodes share");
+            }
             let results = [
+                ("console sessions", sessions.refresh(now).map(|_| false).map_err(|e| e.to_string())),
                 ("accounts", directory.refresh().map_err(|e| e.to_string())),
                 ("audit settings", audit.refresh().map_err(|e| e.to_string())),
                 ("retention policies", policies.refresh().map_err(|e| e.to_string())),

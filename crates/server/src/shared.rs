@@ -80,6 +80,10 @@ impl EntrySet for SharedEntries {
             .map(|e| Entry { org: e.org, key: e.key, rank: e.rank, written: e.written, body: e.body })
             .collect())
     }
+
+    fn forget_before(&self, before: i64) -> std::io::Result<()> {
+        off_runtime(|| self.store.forget_entries(&self.name, before)).map_err(io)
+    }
 }
 
 struct SharedDocument {

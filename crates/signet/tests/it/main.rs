@@ -636,7 +636,8 @@ fn serve_on_clickhouse() {
 /// Two nodes on one ClickHouse database share accounts, API keys and settings: an
 /// administrator and keys made with the CLI on node 1's directory work on node 2; a key made and
 /// then revoked through node 1's API works, then stops working, on node 2; audit settings,
-/// saved views and the users directory changed on one node are the other's too; and a node
+/// saved views and the users directory changed on one node are the other's too; console
+/// sessions work on either node and end on both; and a node
 /// restarted while ClickHouse is unreachable
 /// still signs keys in with its local copy.
 #[test]
@@ -713,6 +714,24 @@ fn two_nodes_share_accounts_keys_and_settings() {
         }
     };
     within("a key made on node 1 works on node 2", &|| status(&servers[1].base, &made) == 200);
+
+    // Console sessions are the deployment's: one made on node 1 works on node 2 at once (no
+    // sticky sessions needed), and signing out on node 2 ends it on node 1 too.
+    let me = |node: usize, cookie: &str| -> u16 {
+        let url = format!("{}/api/v1/auth/me", servers[node].base);
+        http.get(url).header("cookie", cookie).send().unwrap().status().as_u16()
+    };
+    let (roaming, roaming_csrf) = login(0);
+    assert_eq!(me(1, &roaming), 200, "a session made on node 1 works on node 2 at once");
+    let signed_out = http
+        .post(format!("{}/api/v1/auth/logout", servers[1].base))
+        .header("cookie", &roaming)
+        .header("x-csrf-token", &roaming_csrf)
+        .send()
+        .unwrap();
+    assert!(signed_out.status().is_success(), "{}", signed_out.status());
+    assert_eq!(me(1, &roaming), 401);
+    within("signed out on node 2, the session ends on node 1", &|| me(0, &roaming) == 401);
     let revoked = http
         .delete(format!("{}/api/v1/keys/{}", servers[0].base, created["key"]["id"].as_str().unwrap()))
         .header("cookie", &cookie)

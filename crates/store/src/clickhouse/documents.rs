@@ -80,6 +80,19 @@ impl ClickHouseStore {
         self.insert("signet_entries", &rows)
     }
 
+    /// Deletes the entries of `name` written before `before` (microseconds): a mutation
+    /// ClickHouse runs in the background (on a cluster the table's replicas all apply it).
+    pub fn forget_entries(&self, name: &str, before: i64) -> Result<()> {
+        self.ensure_ready()?;
+        let name = DIALECT.quote_str(name);
+        let old =
+            self.query_json(&format!("SELECT count() FROM signet_entries WHERE name = {name} AND written < {before}"))?;
+        if old.first().and_then(|r| r.first()).map_or(0, int_of) == 0 {
+            return Ok(());
+        }
+        self.execute(&format!("ALTER TABLE signet_entries DELETE WHERE name = {name} AND written < {before}"))
+    }
+
     /// The entries of `name` written after `after` (microseconds), oldest first.
     pub fn entries_since(&self, name: &str, after: i64) -> Result<Vec<SharedEntry>> {
         self.ensure_ready()?;

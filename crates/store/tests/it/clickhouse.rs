@@ -486,6 +486,31 @@ fn shared_documents(server: &LocalServer, prefix: &str) {
         assert_eq!(reader.document_version("auth/accounts.json").unwrap(), Some(2));
     }
     assert_eq!(a.load_document("settings/audit.json").unwrap(), None, "documents are apart");
+
+    // Entries (the users directory, console sessions): appended, read back in written order by
+    // every node, set by set; old ones deleted.
+    let entry = |key: &str, written: i64| signet_store::clickhouse::SharedEntry {
+        org: "org-a".into(),
+        key: key.into(),
+        rank: 0,
+        written,
+        body: format!("{{\"key\":\"{key}\"}}"),
+    };
+    a.put_entries("sessions", &[entry("old", 1_000), entry("new", 3_000)]).unwrap();
+    b.put_entries("sessions", &[entry("middle", 2_000)]).unwrap();
+    a.put_entries("users", &[entry("user", 500)]).unwrap();
+    let keys = |store: &ClickHouseStore, after: i64| -> Vec<String> {
+        store.entries_since("sessions", after).unwrap().into_iter().map(|e| e.key).collect()
+    };
+    assert_eq!(keys(&b, 0), ["old", "middle", "new"]);
+    assert_eq!(keys(&a, 1_000), ["middle", "new"]);
+    b.forget_entries("sessions", 2_500).unwrap();
+    let started = std::time::Instant::now();
+    while keys(&a, 0) != ["new"] {
+        assert!(started.elapsed().as_secs() < 30, "the delete mutation ran: {:?}", keys(&a, 0));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(a.entries_since("users", 0).unwrap().len(), 1, "another set keeps its entries");
 }
 
 #[test]
