@@ -112,6 +112,60 @@ fn create_kind_table(kind: LogKind) -> String {
     )
 }
 
+/// A kind table's columns at the latest version: (name, type).
+fn kind_columns(kind: LogKind) -> Vec<(String, String)> {
+    schema::all_columns(kind)
+        .map(|c| (c.name.to_string(), column_type(c)))
+        .chain(RECORD_COLUMNS.iter().map(|(name, ty)| (name.to_string(), ty.to_string())))
+        .collect()
+}
+
+/// The statements that bring a cluster's kind tables to the latest columns, given the columns
+/// they have (`(table, column)` as `system.columns` lists them): `ADD COLUMN` on every shard's
+/// local table (`ON CLUSTER`: ClickHouse runs it on one replica of each shard, the others
+/// replicate it), then the `Distributed` table in front of them made again with every column.
+/// ClickHouse 18.16 refuses `ALTER ... ON CLUSTER` on a table that is not replicated in a
+/// cluster of replicated shards; a `Distributed` table holds no rows (Signet inserts through it
+/// synchronously), so dropping and creating it loses nothing, but a query or insert on another
+/// node in that moment fails (and the insert is retried). Columns are only ever added: every
+/// migration of a kind table so far is an `ADD COLUMN`.
+pub fn cluster_column_steps(
+    database: &str,
+    cluster: &str,
+    present: &std::collections::HashSet<(String, String)>,
+) -> Vec<String> {
+    let mut statements = Vec::new();
+    for kind in LogKind::ALL {
+        let table = schema::table(kind);
+        let columns = kind_columns(kind);
+        let missing = |name: &str| -> Vec<&(String, String)> {
+            columns.iter().filter(|(c, _)| !present.contains(&(name.to_string(), c.clone()))).collect()
+        };
+        let local = format!("{table}_local");
+        for (column, ty) in missing(&local) {
+            statements.push(format!("ALTER TABLE {database}.{local} ON CLUSTER {cluster} ADD COLUMN {column} {ty}"));
+        }
+        if !missing(table).is_empty() {
+            statements.push(format!("DROP TABLE IF EXISTS {database}.{table} ON CLUSTER {cluster}"));
+            statements.push(distributed_table(database, cluster, table, &columns_sql(&columns)));
+        }
+    }
+    statements
+}
+
+fn columns_sql(columns: &[(String, String)]) -> String {
+    columns.iter().map(|(name, ty)| format!("{name} {ty}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The `Distributed` table `table` in front of every shard's `<table>_local`, sharded by
+/// `cityHash64(org_id, id)`.
+fn distributed_table(database: &str, cluster: &str, table: &str, columns: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {database}.{table} ON CLUSTER {cluster} ({columns}) ENGINE = \
+         Distributed({cluster}, {database}, {table}_local, cityHash64(org_id, id))"
+    )
+}
+
 /// The schema on a cluster, at the latest version at once (a cluster database starts there):
 ///
 /// - each kind's rows and `superseded` in `<table>_local`, a `ReplicatedReplacingMergeTree`
@@ -134,18 +188,12 @@ pub fn cluster_schema(database: &str, cluster: &str) -> Vec<String> {
                 "CREATE TABLE IF NOT EXISTS {database}.{table}_local ON CLUSTER {cluster} ({columns}) ENGINE = {} {key}",
                 replicated(table, "{shard}", "{replica}")
             ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {database}.{table} ON CLUSTER {cluster} ({columns}) ENGINE = \
-                 Distributed({cluster}, {database}, {table}_local, cityHash64(org_id, id))"
-            ),
+            distributed_table(database, cluster, table, columns),
         ]
     };
     let mut statements = vec![format!("CREATE DATABASE IF NOT EXISTS {database} ON CLUSTER {cluster}")];
     for kind in LogKind::ALL {
-        let mut columns: Vec<String> =
-            schema::all_columns(kind).map(|c| format!("{} {}", c.name, column_type(c))).collect();
-        columns.extend(RECORD_COLUMNS.iter().map(|(name, ty)| format!("{name} {ty}")));
-        statements.extend(pair(schema::table(kind), &columns.join(", "), KIND_KEY));
+        statements.extend(pair(schema::table(kind), &columns_sql(&kind_columns(kind)), KIND_KEY));
     }
     statements.extend(pair("superseded", SUPERSEDED_COLUMNS, "ORDER BY (org_id, kind, id, revision)"));
     statements.push(format!(
@@ -202,8 +250,11 @@ impl ClickHouseStore {
         Ok(version)
     }
 
-    /// [`ClickHouseStore::migrate`] on a cluster: [`cluster_schema`], every statement idempotent,
-    /// run again whole on every start (each is a no-op once the tables are there).
+    /// [`ClickHouseStore::migrate`] on a cluster: [`cluster_schema`] when a table is missing (every
+    /// statement idempotent), then [`cluster_column_steps`] for the columns a table made by an
+    /// earlier version lacks. Both converge from whatever the server has: a statement cut short
+    /// is run again by the next start, and ClickHouse's distributed DDL queue applies each on a
+    /// server that was down when it comes back.
     fn migrate_cluster(&self, cluster: &str) -> Result<u32> {
         let version = migrations().last().map_or(0, |(v, _)| *v);
         // Distributed DDL waits for every server: not run when this server has every table (a
@@ -224,10 +275,25 @@ impl ClickHouseStore {
             ),
             None,
         )?;
-        if there.text().map_err(db_err)?.trim().parse::<usize>().ok() == Some(tables.len()) {
-            return Ok(version);
+        if there.text().map_err(db_err)?.trim().parse::<usize>().ok() != Some(tables.len()) {
+            for statement in cluster_schema(&self.database, cluster) {
+                self.post(None, &statement, None)?.text().map_err(db_err)?;
+            }
         }
-        for statement in cluster_schema(&self.database, cluster) {
+        // A cluster made by an earlier version lacks the columns added since.
+        let kind_tables: Vec<String> = LogKind::ALL
+            .iter()
+            .flat_map(|k| [format!("'{}'", schema::table(*k)), format!("'{}_local'", schema::table(*k))])
+            .collect();
+        let rows = self.query_json(&format!(
+            "SELECT table, name FROM system.columns WHERE database = {} AND table IN ({})",
+            DIALECT.quote_str(&self.database),
+            kind_tables.join(", ")
+        ))?;
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let present = rows.iter().map(|row| (text(&row[0]), text(&row[1]))).collect();
+        for statement in cluster_column_steps(&self.database, cluster, &present) {
+            tracing::info!(%statement, "migrating the cluster's tables");
             self.post(None, &statement, None)?.text().map_err(db_err)?;
         }
         Ok(version)

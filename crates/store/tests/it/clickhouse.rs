@@ -538,3 +538,82 @@ fn a_server_that_does_not_answer_is_skipped_for_the_next() {
         "the closed port alone does not answer"
     );
 }
+
+/// A cluster whose kind tables lack columns a later version added (here: two dropped again to
+/// stand for an older schema) gains them on every server through `ON CLUSTER` when a node
+/// starts, keeps its rows, and takes full rows again.
+#[test]
+fn a_cluster_made_by_an_earlier_version_gains_the_new_columns_on_every_server() {
+    use signet_model::{normalize, LogKind};
+    use signet_query::Expr;
+    use signet_store::conformance::signin_json;
+    use signet_store::{Engine, IngestConfig, TrustConfig};
+    let cluster = signet_store::clickhouse::cluster();
+    let name = signet_store::clickhouse::LocalCluster::NAME;
+    let database = format!("cluster_migrate_{}", std::process::id());
+    let settings = settings_on(&cluster.servers[0].server.url, database.clone(), "node-1", Some(name));
+    let dir = tempfile::tempdir().unwrap();
+    let signins = |from: usize| -> Vec<signet_model::Event> {
+        (from..from + 20)
+            .map(|i| {
+                let json = signin_json(&format!("s{i}"), i as i64, "alice@contoso.com", "Outlook", 0, "");
+                normalize(LogKind::SignIn, json.as_bytes()).unwrap()
+            })
+            .collect()
+    };
+    let open = || {
+        let store = Arc::new(ClickHouseStore::open(&settings).unwrap());
+        let config = IngestConfig { lag_in_log: true, ..IngestConfig::default() };
+        Engine::open_with_store(dir.path().join("data"), store, config, &TrustConfig::default()).unwrap()
+    };
+    let engine = open();
+    engine.pipeline().submit_blocking("default", signins(0)).unwrap();
+    assert!(engine.wait_visible(std::time::Duration::from_secs(30)));
+    drop(engine);
+
+    let http = reqwest::blocking::Client::new();
+    let run = |url: &str, sql: String| {
+        let answer = http.post(url).body(sql.clone()).send().unwrap();
+        let status = answer.status();
+        let text = answer.text().unwrap();
+        assert!(status.is_success(), "{sql}: {text}");
+        text
+    };
+    let url = &cluster.servers[0].server.url;
+    for column in ["auth_method_set", "body"] {
+        run(url, format!("ALTER TABLE {database}.signins_local ON CLUSTER {name} DROP COLUMN {column}"));
+        // 18.16 refuses `ON CLUSTER` for the `Distributed` table: on each server.
+        for server in &cluster.servers {
+            run(&server.server.url, format!("ALTER TABLE {database}.signins DROP COLUMN {column}"));
+        }
+    }
+    let columns_on = |url: &str| -> String {
+        run(
+            url,
+            format!(
+                "SELECT table, name FROM system.columns WHERE database = '{database}' AND name IN \
+                 ('auth_method_set', 'body') AND table IN ('signins', 'signins_local') ORDER BY table, name"
+            ),
+        )
+    };
+    // Distributed DDL is applied by each server in turn.
+    let everywhere = |expected: &str| {
+        let started = std::time::Instant::now();
+        for server in &cluster.servers {
+            while columns_on(&server.server.url) != expected {
+                assert!(started.elapsed().as_secs() < 60, "{}: {}", server.server.url, columns_on(&server.server.url));
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+    };
+    everywhere("");
+
+    let engine = open();
+    everywhere("signins\tauth_method_set\nsignins\tbody\nsignins_local\tauth_method_set\nsignins_local\tbody\n");
+    assert_eq!(engine.store().count("default", LogKind::SignIn, &Expr::True).unwrap(), 20, "the rows are kept");
+    engine.pipeline().submit_blocking("default", signins(20)).unwrap();
+    assert!(engine.wait_visible(std::time::Duration::from_secs(30)));
+    assert_eq!(engine.store().count("default", LogKind::SignIn, &Expr::True).unwrap(), 40);
+    let stored = run(url, format!("SELECT count() FROM {database}.signins WHERE body != ''"));
+    assert_eq!(stored.trim(), "20", "the new rows have their records again");
+}
