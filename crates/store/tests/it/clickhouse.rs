@@ -617,3 +617,75 @@ fn a_cluster_made_by_an_earlier_version_gains_the_new_columns_on_every_server() 
     let stored = run(url, format!("SELECT count() FROM {database}.signins WHERE body != ''"));
     assert_eq!(stored.trim(), "20", "the new rows have their records again");
 }
+
+/// Expiry without a filter drops the partitions of whole months before the cutoff (no
+/// mutation, nothing rewritten) and deletes the rest of the cutoff's month by a mutation; other
+/// organisations' months stay.
+fn whole_months_are_dropped_not_rewritten(settings: ClickHouseSettings) {
+    use signet_model::{normalize, LogKind};
+    use signet_query::Expr;
+    use signet_store::conformance::{signin_json, T0};
+    use signet_store::{Engine, IngestConfig, TrustConfig};
+    const DAY: i64 = 86_400_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let database = settings.database.clone();
+    let store = Arc::new(ClickHouseStore::open(&settings).unwrap());
+    let config = IngestConfig { lag_in_log: true, ..IngestConfig::default() };
+    let engine =
+        Engine::open_with_store(dir.path().join("data"), store.clone(), config, &TrustConfig::default()).unwrap();
+    // 2024-01-01 to 2024-03-30, a sign-in a day, in two organisations.
+    for org in ["a", "b"] {
+        let signins = (0..90)
+            .map(|d| {
+                let json = signin_json(&format!("{org}{d}"), d * 24, "alice@contoso.com", "Outlook", 0, "");
+                normalize(LogKind::SignIn, json.as_bytes()).unwrap()
+            })
+            .collect();
+        engine.pipeline().submit_blocking(org, signins).unwrap();
+    }
+    assert!(engine.wait_visible(std::time::Duration::from_secs(30)));
+    let http = reqwest::blocking::Client::new();
+    let mutations = || -> String {
+        let sql = format!("SELECT count() FROM system.mutations WHERE database = '{database}'");
+        http.post(&settings.url).body(sql).send().unwrap().text().unwrap().trim().to_string()
+    };
+    // The cutoff at 2024-03-01: January and February dropped whole.
+    let march = T0 + 60 * DAY;
+    assert_eq!(store.delete_before("a", LogKind::SignIn, march, &Expr::True).unwrap(), 60);
+    assert_eq!(mutations(), "0", "whole months went by their partitions");
+    assert_eq!(store.count("a", LogKind::SignIn, &Expr::True).unwrap(), 30);
+    assert_eq!(store.count("b", LogKind::SignIn, &Expr::True).unwrap(), 90, "another organisation's months stay");
+    // The cutoff mid-March: the rest by a mutation.
+    assert_eq!(store.delete_before("a", LogKind::SignIn, march + 10 * DAY, &Expr::True).unwrap(), 10);
+    assert_eq!(store.count("a", LogKind::SignIn, &Expr::True).unwrap(), 20);
+    assert_ne!(mutations(), "0");
+}
+
+#[test]
+fn whole_months_are_dropped_not_rewritten_on_one_server() {
+    let id = std::process::id();
+    whole_months_are_dropped_not_rewritten(settings_on(&server().url, format!("months_{id}"), "node-1", None));
+}
+
+#[test]
+fn whole_months_are_dropped_not_rewritten_on_a_current_clickhouse() {
+    let id = std::process::id();
+    whole_months_are_dropped_not_rewritten(settings_on(
+        &chdb_server().url,
+        format!("months_current_{id}"),
+        "node-1",
+        None,
+    ));
+}
+
+#[test]
+fn whole_months_are_dropped_not_rewritten_on_a_cluster() {
+    let cluster = signet_store::clickhouse::cluster();
+    let settings = settings_on(
+        &cluster.servers[0].server.url,
+        format!("months_cluster_{}", std::process::id()),
+        "node-1",
+        Some(signet_store::clickhouse::LocalCluster::NAME),
+    );
+    whole_months_are_dropped_not_rewritten(settings);
+}
