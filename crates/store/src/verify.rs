@@ -487,8 +487,9 @@ fn cut_prefix(
             check_heads(check, &org, 0, problems);
         }
         notes.push(format!(
-            "{org}: the first {prefix} events are in the archive (their log segments were cut); their leaves are \
-             checked against the signed heads, and the archive check compares every archived record with them"
+            "{org}: the first {prefix} events' log segments were cut (their records archived, or deleted at the end \
+             of their retention); their leaves are checked against the signed heads, and the archive check compares \
+             every archived record with them"
         ));
     }
     Ok(())

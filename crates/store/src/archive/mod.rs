@@ -722,6 +722,7 @@ pub fn expire(
     };
     if engine.store().keeps_records() {
         expire_in_store(engine, rules, now_us, &mut report)?;
+        cut_log(engine, archive, &mut report)?;
         return Ok(report);
     }
     archive.sync()?;
@@ -763,8 +764,8 @@ pub fn expire(
 /// Retention on a store that keeps every record itself (ClickHouse, where the nodes share the
 /// rows): there is no Parquet archive, an event stays queryable for `hotDays + archiveDays`
 /// and is then deleted from the store ([`crate::EventStore::delete_before`]); without
-/// `archiveDays` it is kept. The nodes' event logs keep their records (each node's tamper
-/// evidence covers its own log).
+/// `archiveDays` it is kept. A node's log segments go once every row from them is deleted
+/// ([`cut_log`]); its Merkle trees keep their leaves.
 fn expire_in_store(
     engine: &Engine,
     rules: &dyn Fn(&str, ArchiveLog) -> Option<Rule>,
@@ -821,7 +822,8 @@ fn forwarders_position(engine: &Engine) -> Result<u64> {
 /// Deletes the event log's oldest closed segments once every record in them is in an archive
 /// part (or was deleted at the end of its archive period), the store has applied them, the
 /// Merkle trees are durable past them, and no forwarder still has to read them. Their records
-/// are then read from the archive; `signet verify` checks them there.
+/// are then read from the archive; `signet verify` checks them there. On a store that keeps
+/// the records (ClickHouse) a segment goes once retention deleted every row from it.
 fn cut_log(engine: &Engine, archive: &Archive, report: &mut ExpiryReport) -> Result<()> {
     let closed = engine.log().closed_segments();
     if closed.is_empty() {

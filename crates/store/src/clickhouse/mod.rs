@@ -28,7 +28,7 @@ use signet_query::sql::{self, Dialect};
 use signet_query::{AggQuery, Expr, FacetQuery, Facets, ListQuery, Measure, MultiAggQuery};
 use tracing::debug;
 
-use crate::engine::{EventStore, RecordRef, RevisionRef, StoredEvent, VersionEntry};
+use crate::engine::{ArchivedPart, EventStore, RecordRef, RevisionRef, StoredEvent, VersionEntry};
 use crate::error::{Result, StoreError};
 use crate::log::{LogRecord, RecordPtr};
 
@@ -670,6 +670,24 @@ impl EventStore for ClickHouseStore {
 
     fn keeps_records(&self) -> bool {
         true
+    }
+
+    /// This node's rows (and rows from before nodes were named, `node = ''`) from log positions
+    /// `from..to`, in every kind table, every revision, deleted or not yet by retention: while
+    /// one is left its log segment stays (there is no archive here; `parts` is empty).
+    fn unarchived_between(&self, from: u64, to: u64, parts: &[ArchivedPart]) -> Result<u64> {
+        let _ = parts;
+        self.ensure_ready()?;
+        let mut rows = 0;
+        for kind in LogKind::ALL {
+            let found = self.query_json(&format!(
+                "SELECT count() FROM {} WHERE node IN ({}, '') AND log_pos >= {from} AND log_pos < {to}",
+                schema::table(kind),
+                DIALECT.quote_str(&self.node)
+            ))?;
+            rows += found.first().and_then(|r| r.first()).map_or(0, int_of) as u64;
+        }
+        Ok(rows)
     }
 
     /// `ALTER TABLE .. DELETE` (18.16 has no TTL; docs/adr/0003), waited for: mutations run in

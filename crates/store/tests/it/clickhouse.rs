@@ -689,3 +689,64 @@ fn whole_months_are_dropped_not_rewritten_on_a_cluster() {
     );
     whole_months_are_dropped_not_rewritten(settings);
 }
+
+/// On ClickHouse a node's log segments go once retention deleted every row from them (there
+/// is no archive): the segments of recent days stay, and `signet verify` and the comparison of
+/// ClickHouse with the log still pass (the cut leaves are checked from the stored trees).
+#[test]
+fn a_nodes_log_segments_go_once_retention_deleted_their_rows() {
+    use signet_model::{normalize, LogKind};
+    use signet_query::Expr;
+    use signet_store::archive::{expire, Archive, ArchiveLog, Rule};
+    use signet_store::conformance::{signin_json, T0};
+    use signet_store::verify::{verify_clickhouse_projection, verify_data_dir, VerifyOptions};
+    use signet_store::{Engine, IngestConfig, TrustConfig};
+    const DAY: i64 = 86_400_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let settings = settings_on(&server().url, format!("log_cut_{}", std::process::id()), "node-1", None);
+    let store = Arc::new(ClickHouseStore::open(&settings).unwrap());
+    // Small segments, so that a few hundred events fill several.
+    let config = IngestConfig { lag_in_log: true, segment_bytes: 4 << 10, ..IngestConfig::default() };
+    let engine = Engine::open_with_store(data.clone(), store.clone(), config, &TrustConfig::default()).unwrap();
+    // 100 old days, then 10 recent ones; four sign-ins a day, sent a day at a time.
+    for day in (0..100).chain(190..200) {
+        let signins = (0..4)
+            .map(|n| {
+                let json = signin_json(&format!("s{day}-{n}"), day * 24 + n, "alice@contoso.com", "Outlook", 0, "");
+                normalize(LogKind::SignIn, json.as_bytes()).unwrap()
+            })
+            .collect();
+        engine.pipeline().submit_blocking("a", signins).unwrap();
+    }
+    assert!(engine.wait_visible(std::time::Duration::from_secs(30)));
+    let segments = engine.log().closed_segments().len();
+    assert!(segments >= 3, "{segments} closed segments");
+
+    let rules = |org: &str, log: ArchiveLog| {
+        (org == "a" && matches!(log, ArchiveLog::SignIns)).then_some(Rule {
+            hot_days: 30,
+            archive_days: Some(60),
+            legal_hold: false,
+        })
+    };
+    let now = T0 + 200 * DAY + 3_600_000_000;
+    let report = expire(&engine, &Archive::new(dir.path().join("archive")), &rules, now).unwrap();
+    assert_eq!(report.partitions.iter().map(|p| p.removed).sum::<u64>(), 400, "{report:?}");
+    assert!(!report.log_segments_cut.is_empty(), "{report:?}");
+    assert!(engine.log().start() > signet_store::log::FIRST_FRAME);
+    assert_eq!(store.count("a", LogKind::SignIn, &Expr::True).unwrap(), 40);
+    // Every event left still has its record in the log.
+    let detail = engine.detail("a", LogKind::SignIn, "s195-0").unwrap().expect("a recent event");
+    assert_eq!(detail.revisions.len(), 1);
+    let again = expire(&engine, &Archive::new(dir.path().join("archive")), &rules, now).unwrap();
+    assert!(again.log_segments_cut.is_empty(), "nothing more to cut: {again:?}");
+    drop(engine);
+
+    let verified = verify_data_dir(&data, &VerifyOptions::default()).unwrap();
+    assert!(verified.ok, "{:?}", verified.problems);
+    assert!(verified.notes.iter().any(|n| n.contains("log segments were cut")), "{:?}", verified.notes);
+    let (problems, summary) = verify_clickhouse_projection(&data, &store).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(!summary.is_empty());
+}
