@@ -99,6 +99,9 @@ pub struct ClickHouseStore {
     queries: AtomicU64,
     /// The database and schema are known to be there (see [`ClickHouseStore::open_deferred`]).
     ready: std::sync::atomic::AtomicBool,
+    /// Into how many time ranges a `FINAL` read is split (the server's `max_threads`; 0: not
+    /// asked yet). See [`ClickHouseStore::source`].
+    final_ranges: AtomicU64,
 }
 
 impl Drop for ClickHouseStore {
@@ -169,6 +172,7 @@ impl ClickHouseStore {
             cluster: settings.cluster.clone(),
             queries: AtomicU64::new(0),
             ready: std::sync::atomic::AtomicBool::new(false),
+            final_ranges: AtomicU64::new(0),
         };
         Ok(store)
     }
@@ -334,6 +338,11 @@ impl ClickHouseStore {
     ///
     /// With [`Dedup::Copies`] the subquery reads without `FINAL` and may give an event more
     /// than once: the caller counts distinct keys ([`Dedup::counting`]).
+    ///
+    /// A `FINAL` read with a lower time bound is split into [`ClickHouseStore::final_ranges`]
+    /// time ranges, `UNION ALL`: ClickHouse 18.16 reads one `FINAL` in one thread, the ranges
+    /// in parallel, and copies of a row share its time, so no range separates them (run 23 in
+    /// docs/benchmarks.md).
     fn source(&self, org: &str, kind: LogKind, filter: &Expr, columns: &[&'static Column], dedup: Dedup) -> String {
         let table = schema::table(kind);
         let quoted = DIALECT.quote_str(org);
@@ -345,16 +354,47 @@ impl ClickHouseStore {
                 read.push(column.name);
             }
         }
-        format!(
-            "(SELECT {}, 0 AS {archived} FROM {table}{final_} WHERE org_id = {quoted} AND {} AND (id, revision) NOT IN \
-             (SELECT id, revision FROM {superseded} WHERE org_id = {quoted} AND kind = {})) AS {table}",
-            read.join(", "),
-            sql::compile_expr(filter, DIALECT),
-            kind.code(),
-            final_ = dedup.modifier(),
-            archived = schema::ARCHIVED.name,
-            superseded = self.superseded_table(),
-        )
+        let select = |range: &str| {
+            format!(
+                "SELECT {}, 0 AS {archived} FROM {table}{final_} WHERE org_id = {quoted} AND {}{range} AND (id, revision) \
+                 NOT IN (SELECT id, revision FROM {superseded} WHERE org_id = {quoted} AND kind = {})",
+                read.join(", "),
+                sql::compile_expr(filter, DIALECT),
+                kind.code(),
+                final_ = dedup.modifier(),
+                archived = schema::ARCHIVED.name,
+                superseded = self.superseded_table(),
+            )
+        };
+        let cuts = match dedup {
+            Dedup::Final => time_cuts(filter.time_bounds(), self.final_ranges(), signet_model::time::now_micros()),
+            Dedup::Copies => Vec::new(),
+        };
+        if cuts.is_empty() {
+            return format!("({}) AS {table}", select(""));
+        }
+        let mut ranges = Vec::with_capacity(cuts.len() + 1);
+        ranges.push(select(&format!(" AND event_time < {}", cuts[0])));
+        for pair in cuts.windows(2) {
+            ranges.push(select(&format!(" AND event_time >= {} AND event_time < {}", pair[0], pair[1])));
+        }
+        ranges.push(select(&format!(" AND event_time >= {}", cuts[cuts.len() - 1])));
+        format!("({}) AS {table}", ranges.join(" UNION ALL "))
+    }
+
+    /// The server's `max_threads` (asked once; 1 when it cannot be read), at most 16.
+    fn final_ranges(&self) -> u64 {
+        let known = self.final_ranges.load(Ordering::Relaxed);
+        if known > 0 {
+            return known;
+        }
+        let asked = self
+            .query_json("SELECT value FROM system.settings WHERE name = 'max_threads'")
+            .ok()
+            .and_then(|rows| rows.first().and_then(|r| r.first()).and_then(Value::as_str).map(threads_of));
+        let ranges = asked.unwrap_or(1).clamp(1, 16);
+        self.final_ranges.store(ranges, Ordering::Relaxed);
+        ranges
     }
 
     /// A row's `node` as [`RecordRef::node`]: `None` for this node's log (and for rows of
@@ -897,6 +937,27 @@ impl EventStore for ClickHouseStore {
     }
 }
 
+/// A `max_threads` setting's value as a number: "8" (18.16), "'auto(8)'" (current releases).
+fn threads_of(value: &str) -> u64 {
+    let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or(1)
+}
+
+/// Where a read of the time range `bounds` (inclusive) is cut into `ranges` parts of equal
+/// time (an open upper end stands at `now_us`): none without a lower bound, or for less than
+/// an hour, or one range.
+fn time_cuts(bounds: (Option<i64>, Option<i64>), ranges: u64, now_us: i64) -> Vec<i64> {
+    const HOUR_US: i64 = 3_600_000_000;
+    let (Some(low), high) = bounds else { return Vec::new() };
+    let high = high.map_or(now_us, |h| h.saturating_add(1));
+    let span = high.saturating_sub(low);
+    if ranges < 2 || span < HOUR_US {
+        return Vec::new();
+    }
+    let step = span / ranges as i64;
+    (1..ranges as i64).map(|i| low + step * i).collect()
+}
+
 /// The first microsecond after the month `yyyymm` (UTC), as ClickHouse's `toYYYYMM` names it.
 fn month_end_us(yyyymm: i64) -> Option<i64> {
     let (year, month) = (yyyymm / 100, yyyymm % 100);
@@ -906,7 +967,18 @@ fn month_end_us(yyyymm: i64) -> Option<i64> {
 }
 
 #[cfg(test)]
-mod month_tests {
+mod tests {
+    #[test]
+    fn final_reads_are_cut_into_equal_time_ranges() {
+        const HOUR: i64 = 3_600_000_000;
+        assert_eq!(super::time_cuts((Some(0), Some(4 * HOUR - 1)), 4, 0), vec![HOUR, 2 * HOUR, 3 * HOUR]);
+        assert_eq!(super::time_cuts((Some(0), None), 2, 10 * HOUR), vec![5 * HOUR], "up to now");
+        assert!(super::time_cuts((None, Some(HOUR)), 4, 0).is_empty(), "no lower bound");
+        assert!(super::time_cuts((Some(0), Some(HOUR / 2)), 4, 0).is_empty(), "under an hour");
+        assert!(super::time_cuts((Some(0), None), 1, 10 * HOUR).is_empty());
+        assert_eq!((super::threads_of("2"), super::threads_of("'auto(8)'"), super::threads_of("x")), (2, 8, 1));
+    }
+
     #[test]
     fn a_month_ends_where_the_next_begins() {
         assert_eq!(super::month_end_us(202611), Some(1_796_083_200_000_000)); // 2026-12-01
