@@ -212,15 +212,17 @@ impl SessionStore {
         self.lookup_here(&digest, now_us)
     }
 
-    /// Ends a session (signed out), on every node.
+    /// Ends a session (signed out), on every node. Only a session this node knows is written
+    /// to the shared set (a signed-in request has been looked up, so its session is known): an
+    /// unknown id, such as one presented to the public sign-in call, writes nothing there.
     pub fn remove(&self, token: &str) {
         let digest = secret::token_digest(token);
         let removed = self.sessions.lock().remove(&digest);
-        if let Some(sharing) = &self.sharing {
+        if let (Some(sharing), Some(kept)) = (&self.sharing, removed) {
             let now_us = signet_model::time::now_micros();
             sharing.ended.lock().insert(digest.clone(), now_us);
-            let org = removed.map(|kept| kept.session.org).unwrap_or_default();
-            let entry = Entry { org, key: digest, rank: 1, written: now_us, body: body(&Shared::Ended) };
+            let entry =
+                Entry { org: kept.session.org, key: digest, rank: 1, written: now_us, body: body(&Shared::Ended) };
             self.write_now(sharing, entry);
         }
     }
@@ -549,6 +551,14 @@ mod tests {
         assert!(two.lookup(token.expose(), now + 1).is_none(), "within the interval: no second read");
         wait_out_miss_limit();
         assert!(two.lookup(token.expose(), now + 2).is_some());
+    }
+
+    #[test]
+    fn an_unknown_session_id_writes_nothing_to_the_set() {
+        let set = MemorySet::default();
+        let (one, _) = two_nodes(&set, 1_000 * MIN);
+        one.remove("presented-at-sign-in");
+        assert!(set.entries.lock().is_empty());
     }
 
     #[test]
