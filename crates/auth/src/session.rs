@@ -436,12 +436,17 @@ mod tests {
         }
     }
 
-    fn two_nodes(set: &MemorySet, now: i64) -> (SessionStore, SessionStore) {
+    /// Two nodes on one set, started at `NOW` (idle limit 30 minutes, lifetime 12 hours).
+    fn two_nodes() -> (MemorySet, i64, SessionStore, SessionStore) {
+        let set = MemorySet::default();
         let node = || {
-            SessionStore::shared(Duration::from_secs(1800), Duration::from_secs(12 * 3600), Box::new(set.clone()), now)
+            SessionStore::shared(Duration::from_secs(1800), Duration::from_secs(12 * 3600), Box::new(set.clone()), NOW)
         };
-        (node(), node())
+        let (one, two) = (node(), node());
+        (set, NOW, one, two)
     }
+
+    const NOW: i64 = 1_000 * MIN;
 
     fn wait_out_miss_limit() {
         std::thread::sleep(MISS_REFRESH_EVERY + Duration::from_millis(20));
@@ -449,9 +454,7 @@ mod tests {
 
     #[test]
     fn a_session_made_on_one_node_works_on_the_other_at_once_and_ends_on_both() {
-        let set = MemorySet::default();
-        let now = 1_000 * MIN;
-        let (one, two) = two_nodes(&set, now);
+        let (set, now, one, two) = two_nodes();
         let (token, session) = one.create("u1", "org-a", now);
         let seen = two.lookup(token.expose(), now + 1).expect("read from the set on a miss");
         assert_eq!(
@@ -475,9 +478,7 @@ mod tests {
 
     #[test]
     fn ending_an_accounts_sessions_reaches_every_node_and_spares_later_ones() {
-        let set = MemorySet::default();
-        let now = 1_000 * MIN;
-        let (one, two) = two_nodes(&set, now);
+        let (_, now, one, two) = two_nodes();
         let (a, _) = one.create("u1", "org-a", now);
         let (b, _) = two.create("u1", "org-a", now);
         let (other, _) = two.create("u2", "org-a", now);
@@ -499,9 +500,7 @@ mod tests {
 
     #[test]
     fn last_use_is_shared_at_most_once_a_minute_and_keeps_the_session_alive_elsewhere() {
-        let set = MemorySet::default();
-        let now = 1_000 * MIN;
-        let (one, two) = two_nodes(&set, now);
+        let (set, now, one, two) = two_nodes();
         let (token, _) = one.create("u1", "org-a", now);
         let written = || set.entries.lock().len();
         assert_eq!(written(), 1);
@@ -522,9 +521,7 @@ mod tests {
 
     #[test]
     fn an_unreachable_set_keeps_sessions_working_here_and_writes_them_later() {
-        let set = MemorySet::default();
-        let now = 1_000 * MIN;
-        let (one, two) = two_nodes(&set, now);
+        let (set, now, one, two) = two_nodes();
         set.down.store(true, std::sync::atomic::Ordering::SeqCst);
         let (token, _) = one.create("u1", "org-a", now);
         let (ended, _) = one.create("u1", "org-a", now);
@@ -542,9 +539,7 @@ mod tests {
 
     #[test]
     fn unknown_ids_read_the_set_at_most_every_interval() {
-        let set = MemorySet::default();
-        let now = 1_000 * MIN;
-        let (one, two) = two_nodes(&set, now);
+        let (_, now, one, two) = two_nodes();
         assert!(two.lookup("forged", now).is_none());
         // Made on node 1 right after node 2's read for an unknown id: not read again yet.
         let (token, _) = one.create("u1", "org-a", now);
@@ -555,17 +550,14 @@ mod tests {
 
     #[test]
     fn an_unknown_session_id_writes_nothing_to_the_set() {
-        let set = MemorySet::default();
-        let (one, _) = two_nodes(&set, 1_000 * MIN);
+        let (set, _, one, _) = two_nodes();
         one.remove("presented-at-sign-in");
         assert!(set.entries.lock().is_empty());
     }
 
     #[test]
     fn old_entries_are_deleted_from_the_set() {
-        let set = MemorySet::default();
-        let now = 1_000 * MIN;
-        let (one, _) = two_nodes(&set, now);
+        let (set, now, one, _) = two_nodes();
         one.create("u1", "org-a", now);
         let later = now + 13 * 60 * MIN;
         one.create("u1", "org-a", later);
