@@ -34,6 +34,7 @@ use crate::log::{LogRecord, RecordPtr};
 
 mod dedup;
 mod documents;
+mod retention;
 use dedup::Dedup;
 pub use documents::SharedEntry;
 pub mod local;
@@ -326,75 +327,6 @@ impl ClickHouseStore {
                     .collect()
             })
             .collect())
-    }
-
-    /// What queries of `org`/`kind` read: the latest revision of each event, once however many
-    /// times a batch was inserted (and `archived`, always false: nothing is archived here yet).
-    ///
-    /// The query's own filter goes into the `FINAL` query too (the outer query applies it again,
-    /// harmlessly): `FINAL` only collapses identical re-inserted rows, which a filter takes or
-    /// leaves together, so filtering first gives the same rows while reading only the granules the
-    /// time range and key reach. Only `columns` (with the key) are read, not every column.
-    ///
-    /// With [`Dedup::Copies`] the subquery reads without `FINAL` and may give an event more
-    /// than once: the caller counts distinct keys ([`Dedup::counting`]).
-    ///
-    /// A `FINAL` read with a lower time bound is split into [`ClickHouseStore::final_ranges`]
-    /// time ranges, `UNION ALL`: ClickHouse 18.16 reads one `FINAL` in one thread, the ranges
-    /// in parallel, and copies of a row share its time, so no range separates them (run 23 in
-    /// docs/benchmarks.md).
-    fn source(&self, org: &str, kind: LogKind, filter: &Expr, columns: &[&'static Column], dedup: Dedup) -> String {
-        let table = schema::table(kind);
-        let quoted = DIALECT.quote_str(org);
-        let mut read: Vec<&str> = vec!["org_id", "id", "revision", "event_time"];
-        let mut wanted = columns.to_vec();
-        filter.columns(&mut wanted);
-        for column in wanted {
-            if !std::ptr::eq(column, &schema::ARCHIVED) && !read.contains(&column.name) {
-                read.push(column.name);
-            }
-        }
-        let select = |range: &str| {
-            format!(
-                "SELECT {}, 0 AS {archived} FROM {table}{final_} WHERE org_id = {quoted} AND {}{range} AND (id, revision) \
-                 NOT IN (SELECT id, revision FROM {superseded} WHERE org_id = {quoted} AND kind = {})",
-                read.join(", "),
-                sql::compile_expr(filter, DIALECT),
-                kind.code(),
-                final_ = dedup.modifier(),
-                archived = schema::ARCHIVED.name,
-                superseded = self.superseded_table(),
-            )
-        };
-        let cuts = match dedup {
-            Dedup::Final => time_cuts(filter.time_bounds(), self.final_ranges(), signet_model::time::now_micros()),
-            Dedup::Copies => Vec::new(),
-        };
-        if cuts.is_empty() {
-            return format!("({}) AS {table}", select(""));
-        }
-        let mut ranges = Vec::with_capacity(cuts.len() + 1);
-        ranges.push(select(&format!(" AND event_time < {}", cuts[0])));
-        for pair in cuts.windows(2) {
-            ranges.push(select(&format!(" AND event_time >= {} AND event_time < {}", pair[0], pair[1])));
-        }
-        ranges.push(select(&format!(" AND event_time >= {}", cuts[cuts.len() - 1])));
-        format!("({}) AS {table}", ranges.join(" UNION ALL "))
-    }
-
-    /// The server's `max_threads` (asked once; 1 when it cannot be read), at most 16.
-    fn final_ranges(&self) -> u64 {
-        let known = self.final_ranges.load(Ordering::Relaxed);
-        if known > 0 {
-            return known;
-        }
-        let asked = self
-            .query_json("SELECT value FROM system.settings WHERE name = 'max_threads'")
-            .ok()
-            .and_then(|rows| rows.first().and_then(|r| r.first()).and_then(Value::as_str).map(threads_of));
-        let ranges = asked.unwrap_or(1).clamp(1, 16);
-        self.final_ranges.store(ranges, Ordering::Relaxed);
-        ranges
     }
 
     /// A row's `node` as [`RecordRef::node`]: `None` for this node's log (and for rows of
@@ -712,77 +644,15 @@ impl EventStore for ClickHouseStore {
         true
     }
 
-    /// This node's rows (and rows from before nodes were named, `node = ''`) from log positions
-    /// `from..to`, in every kind table, every revision, deleted or not yet by retention: while
-    /// one is left its log segment stays (there is no archive here; `parts` is empty).
+    /// See [`ClickHouseStore::rows_from_log`].
     fn unarchived_between(&self, from: u64, to: u64, parts: &[ArchivedPart]) -> Result<u64> {
         let _ = parts;
-        self.ensure_ready()?;
-        let mut rows = 0;
-        for kind in LogKind::ALL {
-            let found = self.query_json(&format!(
-                "SELECT count() FROM {} WHERE node IN ({}, '') AND log_pos >= {from} AND log_pos < {to}",
-                schema::table(kind),
-                DIALECT.quote_str(&self.node)
-            ))?;
-            rows += found.first().and_then(|r| r.first()).map_or(0, int_of) as u64;
-        }
-        Ok(rows)
+        self.rows_from_log(from, to)
     }
 
-    /// `ALTER TABLE .. DELETE` (18.16 has no TTL; docs/adr/0003), waited for: mutations run in
-    /// the background. Without a filter, whole months before the cutoff go first by `DROP
-    /// PARTITION` (the tables are partitioned by organisation and month), which rewrites
-    /// nothing. On a cluster, on every shard's local table (`ON CLUSTER`; replicas replicate it).
+    /// See [`ClickHouseStore::delete_expired`].
     fn delete_before(&self, org: &str, kind: LogKind, before_us: i64, filter: &Expr) -> Result<u64> {
-        self.ensure_ready()?;
-        let table = schema::table(kind);
-        let condition = format!(
-            "org_id = {} AND event_time < {before_us} AND {}",
-            DIALECT.quote_str(org),
-            sql::compile_expr(filter, DIALECT)
-        );
-        let count = || -> Result<u64> {
-            let rows = self.query_json(&format!("SELECT count() FROM {table} WHERE {condition}"))?;
-            Ok(rows.first().and_then(|r| r.first()).map_or(0, int_of) as u64)
-        };
-        let rows = count()?;
-        if rows == 0 {
-            return Ok(0);
-        }
-        let target = match &self.cluster {
-            Some(cluster) => format!("{}.{table}_local ON CLUSTER {cluster}", self.database),
-            None => table.to_string(),
-        };
-        if matches!(filter, Expr::True) {
-            // Whole months before the cutoff: their partitions are dropped (nothing rewritten);
-            // the month the cutoff falls in is left to the mutation below.
-            let months = self.query_json(&format!(
-                "SELECT DISTINCT toYYYYMM(toDateTime(intDiv(event_time, 1000000), 'UTC')) FROM {table} \
-                 WHERE {condition}"
-            ))?;
-            for month in months.iter().filter_map(|row| row.first()).map(int_of) {
-                if month_end_us(month).is_some_and(|end| end <= before_us) {
-                    let partition = format!("({}, {month})", DIALECT.quote_str(org));
-                    self.execute(&format!("ALTER TABLE {target} DROP PARTITION {partition}"))?;
-                }
-            }
-            if count()? == 0 {
-                return Ok(rows);
-            }
-        }
-        self.execute(&format!("ALTER TABLE {target} DELETE WHERE {condition}"))?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(600);
-        while count()? > 0 {
-            if std::time::Instant::now() > deadline {
-                return Err(db_err(format!(
-                    "deleting {rows} row(s) of {table} before {before_us}: the mutation did not finish in 10 minutes \
-                     (it goes on in the background; the next run checks again)"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(rows)
+        self.delete_expired(org, kind, before_us, filter)
     }
 
     /// A query per [`FOREIGN_BATCH`] of them, by the key's time and id (no `FINAL`: every copy
@@ -934,55 +804,5 @@ impl EventStore for ClickHouseStore {
             }
         }
         Ok(out)
-    }
-}
-
-/// A `max_threads` setting's value as a number: "8" (18.16), "'auto(8)'" (current releases).
-fn threads_of(value: &str) -> u64 {
-    let digits: String = value.chars().filter(char::is_ascii_digit).collect();
-    digits.parse().unwrap_or(1)
-}
-
-/// Where a read of the time range `bounds` (inclusive) is cut into `ranges` parts of equal
-/// time (an open upper end stands at `now_us`): none without a lower bound, or for less than
-/// an hour, or one range.
-fn time_cuts(bounds: (Option<i64>, Option<i64>), ranges: u64, now_us: i64) -> Vec<i64> {
-    const HOUR_US: i64 = 3_600_000_000;
-    let (Some(low), high) = bounds else { return Vec::new() };
-    let high = high.map_or(now_us, |h| h.saturating_add(1));
-    let span = high.saturating_sub(low);
-    if ranges < 2 || span < HOUR_US {
-        return Vec::new();
-    }
-    let step = span / ranges as i64;
-    (1..ranges as i64).map(|i| low + step * i).collect()
-}
-
-/// The first microsecond after the month `yyyymm` (UTC), as ClickHouse's `toYYYYMM` names it.
-fn month_end_us(yyyymm: i64) -> Option<i64> {
-    let (year, month) = (yyyymm / 100, yyyymm % 100);
-    let (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
-    let first = chrono::NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, u32::try_from(month).ok()?, 1)?;
-    Some(first.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn final_reads_are_cut_into_equal_time_ranges() {
-        const HOUR: i64 = 3_600_000_000;
-        assert_eq!(super::time_cuts((Some(0), Some(4 * HOUR - 1)), 4, 0), vec![HOUR, 2 * HOUR, 3 * HOUR]);
-        assert_eq!(super::time_cuts((Some(0), None), 2, 10 * HOUR), vec![5 * HOUR], "up to now");
-        assert!(super::time_cuts((None, Some(HOUR)), 4, 0).is_empty(), "no lower bound");
-        assert!(super::time_cuts((Some(0), Some(HOUR / 2)), 4, 0).is_empty(), "under an hour");
-        assert!(super::time_cuts((Some(0), None), 1, 10 * HOUR).is_empty());
-        assert_eq!((super::threads_of("2"), super::threads_of("'auto(8)'"), super::threads_of("x")), (2, 8, 1));
-    }
-
-    #[test]
-    fn a_month_ends_where_the_next_begins() {
-        assert_eq!(super::month_end_us(202611), Some(1_796_083_200_000_000)); // 2026-12-01
-        assert_eq!(super::month_end_us(202612), Some(1_798_761_600_000_000)); // 2027-01-01
-        assert_eq!(super::month_end_us(202613), None);
     }
 }
