@@ -143,3 +143,41 @@ impl Documents for DataDirDocuments {
 /// How many times a change is applied again on top of another node's newer document before
 /// giving up (each retry means someone else wrote in between).
 pub const CHANGE_ATTEMPTS: usize = 8;
+
+/// An [`EntrySet`] in memory for tests: clones share one set, as nodes share a store.
+#[cfg(test)]
+pub(crate) mod memory {
+    use super::{Entry, EntrySet};
+    use parking_lot::Mutex;
+
+    /// A set in memory, as two nodes see one store (only what the test needs of one).
+    #[derive(Clone, Default)]
+    pub(crate) struct MemorySet {
+        pub(crate) entries: std::sync::Arc<Mutex<Vec<Entry>>>,
+        pub(crate) down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl EntrySet for MemorySet {
+        fn put(&self, entries: &[Entry]) -> std::io::Result<()> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::other("unreachable"));
+            }
+            self.entries.lock().extend_from_slice(entries);
+            Ok(())
+        }
+
+        fn since(&self, after: i64) -> std::io::Result<Vec<Entry>> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::other("unreachable"));
+            }
+            let mut out: Vec<Entry> = self.entries.lock().iter().filter(|e| e.written > after).cloned().collect();
+            out.sort_by_key(|e| e.written);
+            Ok(out)
+        }
+
+        fn forget_before(&self, before: i64) -> std::io::Result<()> {
+            self.entries.lock().retain(|e| e.written >= before);
+            Ok(())
+        }
+    }
+}

@@ -15,6 +15,7 @@ pub mod document;
 pub mod error;
 pub mod login;
 pub mod oidc;
+pub mod pending;
 pub mod role;
 pub mod secret;
 pub mod session;

@@ -9,17 +9,17 @@
 //! Only asymmetric signatures are accepted (RS*, PS*, ES*, EdDSA): a token signed with an HMAC
 //! or `none` is refused, whatever the provider's discovery document says.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+pub use crate::pending::{Pending, PendingError, PendingLogins, Started, PENDING_ENTRIES};
 use crate::role::Role;
 use crate::secret::{self, Secret};
 
@@ -214,110 +214,6 @@ impl Discovery {
 /// The PKCE S256 challenge of a verifier.
 pub fn pkce_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// A sign-in started at a provider and not yet finished.
-#[derive(Clone, Debug)]
-pub struct Pending {
-    pub provider: String,
-    pub nonce: String,
-    pub verifier: Secret,
-    /// Digest of the browser-binding cookie's value.
-    binding_digest: String,
-    pub created_us: i64,
-}
-
-/// What the browser is sent to the provider with.
-#[derive(Debug)]
-pub struct Started {
-    pub state: String,
-    /// The value of the short-lived cookie that ties the callback to this browser.
-    pub binding: Secret,
-    pub nonce: String,
-    pub code_challenge: String,
-}
-
-/// Why a callback does not match a started sign-in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PendingError {
-    /// No sign-in with this state (never started, already finished, or dropped).
-    Unknown,
-    /// Started more than [`PENDING_LIFETIME_SECS`] ago.
-    Expired,
-    /// Started in another browser (the binding cookie is missing or different): a link
-    /// planted by someone else, so the sign-in is abandoned.
-    OtherBrowser,
-}
-
-impl PendingError {
-    pub fn reason(self) -> &'static str {
-        match self {
-            PendingError::Unknown => "the sign-in is unknown or was already completed; start again",
-            PendingError::Expired => "the sign-in took too long at the identity provider; start again",
-            PendingError::OtherBrowser => "the sign-in was started in another browser; start again",
-        }
-    }
-}
-
-/// Sign-ins in progress, keyed by the digest of their `state` (memory only: a restart asks
-/// users to start again).
-#[derive(Default)]
-pub struct PendingLogins {
-    pending: Mutex<HashMap<String, Pending>>,
-}
-
-impl PendingLogins {
-    pub fn start(&self, provider: &str, now_us: i64) -> Started {
-        let started = Started {
-            state: secret::random_token(32),
-            binding: Secret::new(secret::random_token(32)),
-            nonce: secret::random_token(32),
-            code_challenge: String::new(),
-        };
-        let verifier = Secret::new(secret::random_token(48));
-        let started = Started { code_challenge: pkce_challenge(verifier.expose()), ..started };
-        let entry = Pending {
-            provider: provider.to_string(),
-            nonce: started.nonce.clone(),
-            verifier,
-            binding_digest: secret::token_digest(started.binding.expose()),
-            created_us: now_us,
-        };
-        let mut pending = self.pending.lock();
-        let lifetime_us = PENDING_LIFETIME_SECS * 1_000_000;
-        if pending.len() >= MAX_PENDING {
-            pending.retain(|_, p| now_us - p.created_us < lifetime_us);
-        }
-        if pending.len() >= MAX_PENDING {
-            if let Some(oldest) = pending.iter().min_by_key(|(_, p)| p.created_us).map(|(k, _)| k.clone()) {
-                pending.remove(&oldest);
-            }
-        }
-        pending.insert(secret::token_digest(&started.state), entry);
-        started
-    }
-
-    /// Takes the sign-in of `state` (once: a second callback with the same state fails).
-    /// `binding` is the browser's binding cookie.
-    pub fn finish(&self, state: &str, binding: Option<&str>, now_us: i64) -> Result<Pending, PendingError> {
-        let pending = self.pending.lock().remove(&secret::token_digest(state)).ok_or(PendingError::Unknown)?;
-        if now_us - pending.created_us >= PENDING_LIFETIME_SECS * 1_000_000 {
-            return Err(PendingError::Expired);
-        }
-        let sent = binding.map(secret::token_digest).unwrap_or_default();
-        if !secret::digests_equal(&sent, &pending.binding_digest) {
-            return Err(PendingError::OtherBrowser);
-        }
-        Ok(pending)
-    }
-
-    pub fn len(&self) -> usize {
-        self.pending.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Why an ID token is refused.
@@ -671,50 +567,6 @@ mod tests {
 
         // Not a JWT at all.
         assert!(matches!(verify_id_token("not-a-token", &keys(), &expected()), Err(TokenError::Malformed(_))));
-    }
-
-    #[test]
-    fn a_pending_sign_in_finishes_once_in_its_own_browser() {
-        let logins = PendingLogins::default();
-        let started = logins.start("okta", 0);
-        assert_eq!(
-            started.code_challenge,
-            pkce_challenge(logins.pending.lock().values().next().unwrap().verifier.expose())
-        );
-        assert_eq!(logins.finish(&started.state, Some("another browser"), 1).unwrap_err(), PendingError::OtherBrowser);
-        assert_eq!(
-            logins.finish(&started.state, Some(started.binding.expose()), 1).unwrap_err(),
-            PendingError::Unknown,
-            "a failed attempt ends the sign-in"
-        );
-
-        let started = logins.start("okta", 0);
-        let pending = logins.finish(&started.state, Some(started.binding.expose()), 1).unwrap();
-        assert_eq!(pending.nonce, started.nonce);
-        assert_eq!(
-            logins.finish(&started.state, Some(started.binding.expose()), 2).unwrap_err(),
-            PendingError::Unknown,
-            "no second use"
-        );
-
-        let started = logins.start("okta", 0);
-        let late = PENDING_LIFETIME_SECS * 1_000_000;
-        assert_eq!(
-            logins.finish(&started.state, Some(started.binding.expose()), late).unwrap_err(),
-            PendingError::Expired
-        );
-        assert!(logins.is_empty());
-    }
-
-    #[test]
-    fn pending_sign_ins_are_bounded() {
-        let logins = PendingLogins::default();
-        let first = logins.start("okta", 0);
-        for i in 1..=MAX_PENDING as i64 {
-            logins.start("okta", i);
-        }
-        assert_eq!(logins.len(), MAX_PENDING);
-        assert_eq!(logins.finish(&first.state, Some(first.binding.expose()), 10).unwrap_err(), PendingError::Unknown);
     }
 
     #[test]

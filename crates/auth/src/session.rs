@@ -371,6 +371,7 @@ fn body(shared: &Shared) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::document::memory::MemorySet;
     use std::time::Duration;
 
     const MIN: i64 = 60_000_000;
@@ -403,37 +404,6 @@ mod tests {
         store.remove_user("default", "u1");
         assert!(store.lookup(b.expose(), 2).is_none());
         assert!(store.is_empty());
-    }
-
-    /// A set in memory, as two nodes see one store (only what the test needs of one).
-    #[derive(Clone, Default)]
-    struct MemorySet {
-        entries: std::sync::Arc<Mutex<Vec<Entry>>>,
-        down: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    }
-
-    impl EntrySet for MemorySet {
-        fn put(&self, entries: &[Entry]) -> std::io::Result<()> {
-            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(std::io::Error::other("unreachable"));
-            }
-            self.entries.lock().extend_from_slice(entries);
-            Ok(())
-        }
-
-        fn since(&self, after: i64) -> std::io::Result<Vec<Entry>> {
-            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(std::io::Error::other("unreachable"));
-            }
-            let mut out: Vec<Entry> = self.entries.lock().iter().filter(|e| e.written > after).cloned().collect();
-            out.sort_by_key(|e| e.written);
-            Ok(out)
-        }
-
-        fn forget_before(&self, before: i64) -> std::io::Result<()> {
-            self.entries.lock().retain(|e| e.written >= before);
-            Ok(())
-        }
     }
 
     /// Two nodes on one set, started at `NOW` (idle limit 30 minutes, lifetime 12 hours).

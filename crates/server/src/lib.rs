@@ -266,18 +266,22 @@ pub async fn run(
     let flusher = tokio::spawn(flush_key_use(directory.clone()));
     let refresher = periodic::Periodic::default();
     if state.shared_documents {
-        let (directory, audit, policies, views, users, sessions) = (
+        let (directory, audit, policies, views, users, sessions, oidc) = (
             directory.clone(),
             state.audit_settings.clone(),
             state.retention.policies.clone(),
             state.views.clone(),
             state.user_directory.clone(),
             state.sessions.clone(),
+            state.oidc.clone(),
         );
         refresher.start("signet-shared", shared::REFRESH_INTERVAL, shared::REFRESH_INTERVAL, move || {
             let now = signet_model::time::now_micros();
             if let Err(err) = sessions.flush(now) {
                 tracing::warn!(error = %err, "could not write the console sessions' changes the nodes share");
+            }
+            if let Err(err) = oidc.forget_old_sign_ins(now) {
+                tracing::warn!(error = %err, "could not delete old sign-ins in progress the nodes share");
             }
             let results = [
                 ("console sessions", sessions.refresh(now).map(|_| false).map_err(|e| e.to_string())),

@@ -104,6 +104,20 @@ impl Providers {
         Ok(Providers { by_name, order, pending: PendingLogins::default(), http })
     }
 
+    /// Shares the sign-ins in progress with the other nodes through `set` (when there is one):
+    /// the provider may then send the browser back to any node.
+    pub fn share_pending(mut self, set: Option<Box<dyn signet_auth::document::EntrySet>>) -> Providers {
+        if let Some(set) = set {
+            self.pending = PendingLogins::shared(set);
+        }
+        self
+    }
+
+    /// Deletes the shared entries of sign-ins in progress that are over anyway.
+    pub fn forget_old_sign_ins(&self, now_us: i64) -> std::io::Result<()> {
+        self.pending.forget_old(now_us)
+    }
+
     pub fn none() -> Providers {
         Providers::new(&[], signet_model::OrgId::DEFAULT).expect("no providers, no errors")
     }

@@ -405,7 +405,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     record_logging_started(&engine, &config)?;
     let state = AppState::with_documents(engine, directory, config.server_config(), &*documents, shared)
         .context("reading the data directory's settings")?
-        .with_oidc(config.oidc_providers()?);
+        .with_oidc(config.oidc_providers()?.share_pending(documents.entries(signet_auth::oidc::PENDING_ENTRIES)));
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener =
