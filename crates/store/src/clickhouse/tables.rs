@@ -5,7 +5,7 @@ use signet_model::schema::{self, ColType, Column};
 use signet_model::LogKind;
 
 use super::{db_err, int_of, ClickHouseStore, DIALECT};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 
 /// One step of a migration; each is idempotent (a migration cut short is run again whole).
 enum Step {
@@ -294,7 +294,14 @@ impl ClickHouseStore {
         let present = rows.iter().map(|row| (text(&row[0]), text(&row[1]))).collect();
         for statement in cluster_column_steps(&self.database, cluster, &present) {
             tracing::info!(%statement, "migrating the cluster's tables");
-            self.post(None, &statement, None)?.text().map_err(db_err)?;
+            match self.post(None, &statement, None).and_then(|answer| answer.text().map_err(db_err)) {
+                Ok(_) => {}
+                // Another node starting at the same moment added the column first.
+                Err(StoreError::Database(why)) if why.contains("already exists") => {
+                    tracing::info!(%statement, "another node migrated the cluster's tables first");
+                }
+                Err(err) => return Err(err),
+            }
         }
         Ok(version)
     }
