@@ -637,7 +637,7 @@ fn serve_on_clickhouse() {
 /// administrator and keys made with the CLI on node 1's directory work on node 2; a key made and
 /// then revoked through node 1's API works, then stops working, on node 2; audit settings,
 /// saved views and the users directory changed on one node are the other's too; console
-/// sessions work on either node and end on both; and a node
+/// sessions work on either node and end on both (signed out, or the password changed); and a node
 /// restarted while ClickHouse is unreachable
 /// still signs keys in with its local copy.
 #[test]
@@ -732,6 +732,37 @@ fn two_nodes_share_accounts_keys_and_settings() {
     assert!(signed_out.status().is_success(), "{}", signed_out.status());
     assert_eq!(me(1, &roaming), 401);
     within("signed out on node 2, the session ends on node 1", &|| me(0, &roaming) == 401);
+    // A password changed through node 1 ends the account's sessions on node 2 too.
+    let ops = http
+        .post(format!("{}/api/v1/users", servers[0].base))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({ "username": "ops@example.com", "password": password, "role": "GlobalReader" }))
+        .send()
+        .unwrap();
+    assert_eq!(ops.status(), 201);
+    let ops: serde_json::Value = ops.json().unwrap();
+    within("an account made on node 1 is known to node 2", &|| {
+        let url = format!("{}/api/v1/users", servers[1].base);
+        http.get(url).bearer_auth(&read).send().unwrap().text().unwrap().contains("ops@example.com")
+    });
+    let signed_in = http
+        .post(format!("{}/api/v1/auth/login", servers[1].base))
+        .json(&serde_json::json!({ "username": "ops@example.com", "password": password }))
+        .send()
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let ops_cookie = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    assert_eq!(me(1, &ops_cookie), 200);
+    let changed = http
+        .patch(format!("{}/api/v1/users/{}", servers[0].base, ops["id"].as_str().unwrap()))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({ "password": "Another-Correct-Horse-2025" }))
+        .send()
+        .unwrap();
+    assert!(changed.status().is_success(), "{}", changed.text().unwrap());
+    within("a password changed on node 1 ends the account's session on node 2", &|| me(1, &ops_cookie) == 401);
     let revoked = http
         .delete(format!("{}/api/v1/keys/{}", servers[0].base, created["key"]["id"].as_str().unwrap()))
         .header("cookie", &cookie)
