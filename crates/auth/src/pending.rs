@@ -40,7 +40,8 @@ pub struct Pending {
     pub created_us: i64,
 }
 
-/// A [`Pending`] as the shared set holds it; `finished` marks one taken by a callback.
+/// A [`Pending`] as the shared set holds it (an entry of rank 0; a callback that took it
+/// writes an entry of rank 1 with the same key).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Shared {
