@@ -115,6 +115,14 @@ pub struct Entry {
     pub body: String,
 }
 
+/// How far back from what it has seen a node reads an [`EntrySet`] again: nodes' clocks
+/// differ, and an entry may reach the replica read later than a newer one.
+pub const SHARED_SKEW_US: i64 = 60_000_000;
+
+/// How often a node deletes a set's entries that no longer matter
+/// ([`EntrySet::forget_before`]).
+pub const FORGET_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Entries shared by several nodes, written one at a time (too many and too often changed
 /// for one [`Document`]: the users directory). Appended; read back by when they were written.
 pub trait EntrySet: Send + Sync {

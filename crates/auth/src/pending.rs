@@ -10,24 +10,18 @@
 //! with the rest of `signet_entries`, ClickHouse must be Signet's alone.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::document::{Entry, EntrySet};
+use crate::document::{Entry, EntrySet, FORGET_EVERY, SHARED_SKEW_US};
 use crate::oidc::{pkce_challenge, MAX_PENDING, PENDING_LIFETIME_SECS};
 use crate::secret::{self, Secret};
 
 /// The entry set where the nodes of a deployment share sign-ins in progress.
 pub const PENDING_ENTRIES: &str = "oidc-pending";
-
-/// How far before the oldest sign-in still alive the shared set is read: nodes' clocks differ.
-const SHARED_SKEW_US: i64 = 60_000_000;
-
-/// How often a node deletes the shared entries of sign-ins that are over.
-const FORGET_EVERY: Duration = Duration::from_secs(3600);
 
 /// A sign-in started at a provider and not yet finished.
 #[derive(Clone, Debug)]

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::document::{Entry, EntrySet};
+use crate::document::{Entry, EntrySet, FORGET_EVERY, SHARED_SKEW_US};
 use crate::secret::{self, Secret};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -39,13 +39,6 @@ pub const MISS_REFRESH_EVERY: Duration = Duration::from_millis(100);
 
 /// How often at most a session's last use is written to the shared set.
 const SHARE_USE_EVERY_US: i64 = 60_000_000;
-
-/// How far before the newest entry seen a node reads again: nodes' clocks differ, and an entry
-/// may reach the store's replica read later than a newer one.
-const SHARED_SKEW_US: i64 = 60_000_000;
-
-/// How often a node deletes the shared entries of sessions that have ended anyway.
-const FORGET_EVERY: Duration = Duration::from_secs(3600);
 
 /// One shared entry's body.
 #[derive(Serialize, Deserialize)]

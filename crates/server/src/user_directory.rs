@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use signet_auth::document::{Entry, EntrySet};
+use signet_auth::document::{Entry, EntrySet, SHARED_SKEW_US};
 use signet_model::{Event, LogKind};
 use tracing::warn;
 
@@ -59,10 +59,6 @@ pub struct UserDirectory {
 /// writes the entries it changed (learned or imported) and reads the others' every few seconds,
 /// so every node answers with every node's users. The file stays the node's own copy.
 pub const USERS_ENTRIES: &str = "users";
-
-/// How far before the newest entry seen a node reads again: nodes' clocks differ, and an entry
-/// may reach the server read later than a newer one (replication).
-const SHARED_SKEW_US: i64 = 60_000_000;
 
 struct Shared {
     set: Box<dyn EntrySet>,
