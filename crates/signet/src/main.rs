@@ -18,7 +18,11 @@ use clap::Parser;
 
 /// mimalloc instead of glibc's allocator: ingest allocates and frees many small strings per event
 /// on one thread and frees them on another, where glibc's arenas spent about a sixth of the
-/// server's CPU (docs/benchmarks.md, "Where the ingest time goes").
+/// server's CPU (docs/benchmarks.md, "Where the ingest time goes"). The `override` feature makes
+/// it the C `malloc` too, so DuckDB allocates from it: with glibc, DuckDB's idle worker threads
+/// call `malloc_trim` (every 0.5 s idle), which hands every free page back to the kernel, and
+/// the next projection batch faults them in again (about 220,000 page faults per million
+/// sign-ins ingested; docs/benchmarks.md run 25).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -31,12 +35,13 @@ extern "C" {
 }
 
 fn main() -> std::process::ExitCode {
-    // mimalloc gives freed memory back to the OS after a second, and the next ingest batch
-    // faults it in again, each page zeroed by the kernel (13 % of the server's CPU during
-    // ingest, docs/benchmarks.md run 19). Never purging keeps the process at its peak, which
-    // the ingest limits (`ingest_queue_mb`, in-flight events) bound.
+    // mimalloc gives freed memory back to the OS after a second by default, and the next
+    // ingest batch faults it in again, each page zeroed by the kernel (13 % of the server's CPU
+    // during ingest, docs/benchmarks.md run 19). Ten seconds outlasts the gaps between batches
+    // of a busy ingest, and still gives the memory of a burst, or of a large query, back once
+    // the server is quiet (run 25; "never" kept the process at its peak).
     // SAFETY: sets a plain integer option; mimalloc reads options at any time.
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 10_000) };
     let cli = cli::Cli::parse();
     match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
