@@ -281,6 +281,28 @@ pub fn two_revisions_in_one_batch(store: Arc<dyn EventStore>) {
     let success = native::filter(LogKind::SignIn, &[("status".into(), "success".into())], T0).unwrap();
     assert_eq!(store.count("a", LogKind::SignIn, &success).unwrap(), 1);
     assert_eq!(store.revisions("a", LogKind::SignIn, "r").unwrap().len(), 2);
+    // Later revisions of a stored id, two in one batch next to a new id's first two: the
+    // stored row is replaced, and only once.
+    let third = signin_json("r", 1, "alice@contoso.com", "Outlook", 50126, "");
+    let fourth = signin_json("r", 1, "alice@contoso.com", "Outlook", 50053, "");
+    let new_first = signin_json("q", 2, "bob@contoso.com", "Outlook", 0, "");
+    let new_second = signin_json("q", 2, "bob@contoso.com", "Outlook", 50126, "");
+    store
+        .apply(
+            &[
+                stored("a", LogKind::SignIn, &third, 3, 40),
+                stored("a", LogKind::SignIn, &new_first, 1, 50),
+                stored("a", LogKind::SignIn, &fourth, 4, 60),
+                stored("a", LogKind::SignIn, &new_second, 2, 70),
+            ],
+            80,
+        )
+        .unwrap();
+    assert_eq!(store.count("a", LogKind::SignIn, &Expr::True).unwrap(), 2);
+    let code = |c: i64| Expr::eq(col(LogKind::SignIn, "error_code"), signet_query::Literal::Int(c));
+    assert_eq!(store.count("a", LogKind::SignIn, &code(50053)).unwrap(), 1, "r is at its fourth revision");
+    assert_eq!(store.count("a", LogKind::SignIn, &code(50126)).unwrap(), 1, "q is at its second revision");
+    assert_eq!(store.count("a", LogKind::SignIn, &success).unwrap(), 0);
 }
 
 pub fn aggregates(store: Arc<dyn EventStore>) {

@@ -428,19 +428,25 @@ impl DuckStore {
             if of_kind.is_empty() {
                 continue;
             }
-            // Only the newest revision of an id in this batch goes into the hot table.
-            let mut newest: HashMap<(&str, &str), usize> = HashMap::new();
+            // Only the newest revision of an id in this batch goes into the hot table, and
+            // the table can hold an older one only when the id's first revision is not in this
+            // batch (revisions are numbered from 1 when an id is first stored, and the version
+            // index never forgets an id): a revision logged right after its original costs no
+            // DELETE, which scans the whole id column.
+            let mut newest: HashMap<(&str, &str), (usize, u32)> = HashMap::new();
             for (i, e) in of_kind.iter().enumerate() {
-                let slot = newest.entry((e.org.as_str(), e.event.id.as_str())).or_insert(i);
+                let (slot, first) = newest.entry((e.org.as_str(), e.event.id.as_str())).or_insert((i, e.revision));
                 if of_kind[*slot].revision < e.revision {
                     *slot = i;
                 }
+                *first = (*first).min(e.revision);
             }
-            let mut keep: Vec<usize> = newest.values().copied().collect();
+            let mut keep: Vec<(usize, u32)> = newest.values().copied().collect();
             keep.sort_unstable();
-            let superseded: Vec<&StoredEvent> = keep.iter().map(|&i| of_kind[i]).filter(|e| e.revision > 1).collect();
+            let superseded: Vec<&StoredEvent> =
+                keep.iter().filter(|(_, first)| *first > 1).map(|&(i, _)| of_kind[i]).collect();
             delete_older(raw, kind, &superseded)?;
-            let rows: Vec<&StoredEvent> = keep.iter().map(|&i| of_kind[i]).collect();
+            let rows: Vec<&StoredEvent> = keep.iter().map(|&(i, _)| of_kind[i]).collect();
             if kind == LogKind::SignIn {
                 let at = method_set_cells();
                 if let Some((keys, insert)) =
