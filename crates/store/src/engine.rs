@@ -260,7 +260,7 @@ pub trait EventStore: Send + Sync {
     fn aggregate(&self, query: &AggQuery) -> Result<Vec<Vec<Cell>>>;
 
     /// Called by the ingest pipeline when no events came for a while: the store may finish
-    /// what it deferred while writes were coming (DuckDB checkpoints its WAL). Nothing the
+    /// what it deferred while writes were coming (DuckDB checkpoints what it holds in memory). Nothing the
     /// store acknowledged depends on it.
     fn settle(&self) -> Result<()> {
         Ok(())

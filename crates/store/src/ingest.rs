@@ -65,8 +65,8 @@ pub struct IngestConfig {
     /// (see the module documentation).
     pub lag_in_log: bool,
     /// After this long without new events, the projector lets the store settle what it wrote
-    /// ([`EventStore::settle`]: DuckDB checkpoints its WAL, so queries after a burst scan
-    /// compressed row groups and a restart has no WAL to replay).
+    /// ([`EventStore::settle`]: DuckDB checkpoints, so queries after a burst scan compressed
+    /// row groups and a crash leaves nothing for the next start to apply again).
     pub settle_after_idle: Duration,
 }
 

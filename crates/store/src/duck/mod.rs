@@ -32,11 +32,6 @@ const WAL_AUTOCHECKPOINT: &str = "256MB";
 /// the authentication-methods report reads from the hot table alone).
 const ADDED_AFTER_ARCHIVE: &[&str] = &["auth_method_set"];
 
-/// A WAL at least this large when the database is opened (after a crash) is checkpointed right
-/// away: otherwise every later start replays it again until it reaches `WAL_AUTOCHECKPOINT`
-/// (a start replayed 200 MB in 1.2 s in the crash test's loop of kills).
-const WAL_CHECKPOINT_ON_OPEN: u64 = 8 << 20;
-
 /// Rows of one table that differ between two stores.
 #[derive(Clone, Debug)]
 pub struct TableDifference {
@@ -58,7 +53,7 @@ pub struct DuckStore {
     /// a page of them usually comes from a few parts).
     part_cache: Mutex<std::collections::VecDeque<(std::path::PathBuf, std::sync::Arc<PartRecords>)>>,
     /// The database handle every connection above was made from (declared last: dropped last).
-    _database: raw::RawDatabase,
+    database: raw::RawDatabase,
 }
 
 /// The connection that writes: duckdb-rs for most statements, the C API for the projection's
@@ -166,18 +161,17 @@ impl DuckStore {
     fn open_at(path: &Path) -> Result<DuckStore> {
         let database = raw::RawDatabase::open(path)?;
         let conn = database.connection()?;
-        // DuckDB checkpoints when its WAL passes 16 MB by default: with projection batches of
-        // 20,000-40,000 sign-ins that is nearly every commit, and each checkpoint compresses the
-        // table's last, partly filled row group again. At 256 MB ingest ran at 43,000-44,000
-        // sign-ins/s instead of 27,000-33,000 (docs/benchmarks.md, run 14); the price is a WAL of
-        // up to 256 MB on disk, replayed when the database is opened after a crash.
+        // DuckDB checkpoints when 16 MB of changes are uncheckpointed by default: with
+        // projection batches of 20,000-40,000 sign-ins that is nearly every commit, and each
+        // checkpoint compresses the table's last, partly filled row group again. At 256 MB ingest
+        // ran at 43,000-44,000 sign-ins/s instead of 27,000-33,000 (docs/benchmarks.md, run 14);
+        // the price is up to 256 MB of changes that a crash loses and the engine applies again
+        // from the event log (the file has no WAL, see `raw::RawDatabase::open`).
         conn.execute_batch(&format!("SET wal_autocheckpoint = '{WAL_AUTOCHECKPOINT}'"))?;
         Self::migrate(&conn)?;
-        let mut wal = path.as_os_str().to_owned();
-        wal.push(".wal");
-        if std::fs::metadata(&wal).is_ok_and(|m| m.len() >= WAL_CHECKPOINT_ON_OPEN) {
-            conn.execute_batch("CHECKPOINT")?;
-        }
+        // The migrations' changes, and the WAL a version before 26 may have left (replayed when
+        // the file was attached), go into the file now.
+        conn.execute_batch("CHECKPOINT")?;
         let method_sets = {
             let mut statement = conn.prepare("SELECT set_key FROM auth_method_sets")?;
             let keys = statement.query_map([], |r| r.get::<_, i64>(0))?;
@@ -188,7 +182,7 @@ impl DuckStore {
             readers: Mutex::new(Vec::new()),
             archive: Default::default(),
             part_cache: Default::default(),
-            _database: database,
+            database,
         })
     }
 
@@ -386,7 +380,7 @@ impl DuckStore {
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = match self.readers.lock().pop() {
             Some(conn) => conn,
-            None => self.writer.lock().try_clone()?,
+            None => self.database.connection()?,
         };
         let result = f(&conn);
         self.readers.lock().push(conn);
@@ -413,6 +407,16 @@ impl DuckStore {
         });
         debug!(sql, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "duckdb query");
         result
+    }
+
+    /// Puts what was committed into the database file at once. The file has no WAL (see
+    /// `raw::RawDatabase::open`): a commit is kept by the next checkpoint, and a crash before it
+    /// loses the commit. The projection's own commits are redone from the event log; a write the
+    /// log cannot redo (archiving's removal of rows, a restore, forgetting revisions) is
+    /// checkpointed before it is reported done. The caller holds the writer, so no other write
+    /// transaction is open and the checkpoint cannot be refused.
+    fn make_durable(writer: &Writer) -> Result<()> {
+        writer.raw.execute("CHECKPOINT")
     }
 
     /// Writes a batch; returns the method set keys it added to `auth_method_sets`.
@@ -660,10 +664,10 @@ impl EventStore for DuckStore {
         self.query_cells(&sql::agg_sql_from(query, DIALECT, &source), None)
     }
 
-    /// Checkpoints the WAL: with `wal_autocheckpoint` at 256 MB (for ingest speed) a burst's
-    /// last rows otherwise stay in the WAL, not compressed into row groups, until the next
-    /// 256 MB or a restart (after run 14's 1M-event burst: 139 MB), and a crash would replay
-    /// all of it.
+    /// Checkpoints: with `wal_autocheckpoint` at 256 MB (for ingest speed) a burst's last rows
+    /// otherwise stay in memory, not compressed into row groups and not in the file, until the
+    /// next 256 MB or a shutdown, and a crash would make the next start apply all of them again
+    /// from the event log.
     fn settle(&self) -> Result<()> {
         let writer = self.writer.lock();
         writer.raw.execute("CHECKPOINT")
@@ -766,8 +770,10 @@ impl EventStore for DuckStore {
                      AND log_pos * 65536 + log_idx IN (SELECT log_pos * 65536 + log_idx FROM {})",
                     read_parts(&parts.iter().collect::<Vec<_>>())
                 );
-                let conn = self.writer.lock();
-                conn.execute(&sql, duckdb::params![org, from_us, to_us])? as u64
+                let writer = self.writer.lock();
+                let removed = writer.execute(&sql, duckdb::params![org, from_us, to_us])? as u64;
+                Self::make_durable(&writer)?;
+                removed
             }
         };
         for part in parts {
@@ -794,8 +800,10 @@ impl EventStore for DuckStore {
              AND NOT EXISTS (SELECT 1 FROM {table} h WHERE h.org_id = p.org_id AND h.id = p.id)",
             read_parts(&parts.iter().collect::<Vec<_>>())
         );
-        let conn = self.writer.lock();
-        Ok(conn.execute(&sql, duckdb::params![org])? as u64)
+        let writer = self.writer.lock();
+        let restored = writer.execute(&sql, duckdb::params![org])? as u64;
+        Self::make_durable(&writer)?;
+        Ok(restored)
     }
 
     fn archived_record(&self, ptr: RecordPtr) -> Result<Option<crate::LogRecord>> {
@@ -850,8 +858,10 @@ impl EventStore for DuckStore {
             "DELETE FROM revisions WHERE log_pos * 65536 + log_idx IN (SELECT log_pos * 65536 + log_idx FROM {})",
             read_parts(&parts.iter().collect::<Vec<_>>())
         );
-        let conn = self.writer.lock();
-        Ok(conn.execute(&sql, [])? as u64)
+        let writer = self.writer.lock();
+        let forgotten = writer.execute(&sql, [])? as u64;
+        Self::make_durable(&writer)?;
+        Ok(forgotten)
     }
 
     fn set_archive(&self, parts: Vec<ArchivedPart>) {

@@ -25,17 +25,52 @@ fn c_string(text: &str) -> Result<CString> {
     CString::new(text).map_err(|_| StoreError::Database(format!("a NUL byte in {text:?}")))
 }
 
+/// The name the database file is attached under.
+const DATABASE: &str = "signet";
+
 /// A database opened through the C API; closed when dropped (connections made from it keep the
 /// database itself alive until they are dropped too).
-pub(crate) struct RawDatabase(ffi::duckdb_database);
+pub(crate) struct RawDatabase {
+    handle: ffi::duckdb_database,
+    /// The file is attached to an in-memory instance: every connection starts with `USE`.
+    attached: bool,
+}
 
 // SAFETY: a duckdb_database is a thread-safe handle to a shared database instance.
 unsafe impl Send for RawDatabase {}
 unsafe impl Sync for RawDatabase {}
 
 impl RawDatabase {
-    /// Opens a database file, or an in-memory database for `":memory:"`.
+    /// Opens a database file without DuckDB's write-ahead log, or an in-memory database for
+    /// `":memory:"`.
+    ///
+    /// The event log is what makes an acknowledged event durable; the DuckDB file is its
+    /// projection, and `applied_position` (written in the same transaction as the rows) says
+    /// how far it reaches. DuckDB's WAL wrote every projected row a second time at each commit
+    /// (a quarter of the projector's time, docs/benchmarks.md run 26). So the file is attached
+    /// with `RECOVERY_MODE NO_WAL_WRITES`: commits live in memory until DuckDB checkpoints
+    /// (past `wal_autocheckpoint` worth of changes, after a quiet moment, at shutdown, and at
+    /// once after writes the event log cannot redo, see `DuckStore::make_durable`); after a
+    /// crash the file opens at its last checkpoint and the engine applies the event log from
+    /// that checkpoint's `applied_position` again, as it does for any store behind the log.
     pub(crate) fn open(path: &Path) -> Result<RawDatabase> {
+        if path == Path::new(":memory:") {
+            return Self::open_raw(path);
+        }
+        let mut database = Self::open_raw(Path::new(":memory:"))?;
+        let attach = format!("ATTACH {} AS {DATABASE} (RECOVERY_MODE NO_WAL_WRITES)", quote(&path.to_string_lossy()));
+        // Spills of large queries go where a file database puts them (next to the file), not
+        // into the in-memory instance's default (`.tmp` in the working directory).
+        let temp = format!("SET temp_directory = {}", quote(&format!("{}.tmp", path.to_string_lossy())));
+        let setup = database.raw_connection()?;
+        setup.execute(&attach).map_err(|e| StoreError::Database(format!("opening {}: {e}", path.display())))?;
+        setup.execute(&temp)?;
+        drop(setup);
+        database.attached = true;
+        Ok(database)
+    }
+
+    fn open_raw(path: &Path) -> Result<RawDatabase> {
         use std::os::unix::ffi::OsStrExt;
         let c_path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| StoreError::Database(format!("a NUL byte in {}", path.display())))?;
@@ -54,30 +89,43 @@ impl RawDatabase {
             };
             return Err(StoreError::Database(format!("opening {}: {message}", path.display())));
         }
-        Ok(RawDatabase(db))
+        Ok(RawDatabase { handle: db, attached: false })
     }
 
     /// A duckdb-rs connection to this database.
     pub(crate) fn connection(&self) -> Result<Connection> {
         // SAFETY: the handle is open; duckdb-rs does not close a database it did not open.
-        Ok(unsafe { Connection::open_from_raw(self.0) }?)
+        let conn = unsafe { Connection::open_from_raw(self.handle) }?;
+        if self.attached {
+            conn.execute_batch(&format!("USE {DATABASE}"))?;
+        }
+        Ok(conn)
     }
 
     /// A connection for the C API calls of this module.
     pub(crate) fn raw_connection(&self) -> Result<RawConnection> {
         let mut con: ffi::duckdb_connection = ptr::null_mut();
         // SAFETY: the database handle is open.
-        if unsafe { ffi::duckdb_connect(self.0, &mut con) } != ffi::DuckDBSuccess {
+        if unsafe { ffi::duckdb_connect(self.handle, &mut con) } != ffi::DuckDBSuccess {
             return Err(StoreError::Database("connecting to the database failed".into()));
         }
-        Ok(RawConnection(con))
+        let conn = RawConnection(con);
+        if self.attached {
+            conn.execute(&format!("USE {DATABASE}"))?;
+        }
+        Ok(conn)
     }
+}
+
+/// A SQL string literal.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 impl Drop for RawDatabase {
     fn drop(&mut self) {
-        // SAFETY: opened by `open`, closed once.
-        unsafe { ffi::duckdb_close(&mut self.0) };
+        // SAFETY: opened by `open_raw`, closed once.
+        unsafe { ffi::duckdb_close(&mut self.handle) };
     }
 }
 

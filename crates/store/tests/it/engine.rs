@@ -213,46 +213,94 @@ fn layout_v1_fixture_opens() {
     assert_eq!(again.revisions, 1, "a different body under a fixture id is a new revision");
 }
 
+/// Copies what a crash would leave of a running engine's data directory (the event log is
+/// fsynced before anything is acknowledged; DuckDB's file holds its last checkpoint).
+fn crash_image(dir: &std::path::Path) -> tempfile::TempDir {
+    let image = tempfile::tempdir().unwrap();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(from) = stack.pop() {
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            let to = image.path().join(entry.path().strip_prefix(dir).unwrap());
+            if entry.file_type().unwrap().is_dir() {
+                std::fs::create_dir_all(&to).unwrap();
+                stack.push(entry.path());
+            } else if entry.file_name() != "LOCK" {
+                std::fs::copy(entry.path(), to).unwrap();
+            }
+        }
+    }
+    image
+}
+
 #[test]
-fn a_large_wal_left_by_a_crash_is_checkpointed_when_opened() {
+fn a_crash_loses_only_uncheckpointed_projection_which_the_event_log_redoes() {
     let dir = tempfile::tempdir().unwrap();
     let config = IngestConfig { settle_after_idle: Duration::from_secs(3600), ..IngestConfig::default() };
-    let engine = Engine::open(dir.path(), config).unwrap();
-    let wal = |dir: &std::path::Path| std::fs::metadata(dir.join("signet.duckdb.wal")).map_or(0, |m| m.len());
-    let mut sent = 0;
-    while wal(dir.path()) < 12 << 20 && sent < 400_000 {
-        let events: Vec<_> = (0..20_000).map(|i| event(&format!("c{}", sent + i), 0)).collect();
-        engine.pipeline().submit_blocking("default", events).unwrap();
-        sent += 20_000;
-        assert!(engine.wait_visible(Duration::from_secs(30)));
+    let engine = Engine::open(dir.path(), config.clone()).unwrap();
+    let events: Vec<_> = (0..30_000).map(|i| event(&format!("c{i}"), 0)).collect();
+    engine.pipeline().submit_blocking("default", events).unwrap();
+    assert!(engine.wait_visible(Duration::from_secs(30)));
+    assert_eq!(count(&engine), 30_000);
+    let image = crash_image(dir.path());
+    assert!(!image.path().join("signet.duckdb.wal").exists(), "DuckDB writes no WAL of its own");
+    {
+        // The file alone: the projection's commits since the last checkpoint are not in it.
+        let store = signet_store::duck::DuckStore::open(&image.path().join("signet.duckdb")).unwrap();
+        use signet_store::EventStore;
+        assert!(store.count("default", LogKind::SignIn, &Expr::True).unwrap() < 30_000);
     }
-    assert!(wal(dir.path()) >= 12 << 20, "{sent} events left a WAL of {} bytes", wal(dir.path()));
-    // What a crash leaves: the database file and its WAL as they are while the store runs.
+    let restarted = Engine::open(image.path(), config).unwrap();
+    assert!(restarted.wait_visible(Duration::from_secs(30)));
+    assert_eq!(count(&restarted), 30_000, "applied again from the event log");
+    let events: Vec<_> = (0..30_000).map(|i| event(&format!("c{i}"), 0)).collect();
+    let outcome = restarted.pipeline().submit_blocking("default", events).unwrap();
+    assert_eq!(outcome.duplicates, 30_000, "the version index knows every acknowledged event");
+}
+
+#[test]
+fn a_wal_left_by_an_earlier_version_is_replayed_and_checkpointed_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signet.duckdb");
+    let conn = duckdb::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "SET wal_autocheckpoint = '1GB'; CREATE TABLE earlier (n BIGINT); CHECKPOINT; \
+         INSERT INTO earlier SELECT * FROM range(1000)",
+    )
+    .unwrap();
+    // The files as a crash of that version leaves them: the insert is only in the WAL.
     let image = tempfile::tempdir().unwrap();
     for file in ["signet.duckdb", "signet.duckdb.wal"] {
         std::fs::copy(dir.path().join(file), image.path().join(file)).unwrap();
     }
+    drop(conn);
     let store = signet_store::duck::DuckStore::open(&image.path().join("signet.duckdb")).unwrap();
-    use signet_store::EventStore;
-    assert_eq!(wal(image.path()), 0, "replayed and checkpointed at once");
-    assert_eq!(store.count("default", LogKind::SignIn, &Expr::True).unwrap(), sent as u64);
+    assert!(!image.path().join("signet.duckdb.wal").exists(), "replayed and checkpointed at once");
+    drop(store);
+    let reopened = duckdb::Connection::open(image.path().join("signet.duckdb")).unwrap();
+    let n: i64 = reopened.query_row("SELECT count(*) FROM earlier", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1000);
 }
 
 #[test]
-fn an_idle_store_checkpoints_what_a_burst_left_in_its_wal() {
+fn an_idle_store_checkpoints_what_a_burst_left_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let config = IngestConfig { settle_after_idle: Duration::from_millis(200), ..IngestConfig::default() };
     let engine = Engine::open(dir.path(), config).unwrap();
-    let wal = dir.path().join("signet.duckdb.wal");
-    let wal_bytes = || std::fs::metadata(&wal).map_or(0, |m| m.len());
     let events: Vec<_> = (0..5000).map(|i| event(&format!("w{i}"), 0)).collect();
     engine.pipeline().submit_blocking("default", events).unwrap();
     assert_eq!(count(&engine), 5000);
-    // Below the 256 MB autocheckpoint, the burst stays in the WAL until the store is idle.
+    // Below the 256 MB autocheckpoint, the burst is in the file only once the store is idle.
+    let in_file = || {
+        let image = crash_image(dir.path());
+        let store = signet_store::duck::DuckStore::open(&image.path().join("signet.duckdb")).unwrap();
+        use signet_store::EventStore;
+        store.count("default", LogKind::SignIn, &Expr::True).unwrap()
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while wal_bytes() > 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+    while in_file() < 5000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(wal_bytes(), 0, "the WAL was checkpointed once ingest went idle");
+    assert_eq!(in_file(), 5000, "checkpointed once ingest went idle");
     assert_eq!(count(&engine), 5000);
 }
