@@ -169,8 +169,8 @@ impl DuckStore {
         // from the event log (the file has no WAL, see `raw::RawDatabase::open`).
         conn.execute_batch(&format!("SET wal_autocheckpoint = '{WAL_AUTOCHECKPOINT}'"))?;
         Self::migrate(&conn)?;
-        // The migrations' changes, and the WAL a version before 26 may have left (replayed when
-        // the file was attached), go into the file now.
+        // The migrations' changes, and the WAL an earlier Signet (which let DuckDB keep one) may
+        // have left (replayed when the file was attached), go into the file now.
         conn.execute_batch("CHECKPOINT")?;
         let method_sets = {
             let mut statement = conn.prepare("SELECT set_key FROM auth_method_sets")?;
@@ -669,8 +669,7 @@ impl EventStore for DuckStore {
     /// next 256 MB or a shutdown, and a crash would make the next start apply all of them again
     /// from the event log.
     fn settle(&self) -> Result<()> {
-        let writer = self.writer.lock();
-        writer.raw.execute("CHECKPOINT")
+        Self::make_durable(&self.writer.lock())
     }
 
     /// One statement for all sets: the filter is evaluated once.
