@@ -23,7 +23,7 @@ use crate::log::RecordPtr;
 
 /// Version of the database schema. Bump it with a migration in [`DuckStore::migrate`].
 pub const SCHEMA_VERSION: u32 = 3;
-const DIALECT: Dialect = Dialect::DuckDb;
+pub(crate) const DIALECT: Dialect = Dialect::DuckDb;
 /// DuckDB's WAL size that triggers a checkpoint (see [`DuckStore::open`]).
 const WAL_AUTOCHECKPOINT: &str = "256MB";
 

@@ -16,6 +16,7 @@ use arrow::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow::record_batch::RecordBatch;
 use duckdb::{ffi, Connection};
 
+use crate::duck::DIALECT;
 use crate::error::{Result, StoreError};
 
 /// Rows per DuckDB data chunk (DuckDB's vector size).
@@ -58,10 +59,13 @@ impl RawDatabase {
             return Self::open_raw(path);
         }
         let mut database = Self::open_raw(Path::new(":memory:"))?;
-        let attach = format!("ATTACH {} AS {DATABASE} (RECOVERY_MODE NO_WAL_WRITES)", quote(&path.to_string_lossy()));
+        let attach = format!(
+            "ATTACH {} AS {DATABASE} (RECOVERY_MODE NO_WAL_WRITES)",
+            DIALECT.quote_str(&path.to_string_lossy())
+        );
         // Spills of large queries go where a file database puts them (next to the file), not
         // into the in-memory instance's default (`.tmp` in the working directory).
-        let temp = format!("SET temp_directory = {}", quote(&format!("{}.tmp", path.to_string_lossy())));
+        let temp = format!("SET temp_directory = {}", DIALECT.quote_str(&format!("{}.tmp", path.to_string_lossy())));
         let setup = database.raw_connection()?;
         setup.execute(&attach).map_err(|e| StoreError::Database(format!("opening {}: {e}", path.display())))?;
         setup.execute(&temp)?;
@@ -115,11 +119,6 @@ impl RawDatabase {
         }
         Ok(conn)
     }
-}
-
-/// A SQL string literal.
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 impl Drop for RawDatabase {
