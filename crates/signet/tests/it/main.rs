@@ -278,30 +278,45 @@ struct Server {
 }
 
 impl Server {
+    /// Starts `signet serve` on a free port. A probed port is free only until it is released:
+    /// a server of another test may take it first, and a connection would then reach that
+    /// server (the crash test restarts 100 times). So the child counts as started once its own
+    /// log says it listens there; a child that could not bind is started again on another port.
     fn start(dir: &Path, data: &Path) -> Server {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let listen = format!("127.0.0.1:{port}");
         let log = dir.join("server.log");
-        let child = Command::new(signet_bin())
-            .args(["serve", "--listen", &listen, "--data", data.to_str().unwrap()])
-            .env("RUST_LOG", "debug")
-            // A shell set up for the command-line client: these are not server settings.
-            .env("SIGNET_API_KEY", "sgk_0000000000000000_not-a-key")
-            .env("SIGNET_SERVER", "http://127.0.0.1:1")
-            .current_dir(dir)
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let server = Server { child, base: format!("http://{listen}"), log };
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(&listen).is_err() {
-            assert!(started.elapsed().as_secs() < 60, "server did not start: {}", server.log_text());
-            std::thread::sleep(std::time::Duration::from_millis(100));
+        for _ in 0..5 {
+            let port = {
+                let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                probe.local_addr().unwrap().port()
+            };
+            let listen = format!("127.0.0.1:{port}");
+            let child = Command::new(signet_bin())
+                .args(["serve", "--listen", &listen, "--data", data.to_str().unwrap()])
+                .env("RUST_LOG", "debug")
+                // A shell set up for the command-line client: these are not server settings.
+                .env("SIGNET_API_KEY", "sgk_0000000000000000_not-a-key")
+                .env("SIGNET_SERVER", "http://127.0.0.1:1")
+                .current_dir(dir)
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            let mut server = Server { child, base: format!("http://{listen}"), log: log.clone() };
+            let listening = format!("Signet is listening on http://{listen}/");
+            let started = std::time::Instant::now();
+            loop {
+                let text = server.log_text();
+                if text.contains(&listening) {
+                    return server;
+                }
+                if server.child.try_wait().unwrap().is_some() {
+                    assert!(text.contains("binding"), "server exited: {text}");
+                    break; // the port was taken meanwhile: another one
+                }
+                assert!(started.elapsed().as_secs() < 60, "server did not start: {text}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
         }
-        server
+        panic!("no free port for the server after 5 attempts");
     }
 
     fn log_text(&self) -> String {
