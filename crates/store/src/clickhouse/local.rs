@@ -232,7 +232,7 @@ fn zookeeper() -> u16 {
         &config,
         format!(
             "tickTime=500\ndataDir={}/data\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\n",
+             admin.enableServer=false\n4lw.commands.whitelist=srvr\n",
             dir.display()
         ),
     )
@@ -246,8 +246,20 @@ fn zookeeper() -> u16 {
         .env("JVMFLAGS", "-Xmx256m");
     let log = dir.join("zookeeper.log");
     spawn_for_life(command, &log, "ZooKeeper (Debian package zookeeperd)");
+    // An open port is not enough: ZooKeeper accepts connections before it serves, and
+    // ClickHouse 18.16 crashes when its first handshake fails (seen in CI). `srvr` answers with
+    // the server's mode only once it serves.
+    let serving = || -> std::io::Result<bool> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(b"srvr")?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer.contains("Mode:"))
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !serving().unwrap_or(false) {
         assert!(std::time::Instant::now() < deadline, "ZooKeeper did not start: {}", log.display());
         std::thread::sleep(Duration::from_millis(100));
     }
