@@ -30,7 +30,7 @@ pub fn signin_json(id: &str, hours_after_t0: i64, upn: &str, app: &str, error_co
     )
 }
 
-fn stored(org: &str, kind: LogKind, json: &str, revision: u32, position: u64) -> StoredEvent {
+pub(crate) fn stored(org: &str, kind: LogKind, json: &str, revision: u32, position: u64) -> StoredEvent {
     let event = normalize(kind, json.as_bytes()).unwrap_or_else(|e| panic!("fixture does not normalise: {e}: {json}"));
     StoredEvent { org: org.into(), revision, received_us: T0, ptr: RecordPtr { frame_pos: position, index: 0 }, event }
 }

@@ -128,7 +128,7 @@ pub const REVISION_COLUMNS: &[Column] = &[
 ];
 
 /// A batch for the `revisions` table.
-pub fn revisions_batch(events: &[StoredEvent]) -> Result<RecordBatch> {
+pub fn revisions_batch(events: &[&StoredEvent]) -> Result<RecordBatch> {
     let columns: Vec<&Column> = REVISION_COLUMNS.iter().collect();
     let mut builders: Vec<Builder> = columns.iter().map(|c| Builder::new(c.ty, events.len())).collect();
     for e in events {

@@ -1,6 +1,8 @@
 //! The embedded DuckDB engine: one database file in the data directory holding the projection
-//! of the event log (one table per log kind with the latest revision of each event, and a
-//! `revisions` table with every revision's pointer into the log).
+//! of the event log: one table per log kind with the latest revision of each event, and a
+//! `revisions` table with the pointers into the log of the revisions those rows do not hold
+//! (the ones newer revisions replaced, and the latest of rows moved to the archive). Together
+//! they index every revision ([`revision_index`]).
 
 pub(crate) mod arrow;
 mod raw;
@@ -22,7 +24,7 @@ use crate::error::{Result, StoreError};
 use crate::log::RecordPtr;
 
 /// Version of the database schema. Bump it with a migration in [`DuckStore::migrate`].
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 pub(crate) const DIALECT: Dialect = Dialect::DuckDb;
 /// DuckDB's WAL size that triggers a checkpoint (see [`DuckStore::open`]).
 const WAL_AUTOCHECKPOINT: &str = "256MB";
@@ -69,6 +71,29 @@ struct Writer {
 /// reports group sign-ins by the key and unnest these few lists instead of every sign-in's.
 const METHOD_SETS_DDL: &str =
     "CREATE TABLE IF NOT EXISTS auth_method_sets (set_key BIGINT PRIMARY KEY, methods VARCHAR[], succeeded VARCHAR[])";
+
+/// The columns of a revision's pointer, in the `revisions` table's order.
+const REVISION_REF: &str = "org_id, kind, id, revision, content_hash, event_time, received_at, log_pos, log_idx";
+
+/// A hot table's rows as `revisions` rows.
+fn hot_refs(kind: LogKind, db: &str) -> String {
+    format!(
+        "SELECT org_id, CAST({} AS BIGINT) AS kind, id, revision, content_hash, event_time, received_at, log_pos, \
+         log_idx FROM {db}{}",
+        kind.code(),
+        schema::table(kind)
+    )
+}
+
+/// Every revision of every event (a subquery with the [`REVISION_REF`] columns): the hot rows,
+/// each id's latest revision, and `revisions`, the revisions they do not hold. Until schema 4,
+/// `revisions` held every revision, the latest ones twice: appending each event there cost
+/// about a tenth of ingest (docs/benchmarks.md, run 27). `db` qualifies the tables (`""`, or an
+/// attached database's name and a dot).
+fn revision_index(db: &str) -> String {
+    let hot: Vec<String> = LogKind::ALL.iter().map(|kind| hot_refs(*kind, db)).collect();
+    format!("(SELECT {REVISION_REF} FROM {db}revisions UNION ALL {})", hot.join(" UNION ALL "))
+}
 
 /// A list of strings as a DuckDB literal.
 fn list_literal(items: &[String]) -> String {
@@ -250,7 +275,10 @@ impl DuckStore {
             if found == 1 {
                 Self::migrate_1_to_2(conn)?;
             }
-            return Self::migrate_2_to_3(conn);
+            if found <= 2 {
+                Self::migrate_2_to_3(conn)?;
+            }
+            return Self::migrate_3_to_4(conn);
         }
         // Version 0: the current schema, from scratch.
         let mut ddl = Vec::new();
@@ -327,13 +355,37 @@ impl DuckStore {
         result
     }
 
+    /// Version 3 -> 4: `revisions` no longer holds the revisions the hot tables hold (see
+    /// [`revision_index`]).
+    fn migrate_3_to_4(conn: &Connection) -> Result<()> {
+        let deletes: Vec<String> = LogKind::ALL
+            .iter()
+            .map(|kind| {
+                format!(
+                    "DELETE FROM revisions WHERE kind = {} AND log_pos * 65536 + log_idx IN \
+                     (SELECT log_pos * 65536 + log_idx FROM {})",
+                    kind.code(),
+                    schema::table(*kind)
+                )
+            })
+            .collect();
+        conn.execute_batch(&format!(
+            "BEGIN TRANSACTION; {}; INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '4'); COMMIT",
+            deletes.join("; ")
+        ))
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })?;
+        Ok(())
+    }
+
     /// Compares every table of this store with the same tables in another DuckDB file (read
     /// only): per table, the rows only here, the rows only there, and a few of their ids.
     ///
-    /// The `revisions` index is compared from `revisions_from` (the event log's start: the
-    /// revisions of cut segments cannot be rebuilt), and only for rows here that the other
-    /// store lacks: the index of events deleted at the end of their archive period is forgotten
-    /// on purpose.
+    /// The index of revisions ([`revision_index`], reported as table `revisions`) is compared
+    /// from `revisions_from` (the event log's start: the revisions of cut segments cannot be
+    /// rebuilt), and only for rows here that the other store lacks: the index of events deleted
+    /// at the end of their archive period is forgotten on purpose.
     pub fn differences(&self, other: &Path, revisions_from: u64) -> Result<Vec<TableDifference>> {
         let conn = self.writer.lock();
         let other = other.display().to_string().replace('\'', "''");
@@ -344,14 +396,13 @@ impl DuckStore {
                 let mut stmt = conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))?;
                 let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
                 let columns = names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
-                let filter = match table {
-                    "revisions" => format!(" WHERE log_pos >= {revisions_from}"),
-                    _ => String::new(),
+                let rows = |db: &str| match table {
+                    "revisions" => format!("{} WHERE log_pos >= {revisions_from}", revision_index(&format!("{db}."))),
+                    _ => format!("{db}.{table}"),
                 };
                 let side = |from: &str, to: &str| -> Result<(u64, Vec<String>)> {
-                    let diff = format!(
-                        "SELECT {columns} FROM {from}.{table}{filter} EXCEPT ALL SELECT {columns} FROM {to}.{table}{filter}"
-                    );
+                    let diff =
+                        format!("SELECT {columns} FROM {} EXCEPT ALL SELECT {columns} FROM {}", rows(from), rows(to));
                     let count: i64 = conn.query_row(&format!("SELECT count(*) FROM ({diff})"), [], |r| r.get(0))?;
                     let mut stmt = conn.prepare(&format!("SELECT org_id || '/' || id FROM ({diff}) LIMIT 5"))?;
                     let ids = stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
@@ -419,6 +470,21 @@ impl DuckStore {
         writer.raw.execute("CHECKPOINT")
     }
 
+    /// Runs `work` on the writer's connection in one transaction.
+    fn in_transaction<T>(writer: &Writer, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        writer.execute_batch("BEGIN TRANSACTION")?;
+        match work(&writer.conn) {
+            Ok(value) => {
+                writer.execute_batch("COMMIT")?;
+                Ok(value)
+            }
+            Err(err) => {
+                let _ = writer.execute_batch("ROLLBACK");
+                Err(err)
+            }
+        }
+    }
+
     /// Writes a batch; returns the method set keys it added to `auth_method_sets`.
     fn apply_in_transaction(
         raw: &raw::RawConnection,
@@ -427,6 +493,8 @@ impl DuckStore {
         through: u64,
     ) -> Result<Vec<i64>> {
         let mut added = Vec::new();
+        // Revisions of this batch a newer one of it replaces: never hot, straight to `revisions`.
+        let mut replaced: Vec<&StoredEvent> = Vec::new();
         for kind in LogKind::ALL {
             let of_kind: Vec<&StoredEvent> = events.iter().filter(|e| e.event.kind == kind).collect();
             if of_kind.is_empty() {
@@ -447,9 +515,12 @@ impl DuckStore {
             }
             let mut keep: Vec<(usize, u32)> = newest.values().copied().collect();
             keep.sort_unstable();
+            let mut kept = vec![false; of_kind.len()];
+            keep.iter().for_each(|&(i, _)| kept[i] = true);
+            replaced.extend(of_kind.iter().zip(&kept).filter(|(_, kept)| !**kept).map(|(e, _)| *e));
             let superseded: Vec<&StoredEvent> =
                 keep.iter().filter(|(_, first)| *first > 1).map(|&(i, _)| of_kind[i]).collect();
-            delete_older(raw, kind, &superseded)?;
+            replace_older(raw, kind, &superseded)?;
             let rows: Vec<&StoredEvent> = keep.iter().map(|&(i, _)| of_kind[i]).collect();
             if kind == LogKind::SignIn {
                 let at = method_set_cells();
@@ -466,18 +537,20 @@ impl DuckStore {
             }
             appender.close()?;
         }
-        let mut appender = raw.appender("revisions")?;
-        for chunk in events.chunks(raw::CHUNK_ROWS) {
-            appender.append(&arrow::revisions_batch(chunk)?)?;
+        if !replaced.is_empty() {
+            let mut appender = raw.appender("revisions")?;
+            for chunk in replaced.chunks(raw::CHUNK_ROWS) {
+                appender.append(&arrow::revisions_batch(chunk)?)?;
+            }
+            appender.close()?;
         }
-        appender.close()?;
         raw.execute(&format!("UPDATE signet_meta SET value = '{through}' WHERE key = 'applied_position'"))?;
         Ok(added)
     }
 }
 
-/// Removes the hot rows that newer revisions replace.
-fn delete_older(raw: &raw::RawConnection, kind: LogKind, newer: &[&StoredEvent]) -> Result<()> {
+/// Moves the hot rows that newer revisions replace to `revisions`.
+fn replace_older(raw: &raw::RawConnection, kind: LogKind, newer: &[&StoredEvent]) -> Result<()> {
     let mut by_org: HashMap<&str, Vec<&str>> = HashMap::new();
     for e in newer {
         by_org.entry(e.org.as_str()).or_default().push(e.event.id.as_str());
@@ -485,12 +558,9 @@ fn delete_older(raw: &raw::RawConnection, kind: LogKind, newer: &[&StoredEvent])
     for (org, ids) in by_org {
         for chunk in ids.chunks(1000) {
             let list: Vec<String> = chunk.iter().map(|id| DIALECT.quote_str(id)).collect();
-            raw.execute(&format!(
-                "DELETE FROM {} WHERE org_id = {} AND id IN ({})",
-                schema::table(kind),
-                DIALECT.quote_str(org),
-                list.join(", ")
-            ))?;
+            let rows = format!("WHERE org_id = {} AND id IN ({})", DIALECT.quote_str(org), list.join(", "));
+            raw.execute(&format!("INSERT INTO revisions {} {rows}", hot_refs(kind, "")))?;
+            raw.execute(&format!("DELETE FROM {} {rows}", schema::table(kind)))?;
         }
     }
     Ok(())
@@ -543,10 +613,11 @@ impl DuckStore {
         use ::arrow::array::{Array, AsArray};
         use ::arrow::datatypes::Int64Type;
         self.with_reader(|conn| {
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT CAST(org_id AS VARCHAR), CAST(kind AS BIGINT), CAST(id AS VARCHAR), \
-                 CAST(revision AS BIGINT), CAST(content_hash AS BIGINT) FROM revisions WHERE log_pos >= ?",
-            )?;
+                 CAST(revision AS BIGINT), CAST(content_hash AS BIGINT) FROM {} WHERE log_pos >= ?",
+                revision_index("")
+            ))?;
             let unexpected = |what: &str| StoreError::Database(format!("revisions as Arrow: {what}"));
             for batch in stmt.stream_arrow([from as i64])? {
                 let batch = batch?;
@@ -611,7 +682,7 @@ impl EventStore for DuckStore {
 
     fn version_count(&self) -> Result<Option<u64>> {
         let conn = self.writer.lock();
-        let count: i64 = conn.query_row("SELECT count(*) FROM revisions", [], |r| r.get(0))?;
+        let count: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", revision_index("")), [], |r| r.get(0))?;
         Ok(Some(count as u64))
     }
 
@@ -739,9 +810,10 @@ impl EventStore for DuckStore {
         };
         let sql = format!(
             "SELECT r.log_pos, r.log_idx, (r.log_pos = l.log_pos AND r.log_idx = l.log_idx) AS latest \
-             FROM revisions r JOIN (SELECT id, log_pos, log_idx FROM {table} WHERE org_id = ? \
+             FROM {index} r JOIN (SELECT id, log_pos, log_idx FROM {table} WHERE org_id = ? \
                AND event_time >= make_timestamp(?::BIGINT) AND event_time < make_timestamp(?::BIGINT) AND {filter}) l \
-             ON r.id = l.id WHERE r.org_id = ? AND r.kind = ?{not_archived} ORDER BY r.log_pos, r.log_idx"
+             ON r.id = l.id WHERE r.org_id = ? AND r.kind = ?{not_archived} ORDER BY r.log_pos, r.log_idx",
+            index = revision_index("")
         );
         self.with_reader(|conn| {
             let mut stmt = conn.prepare(&sql)?;
@@ -762,15 +834,19 @@ impl EventStore for DuckStore {
         let removed = match parts.is_empty() {
             true => 0,
             false => {
-                let table = schema::table(kind);
-                let sql = format!(
-                    "DELETE FROM {table} WHERE org_id = ? AND event_time >= make_timestamp(?::BIGINT) \
+                // The rows' revisions stay indexed: they move to `revisions`.
+                let rows = format!(
+                    "WHERE org_id = ? AND event_time >= make_timestamp(?::BIGINT) \
                      AND event_time < make_timestamp(?::BIGINT) \
                      AND log_pos * 65536 + log_idx IN (SELECT log_pos * 65536 + log_idx FROM {})",
                     read_parts(&parts.iter().collect::<Vec<_>>())
                 );
                 let writer = self.writer.lock();
-                let removed = writer.execute(&sql, duckdb::params![org, from_us, to_us])? as u64;
+                let removed = Self::in_transaction(&writer, |conn| {
+                    let params = duckdb::params![org, from_us, to_us];
+                    conn.execute(&format!("INSERT INTO revisions {} {rows}", hot_refs(kind, "")), params)?;
+                    Ok(conn.execute(&format!("DELETE FROM {} {rows}", schema::table(kind)), params)? as u64)
+                })?;
                 Self::make_durable(&writer)?;
                 removed
             }
@@ -799,8 +875,18 @@ impl EventStore for DuckStore {
              AND NOT EXISTS (SELECT 1 FROM {table} h WHERE h.org_id = p.org_id AND h.id = p.id)",
             read_parts(&parts.iter().collect::<Vec<_>>())
         );
+        // Their revisions are indexed by the hot rows again (see `revision_index`).
+        let indexed_twice = format!(
+            "DELETE FROM revisions WHERE org_id = ? AND kind = {} \
+             AND log_pos * 65536 + log_idx IN (SELECT log_pos * 65536 + log_idx FROM {table} WHERE org_id = ?)",
+            kind.code()
+        );
         let writer = self.writer.lock();
-        let restored = writer.execute(&sql, duckdb::params![org])? as u64;
+        let restored = Self::in_transaction(&writer, |conn| {
+            let restored = conn.execute(&sql, duckdb::params![org])? as u64;
+            conn.execute(&indexed_twice, duckdb::params![org, org])?;
+            Ok(restored)
+        })?;
         Self::make_durable(&writer)?;
         Ok(restored)
     }
@@ -845,7 +931,10 @@ impl EventStore for DuckStore {
                 read_parts(&covering)
             ),
         };
-        let sql = format!("SELECT count(*) FROM revisions WHERE log_pos >= {from} AND log_pos < {to}{not_archived}");
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE log_pos >= {from} AND log_pos < {to}{not_archived}",
+            revision_index("")
+        );
         self.with_reader(|conn| Ok(conn.query_row(&sql, [], |r| r.get::<_, i64>(0))? as u64))
     }
 
@@ -869,10 +958,11 @@ impl EventStore for DuckStore {
 
     fn revisions(&self, org: &str, kind: LogKind, id: &str) -> Result<Vec<RevisionRef>> {
         self.with_reader(|conn| {
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT revision, content_hash, epoch_us(event_time), epoch_us(received_at), log_pos, log_idx \
-                 FROM revisions WHERE org_id = ? AND kind = ? AND id = ? ORDER BY revision",
-            )?;
+                 FROM {} WHERE org_id = ? AND kind = ? AND id = ? ORDER BY revision",
+                revision_index("")
+            ))?;
             let mut rows = stmt.query(duckdb::params![org, i64::from(kind.code()), id])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {

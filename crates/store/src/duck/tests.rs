@@ -22,10 +22,11 @@ fn a_version_1_database_gets_operation_categories() {
         conn.execute_batch(&format!(
             "CREATE TABLE signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
              INSERT INTO signet_meta VALUES ('schema_version', '1');
-             {}; {};
+             {}; {}; {};
              INSERT INTO activities (id, operation) VALUES ('a', 'RetrieveMultiple'), ('b', 'Create'), ('c', 'Create'), ('d', 'MailItemsAccessed');",
             create_table_sql("activities", &v1),
             create_table_sql("signins", &version_2_signins()),
+            tables_unchanged_since_version_1(),
         ))
         .unwrap();
     }
@@ -42,6 +43,13 @@ fn a_version_1_database_gets_operation_categories() {
         .query_row("SELECT column_name FROM duckdb_columns() WHERE table_name = 'activities' ORDER BY column_index DESC LIMIT 1", [], |r| r.get(0))
         .unwrap();
     assert_eq!(last, "operation_category");
+}
+
+/// The tables of schema version 1 that later versions did not alter.
+fn tables_unchanged_since_version_1() -> String {
+    let revisions: Vec<&Column> = arrow::REVISION_COLUMNS.iter().collect();
+    let audits: Vec<&Column> = schema::all_columns(LogKind::DirectoryAudit).collect();
+    format!("{}; {}", create_table_sql("revisions", &revisions), create_table_sql("directory_audits", &audits))
 }
 
 /// The sign-in columns of schema versions 1 and 2 (before `auth_method_set`).
@@ -64,8 +72,11 @@ fn a_version_2_database_gets_method_sets() {
                ('o', 'b', ['Password', 'Text message'], ['Password'], 2),
                ('o', 'c', ['Password'], ['Password'], 1),
                ('o', 'd', [], [], 3),
-               ('o', 'e', NULL, NULL, 3);",
-            create_table_sql("signins", &version_2_signins())
+               ('o', 'e', NULL, NULL, 3);
+             {}; {};",
+            create_table_sql("signins", &version_2_signins()),
+            create_table_sql("activities", &schema::all_columns(LogKind::Activity).collect::<Vec<_>>()),
+            tables_unchanged_since_version_1(),
         ))
         .unwrap();
     }
@@ -106,6 +117,62 @@ fn a_version_2_database_gets_method_sets() {
             vec![Cell::Str("Text message".into()), Cell::Int(2), Cell::Int(0), Cell::Int(2)],
         ]
     );
+}
+
+#[test]
+fn a_version_3_database_keeps_only_the_revisions_no_hot_row_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signet.duckdb");
+    {
+        // Schema 3 indexed every revision in `revisions`, the hot rows' too.
+        let conn = Connection::open(&path).unwrap();
+        let tables: Vec<String> = [LogKind::SignIn, LogKind::Activity]
+            .iter()
+            .map(|k| create_table_sql(schema::table(*k), &schema::all_columns(*k).collect::<Vec<_>>()))
+            .collect();
+        conn.execute_batch(&format!(
+            "CREATE TABLE signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+             INSERT INTO signet_meta VALUES ('schema_version', '3');
+             {}; {}; {METHOD_SETS_DDL};
+             INSERT INTO signins (org_id, id, revision, log_pos, log_idx) VALUES ('o', 'a', 2, 20, 0), ('o', 'b', 1, 10, 1);
+             INSERT INTO activities (org_id, id, revision, log_pos, log_idx) VALUES ('o', 'x', 1, 30, 0);
+             INSERT INTO revisions (org_id, kind, id, revision, log_pos, log_idx) VALUES
+               ('o', 1, 'a', 1, 10, 0), ('o', 1, 'a', 2, 20, 0), ('o', 1, 'b', 1, 10, 1),
+               ('o', 1, 'archived', 1, 5, 0), ('o', 3, 'x', 1, 30, 0);
+             UPDATE signins SET content_hash = 7, event_time = TIMESTAMP '2026-01-01', received_at = TIMESTAMP '2026-01-01';
+             UPDATE activities SET content_hash = 7, event_time = TIMESTAMP '2026-01-01', received_at = TIMESTAMP '2026-01-01';
+             UPDATE revisions SET content_hash = 7, event_time = TIMESTAMP '2026-01-01', received_at = TIMESTAMP '2026-01-01';",
+            tables.join("; "),
+            tables_unchanged_since_version_1(),
+        ))
+        .unwrap();
+    }
+    let store = DuckStore::open(&path).unwrap();
+    let left: Vec<(String, i64)> = pairs(&store, "SELECT id, revision FROM revisions ORDER BY id, revision");
+    assert_eq!(left, vec![("a".to_string(), 1), ("archived".to_string(), 1)]);
+    let revisions = |id| -> Vec<u32> { store.revisions("o", LogKind::SignIn, id).unwrap().iter().map(|r| r.revision).collect() };
+    assert_eq!(
+        [revisions("a"), revisions("b"), revisions("archived")],
+        [vec![1, 2], vec![1], vec![1]]
+    );
+    assert_eq!(store.revisions("o", LogKind::Activity, "x").unwrap().len(), 1);
+    assert_eq!(store.version_count().unwrap(), Some(5));
+}
+
+#[test]
+fn revisions_holds_what_no_hot_row_does() {
+    let store = DuckStore::open_in_memory().unwrap();
+    let event = |id: &str, revision: u32, pos: u64| {
+        let json = crate::conformance::signin_json(id, 1, "u@x", "Teams", 0, "");
+        crate::conformance::stored("o", LogKind::SignIn, &json, revision, pos)
+    };
+    store.apply(&[event("a", 1, 10), event("b", 1, 11), event("b", 2, 12)], 12).unwrap();
+    store.apply(&[event("a", 2, 13), event("c", 1, 14)], 14).unwrap();
+    let left: Vec<(String, i64)> = pairs(&store, "SELECT id, revision FROM revisions ORDER BY id, revision");
+    assert_eq!(left, vec![("a".to_string(), 1), ("b".to_string(), 1)], "only the replaced revisions");
+    let hot: Vec<(String, i64)> = pairs(&store, "SELECT id, revision FROM signins ORDER BY id");
+    assert_eq!(hot, vec![("a".to_string(), 2), ("b".to_string(), 2), ("c".to_string(), 1)]);
+    assert_eq!(store.version_count().unwrap(), Some(5));
 }
 
 #[test]
