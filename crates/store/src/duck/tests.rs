@@ -150,11 +150,9 @@ fn a_version_3_database_keeps_only_the_revisions_no_hot_row_holds() {
     let store = DuckStore::open(&path).unwrap();
     let left: Vec<(String, i64)> = pairs(&store, "SELECT id, revision FROM revisions ORDER BY id, revision");
     assert_eq!(left, vec![("a".to_string(), 1), ("archived".to_string(), 1)]);
-    let revisions = |id| -> Vec<u32> { store.revisions("o", LogKind::SignIn, id).unwrap().iter().map(|r| r.revision).collect() };
-    assert_eq!(
-        [revisions("a"), revisions("b"), revisions("archived")],
-        [vec![1, 2], vec![1], vec![1]]
-    );
+    let revisions =
+        |id| -> Vec<u32> { store.revisions("o", LogKind::SignIn, id).unwrap().iter().map(|r| r.revision).collect() };
+    assert_eq!([revisions("a"), revisions("b"), revisions("archived")], [vec![1, 2], vec![1], vec![1]]);
     assert_eq!(store.revisions("o", LogKind::Activity, "x").unwrap().len(), 1);
     assert_eq!(store.version_count().unwrap(), Some(5));
 }
