@@ -411,14 +411,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener =
             tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
+        let shutdown = shutdown_signal().context("handling SIGINT and SIGTERM")?;
         tracing::info!(%address, data = %config.data_dir.display(), "signet listening");
         eprintln!("Signet is listening on http://{address}/ (data: {})", config.data_dir.display());
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
-        };
         signet_server::run(listener, state, shutdown).await?;
         anyhow::Ok(())
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (`systemctl stop`, `docker stop`): the server then
+/// stops cleanly and records it. The handlers are installed when this is called, before the
+/// server says it listens; a signal arriving earlier than that would end the process at once.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        tracing::info!(signal = name, "shutting down");
     })
 }
 

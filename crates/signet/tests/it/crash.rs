@@ -178,6 +178,7 @@ fn operations(data: &Path) -> Vec<serde_json::Value> {
 fn starts_stops_crashes_and_setting_changes_are_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // Stopped as soon as it says it listens: the signal handlers are installed before that.
     let mut server = Server::start(dir.path(), &data);
     server.stop();
     std::fs::write(dir.path().join("signet.toml"), "head_interval_seconds = 5\n").unwrap();
@@ -185,7 +186,7 @@ fn starts_stops_crashes_and_setting_changes_are_in_the_log() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let mut server = Server::start(dir.path(), &data);
-    server.stop();
+    server.stop_with("-TERM");
 
     let all = operations(&data);
     // Each start here listens on a new port, itself a recorded change; the head interval too.
@@ -205,7 +206,7 @@ fn starts_stops_crashes_and_setting_changes_are_in_the_log() {
             "SignetLoggingStarted",
             "SignetLoggingStopped"
         ],
-        "the killed run has no stop record, and the next start says so"
+        "the killed run has no stop record, and the next start says so (SIGINT and SIGTERM stop cleanly)"
     );
     assert_eq!(ops[0]["Fields"]["previousRun"], "first start");
     assert_eq!(ops[2]["Fields"]["previousRun"], "clean shutdown");

@@ -325,7 +325,12 @@ impl Server {
 
     /// Stops the server the way an operator does (Ctrl-C) and waits for it.
     fn stop(&mut self) {
-        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        self.stop_with("-INT");
+    }
+
+    /// Sends `signal` (`kill`'s option) and waits for the server to exit (kills it after 30 s).
+    fn stop_with(&mut self, signal: &str) {
+        let _ = Command::new("kill").args([signal, &self.child.id().to_string()]).status();
         let started = std::time::Instant::now();
         while started.elapsed().as_secs() < 30 {
             if let Ok(Some(_)) = self.child.try_wait() {
