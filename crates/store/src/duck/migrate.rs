@@ -45,8 +45,8 @@ impl DuckStore {
     /// Version 1 -> 2: activities get `operation_category`, filled from `operation` by the
     /// same function that fills it at ingest (one UPDATE per distinct operation name).
     fn migrate_1_to_2(conn: &Connection) -> Result<()> {
-        conn.execute_batch("BEGIN TRANSACTION; ALTER TABLE activities ADD COLUMN operation_category VARCHAR")?;
-        let result = (|| {
+        Self::in_transaction(conn, |conn| {
+            conn.execute_batch("ALTER TABLE activities ADD COLUMN operation_category VARCHAR")?;
             let operations: Vec<String> = {
                 let mut statement =
                     conn.prepare("SELECT DISTINCT operation FROM activities WHERE operation IS NOT NULL")?;
@@ -57,23 +57,17 @@ impl DuckStore {
             for operation in &operations {
                 update.execute(duckdb::params![signet_model::activity::operation_category(operation), operation])?;
             }
-            conn.execute_batch("INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '2'); COMMIT")?;
+            conn.execute_batch("INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '2')")?;
             Ok(())
-        })();
-        if result.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        result
+        })
     }
 
     /// Version 2 -> 3: sign-ins get `auth_method_set`, the key of their pair of method lists,
     /// and the pairs get their table (`auth_method_sets`), filled from the stored rows with the
     /// function that fills them at ingest.
     fn migrate_2_to_3(conn: &Connection) -> Result<()> {
-        conn.execute_batch(&format!(
-            "BEGIN TRANSACTION; ALTER TABLE signins ADD COLUMN auth_method_set BIGINT; {METHOD_SETS_DDL}"
-        ))?;
-        let result = (|| {
+        Self::in_transaction(conn, |conn| {
+            conn.execute_batch(&format!("ALTER TABLE signins ADD COLUMN auth_method_set BIGINT; {METHOD_SETS_DDL}"))?;
             let pairs: Vec<(Vec<String>, Vec<String>)> = {
                 let mut statement =
                     conn.prepare("SELECT DISTINCT auth_methods, auth_methods_succeeded FROM signins")?;
@@ -92,14 +86,10 @@ impl DuckStore {
                 "UPDATE signins SET auth_method_set = p.set_key FROM auth_method_sets p \
                  WHERE coalesce(signins.auth_methods, CAST([] AS VARCHAR[])) = p.methods \
                  AND coalesce(signins.auth_methods_succeeded, CAST([] AS VARCHAR[])) = p.succeeded; \
-                 INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '3'); COMMIT",
+                 INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '3')",
             )?;
             Ok(())
-        })();
-        if result.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        result
+        })
     }
 
     /// Version 3 -> 4: `revisions` no longer holds the revisions the hot tables hold (see
@@ -116,13 +106,10 @@ impl DuckStore {
                 )
             })
             .collect();
-        conn.execute_batch(&format!(
-            "BEGIN TRANSACTION; {}; INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '4'); COMMIT",
-            deletes.join("; ")
-        ))
-        .inspect_err(|_| {
-            let _ = conn.execute_batch("ROLLBACK");
-        })?;
-        Ok(())
+        Self::in_transaction(conn, |conn| {
+            let sql =
+                format!("{}; INSERT OR REPLACE INTO signet_meta VALUES ('schema_version', '4')", deletes.join("; "));
+            Ok(conn.execute_batch(&sql)?)
+        })
     }
 }

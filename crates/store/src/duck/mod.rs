@@ -86,6 +86,15 @@ fn hot_refs(kind: LogKind, db: &str) -> String {
     )
 }
 
+/// The statements that move the hot rows of `kind` selected by `rows` (a `WHERE` clause) to
+/// `revisions`, keeping them indexed (see [`revision_index`]).
+fn move_to_revisions(kind: LogKind, rows: &str) -> [String; 2] {
+    [
+        format!("INSERT INTO revisions {} {rows}", hot_refs(kind, "")),
+        format!("DELETE FROM {} {rows}", schema::table(kind)),
+    ]
+}
+
 /// Every revision of every event (a subquery with the [`REVISION_REF`] columns): the hot rows,
 /// each id's latest revision, and `revisions`, the revisions they do not hold. Until schema 4,
 /// `revisions` held every revision, the latest ones twice: appending each event there cost
@@ -348,16 +357,16 @@ impl DuckStore {
         writer.raw.execute("CHECKPOINT")
     }
 
-    /// Runs `work` on the writer's connection in one transaction.
-    fn in_transaction<T>(writer: &Writer, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        writer.execute_batch("BEGIN TRANSACTION")?;
-        match work(&writer.conn) {
+    /// Runs `work` on `conn` in one transaction: committed if it succeeds, else rolled back.
+    fn in_transaction<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        conn.execute_batch("BEGIN TRANSACTION")?;
+        match work(conn) {
             Ok(value) => {
-                writer.execute_batch("COMMIT")?;
+                conn.execute_batch("COMMIT")?;
                 Ok(value)
             }
             Err(err) => {
-                let _ = writer.execute_batch("ROLLBACK");
+                let _ = conn.execute_batch("ROLLBACK");
                 Err(err)
             }
         }
@@ -437,8 +446,9 @@ fn replace_older(raw: &raw::RawConnection, kind: LogKind, newer: &[&StoredEvent]
         for chunk in ids.chunks(1000) {
             let list: Vec<String> = chunk.iter().map(|id| DIALECT.quote_str(id)).collect();
             let rows = format!("WHERE org_id = {} AND id IN ({})", DIALECT.quote_str(org), list.join(", "));
-            raw.execute(&format!("INSERT INTO revisions {} {rows}", hot_refs(kind, "")))?;
-            raw.execute(&format!("DELETE FROM {} {rows}", schema::table(kind)))?;
+            for statement in move_to_revisions(kind, &rows) {
+                raw.execute(&statement)?;
+            }
         }
     }
     Ok(())
@@ -712,7 +722,6 @@ impl EventStore for DuckStore {
         let removed = match parts.is_empty() {
             true => 0,
             false => {
-                // The rows' revisions stay indexed: they move to `revisions`.
                 let rows = format!(
                     "WHERE org_id = ? AND event_time >= make_timestamp(?::BIGINT) \
                      AND event_time < make_timestamp(?::BIGINT) \
@@ -720,10 +729,11 @@ impl EventStore for DuckStore {
                     read_parts(&parts.iter().collect::<Vec<_>>())
                 );
                 let writer = self.writer.lock();
+                let [keep_indexed, delete] = move_to_revisions(kind, &rows);
                 let removed = Self::in_transaction(&writer, |conn| {
                     let params = duckdb::params![org, from_us, to_us];
-                    conn.execute(&format!("INSERT INTO revisions {} {rows}", hot_refs(kind, "")), params)?;
-                    Ok(conn.execute(&format!("DELETE FROM {} {rows}", schema::table(kind)), params)? as u64)
+                    conn.execute(&keep_indexed, params)?;
+                    Ok(conn.execute(&delete, params)? as u64)
                 })?;
                 Self::make_durable(&writer)?;
                 removed
