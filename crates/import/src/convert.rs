@@ -1,4 +1,5 @@
 //! One record of any supported shape -> its log kind and Graph-shaped (or O365-shaped) JSON.
+//! Okta System Log events are converted in [`crate::okta`].
 
 use serde_json::{Map, Value};
 use signet_model::LogKind;
@@ -45,6 +46,10 @@ pub fn convert_object(obj: Map<String, Value>, source: &[u8]) -> Result<Converte
         };
         return Ok(reshaped(kind, body));
     }
+    if crate::okta::is_okta_event(&obj) {
+        let (kind, body) = crate::okta::convert(&obj)?;
+        return Ok(reshaped(kind, body));
+    }
     let kind = if obj.contains_key("createdDateTime") {
         LogKind::SignIn
     } else if obj.contains_key("activityDateTime") {
@@ -55,7 +60,8 @@ pub fn convert_object(obj: Map<String, Value>, source: &[u8]) -> Result<Converte
         return Err(err(
             "(record)",
             "unrecognised record: expected a Graph signIn or directoryAudit, an activity record (CreationTime, Operation), \
-             a Log Analytics row (TimeGenerated) or an Azure diagnostic record (time, category, properties)",
+             a Log Analytics row (TimeGenerated), an Azure diagnostic record (time, category, properties) \
+             or an Okta System Log event (uuid, published, eventType)",
         ));
     };
     Ok(Converted { kind, body: source.to_vec(), original: None })

@@ -7,6 +7,7 @@
 //!   Graph `signIn` / `directoryAudit`, Office 365 / Dynamics activity records, Log Analytics /
 //!   Sentinel rows (`SigninLogs`, `AADNonInteractiveUserSignInLogs`, ..., `AuditLogs`,
 //!   `OfficeActivity`), Azure Monitor diagnostic records (`time`, `category`, `properties`).
+//! - [`okta`]: Okta System Log events -> sign-ins (authentication events) and directory audits.
 //! - [`csv_rows`]: the Log Analytics portal CSV (`CreatedDateTime [UTC]`, `_dynamic`/`_string`
 //!   pairs, multi-line JSON cells) and the Entra portal sign-in CSV download.
 //! - [`parts`]: splitting large activity records for destinations with a size limit, and putting
@@ -16,6 +17,7 @@
 pub mod body;
 pub mod convert;
 pub mod csv_rows;
+pub mod okta;
 pub mod parts;
 
 use serde::Serialize;
@@ -35,7 +37,7 @@ impl Format {
     pub fn parse(text: &str) -> Option<Format> {
         match text.to_ascii_lowercase().as_str() {
             "auto" => Some(Format::Auto),
-            "json" | "ndjson" | "graph" | "log-analytics" | "azure-diagnostics" | "o365" => Some(Format::Json),
+            "json" | "ndjson" | "graph" | "log-analytics" | "azure-diagnostics" | "o365" | "okta" => Some(Format::Json),
             "csv" | "portal-csv" => Some(Format::Csv),
             _ => None,
         }

@@ -67,9 +67,11 @@ fn public_sample_logs_import() {
                 assert!(imported.rejected[0].reason.contains("no time column"));
             }
             n if n.starts_with("system__test-okta") => {
-                // Okta System Log is not supported yet: each record is rejected with a reason.
-                assert!(imported.events.is_empty());
-                assert_eq!(imported.rejected.len(), 3);
+                // Okta System Log: a sign-in to Okta, then a sign-out and a sign-on policy
+                // evaluation (directory audits).
+                assert!(imported.rejected.is_empty(), "{:?}", imported.rejected);
+                assert_eq!(imported.by_kind, [1, 2, 0]);
+                okta_sample(&imported);
             }
             _ => {
                 assert!(!imported.events.is_empty(), "{name}: nothing imported; rejected {:?}", imported.rejected);
@@ -78,6 +80,32 @@ fn public_sample_logs_import() {
         }
     }
     assert!(total_events >= 20, "only {total_events} events imported from the samples");
+}
+
+/// The Elastic Okta sample, field by field: what an administrator filters on survives.
+fn okta_sample(imported: &signet_import::Imported) {
+    let body = |e: &signet_model::Event| serde_json::from_slice::<serde_json::Value>(&e.body).unwrap();
+    let audit = imported.events.iter().map(body).find(|b| b["activityDisplayName"] == "User logout from Okta").unwrap();
+    assert_eq!(audit["id"], "faf7398a-4f77-11ea-97fb-5925e98228bd");
+    assert_eq!(audit["activityDisplayName"], "User logout from Okta");
+    assert_eq!(audit["loggedByService"], "Okta");
+    assert_eq!(audit["initiatedBy"]["user"]["userPrincipalName"], "username@elastic.co");
+    assert_eq!(audit["initiatedBy"]["user"]["ipAddress"], "175.16.199.1");
+    let sign_in = imported
+        .events
+        .iter()
+        .map(body)
+        .find(|b| b["status"]["additionalDetails"].as_str().is_some_and(|d| d.contains("user.session.start")))
+        .unwrap();
+    assert_eq!(sign_in["userId"], "00u1abvz4pYqdM8ms4x6");
+    assert_eq!(sign_in["appDisplayName"], "Okta");
+    assert_eq!(sign_in["status"]["errorCode"], 0);
+    assert_eq!(sign_in["location"]["city"], "Dublin");
+    assert_eq!(sign_in["deviceDetail"]["operatingSystem"], "Mac OS X");
+    // 2020-02-14T20:18:57.718Z
+    let event = imported.events.iter().find(|e| body(e)["id"] == sign_in["id"]).unwrap();
+    assert_eq!(event.time_us, 1_581_711_537_718_000);
+    assert!(event.original.is_some(), "the Okta record is kept as the source record");
 }
 
 #[test]

@@ -159,6 +159,45 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
+fn okta_system_log_imports_as_sign_ins_and_directory_audits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // What `GET /api/v1/logs` returns: a JSON array of LogEvents.
+    let events = serde_json::json!([
+        {"uuid": "ok-1", "published": "2026-11-20T08:00:00.000Z", "eventType": "user.session.start",
+         "displayMessage": "User login to Okta", "actor": {"id": "00u1", "type": "User", "alternateId": "ana@example.com"},
+         "client": {"ipAddress": "203.0.113.9", "userAgent": {"browser": "FIREFOX", "os": "Mac OS X"}},
+         "outcome": {"result": "FAILURE", "reason": "INVALID_CREDENTIALS"},
+         "authenticationContext": {"credentialType": "PASSWORD"}},
+        {"uuid": "ok-2", "published": "2026-11-20T08:01:00.000Z", "eventType": "user.authentication.sso",
+         "actor": {"id": "00u1", "type": "User", "alternateId": "ana@example.com"},
+         "outcome": {"result": "SUCCESS"}, "target": [{"id": "0oa9", "type": "AppInstance", "displayName": "Salesforce.com"}]},
+        {"uuid": "ok-3", "published": "2026-11-20T09:00:00.000Z", "eventType": "user.lifecycle.suspend",
+         "displayMessage": "Suspend Okta user", "actor": {"id": "00uA", "type": "User", "alternateId": "admin@example.com"},
+         "outcome": {"result": "SUCCESS"}, "target": [{"id": "00u1", "type": "User", "alternateId": "ana@example.com"}]}
+    ]);
+    let input = dir.path().join("okta-logs.json");
+    std::fs::write(&input, events.to_string()).unwrap();
+    let imported = ok(signet(&["import", input.to_str().unwrap()], &data));
+    assert!(imported.contains("imported 3 "), "{imported}");
+
+    let query = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["query", "--range", "10y", "--output", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&ok(signet(&all, &data))).unwrap()
+    };
+    let failures = query(&["--user", "ana@example.com", "--status", "failure", "--columns", "id,status,errorCode"]);
+    assert_eq!(failures.as_array().unwrap().len(), 1, "{failures}");
+    assert_eq!(failures[0]["id"], "ok-1");
+    assert_eq!(failures[0]["errorCode"], 50126);
+    let apps = query(&["--app", "Salesforce.com", "--columns", "id,appDisplayName"]);
+    assert_eq!(apps[0]["id"], "ok-2", "{apps}");
+    let audits = query(&["--kind", "directory-audits", "--columns", "id,activityDisplayName,loggedByService"]);
+    assert_eq!(audits[0]["activityDisplayName"], "Suspend Okta user", "{audits}");
+    assert_eq!(audits[0]["loggedByService"], "Okta");
+}
+
+#[test]
 fn large_activities_export_in_parts_for_a_limited_destination_and_import_whole() {
     let dir = tempfile::tempdir().unwrap();
     let (source, target) = (dir.path().join("source"), dir.path().join("target"));
