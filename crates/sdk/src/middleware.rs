@@ -69,7 +69,7 @@ impl AuditActivity {
     }
 }
 
-type UserOf = dyn Fn(&Request) -> Option<String> + Send + Sync;
+type OfRequest = dyn Fn(&Request) -> Option<String> + Send + Sync;
 
 /// The layer; clone it freely.
 #[derive(Clone)]
@@ -79,7 +79,8 @@ pub struct SignetLayer {
 
 struct Shared {
     client: Client,
-    user_of: Box<UserOf>,
+    user_of: Box<OfRequest>,
+    address_of: Box<OfRequest>,
     service_name: Option<String>,
     entity_names: HashMap<String, String>,
     skip_prefixes: Vec<String>,
@@ -96,6 +97,9 @@ impl SignetLayer {
             shared: Arc::new(Shared {
                 client,
                 user_of: Box::new(|request| request.extensions().get::<AuditUser>().map(|u| u.0.clone())),
+                address_of: Box::new(|request| {
+                    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())
+                }),
                 service_name: None,
                 entity_names: HashMap::new(),
                 skip_prefixes: Vec::new(),
@@ -111,6 +115,15 @@ impl SignetLayer {
     /// How to tell the signed-in user from a request (instead of the [`AuditUser`] extension).
     pub fn user(mut self, user_of: impl Fn(&Request) -> Option<String> + Send + Sync + 'static) -> Self {
         self.shared_mut().user_of = Box::new(user_of);
+        self
+    }
+
+    /// How to tell the client's address from a request. The default is the TCP peer (from
+    /// axum's `ConnectInfo`), which behind a reverse proxy is the proxy: there, pass the
+    /// address your application already resolves from the proxy's `X-Forwarded-For` /
+    /// `Forwarded` header, believing it only from your own proxies.
+    pub fn client_address(mut self, address_of: impl Fn(&Request) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.shared_mut().address_of = Box::new(address_of);
         self
     }
 
@@ -218,7 +231,7 @@ impl Seen {
                 .path_and_query()
                 .map_or_else(|| request.uri().path().to_string(), |p| p.to_string()),
             query: request.uri().query().filter(|q| !q.is_empty()).map(str::to_string),
-            client_ip: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+            client_ip: (shared.address_of)(request),
             user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
             correlation,
         }
@@ -388,6 +401,26 @@ fn singular(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_client_address_is_the_peer_unless_the_application_says() {
+        let client = Client::builder("http://127.0.0.1:9", "key").build().unwrap();
+        let request = || {
+            let mut request = Request::builder()
+                .uri("/api/accounts/42")
+                .header("x-forwarded-for", "198.51.100.4")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 2], 5000))));
+            request
+        };
+        let peer = SignetLayer::new(client.clone());
+        assert_eq!(Seen::of(&request(), &peer.shared, "c".into()).client_ip.as_deref(), Some("10.0.0.2"));
+        let behind_proxy = SignetLayer::new(client)
+            .client_address(|r| r.headers().get("x-forwarded-for")?.to_str().ok().map(str::to_string));
+        let seen = Seen::of(&request(), &behind_proxy.shared, "c".into());
+        assert_eq!(seen.client_ip.as_deref(), Some("198.51.100.4"));
+    }
 
     fn parse(template: Option<&str>, path: &str, method: Method) -> (Route, String) {
         let route = Route::parse(template, path, &method);

@@ -70,9 +70,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// The client address: the TCP peer (Signet does not trust forwarding headers).
+/// The client address: as [`crate::forwarded::resolve`] found it (the TCP peer, or behind a
+/// trusted proxy the address it forwarded for).
 pub fn client_address(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    request_extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())
+    match request_extensions.get::<crate::forwarded::ClientAddress>() {
+        Some(crate::forwarded::ClientAddress(address)) => Some(*address),
+        None => request_extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip()),
+    }
 }
 
 /// Value of a cookie in the `Cookie` headers.

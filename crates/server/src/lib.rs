@@ -5,7 +5,8 @@
 //!   shutdown future resolves (tests start it on port 0).
 //! - [`routes`]: the route table: every route with its permission and audit rule.
 //! - [`auth`]: verifies credentials (API keys, session cookies + CSRF) and checks the route's
-//!   permission in front of every handler; [`access_log`] records every read and change.
+//!   permission in front of every handler; [`access_log`] records every read and change;
+//!   [`forwarded`] finds the client's address behind trusted reverse proxies.
 //! - [`oidc`]: console sign-in through OpenID Connect providers.
 //! - [`accounts`]: sign-in / sign-out, "my sign-ins", accounts, API keys, settings.
 //! - [`ingest`]: `POST /api/v1/{signins,directory-audits,activities}`.
@@ -30,6 +31,7 @@ pub mod csv_out;
 pub mod error;
 pub mod explore;
 pub mod forward;
+pub mod forwarded;
 pub mod graph;
 pub mod import;
 pub mod ingest;
@@ -76,6 +78,8 @@ pub struct ServerConfig {
     pub session_lifetime: Duration,
     /// Mark the session cookie `Secure` (set when Signet is reached over HTTPS).
     pub secure_cookies: bool,
+    /// Reverse proxies whose forwarding headers name the client (none by default).
+    pub trusted_proxies: forwarded::TrustedProxies,
     /// Lockout and rate limits of password sign-in.
     pub login: LoginPolicy,
     /// Ingest and import requests handled at once; more get 503 + Retry-After before their
@@ -105,6 +109,7 @@ impl Default for ServerConfig {
             session_idle: Duration::from_secs(30 * 60),
             session_lifetime: Duration::from_secs(12 * 3600),
             secure_cookies: false,
+            trusted_proxies: forwarded::TrustedProxies::default(),
             login: LoginPolicy::default(),
             ingest_slots: 16,
             activity_exclusions: signet_model::activity::DEFAULT_EXCLUDED_OPERATIONS
@@ -244,6 +249,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn_with_state(state.clone(), forwarded::resolve))
         .with_state(state)
 }
 

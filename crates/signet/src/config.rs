@@ -35,6 +35,11 @@ pub struct Config {
     /// Mark the session cookie `Secure`: set it when users reach Signet over HTTPS (a TLS
     /// reverse proxy in front of it).
     pub secure_cookies: bool,
+    /// Reverse proxies (addresses or CIDR blocks) whose `Forwarded` / `X-Forwarded-For`
+    /// headers name the client. Empty by default: the TCP peer is the client, and forwarding
+    /// headers are ignored (anyone could write them). Behind a proxy, list it here, or every
+    /// access is recorded from the proxy's address and one client's sign-in limit is everyone's.
+    pub trusted_proxies: Vec<String>,
     /// Consecutive wrong passwords that lock an account.
     pub lockout_threshold: u32,
     /// Minutes a locked account stays locked.
@@ -100,6 +105,7 @@ impl Default for Config {
             session_idle_minutes: 30,
             session_lifetime_hours: 12,
             secure_cookies: false,
+            trusted_proxies: Vec::new(),
             lockout_threshold: 5,
             lockout_minutes: 15,
             sign_in_attempts_per_minute: 20,
@@ -161,6 +167,8 @@ impl Config {
         );
         anyhow::ensure!(self.ingest_queue_mb >= 1, "ingest_queue_mb must be at least 1");
         anyhow::ensure!(self.ingest_slots >= 1, "ingest_slots must be at least 1");
+        signet_server::forwarded::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
         for provider in &self.oidc {
             provider.check().map_err(anyhow::Error::msg)?;
         }
@@ -274,6 +282,9 @@ impl Config {
             session_idle: Duration::from_secs(self.session_idle_minutes * 60),
             session_lifetime: Duration::from_secs(self.session_lifetime_hours * 3600),
             secure_cookies: self.secure_cookies,
+            // Checked by `validate`, which `load` runs.
+            trusted_proxies: signet_server::forwarded::TrustedProxies::parse(&self.trusted_proxies)
+                .expect("trusted_proxies were validated"),
             ingest_slots: self.ingest_slots,
             activity_exclusions: self.activity_exclusions.clone(),
             forward: self.forward.clone(),
@@ -314,6 +325,19 @@ mod tests {
         let config = Config::load(Some(&path)).unwrap();
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.org, "acme");
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_and_reach_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signet.toml");
+        std::fs::write(&path, "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n").unwrap();
+        let server = Config::load(Some(&path)).unwrap().server_config();
+        assert!(!server.trusted_proxies.is_empty());
+        assert!(Config::default().server_config().trusted_proxies.is_empty(), "nobody is trusted by default");
+        std::fs::write(&path, "trusted_proxies = [\"proxy.internal\"]\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        assert!(err.contains("trusted_proxies") && err.contains("proxy.internal"), "{err}");
     }
 
     #[test]

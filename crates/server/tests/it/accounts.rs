@@ -136,6 +136,51 @@ async fn one_address_hammering_sign_in_gets_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded_and_limited() {
+    let login = |server: &TestServer, forwarded_for: &str| {
+        server
+            .anonymous
+            .post(server.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({ "username": "x@example.com", "password": "whatever password" }))
+            .send()
+    };
+    let read_as = |server: &TestServer, forwarded_for: &str, path: &str| {
+        server.http.get(server.url(path)).header("x-forwarded-for", forwarded_for).send()
+    };
+
+    // Without trusted proxies the header is anyone's to write, and ignored.
+    let direct = TestServer::start().await;
+    assert_eq!(read_as(&direct, "198.51.100.7", "/api/v1/signins?limit=1").await.unwrap().status(), 200);
+    let log = items(&direct, "/api/v1/activities?limit=20&columns=operation,clientIp").await;
+    let listed = log.iter().find(|e| e["operation"] == "SignInsListed").unwrap();
+    assert_eq!(listed["clientIp"], "127.0.0.1", "a spoofed header must not be believed: {log:?}");
+
+    // Signet behind a proxy at 127.0.0.1 (the test's connection), which appends what it saw.
+    let mut config = ServerConfig {
+        trusted_proxies: signet_server::forwarded::TrustedProxies::parse(&["127.0.0.1"]).unwrap(),
+        ..ServerConfig::default()
+    };
+    config.login.attempts_per_address = 2;
+    let proxied = TestServer::start_with(config).await;
+    // The client wrote 10.6.6.6 itself; the proxy appended 203.0.113.50.
+    let response = read_as(&proxied, "10.6.6.6, 203.0.113.50", "/api/v1/signins?limit=1").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let log = items(&proxied, "/api/v1/activities?limit=20&columns=operation,clientIp").await;
+    let listed = log.iter().find(|e| e["operation"] == "SignInsListed").unwrap();
+    assert_eq!(listed["clientIp"], "203.0.113.50", "{log:?}");
+
+    // The sign-in limit counts each client behind the proxy, not the proxy.
+    for _ in 0..2 {
+        assert_eq!(login(&proxied, "203.0.113.50").await.unwrap().status(), 401);
+    }
+    assert_eq!(login(&proxied, "203.0.113.50").await.unwrap().status(), 429);
+    assert_eq!(login(&proxied, "203.0.113.51").await.unwrap().status(), 401, "another client is not limited");
+    let attempts = items(&proxied, "/api/v1/signins?limit=20&columns=ipAddress,status").await;
+    assert!(attempts.iter().any(|a| a["ipAddress"] == "203.0.113.51"), "{attempts:?}");
+}
+
+#[tokio::test]
 async fn disabled_accounts_and_idle_sessions_stop_at_once() {
     let server =
         TestServer::start_with(ServerConfig { session_idle: Duration::from_millis(800), ..ServerConfig::default() })
