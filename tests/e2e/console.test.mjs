@@ -280,7 +280,10 @@ test('overview: clicking a bar of the weekly graph lists that week', async () =>
   const params = hashParams();
   const from = new Date(params.get('from'));
   const to = new Date(params.get('to'));
-  assert.equal(to - from, 7 * 86400_000);
+  // Weeks of the viewer's zone (Europe/Paris here): Monday midnight in Paris, 7 days (± the
+  // hour a clock change adds or takes).
+  assert.ok(Math.abs(to - from - 7 * 86400_000) <= 3600_000, `${from.toISOString()} - ${to.toISOString()}`);
+  assert.ok([22, 23].includes(from.getUTCHours()) && from.getUTCMinutes() === 0, `${from.toISOString()} is not a Paris midnight`);
   const times = await page.$$eval('.log-table tbody time', (els) => els.map((e) => e.dateTime));
   assert.ok(times.length > 0);
   for (const t of times) assert.ok(new Date(t) >= from && new Date(t) < to, `${t} in [${from.toISOString()}, ${to.toISOString()})`);
@@ -319,7 +322,9 @@ test('applications: top apps, an app page, and a day of its sign-ins', async () 
   const apps = await page.$$eval('.log-table tbody td[data-col=appDisplayName]', (tds) => [...new Set(tds.map((t) => t.textContent))]);
   assert.deepEqual(apps, [name]);
   const p = hashParams();
-  assert.equal(new Date(p.get('to')) - new Date(p.get('from')), 86400_000);
+  const [from, to] = [new Date(p.get('from')), new Date(p.get('to'))];
+  assert.ok(Math.abs(to - from - 86400_000) <= 3600_000, `${from.toISOString()} - ${to.toISOString()}`);
+  assert.ok([22, 23].includes(from.getUTCHours()), `days start at midnight in Paris, not ${from.toISOString()}`);
 });
 
 test('users: search, then a user page with the sign-in pattern and list', async () => {
@@ -333,6 +338,7 @@ test('users: search, then a user page with the sign-in pattern and list', async 
   await page.waitForSelector('.heatmap svg rect');
   await page.waitForSelector('table.mini tbody tr');
   assert.equal(await page.textContent('.page h1'), first);
+  assert.match(await page.textContent('.page'), /hour of day × weekday, Europe\/Paris/);
   assert.match(await page.textContent('.page'), /Locations.*Applications.*Client apps.*Devices/s);
   await shot('user');
 });

@@ -192,22 +192,71 @@ pub struct ListQuery {
 pub enum Bucket {
     Hour,
     Day,
-    /// ISO weeks, starting Monday (UTC).
+    /// ISO weeks, starting Monday.
     Week,
     /// Fixed-width buckets of this many microseconds since the Unix epoch (histograms that
     /// follow a zoomed time range: minutes, five minutes, ...).
     Micros(i64),
 }
 
+/// The wall clock time groups follow: UTC, or a UTC offset that changes at given instants
+/// (a time zone's daylight saving time over the range a query reads). Microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Zone {
+    /// The offset before the first change (UTC + `base` = wall clock).
+    pub base: i64,
+    /// (the UTC instant from which it holds, the offset), ascending.
+    pub changes: Vec<(i64, i64)>,
+}
+
+impl Zone {
+    pub const UTC: Zone = Zone { base: 0, changes: Vec::new() };
+
+    pub fn is_utc(&self) -> bool {
+        self.base == 0 && self.changes.is_empty()
+    }
+
+    /// The offset in force at a UTC instant.
+    pub fn offset_at(&self, utc: i64) -> i64 {
+        self.changes.iter().rev().find(|(at, _)| *at <= utc).map_or(self.base, |&(_, offset)| offset)
+    }
+
+    /// The wall clock time at a UTC instant, as microseconds since 1970-01-01 00:00 (wall).
+    pub fn local(&self, utc: i64) -> i64 {
+        utc + self.offset_at(utc)
+    }
+
+    /// The first UTC instant whose wall clock time is `local`; for a wall clock time a change
+    /// forward skips (a midnight that never happens), the instant of that change.
+    pub fn utc(&self, local: i64) -> i64 {
+        let mut offsets = vec![(i64::MIN, self.base)];
+        offsets.extend(self.changes.iter().copied());
+        let earliest = offsets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &(from, offset))| {
+                let until = offsets.get(i + 1).map_or(i64::MAX, |&(at, _)| at);
+                let utc = local.checked_sub(offset)?;
+                (from <= utc && utc < until).then_some(utc)
+            })
+            .min();
+        earliest.unwrap_or_else(|| {
+            self.changes.iter().map(|&(at, _)| at).find(|&at| self.local(at) > local).unwrap_or(local - self.base)
+        })
+    }
+}
+
 /// What an aggregation groups by.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GroupBy {
     Column(&'static Column),
-    TimeBucket(&'static Column, Bucket),
-    /// Hour of day 0-23 (UTC).
-    HourOfDay(&'static Column),
-    /// ISO day of week, 1 = Monday .. 7 = Sunday.
-    DayOfWeek(&'static Column),
+    /// The start of the bucket holding the time, as wall clock microseconds in the zone (equal
+    /// to the UTC instant for [`Zone::UTC`]; [`Zone::utc`] turns it back).
+    TimeBucket(&'static Column, Bucket, Zone),
+    /// Hour of day 0-23 on the zone's wall clock.
+    HourOfDay(&'static Column, Zone),
+    /// ISO day of week on the zone's wall clock, 1 = Monday .. 7 = Sunday.
+    DayOfWeek(&'static Column, Zone),
     /// One group per element of a list column.
     Unnest(&'static Column),
     /// One group per listed value of a string column, matched exactly (case-sensitive, `None`
@@ -327,5 +376,30 @@ pub fn coerce(column: &'static Column, value: Literal) -> crate::Result<Literal>
         (ColType::Time, Literal::Time(t)) => Ok(Literal::Time(t)),
         (ColType::Time, Literal::Str(s)) => signet_model::time::parse_time(&s).map(Literal::Time).map_err(bad),
         (ty, other) => Err(bad(format!("{other:?} does not fit a {ty:?} column"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Zone;
+
+    const HOUR: i64 = 3_600_000_000;
+
+    #[test]
+    fn a_zone_turns_wall_clock_times_back_into_instants() {
+        // +1 h, then +2 h from t = 10 h (a change forward), then +1 h from t = 30 h (back).
+        let zone = Zone { base: HOUR, changes: vec![(10 * HOUR, 2 * HOUR), (30 * HOUR, HOUR)] };
+        assert_eq!(zone.local(9 * HOUR), 10 * HOUR);
+        assert_eq!(zone.local(10 * HOUR), 12 * HOUR);
+        assert_eq!(zone.local(31 * HOUR), 32 * HOUR);
+        for utc in [0, 9 * HOUR, 10 * HOUR, 20 * HOUR, 40 * HOUR] {
+            assert_eq!(zone.utc(zone.local(utc)), utc, "{utc}");
+        }
+        // 11:00 wall clock never happens (10:59 -> 12:00): the change is where it would be.
+        assert_eq!(zone.utc(11 * HOUR), 10 * HOUR);
+        // 31:30 happens twice (at 29:30 and 30:30 UTC): the first.
+        assert_eq!(zone.utc(31 * HOUR + HOUR / 2), 29 * HOUR + HOUR / 2);
+        assert_eq!(Zone::UTC.utc(5), 5);
+        assert!(Zone::UTC.is_utc() && !zone.is_utc());
     }
 }

@@ -18,7 +18,8 @@ pub mod odata;
 pub mod sql;
 
 pub use ast::{
-    AggQuery, CmpOp, Expr, FacetQuery, Facets, GroupBy, GroupSet, ListQuery, Literal, Measure, MultiAggQuery, SortOrder,
+    AggQuery, CmpOp, Expr, FacetQuery, Facets, GroupBy, GroupSet, ListQuery, Literal, Measure, MultiAggQuery,
+    SortOrder, Zone,
 };
 
 /// Errors a query can have before it reaches storage. Every message names the offending part.

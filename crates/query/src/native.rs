@@ -26,6 +26,7 @@ const RESERVED: &[&str] = &[
     "days",
     "bucket",
     "n",
+    "tz",
     "filter",
     "$filter",
     "$top",
@@ -187,7 +188,7 @@ pub fn filter(kind: LogKind, params: &[(String, String)], now_us: i64) -> Result
 
 /// Parameters that are not filters, so `not.` cannot apply to them.
 const RESERVED_NOT_NEGATABLE: &[&str] =
-    &["sort", "order", "limit", "cursor", "columns", "format", "range", "from", "to", "days", "bucket", "n"];
+    &["sort", "order", "limit", "cursor", "columns", "format", "range", "from", "to", "days", "bucket", "n", "tz"];
 
 /// One query parameter as a filter; `None` for parameters that are not filters.
 fn filter_part(kind: LogKind, key: &str, key_lower: &str, raw: &str) -> Result<Option<Expr>> {

@@ -12,7 +12,7 @@
 use chrono::{TimeZone, Utc};
 use signet_model::schema::{self, ColType, Column};
 
-use crate::ast::{AggQuery, Bucket, CmpOp, Expr, GroupBy, ListQuery, Literal, Measure, SortOrder};
+use crate::ast::{AggQuery, Bucket, CmpOp, Expr, GroupBy, ListQuery, Literal, Measure, SortOrder, Zone};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -174,11 +174,35 @@ impl Dialect {
         }
     }
 
-    /// The start of the bucket holding a time: integer arithmetic on epoch microseconds, in UTC,
-    /// rounding down also before 1970 (both dialects' integer division and `%` truncate toward
-    /// zero). Weeks start on Monday: the first Monday after the epoch is 4 days in. DuckDB's
-    /// `date_trunc` gives the same buckets but took 2-6 ms more per million rows.
-    fn bucket(self, column: &str, bucket: Bucket) -> String {
+    /// A time column as wall clock microseconds in `zone`: epoch microseconds plus the offset
+    /// in force at that instant (a `CASE` over the zone's changes).
+    fn wall_clock(self, column: &str, zone: &Zone) -> String {
+        let micros = self.epoch_us(column);
+        if zone.is_utc() {
+            return micros;
+        }
+        let signed = |n: i64| match self {
+            Dialect::DuckDb => n.to_string(),
+            Dialect::ClickHouse => format!("toInt64({n})"),
+        };
+        if zone.changes.is_empty() {
+            return format!("({micros} + {})", signed(zone.base));
+        }
+        let mut case = String::from("CASE");
+        let mut offset = zone.base;
+        for &(at, next) in &zone.changes {
+            case.push_str(&format!(" WHEN {micros} < {} THEN {}", signed(at), signed(offset)));
+            offset = next;
+        }
+        case.push_str(&format!(" ELSE {} END", signed(offset)));
+        format!("({micros} + {case})")
+    }
+
+    /// The start of the bucket holding a time: integer arithmetic on (wall clock) epoch
+    /// microseconds, rounding down also before 1970 (both dialects' integer division and `%`
+    /// truncate toward zero). Weeks start on Monday: the first Monday after the epoch is 4 days
+    /// in. DuckDB's `date_trunc` gives the same buckets but took 2-6 ms more per million rows.
+    fn bucket(self, column: &str, bucket: Bucket, zone: &Zone) -> String {
         let (width, offset) = match bucket {
             Bucket::Micros(width) => (width.max(1), 0),
             Bucket::Hour => (HOUR_US, 0),
@@ -190,7 +214,7 @@ impl Dialect {
             Dialect::DuckDb => n.to_string(),
             Dialect::ClickHouse => format!("toInt64({n})"),
         };
-        let micros = self.epoch_us(column);
+        let micros = self.wall_clock(column, zone);
         let shifted = if offset == 0 { micros } else { format!("({micros} - {})", signed(offset)) };
         let (width, offset) = (signed(width), signed(offset));
         let quotient = match self {
@@ -204,23 +228,34 @@ impl Dialect {
         }
     }
 
-    fn hour_of_day(self, column: &str) -> String {
+    fn hour_of_day(self, column: &str, zone: &Zone) -> String {
         match self {
-            Dialect::DuckDb => format!("hour({column})"),
-            Dialect::ClickHouse => {
-                format!("intDiv({column} - {}, toInt64({HOUR_US}))", self.bucket(column, Bucket::Day))
-            }
+            Dialect::DuckDb if zone.is_utc() => format!("hour({column})"),
+            Dialect::DuckDb => format!(
+                "(({} - {}) // {HOUR_US})",
+                self.wall_clock(column, zone),
+                self.bucket(column, Bucket::Day, zone)
+            ),
+            Dialect::ClickHouse => format!(
+                "intDiv({} - {}, toInt64({HOUR_US}))",
+                self.wall_clock(column, zone),
+                self.bucket(column, Bucket::Day, zone)
+            ),
         }
     }
 
     /// ISO day of the week: Monday 1 .. Sunday 7 (1970-01-01 was a Thursday).
-    fn day_of_week(self, column: &str) -> String {
+    fn day_of_week(self, column: &str, zone: &Zone) -> String {
         match self {
-            Dialect::DuckDb => format!("isodow({column})"),
+            Dialect::DuckDb if zone.is_utc() => format!("isodow({column})"),
             // Days since the epoch, rounded down also before 1970, then a non-negative modulo.
-            Dialect::ClickHouse => {
-                format!("(((intDiv({}, toInt64({DAY_US})) + 3) % 7 + 7) % 7 + 1)", self.bucket(column, Bucket::Day))
+            Dialect::DuckDb => {
+                format!("((({} // {DAY_US}) + 3) % 7 + 7) % 7 + 1", self.bucket(column, Bucket::Day, zone))
             }
+            Dialect::ClickHouse => format!(
+                "(((intDiv({}, toInt64({DAY_US})) + 3) % 7 + 7) % 7 + 1)",
+                self.bucket(column, Bucket::Day, zone)
+            ),
         }
     }
 }
@@ -411,9 +446,9 @@ pub fn aggregation_columns(query: &AggQuery) -> Vec<&'static Column> {
     for group in &query.group_by {
         match group {
             GroupBy::Column(c)
-            | GroupBy::TimeBucket(c, _)
-            | GroupBy::HourOfDay(c)
-            | GroupBy::DayOfWeek(c)
+            | GroupBy::TimeBucket(c, _, _)
+            | GroupBy::HourOfDay(c, _)
+            | GroupBy::DayOfWeek(c, _)
             | GroupBy::Among(c, _) => Expr::eq(c, Literal::Null).columns(&mut out),
             GroupBy::Unnest(_) => {}
         }
@@ -690,9 +725,9 @@ fn group_sql(group: &GroupBy, dialect: Dialect) -> String {
     match group {
         GroupBy::Column(c) if c.ty == ColType::Time => dialect.epoch_us(c.name),
         GroupBy::Column(c) | GroupBy::Among(c, _) => c.name.to_string(),
-        GroupBy::TimeBucket(c, bucket) => dialect.bucket(c.name, *bucket),
-        GroupBy::HourOfDay(c) => dialect.hour_of_day(c.name),
-        GroupBy::DayOfWeek(c) => dialect.day_of_week(c.name),
+        GroupBy::TimeBucket(c, bucket, zone) => dialect.bucket(c.name, *bucket, zone),
+        GroupBy::HourOfDay(c, zone) => dialect.hour_of_day(c.name, zone),
+        GroupBy::DayOfWeek(c, zone) => dialect.day_of_week(c.name, zone),
         GroupBy::Unnest(_) => UNNEST_ALIAS.to_string(),
     }
 }

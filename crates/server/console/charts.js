@@ -138,7 +138,7 @@ export function stackedBars(points, series, options = {}) {
 }
 
 /** Hour x weekday heatmap. counts[weekday][hour]; weekdays: labels. */
-export function heatmap(counts, weekdays, title) {
+export function heatmap(counts, weekdays, title, zone = 'UTC') {
   const cell = 22;
   const left = 40;
   const top = 18;
@@ -158,7 +158,7 @@ export function heatmap(counts, weekdays, title) {
       const v = counts[d][hr];
       const level = v === 0 ? 0 : Math.min(5, 1 + Math.floor((4 * v) / max));
       const rect = s('rect', { x: left + hr * cell + 1, y: top + d * cell + 1, width: cell - 2, height: cell - 2, rx: 3, class: `heat-${level}` });
-      rect.addEventListener('mousemove', (e) => tip.show(e.clientX, e.clientY, [`${day} ${hr}:00–${hr + 1}:00 UTC`, `${fmtNum(v)} sign-ins`]));
+      rect.addEventListener('mousemove', (e) => tip.show(e.clientX, e.clientY, [`${day} ${hr}:00–${hr + 1}:00 (${zone})`, `${fmtNum(v)} sign-ins`]));
       rect.addEventListener('mouseleave', () => tip.hide());
       svg.append(rect);
     }

@@ -1,18 +1,25 @@
 // The report pages: overview, applications, users and a user's sign-in pattern, error codes,
 // and the sign-in form.
 
-import { h, clear, api, errorBox, loading, timeEl, fmtNum, fmtPct, fmtDate, label, navigate, routeUrl, debounce, setCsrf, explain, toast } from './util.js';
+import { h, clear, api, errorBox, loading, timeEl, fmtNum, fmtPct, fmtDate, label, navigate, routeUrl, debounce, setCsrf, explain, toast, ZONE } from './util.js';
 import { stackedBars, heatmap, barList } from './charts.js';
 
 const DAY_MS = 86_400_000;
 const STATUS = ['success', 'failure', 'interrupted'];
 
+/** Report paths count days, weeks and hours in the viewer's time zone. */
+const zoned = (path) => `${path}${path.includes('?') ? '&' : '?'}tz=${encodeURIComponent(ZONE)}`;
+
+/** A bucket ends where the next begins (a day is 23 or 25 hours when the clock changes). */
+function bucketEnd(starts, i, bucketDays) {
+  return starts[i + 1] ?? new Date(new Date(starts[i]).getTime() + bucketDays * DAY_MS).toISOString();
+}
+
 function timelinePoints(data, bucketDays) {
-  return data.points.map((p) => {
-    const start = new Date(p.start);
-    const end = new Date(start.getTime() + bucketDays * DAY_MS);
+  const starts = data.points.map((p) => new Date(p.start).toISOString());
+  return data.points.map((p, i) => {
     const text = bucketDays === 7 ? `Week of ${fmtDate(p.start)}` : fmtDate(p.start);
-    return { start: start.toISOString(), end: end.toISOString(), label: text, values: [p.success, p.failure, p.interrupted] };
+    return { start: starts[i], end: bucketEnd(starts, i, bucketDays), label: text, values: [p.success, p.failure, p.interrupted] };
   });
 }
 
@@ -52,7 +59,7 @@ export function overview(params) {
         stat('Interrupted this week', fmtNum(s.interrupted), s.total ? fmtPct(s.interrupted / s.total) : null));
     })),
     section(`User sign-ins, weekly (last ${days} days)`, slot(async () => {
-      const data = await api(`/api/v1/reports/signins/timeline?bucket=week&days=${days}`);
+      const data = await api(zoned(`/api/v1/reports/signins/timeline?bucket=week&days=${days}`));
       return stackedBars(timelinePoints(data, 7), STATUS, {
         height: 220,
         title: 'Click a bar to open the sign-ins of that week',
@@ -100,12 +107,12 @@ export function applications(params) {
   return h('section', { class: 'page' },
     h('div', { class: 'page-head' }, h('h1', {}, 'Applications')),
     section('Top applications (last 30 days)', slot(async () => {
-      const data = await api('/api/v1/reports/apps/top?n=3&days=30');
+      const data = await api(zoned('/api/v1/reports/apps/top?n=3&days=30'));
       if (!data.apps.length) return h('p', { class: 'muted' }, 'No sign-ins in the last 30 days.');
       return h('div', { class: 'top-apps' }, data.apps.map((a) => h('div', { class: 'app-card' },
         h('h3', {}, h('a', { href: routeUrl('/apps', { app: a.app }) }, a.app || '(no name)')),
         h('p', { class: 'muted' }, `${fmtNum(a.total)} sign-ins · ${fmtNum(a.users)} users · ${fmtNum(a.failure)} failed`),
-        stackedBars(a.weekly.map((w) => ({ start: w.week, end: new Date(new Date(w.week).getTime() + 7 * DAY_MS).toISOString(),
+        stackedBars(a.weekly.map((w, i, all) => ({ start: w.week, end: bucketEnd(all.map((x) => x.week), i, 7),
           label: `Week of ${fmtDate(w.week)}`, values: [w.count] })), ['sign-ins'], {
           height: 120, width: 360, classes: ['s-4'], tickLabel: (p) => fmtDate(p.start),
           onClick: (p) => navigate('/signins', { app: a.app, from: p.start, to: p.end }),
@@ -123,7 +130,7 @@ function application(app) {
         stat('Failures', fmtNum(s.failure), s.total ? fmtPct(s.failure / s.total) : null), stat('Interrupted', fmtNum(s.interrupted)));
     }),
     section('Sign-ins per day (last 30 days) — click a day to list its sign-ins', slot(async () => {
-      const data = await api(`/api/v1/reports/signins/timeline?bucket=day&days=30&app=${encodeURIComponent(app)}`);
+      const data = await api(zoned(`/api/v1/reports/signins/timeline?bucket=day&days=30&app=${encodeURIComponent(app)}`));
       return stackedBars(timelinePoints(data, 1), STATUS, {
         height: 200,
         onClick: (p) => navigate('/signins', { app, from: p.start, to: p.end }),
@@ -168,14 +175,14 @@ export function user(name, me) {
       h('a', { class: 'button', href: routeUrl('/signins', { user: name, range: '90d' }) }, 'All sign-ins of this user'),
       h('a', { class: 'button', href: '#/users' }, '← Users'))),
     canReports ? slot(async () => {
-      const p = await api(`/api/v1/reports/users/${encodeURIComponent(name)}/pattern?days=90`);
+      const p = await api(zoned(`/api/v1/reports/users/${encodeURIComponent(name)}/pattern?days=90`));
       const top = (rows, key, filter) => barList(rows.map((r) => ({ label: r[key] ?? '(none)', value: r.count,
         onClick: r[key] ? () => navigate('/signins', { user: name, range: '90d', [filter]: r[key] }) : null })));
       return h('div', {},
         h('div', { class: 'stat-row' }, stat('Sign-ins (90 days)', fmtNum(p.total)), stat('Failures', fmtNum(p.failure)),
           stat('Interrupted', fmtNum(p.interrupted)), stat('IP addresses', fmtNum(p.ipAddresses)),
           stat('First seen', p.firstSeen ? timeEl(p.firstSeen) : '—'), stat('Last seen', p.lastSeen ? timeEl(p.lastSeen) : '—')),
-        section('When they sign in (hour of day × weekday, UTC)', heatmap(p.hourByWeekday.counts, p.hourByWeekday.weekdays)),
+        section(`When they sign in (hour of day × weekday, ${p.tz})`, heatmap(p.hourByWeekday.counts, p.hourByWeekday.weekdays, undefined, p.tz)),
         h('div', { class: 'columns-3' },
           section('Locations', top(p.countries, 'country', 'countryOrRegion')),
           section('Applications', top(p.applications, 'app', 'app')),

@@ -121,6 +121,9 @@ export function timeEl(iso, dateOnlyFormat = false) {
 }
 
 export function fmtDate(iso) { return dateOnly.format(new Date(iso)); }
+
+/** The viewer's time zone: reports count days, weeks and hours on its clock. */
+export const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 export function fmtNum(n) { return numbers.format(n || 0); }
 export function fmtPct(x) { return `${(100 * (x || 0)).toFixed(1)} %`; }
 

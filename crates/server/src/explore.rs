@@ -15,7 +15,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use signet_model::schema::{self, ColType, Column};
 use signet_model::{Cell, LogKind};
-use signet_query::ast::{Bucket, CmpOp, GroupBy, Measure};
+use signet_query::ast::{Bucket, CmpOp, GroupBy, Measure, Zone};
 use signet_query::{native, AggQuery, Expr, FacetQuery, ListQuery, Literal};
 use signet_store::Engine;
 
@@ -249,7 +249,7 @@ pub fn histogram(
         org: org.to_string(),
         kind,
         filter,
-        group_by: vec![GroupBy::TimeBucket(time, Bucket::Micros(width))],
+        group_by: vec![GroupBy::TimeBucket(time, Bucket::Micros(width), Zone::UTC)],
         measures,
         order_by_first_measure_desc: false,
         limit: None,

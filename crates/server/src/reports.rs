@@ -1,16 +1,19 @@
-//! Reports, all in UTC with weeks starting Monday, all accepting the list filters. Each is a
-//! handful of typed aggregations ([`AggQuery`]) that every storage engine runs natively; the
-//! shaping (filling empty buckets, shares) happens here. The functions are shared by the HTTP
-//! handlers and `signet report`.
+//! Reports, in UTC with weeks starting Monday unless `tz` names a time zone (IANA, e.g.
+//! `Europe/Paris`: days, weeks and the hour x weekday matrix then follow its wall clock,
+//! daylight saving time included), all accepting the list filters. Each is a handful of typed
+//! aggregations ([`AggQuery`]) that every storage engine runs natively; the shaping (filling
+//! empty buckets, shares) happens here. The functions are shared by the HTTP handlers and
+//! `signet report`.
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
+use chrono::{Offset, TimeZone};
 use serde_json::{json, Value};
 use signet_model::schema::{find_column, Column};
 use signet_model::{Cell, LogKind};
-use signet_query::ast::{Bucket, GroupBy, Measure};
+use signet_query::ast::{Bucket, GroupBy, Measure, Zone};
 use signet_query::{native, AggQuery, Expr, GroupSet, Literal, MultiAggQuery};
 use signet_store::Engine;
 
@@ -21,6 +24,7 @@ use crate::{cell_json, AppState};
 
 const SIGNIN: LogKind = LogKind::SignIn;
 const DAY: i64 = 86_400_000_000;
+const HOUR: i64 = DAY / 24;
 
 fn col(name: &str) -> &'static Column {
     find_column(SIGNIN, name).unwrap_or_else(|| panic!("sign-in column {name}"))
@@ -30,17 +34,67 @@ fn status_is(status: &str) -> Expr {
     Expr::eq(col("status"), Literal::Str(status.into()))
 }
 
-/// The filter of a report: the list filters, with `days` defaulting when no range is given.
-/// Returns the filter and the range start (for filling empty buckets).
-fn report_filter(params: &mut Vec<(String, String)>, default_days: i64, now: i64) -> ApiResult<(Expr, i64, i64)> {
+/// What a report reads: the list filters, with `days` defaulting when no range is given; the
+/// range (for filling empty buckets); the wall clock of its time groups (`tz`).
+struct Scope {
+    filter: Expr,
+    from: i64,
+    to: i64,
+    zone: Zone,
+    /// The `tz` parameter as given (`UTC` without one).
+    tz: String,
+}
+
+fn report_filter(params: &mut Vec<(String, String)>, default_days: i64, now: i64) -> ApiResult<Scope> {
     let has_range = params.iter().any(|(k, _)| matches!(k.as_str(), "days" | "range" | "from" | "to"));
     if !has_range {
         params.push(("days".into(), default_days.to_string()));
     }
-    params.retain(|(k, _)| !matches!(k.as_str(), "bucket" | "n"));
+    let tz = params.iter().rev().find(|(k, _)| k == "tz").map_or_else(|| "UTC".to_string(), |(_, v)| v.clone());
+    params.retain(|(k, _)| !matches!(k.as_str(), "bucket" | "n" | "tz"));
     let (from, to) = native::time_range(params, now)?;
     let filter = native::filter(SIGNIN, params, now)?;
-    Ok((filter, from.unwrap_or(now - default_days * DAY), to.unwrap_or(now)))
+    let (from, to) = (from.unwrap_or(now - default_days * DAY), to.unwrap_or(now));
+    Ok(Scope { filter, from, to, zone: zone_between(&tz, from, to)?, tz })
+}
+
+/// The wall clock of time zone `name` (IANA, e.g. `Europe/Paris`, or `UTC`) from a week before
+/// `from` to a week after `to` (week buckets start before `from`): its offset, and every
+/// change of it (found by sampling every three hours, then to the second).
+pub(crate) fn zone_between(name: &str, from: i64, to: i64) -> ApiResult<Zone> {
+    if name.eq_ignore_ascii_case("UTC") {
+        return Ok(Zone::UTC);
+    }
+    let tz: chrono_tz::Tz = name.parse().map_err(|_| {
+        ApiError::BadRequest(format!("tz {name:?}: expected a time zone name such as Europe/Paris, or UTC"))
+    })?;
+    let offset_at_second = |second: i64| -> i64 {
+        chrono::DateTime::from_timestamp(second, 0)
+            .map_or(0, |t| i64::from(tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc()) * 1_000_000)
+    };
+    let (start, end) = ((from - 8 * DAY).div_euclid(1_000_000), (to + 8 * DAY).div_euclid(1_000_000));
+    let step = 3 * HOUR / 1_000_000;
+    let base = offset_at_second(start);
+    let (mut changes, mut current, mut at) = (Vec::new(), base, start);
+    while at < end {
+        let next = (at + step).min(end);
+        let offset = offset_at_second(next);
+        if offset != current {
+            // The first second with the new offset, in (at, next].
+            let (mut before, mut after) = (at, next);
+            while after - before > 1 {
+                let middle = before + (after - before) / 2;
+                match offset_at_second(middle) == current {
+                    true => before = middle,
+                    false => after = middle,
+                }
+            }
+            changes.push((after * 1_000_000, offset));
+            current = offset;
+        }
+        at = next;
+    }
+    Ok(Zone { base, changes })
 }
 
 fn agg(
@@ -108,14 +162,15 @@ pub fn timeline(engine: &Engine, org: &str, mut params: Vec<(String, String)>, n
         Some("hour") => Bucket::Hour,
         Some(other) => return Err(ApiError::BadRequest(format!("bucket {other:?}: expected day or week"))),
     };
-    let (filter, from, to) = report_filter(&mut params, 30, now)?;
-    let rows =
-        agg(engine, org, &filter, vec![GroupBy::TimeBucket(col("event_time"), bucket)], status_measures(), None)?;
+    let Scope { filter, from, to, zone, tz } = report_filter(&mut params, 30, now)?;
+    let group = GroupBy::TimeBucket(col("event_time"), bucket, zone.clone());
+    let rows = agg(engine, org, &filter, vec![group], status_measures(), None)?;
     let mut points = Vec::new();
-    let mut start = bucket_start(from, bucket);
+    // Buckets are walked on the zone's wall clock; each point says when it starts (UTC).
+    let (mut start, end) = (bucket_start(zone.local(from), bucket), zone.local(to));
     let mut found = rows.iter().peekable();
     let zero = [Cell::Int(0), Cell::Int(0), Cell::Int(0), Cell::Int(0), Cell::Int(0)];
-    while start < to || found.peek().is_some() {
+    while start < end || found.peek().is_some() {
         let row = match found.peek() {
             Some(row) if int(&row[0]) == start => found.next().map(|r| &r[1..]),
             Some(row) if int(&row[0]) < start => {
@@ -124,11 +179,16 @@ pub fn timeline(engine: &Engine, org: &str, mut params: Vec<(String, String)>, n
             }
             _ => None,
         };
+        let instant = zone.utc(start);
+        // An hour the clock skips (02:00 when summer time starts) holds nothing: no point.
+        let skipped = row.is_none() && zone.utc(start + bucket_len(bucket)) == instant;
         let m = row.unwrap_or(&zero);
-        points.push(json!({
-            "start": signet_model::time::format_time(start),
-            "total": int(&m[0]), "success": int(&m[1]), "failure": int(&m[2]), "interrupted": int(&m[3]), "users": int(&m[4]),
-        }));
+        if !skipped {
+            points.push(json!({
+                "start": signet_model::time::format_time(instant),
+                "total": int(&m[0]), "success": int(&m[1]), "failure": int(&m[2]), "interrupted": int(&m[3]), "users": int(&m[4]),
+            }));
+        }
         start += bucket_len(bucket);
         if points.len() > 10_000 {
             break;
@@ -136,6 +196,7 @@ pub fn timeline(engine: &Engine, org: &str, mut params: Vec<(String, String)>, n
     }
     Ok(json!({
         "bucket": match bucket { Bucket::Day => "day", Bucket::Week => "week", Bucket::Hour | Bucket::Micros(_) => "hour" },
+        "tz": tz,
         "from": signet_model::time::format_time(from),
         "to": signet_model::time::format_time(to),
         "points": points,
@@ -149,11 +210,11 @@ pub fn top_apps(engine: &Engine, org: &str, mut params: Vec<(String, String)>, n
         Some(Ok(n)) if (1..=100).contains(&n) => n,
         Some(_) => return Err(ApiError::BadRequest("n must be 1-100".into())),
     };
-    let (filter, from, to) = report_filter(&mut params, 30, now)?;
+    let Scope { filter, from, to, zone, tz } = report_filter(&mut params, 30, now)?;
     let app = col("app_display_name");
     // Sign-ins per application, week and status in one pass: the ranking, the totals and the
     // weekly series all come from these few rows.
-    let week = GroupBy::TimeBucket(col("event_time"), Bucket::Week);
+    let week = GroupBy::TimeBucket(col("event_time"), Bucket::Week, zone.clone());
     let rows = agg(
         engine,
         org,
@@ -195,14 +256,15 @@ pub fn top_apps(engine: &Engine, org: &str, mut params: Vec<(String, String)>, n
             None,
         )?,
     };
-    let first_week = bucket_start(from, Bucket::Week);
+    let (first_week, end) = (bucket_start(zone.local(from), Bucket::Week), zone.local(to));
     let apps: Vec<Value> = ranked
         .iter()
         .map(|(name, t)| {
             let mut series = Vec::new();
             let mut week = first_week;
-            while week < to {
-                series.push(json!({ "week": signet_model::time::format_time(week), "count": t.weeks.get(&week).copied().unwrap_or(0) }));
+            while week < end {
+                let count = t.weeks.get(&week).copied().unwrap_or(0);
+                series.push(json!({ "week": signet_model::time::format_time(zone.utc(week)), "count": count }));
                 week += 7 * DAY;
             }
             let users = users.iter().find(|u| u[0].as_str() == name.as_deref()).map_or(0, |u| int(&u[1]));
@@ -212,14 +274,14 @@ pub fn top_apps(engine: &Engine, org: &str, mut params: Vec<(String, String)>, n
             })
         })
         .collect();
-    Ok(
-        json!({ "from": signet_model::time::format_time(from), "to": signet_model::time::format_time(to), "apps": apps }),
-    )
+    Ok(json!({
+        "tz": tz, "from": signet_model::time::format_time(from), "to": signet_model::time::format_time(to), "apps": apps,
+    }))
 }
 
 /// Sign-ins by status and distinct users over a period ("how many users signed in this week").
 pub fn summary(engine: &Engine, org: &str, mut params: Vec<(String, String)>, now: i64) -> ApiResult<Value> {
-    let (filter, from, to) = report_filter(&mut params, 7, now)?;
+    let Scope { filter, from, to, .. } = report_filter(&mut params, 7, now)?;
     let mut measures = status_measures();
     measures.push(Measure::CountDistinct(col("app_display_name")));
     measures.push(Measure::CountIf(Expr::eq(col("risk_detected"), Literal::Bool(true))));
@@ -244,7 +306,7 @@ pub fn user_pattern(
 ) -> ApiResult<Value> {
     params.retain(|(k, _)| k != "user");
     params.push(("user".into(), user.to_string()));
-    let (filter, from, to) = report_filter(&mut params, 90, now)?;
+    let Scope { filter, from, to, zone, tz } = report_filter(&mut params, 90, now)?;
     // Resolve the user (id, UPN or display name) to its stored distinct-user keys once, so the
     // aggregations below compare one lower-cased column instead of lower-casing three per row.
     let keys = agg(engine, org, &filter, vec![GroupBy::Column(col("user_key"))], vec![Measure::Count], Some(50))?;
@@ -275,7 +337,7 @@ pub fn user_pattern(
     ];
     let mut sets = vec![
         GroupSet::all(vec![], totals),
-        GroupSet::all(vec![GroupBy::DayOfWeek(time), GroupBy::HourOfDay(time)], count()),
+        GroupSet::all(vec![GroupBy::DayOfWeek(time, zone.clone()), GroupBy::HourOfDay(time, zone)], count()),
     ];
     sets.extend(tops.iter().map(|(columns, _)| GroupSet::top(groups(columns), count(), 20)));
     // Failures: every (error code, reason) with its sign-ins and its successful ones, cut below.
@@ -318,7 +380,7 @@ pub fn user_pattern(
     let first_seen = t.get(4).filter(|c| **c != Cell::Null).map(|c| signet_model::time::format_time(int(c)));
     let last_seen = t.get(5).filter(|c| **c != Cell::Null).map(|c| signet_model::time::format_time(int(c)));
     Ok(json!({
-        "user": user,
+        "user": user, "tz": tz,
         "from": signet_model::time::format_time(from), "to": signet_model::time::format_time(to),
         "total": t.first().map_or(0, int), "success": t.get(1).map_or(0, int), "failure": t.get(2).map_or(0, int),
         "interrupted": t.get(3).map_or(0, int), "firstSeen": first_seen, "lastSeen": last_seen,
@@ -336,7 +398,7 @@ pub fn user_pattern(
 /// Authentication methods: usage and success rate per method, MFA, passwordless and
 /// MFA-by-token-claim shares.
 pub fn auth_methods(engine: &Engine, org: &str, mut params: Vec<(String, String)>, now: i64) -> ApiResult<Value> {
-    let (filter, from, to) = report_filter(&mut params, 30, now)?;
+    let Scope { filter, from, to, .. } = report_filter(&mut params, 30, now)?;
     let mfa = Expr::eq(col("authentication_requirement"), Literal::Str("multiFactorAuthentication".into()));
     let totals = agg(
         engine,

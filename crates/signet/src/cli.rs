@@ -227,6 +227,9 @@ struct ReportArgs {
     /// How many applications (top-apps).
     #[arg(long)]
     n: Option<usize>,
+    /// Time zone of days, weeks and hours (IANA name, e.g. Europe/Paris; default UTC).
+    #[arg(long)]
+    tz: Option<String>,
     #[command(flatten)]
     filters: Filters,
     #[command(flatten)]
@@ -676,6 +679,9 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.n {
         params.push(("n".into(), n.to_string()));
+    }
+    if let Some(tz) = &args.tz {
+        params.push(("tz".into(), tz.clone()));
     }
     let user = args.filters.user.clone();
     let path = match args.name.as_str() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use signet_model::schema::find_column;
 use signet_model::{normalize, Cell, LogKind};
-use signet_query::ast::{Bucket, GroupBy, Measure};
+use signet_query::ast::{Bucket, GroupBy, Measure, Zone};
 use signet_query::{native, odata, AggQuery, Expr, FacetQuery, GroupSet, ListQuery, MultiAggQuery, SortOrder};
 
 use crate::engine::{aggregate_by_set, EventStore, StoredEvent};
@@ -321,7 +321,7 @@ pub fn aggregates(store: Arc<dyn EventStore>) {
     assert_eq!(rows, vec![vec![Cell::Str("Outlook".into()), Cell::Int(7), Cell::Int(2)]]);
 
     let timeline = AggQuery {
-        group_by: vec![GroupBy::TimeBucket(col(signin, "event_time"), Bucket::Week)],
+        group_by: vec![GroupBy::TimeBucket(col(signin, "event_time"), Bucket::Week, Zone::UTC)],
         measures: vec![
             Measure::Count,
             Measure::CountIf(native::filter(signin, &[("status".into(), "failure".into())], 0).unwrap()),
@@ -334,7 +334,10 @@ pub fn aggregates(store: Arc<dyn EventStore>) {
     assert_eq!(rows, vec![vec![Cell::Int(T0), Cell::Int(10), Cell::Int(3)]], "2024-01-01 is a Monday");
 
     let by_hour = AggQuery {
-        group_by: vec![GroupBy::DayOfWeek(col(signin, "event_time")), GroupBy::HourOfDay(col(signin, "event_time"))],
+        group_by: vec![
+            GroupBy::DayOfWeek(col(signin, "event_time"), Zone::UTC),
+            GroupBy::HourOfDay(col(signin, "event_time"), Zone::UTC),
+        ],
         measures: vec![Measure::Count],
         order_by_first_measure_desc: false,
         limit: None,
@@ -393,7 +396,7 @@ pub fn buckets_round_down(store: Arc<dyn EventStore>) {
             org: "a".into(),
             kind: signin,
             filter: Expr::True,
-            group_by: vec![GroupBy::TimeBucket(col(signin, "event_time"), bucket)],
+            group_by: vec![GroupBy::TimeBucket(col(signin, "event_time"), bucket, Zone::UTC)],
             measures: vec![Measure::Count],
             order_by_first_measure_desc: false,
             limit: None,
@@ -409,7 +412,7 @@ pub fn buckets_round_down(store: Arc<dyn EventStore>) {
         org: "a".into(),
         kind: signin,
         filter: Expr::True,
-        group_by: vec![GroupBy::DayOfWeek(time), GroupBy::HourOfDay(time)],
+        group_by: vec![GroupBy::DayOfWeek(time, Zone::UTC), GroupBy::HourOfDay(time, Zone::UTC)],
         measures: vec![Measure::Count],
         order_by_first_measure_desc: false,
         limit: None,
@@ -419,6 +422,69 @@ pub fn buckets_round_down(store: Arc<dyn EventStore>) {
         rows,
         vec![vec![Cell::Int(3), Cell::Int(23), Cell::Int(1)], vec![Cell::Int(7), Cell::Int(23), Cell::Int(1)]],
         "Wednesday and Sunday, 23:00"
+    );
+}
+
+/// Time groups on a zone's wall clock: Central European Time, with summer time from
+/// 2024-03-31T01:00Z (+1 h, then +2 h), and a fixed offset of -8 h.
+pub fn time_groups_follow_a_zone(store: Arc<dyn EventStore>) {
+    let signin = LogKind::SignIn;
+    let day = 24 * HOUR;
+    // 2024-03-30T23:00Z (Sunday 00:00 in Paris), 2024-03-31T01:00Z (03:00, the change),
+    // 2024-03-31T22:00Z (Monday 00:00).
+    let events = [
+        stored("a", signin, &signin_json("a", 89 * 24 + 23, "alice@contoso.com", "Outlook", 0, ""), 1, 1),
+        stored("a", signin, &signin_json("b", 90 * 24 + 1, "alice@contoso.com", "Outlook", 0, ""), 1, 2),
+        stored("a", signin, &signin_json("c", 90 * 24 + 22, "alice@contoso.com", "Outlook", 0, ""), 1, 3),
+    ];
+    store.apply(&events, 4).unwrap();
+    let paris = Zone { base: HOUR, changes: vec![(T0 + 90 * day + HOUR, 2 * HOUR)] };
+    let time = col(signin, "event_time");
+    let query = |group_by: Vec<GroupBy>| {
+        let query = AggQuery {
+            org: "a".into(),
+            kind: signin,
+            filter: Expr::True,
+            group_by,
+            measures: vec![Measure::Count],
+            order_by_first_measure_desc: false,
+            limit: None,
+        };
+        store.aggregate(&query).unwrap()
+    };
+    let bucketed = |bucket, zone: &Zone| {
+        let rows = query(vec![GroupBy::TimeBucket(time, bucket, zone.clone())]);
+        rows.into_iter().map(|row| (row[0].clone(), row[1].clone())).collect::<Vec<_>>()
+    };
+    let (two, one) = (Cell::Int(2), Cell::Int(1));
+    assert_eq!(
+        bucketed(Bucket::Day, &paris),
+        vec![(Cell::Int(T0 + 90 * day), two.clone()), (Cell::Int(T0 + 91 * day), one.clone())]
+    );
+    assert_eq!(
+        bucketed(Bucket::Week, &paris),
+        vec![(Cell::Int(T0 + 84 * day), two.clone()), (Cell::Int(T0 + 91 * day), one.clone())],
+        "weeks of Monday 25 March and Monday 1 April, wall clock"
+    );
+    assert_eq!(
+        bucketed(Bucket::Hour, &paris),
+        vec![
+            (Cell::Int(T0 + 90 * day), one.clone()),
+            (Cell::Int(T0 + 90 * day + 3 * HOUR), one.clone()),
+            (Cell::Int(T0 + 91 * day), one.clone())
+        ]
+    );
+    let rows = query(vec![GroupBy::DayOfWeek(time, paris.clone()), GroupBy::HourOfDay(time, paris)]);
+    let cells = |d, h| vec![Cell::Int(d), Cell::Int(h), Cell::Int(1)];
+    assert_eq!(rows, vec![cells(1, 0), cells(7, 0), cells(7, 3)], "Monday 00:00, Sunday 00:00 and 03:00");
+    let pacific = Zone { base: -8 * HOUR, changes: Vec::new() };
+    assert_eq!(
+        bucketed(Bucket::Day, &pacific),
+        vec![(Cell::Int(T0 + 89 * day), Cell::Int(2)), (Cell::Int(T0 + 90 * day), one)]
+    );
+    assert_eq!(
+        bucketed(Bucket::Day, &Zone::UTC),
+        vec![(Cell::Int(T0 + 89 * day), Cell::Int(1)), (Cell::Int(T0 + 90 * day), two)]
     );
 }
 
@@ -442,7 +508,10 @@ pub fn aggregate_sets(store: Arc<dyn EventStore>) {
         filter: Expr::True,
         sets: vec![
             GroupSet::all(vec![], all_measures.clone()),
-            GroupSet::all(vec![GroupBy::DayOfWeek(time), GroupBy::HourOfDay(time)], vec![Measure::Count]),
+            GroupSet::all(
+                vec![GroupBy::DayOfWeek(time, Zone::UTC), GroupBy::HourOfDay(time, Zone::UTC)],
+                vec![Measure::Count],
+            ),
             GroupSet::top(vec![GroupBy::Column(col(signin, "app_display_name"))], all_measures.clone(), 1),
             GroupSet::top(
                 vec![GroupBy::Column(col(signin, "city")), GroupBy::Column(col(signin, "country"))],
@@ -647,7 +716,8 @@ macro_rules! event_store_conformance_tests {
         $crate::event_store_conformance_tests!(@tests $factory;
             applies_and_tracks_position, lists_newest_first_with_keyset_paging, scans_every_row_in_pages, organisations_are_isolated,
             filters_match, revisions_replace_the_latest, two_revisions_in_one_batch, aggregates,
-            aggregate_sets, aggregates_among, buckets_round_down, aggregates_over_lists, facets, other_kinds);
+            aggregate_sets, aggregates_among, buckets_round_down, time_groups_follow_a_zone, aggregates_over_lists, facets,
+            other_kinds);
     };
     (@tests $factory:expr; $($name:ident),*) => {
         $(

@@ -98,3 +98,64 @@ async fn reports_add_up() {
     let (status, _) = server.get("/api/v1/reports/signins/timeline?bucket=month").await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_follow_a_time_zone_across_a_daylight_saving_change() {
+    let server = TestServer::start().await;
+    let at = |id: &str, time: &str| {
+        let record = signin(id, 0, "ann@x.com", "Teams", 0, "");
+        let now = record.split("\"createdDateTime\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        record.replace(&now, time)
+    };
+    // Paris: 00:30 Sunday 31 March (CET), 03:30 the same day (CEST from 01:00Z), 00:30 Monday.
+    server
+        .load(&[at("a", "2024-03-30T23:30:00Z"), at("b", "2024-03-31T01:30:00Z"), at("c", "2024-03-31T22:30:00Z")])
+        .await;
+    let range = "from=2024-03-30T00:00:00Z&to=2024-04-02T00:00:00Z";
+    let days = |tz: &str| {
+        let server = &server;
+        let path = format!("/api/v1/reports/signins/timeline?bucket=day&{range}{tz}");
+        async move {
+            let (status, timeline) = server.get(&path).await;
+            assert_eq!(status, 200, "{timeline}");
+            timeline["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["total"] != 0)
+                .map(|p| (p["start"].as_str().unwrap().to_string(), p["total"].as_i64().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let utc = days("").await;
+    assert_eq!(utc, [("2024-03-30T00:00:00Z".to_string(), 1), ("2024-03-31T00:00:00Z".to_string(), 2)]);
+    // Paris days start at local midnight: 23:00Z in winter, 22:00Z in summer.
+    let paris = days("&tz=Europe/Paris").await;
+    assert_eq!(paris, [("2024-03-30T23:00:00Z".to_string(), 2), ("2024-03-31T22:00:00Z".to_string(), 1)]);
+
+    let (_, hours) = server.get(&format!("/api/v1/reports/signins/timeline?bucket=hour&{range}&tz=Europe/Paris")).await;
+    let starts: Vec<&str> = hours["points"].as_array().unwrap().iter().map(|p| p["start"].as_str().unwrap()).collect();
+    let unique: std::collections::BTreeSet<&str> = starts.iter().copied().collect();
+    assert_eq!(unique.len(), starts.len(), "the hour the clock skips is not a point of its own");
+
+    let (_, pattern) = server.get(&format!("/api/v1/reports/users/ann@x.com/pattern?{range}&tz=Europe/Paris")).await;
+    assert_eq!(pattern["tz"], "Europe/Paris");
+    let counts = &pattern["hourByWeekday"]["counts"];
+    assert_eq!(
+        (&counts[6][0], &counts[6][3], &counts[0][0]),
+        (&json!(1), &json!(1), &json!(1)),
+        "Sun 00, Sun 03, Mon 00"
+    );
+    let (_, top) = server.get(&format!("/api/v1/reports/apps/top?{range}&tz=Europe/Paris")).await;
+    let weeks: Vec<(&str, i64)> = top["apps"][0]["weekly"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["week"].as_str().unwrap(), w["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(weeks, [("2024-03-24T23:00:00Z", 2), ("2024-03-31T22:00:00Z", 1)], "Paris weeks start Monday 00:00");
+
+    let (status, error) = server.get("/api/v1/reports/summary?tz=Mars/Olympus").await;
+    assert_eq!(status, 400);
+    assert!(error.to_string().contains("Mars/Olympus"), "{error}");
+}

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use signet_model::schema::{self, Column};
 use signet_model::LogKind;
-use signet_query::ast::Bucket;
+use signet_query::ast::{Bucket, Zone};
 use signet_query::{AggQuery, CmpOp, Expr, GroupBy, Literal, Measure};
 use signet_trust::SignedHead;
 use tracing::{info, warn};
@@ -550,7 +550,7 @@ fn hot_days(engine: &Engine, org: &str, log: ArchiveLog, before_us: i64) -> Resu
             Expr::Compare { column: time, op: CmpOp::Lt, value: Literal::Time(before_us) },
             log.filter(),
         ]),
-        group_by: vec![GroupBy::TimeBucket(time, Bucket::Day)],
+        group_by: vec![GroupBy::TimeBucket(time, Bucket::Day, Zone::UTC)],
         measures: vec![Measure::Count],
         order_by_first_measure_desc: false,
         limit: None,

@@ -114,7 +114,7 @@ fn a_batch_applied_twice_counts_once() {
 fn copies_count_once_in_every_query_shape(store: &dyn EventStore) {
     use signet_model::schema::find_column;
     use signet_model::{normalize, Cell, LogKind};
-    use signet_query::ast::Bucket;
+    use signet_query::ast::{Bucket, Zone};
     use signet_query::{
         AggQuery, Expr, FacetQuery, GroupBy, GroupSet, ListQuery, Literal, Measure, MultiAggQuery, SortOrder,
     };
@@ -168,7 +168,10 @@ fn copies_count_once_in_every_query_shape(store: &dyn EventStore) {
     assert_eq!(page(&alice), page(&Expr::True));
     let failures = signet_query::native::filter(signin, &[("status".into(), "failure".into())], 0).unwrap();
     let shapes = [
-        (vec![GroupBy::TimeBucket(col("event_time"), Bucket::Day)], vec![Measure::Count, Measure::CountIf(failures)]),
+        (
+            vec![GroupBy::TimeBucket(col("event_time"), Bucket::Day, Zone::UTC)],
+            vec![Measure::Count, Measure::CountIf(failures)],
+        ),
         (vec![GroupBy::Column(col("app_display_name"))], vec![Measure::Count, Measure::CountDistinct(col("user_key"))]),
         (
             vec![GroupBy::Unnest(col("auth_methods"))],
@@ -199,7 +202,7 @@ fn copies_count_once_in_every_query_shape(store: &dyn EventStore) {
         filter: filter.clone(),
         sets: vec![
             GroupSet {
-                group_by: vec![GroupBy::HourOfDay(col("event_time"))],
+                group_by: vec![GroupBy::HourOfDay(col("event_time"), Zone::UTC)],
                 measures: vec![Measure::Count, Measure::MinTime(col("event_time"))],
                 top: None,
             },
