@@ -98,8 +98,15 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (server) { server.removeAllListeners('exit'); server.kill('SIGINT'); }
-  if (data) rmSync(data, { recursive: true, force: true });
+  if (server) {
+    // SIGINT stops Signet cleanly, and it writes its shutdown records as it goes: wait for it
+    // before removing its data directory (removing it meanwhile failed with ENOTEMPTY).
+    server.removeAllListeners('exit');
+    const exited = server.exitCode !== null ? Promise.resolve() : new Promise((done) => server.once('exit', done));
+    server.kill('SIGINT');
+    await Promise.race([exited, new Promise((done) => setTimeout(done, 15_000))]);
+  }
+  if (data) rmSync(data, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 });
 
 test('the console is served from the binary with a strict content security policy', async () => {
