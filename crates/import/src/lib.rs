@@ -12,13 +12,15 @@
 //!   pairs, multi-line JSON cells) and the Entra portal sign-in CSV download.
 //! - [`parts`]: splitting large activity records for destinations with a size limit, and putting
 //!   the parts back together on import.
-//! - [`import_bytes`] (here): a whole file, format detected, to normalised events + rejections.
+//! - [`import_bytes`] (here): a whole file, format detected, to normalised events + rejections;
+//!   [`pieces`]: a large file cut into documents of whole records, imported one by one.
 
 pub mod body;
 pub mod convert;
 pub mod csv_rows;
 pub mod okta;
 pub mod parts;
+pub mod pieces;
 
 use serde::Serialize;
 use signet_model::Event;

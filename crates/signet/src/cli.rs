@@ -78,16 +78,16 @@ enum Command {
 
 /// Where a command's data lives.
 #[derive(Args, Clone)]
-struct Target {
+pub(crate) struct Target {
     /// Data directory, when no server holds it.
     #[arg(long, env = "SIGNET_DATA_DIR", default_value = "./signet-data")]
     data: PathBuf,
     /// A running server's base URL (e.g. http://127.0.0.1:8080); overrides --data.
     #[arg(long, env = "SIGNET_SERVER")]
-    server: Option<String>,
+    pub(crate) server: Option<String>,
     /// Organisation (local mode only; with --server the key decides).
     #[arg(long, default_value = signet_model::OrgId::DEFAULT)]
-    org: String,
+    pub(crate) org: String,
     /// API key for --server (read key for reads, ingest key for imports). Prefer the
     /// environment variable: command lines are visible to other local users.
     #[arg(long, env = "SIGNET_API_KEY", hide_env_values = true)]
@@ -96,7 +96,7 @@ struct Target {
 
 impl Target {
     /// A request to the server with the key, if one is given.
-    fn authorize(&self, request: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+    pub(crate) fn authorize(&self, request: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
         match &self.api_key {
             Some(key) => request.bearer_auth(key),
             None => request,
@@ -177,15 +177,15 @@ impl Filters {
 }
 
 #[derive(Args)]
-struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// Files to import.
     #[arg(required = true)]
-    files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
     /// auto, json or csv.
     #[arg(long, default_value = "auto")]
-    format: String,
+    pub(crate) format: String,
     #[command(flatten)]
-    target: Target,
+    pub(crate) target: Target,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -297,7 +297,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Org(command) => crate::admin::org(command),
         Command::ApiKey(command) => crate::admin::api_key(command),
         Command::Settings(command) => crate::settings::run(command),
-        Command::Import(args) => import(args),
+        Command::Import(args) => crate::import::run(args),
         Command::Query(args) => query(args),
         Command::Report(args) => report(args),
         Command::Export(args) => export(args),
@@ -331,7 +331,7 @@ fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-fn open_engine(target: &Target) -> anyhow::Result<Engine> {
+pub(crate) fn open_engine(target: &Target) -> anyhow::Result<Engine> {
     let engine = Engine::open(&target.data, IngestConfig::default())
         .with_context(|| format!("opening data directory {}", target.data.display()))?;
     // Queries whose time range reaches past the hot store read the archive (its default place).
@@ -359,7 +359,7 @@ fn record_local_read(
     Ok(())
 }
 
-fn client() -> anyhow::Result<reqwest::blocking::Client> {
+pub(crate) fn client() -> anyhow::Result<reqwest::blocking::Client> {
     Ok(reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?)
 }
 
@@ -478,113 +478,6 @@ fn store_demo(engine: &Engine, org: &str, options: &DemoOptions) -> anyhow::Resu
     }
     engine.wait_visible(Duration::from_secs(30));
     Ok(total)
-}
-
-fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let format = signet_import::Format::parse(&args.format)
-        .with_context(|| format!("--format {}: expected auto, json or csv", args.format))?;
-    let engine = match &args.target.server {
-        Some(_) => None,
-        None => Some(open_engine(&args.target)?),
-    };
-    let mut failed_files = 0;
-    for file in &args.files {
-        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let progress = indicatif::ProgressBar::new(bytes.len() as u64);
-        progress.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        progress.set_message(file.display().to_string());
-        let summary = match (&args.target.server, &engine) {
-            (Some(server), _) => {
-                progress.set_position(0);
-                let request = client()?
-                    .post(format!("{}/api/v1/import", server.trim_end_matches('/')))
-                    .query(&[("format", args.format.as_str())])
-                    .body(bytes.clone());
-                let response = args.target.authorize(request).send()?;
-                let body: Value = response.json().context("the server's answer is not JSON")?;
-                progress.finish_and_clear();
-                if let Some(message) = body["error"]["message"].as_str() {
-                    eprintln!("{}: {message}", file.display());
-                    failed_files += 1;
-                    continue;
-                }
-                body
-            }
-            (None, Some(engine)) => match import_local(engine, &args.target.org, &bytes, format, &progress) {
-                Ok(summary) => summary,
-                Err(err) => {
-                    progress.finish_and_clear();
-                    eprintln!("{}: {err:#}", file.display());
-                    failed_files += 1;
-                    continue;
-                }
-            },
-            (None, None) => unreachable!("an engine is opened when no server is given"),
-        };
-        print_import_summary(&file.display().to_string(), &summary);
-    }
-    if let Some(engine) = engine {
-        engine.wait_visible(Duration::from_secs(30));
-        engine.shutdown();
-    }
-    if failed_files > 0 {
-        bail!("{failed_files} file(s) could not be imported");
-    }
-    Ok(())
-}
-
-fn import_local(
-    engine: &Engine,
-    org: &str,
-    bytes: &[u8],
-    format: signet_import::Format,
-    progress: &indicatif::ProgressBar,
-) -> anyhow::Result<Value> {
-    let imported = signet_import::import_bytes(bytes, format)?;
-    let total = imported.events.len().max(1);
-    let mut outcome = signet_store::Outcome::default();
-    let mut done = 0;
-    let by_kind = imported.by_kind;
-    let mut events = imported.events;
-    while !events.is_empty() {
-        let rest = events.split_off(events.len().min(10_000));
-        let chunk = std::mem::replace(&mut events, rest);
-        done += chunk.len();
-        let o = crate::demo::submit_patiently(engine, org, chunk)?;
-        outcome.accepted += o.accepted;
-        outcome.duplicates += o.duplicates;
-        outcome.revisions += o.revisions;
-        progress.set_position((bytes.len() * done / total) as u64);
-    }
-    progress.finish_and_clear();
-    Ok(serde_json::json!({
-        "accepted": outcome.accepted, "revisions": outcome.revisions, "duplicates": outcome.duplicates,
-        "rejected": imported.rejected.len(), "signIns": by_kind[0], "directoryAudits": by_kind[1], "activities": by_kind[2],
-        "errors": imported.rejected,
-    }))
-}
-
-fn print_import_summary(file: &str, s: &Value) {
-    println!(
-        "{file}: imported {} ({} sign-ins, {} directory audits, {} activities read), {} new revisions, {} duplicates, {} rejected",
-        s["accepted"], s["signIns"], s["directoryAudits"], s["activities"], s["revisions"], s["duplicates"], s["rejected"]
-    );
-    if let Some(errors) = s["errors"].as_array() {
-        for e in errors.iter().take(20) {
-            println!(
-                "  record {}: {}: {}",
-                e["record"],
-                e["field"].as_str().unwrap_or(""),
-                e["reason"].as_str().unwrap_or("")
-            );
-        }
-        if errors.len() > 20 {
-            println!("  ... and {} more", errors.len() - 20);
-        }
-    }
 }
 
 fn query(args: QueryArgs) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ mod cli;
 mod clickhouse;
 mod config;
 mod demo;
+mod import;
 mod lifecycle;
 mod settings;
 mod split_out;

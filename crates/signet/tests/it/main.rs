@@ -466,6 +466,39 @@ fn commands_work_against_a_running_server() {
 }
 
 #[test]
+fn a_file_larger_than_the_request_limit_imports_through_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ingest = create_key(&data, &["--name", "loader", "--type", "ingest"]);
+    let read = create_key(&data, &["--name", "cli", "--type", "read", "--role", "GlobalReader"]);
+    // The server reads ./signet.toml: requests of 256 KiB at most.
+    std::fs::write(dir.path().join("signet.toml"), "max_body_bytes = 262144\n").unwrap();
+    let export = dir.path().join("export.ndjson");
+    ok(signet(&["demo", "--signins", "3000", "--days", "5", "--seed", "4", "--out", export.to_str().unwrap()], &data));
+    let size = std::fs::metadata(&export).unwrap().len();
+    assert!(size > 4 * 262_144, "{size} bytes: several times the limit");
+    // One bad line in the middle keeps its line number in the answer.
+    let mut lines: Vec<String> = std::fs::read_to_string(&export).unwrap().lines().map(str::to_string).collect();
+    let replaced_sign_in = lines[1500].contains("\"createdDateTime\"");
+    lines[1500] = r#"{"id":"broken","createdDateTime":"yesterday"}"#.into();
+    std::fs::write(&export, lines.join("\n")).unwrap();
+
+    let server = Server::start(dir.path(), &data);
+    let with_server = |args: &[&str], key: &str| {
+        let mut all = args.to_vec();
+        all.extend(["--server", server.base.as_str()]);
+        signet_with_key(&all, &data, key)
+    };
+    let imported = ok(with_server(&["import", export.to_str().unwrap()], &ingest));
+    assert!(imported.contains(&format!("imported {} ", lines.len() - 1)), "{imported}");
+    assert!(imported.contains("1 rejected") && imported.contains("record 1501: createdDateTime"), "{imported}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let summary: serde_json::Value =
+        serde_json::from_str(&ok(with_server(&["report", "summary", "--days", "30"], &read))).unwrap();
+    assert_eq!(summary["total"].as_i64().unwrap(), 3000 - i64::from(replaced_sign_in), "{summary}");
+}
+
+#[test]
 fn no_listening_beyond_loopback_without_an_administrator() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -1,0 +1,206 @@
+//! `signet import FILE...`: export files into a data directory or a running server, a piece
+//! of whole records at a time (`signet_import::pieces`), so a file of any size fits under the
+//! server's request limit and the converted events of one piece at a time are in memory.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use signet_import::pieces::Piece;
+use signet_import::Format;
+use signet_store::Engine;
+
+use crate::cli::{client, open_engine, ImportArgs, Target};
+
+/// Records per piece at most, in bytes of the file: well under the server's default request
+/// limit (64 MiB), and what one piece's conversion holds in memory at once.
+const PIECE_BYTES: usize = 16 << 20;
+
+/// What a file's pieces added up to.
+#[derive(Default)]
+struct Summary {
+    accepted: u64,
+    revisions: u64,
+    duplicates: u64,
+    rejected: u64,
+    by_kind: [u64; 3],
+    /// The first rejections, numbered by the file's records.
+    errors: Vec<Value>,
+}
+
+const KEPT_ERRORS: usize = 1000;
+
+impl Summary {
+    /// Adds one piece's answer (the server's JSON, or the same shape made locally).
+    fn add(&mut self, piece: &Piece, answer: &Value) {
+        let n = |key: &str| answer[key].as_u64().unwrap_or(0);
+        self.accepted += n("accepted");
+        self.revisions += n("revisions");
+        self.duplicates += n("duplicates");
+        self.rejected += n("rejected");
+        for (i, key) in ["signIns", "directoryAudits", "activities"].iter().enumerate() {
+            self.by_kind[i] += n(key);
+        }
+        for error in answer["errors"].as_array().into_iter().flatten() {
+            if self.errors.len() < KEPT_ERRORS {
+                let mut error = error.clone();
+                let local = error["record"].as_u64().unwrap_or(0) as usize;
+                error["record"] = json!(piece.number(local));
+                self.errors.push(error);
+            }
+        }
+    }
+
+    fn print(&self, file: &str) {
+        println!(
+            "{file}: imported {} ({} sign-ins, {} directory audits, {} activities read), {} new revisions, {} duplicates, {} rejected",
+            self.accepted, self.by_kind[0], self.by_kind[1], self.by_kind[2], self.revisions, self.duplicates, self.rejected
+        );
+        for e in self.errors.iter().take(20) {
+            println!(
+                "  record {}: {}: {}",
+                e["record"],
+                e["field"].as_str().unwrap_or(""),
+                e["reason"].as_str().unwrap_or("")
+            );
+        }
+        if self.rejected > 20 {
+            println!("  ... and {} more", self.rejected - 20);
+        }
+    }
+}
+
+pub(crate) fn run(args: ImportArgs) -> anyhow::Result<()> {
+    let format =
+        Format::parse(&args.format).with_context(|| format!("--format {}: expected auto, json or csv", args.format))?;
+    let engine = match &args.target.server {
+        Some(_) => None,
+        None => Some(open_engine(&args.target)?),
+    };
+    let mut failed_files = 0;
+    for file in &args.files {
+        let name = file.display().to_string();
+        let result = std::fs::read(file)
+            .with_context(|| format!("reading {name}"))
+            .and_then(|bytes| import_file(&args.target, engine.as_ref(), &bytes, format));
+        match result {
+            Ok(summary) => summary.print(&name),
+            Err(err) => {
+                eprintln!("{name}: {err:#}");
+                failed_files += 1;
+            }
+        }
+    }
+    if let Some(engine) = engine {
+        engine.wait_visible(Duration::from_secs(30));
+        engine.shutdown();
+    }
+    if failed_files > 0 {
+        bail!("{failed_files} file(s) could not be imported");
+    }
+    Ok(())
+}
+
+fn import_file(target: &Target, engine: Option<&Engine>, bytes: &[u8], format: Format) -> anyhow::Result<Summary> {
+    let pieces = signet_import::pieces::pieces(bytes, format, PIECE_BYTES)?;
+    let progress = indicatif::ProgressBar::new(bytes.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("[{bar:30}] {bytes}/{total_bytes} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut summary = Summary::default();
+    for piece in &pieces {
+        let done = match (&target.server, engine) {
+            (Some(server), _) => send_piece(target, server, piece, &mut summary),
+            (None, Some(engine)) => import_piece(engine, &target.org, piece).map(|answer| summary.add(piece, &answer)),
+            (None, None) => unreachable!("an engine is opened when no server is given"),
+        };
+        done.map_err(|err| {
+            progress.finish_and_clear();
+            let first = piece.number(1);
+            match summary.accepted + summary.duplicates + summary.revisions {
+                0 => err.context(format!("at record {first}")),
+                _ => err.context(format!(
+                    "stopped at record {first} or after: the records before it are stored ({} new); importing \
+                     the file again is safe (what is already stored counts as duplicates)",
+                    summary.accepted
+                )),
+            }
+        })?;
+        progress.inc(piece.len() as u64);
+    }
+    progress.finish_and_clear();
+    Ok(summary)
+}
+
+/// One piece through `POST /api/v1/import`, cut in halves while the server finds it too large
+/// (413: its `max_body_bytes` is below the piece size).
+fn send_piece(target: &Target, server: &str, piece: &Piece, summary: &mut Summary) -> anyhow::Result<()> {
+    match post_piece(target, server, piece)? {
+        Ok(answer) => {
+            summary.add(piece, &answer);
+            Ok(())
+        }
+        Err(too_large) => match piece.halves() {
+            Some((first, second)) => {
+                send_piece(target, server, &first, summary)?;
+                send_piece(target, server, &second, summary)
+            }
+            None => bail!("record {} alone is over the server's request limit: {too_large}", piece.number(1)),
+        },
+    }
+}
+
+/// `Ok(Err(message))` when the server answers 413; waits out 429/503 answers as they ask.
+fn post_piece(target: &Target, server: &str, piece: &Piece) -> anyhow::Result<Result<Value, String>> {
+    let document = piece.document();
+    let format = match piece.format() {
+        Format::Csv => "csv",
+        _ => "json",
+    };
+    let client = client()?;
+    for attempt in 1.. {
+        let request = client
+            .post(format!("{}/api/v1/import", server.trim_end_matches('/')))
+            .query(&[("format", format)])
+            .body(document.clone());
+        let response = target.authorize(request).send()?;
+        let status = response.status();
+        let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let body: Value = response.json().context("the server's answer is not JSON")?;
+        if let Some(message) = body["error"]["message"].as_str() {
+            if status.as_u16() == 413 {
+                return Ok(Err(message.to_string()));
+            }
+            let busy = status.as_u16() == 429 || status.as_u16() == 503;
+            if busy && attempt < 30 {
+                std::thread::sleep(Duration::from_secs(retry_after.unwrap_or(1).clamp(1, 30)));
+                continue;
+            }
+            bail!("server answered {status}: {message}");
+        }
+        return Ok(Ok(body));
+    }
+    unreachable!("the loop returns")
+}
+
+/// One piece into the local data directory.
+fn import_piece(engine: &Engine, org: &str, piece: &Piece) -> anyhow::Result<Value> {
+    let imported = signet_import::import_bytes(&piece.document(), piece.format())?;
+    let mut outcome = signet_store::Outcome::default();
+    let by_kind = imported.by_kind;
+    let mut events = imported.events;
+    while !events.is_empty() {
+        let rest = events.split_off(events.len().min(10_000));
+        let chunk = std::mem::replace(&mut events, rest);
+        let o = crate::demo::submit_patiently(engine, org, chunk)?;
+        outcome.accepted += o.accepted;
+        outcome.duplicates += o.duplicates;
+        outcome.revisions += o.revisions;
+    }
+    Ok(json!({
+        "accepted": outcome.accepted, "revisions": outcome.revisions, "duplicates": outcome.duplicates,
+        "rejected": imported.rejected.len(), "signIns": by_kind[0], "directoryAudits": by_kind[1], "activities": by_kind[2],
+        "errors": imported.rejected,
+    }))
+}
