@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { stopServer } from './server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, 'output');
@@ -98,14 +99,7 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (server) {
-    // SIGINT stops Signet cleanly, and it writes its shutdown records as it goes: wait for it
-    // before removing its data directory (removing it meanwhile failed with ENOTEMPTY).
-    server.removeAllListeners('exit');
-    const exited = server.exitCode !== null ? Promise.resolve() : new Promise((done) => server.once('exit', done));
-    server.kill('SIGINT');
-    await Promise.race([exited, new Promise((done) => setTimeout(done, 15_000))]);
-  }
+  if (server) await stopServer(server);
   if (data) rmSync(data, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 });
 

@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Provider from 'oidc-provider';
 import { chromium } from 'playwright-core';
+import { stopServer } from './server.mjs';
 
 const out = join(dirname(fileURLToPath(import.meta.url)), 'output');
 const bin = process.env.E2E_SIGNET_BIN || join(process.env.CARGO_TARGET_DIR || join(process.env.HOME, '.cache/signet-target'), 'debug/signet');
@@ -127,14 +128,7 @@ redirect_url = "${callback('corp-wrong-secret')}"
 after(async () => {
   if (browser) await browser.close();
   if (idpServer) idpServer.close();
-  if (server) {
-    // SIGINT stops Signet cleanly, and it writes its shutdown records as it goes: wait for it
-    // before removing its data directory (removing it meanwhile failed with ENOTEMPTY).
-    server.removeAllListeners('exit');
-    const exited = server.exitCode !== null ? Promise.resolve() : new Promise((done) => server.once('exit', done));
-    server.kill('SIGINT');
-    await Promise.race([exited, new Promise((done) => setTimeout(done, 15_000))]);
-  }
+  if (server) await stopServer(server);
   if (data) rmSync(data, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   if (secrets) rmSync(secrets, { recursive: true, force: true });
 });
