@@ -203,6 +203,21 @@ test('clicking a value filters by it; facets include and exclude', async () => {
   assert.match(await page.textContent('.chips'), /Client app ≠/);
 });
 
+test('a facet shows more than its top 8 values on request', async () => {
+  await page.goto(`${base}/#/signins?range=7d`);
+  await listReady();
+  const facet = page.locator('.facet', { has: page.locator('h3', { hasText: 'Application' }) });
+  await facet.locator('li').first().waitFor();
+  assert.equal(await facet.locator('li').count(), 8);
+  const all = await apiGet('/api/v1/signins/facets?fields=appDisplayName&n=50&range=7d');
+  assert.ok(all.facets[0].values.length > 8, 'the demo data has more than 8 applications');
+  await facet.locator('button.facet-more').click();
+  await page.waitForFunction((n) => [...document.querySelectorAll('.facet')].some((f) => f.querySelectorAll('li').length === n), all.facets[0].values.length);
+  const shown = await facet.locator('.facet-text').allTextContents();
+  assert.deepEqual(shown, all.facets[0].values.map((v) => v.value ?? '(empty)'));
+  assert.equal(await facet.locator('button.facet-more').count(), 0, 'fewer than 50 values: nothing more to show');
+});
+
 test('details pane: every tab, with the error code explained', async () => {
   await page.goto(`${base}/#/signins?range=7d&status=failure`);
   await listReady();

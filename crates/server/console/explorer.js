@@ -37,6 +37,9 @@ export const KINDS = {
 /** Parameters that shape the page, not the query. */
 const UI_ONLY = ['open', 'view'];
 const PAGE_SIZE = 100;
+/** Values per facet the API gives by default, and the most it gives. */
+const FACET_VALUES = 8;
+const FACET_VALUES_MAX = 100;
 const RANGES = [['24h', 'Last 24 hours'], ['7d', 'Last 7 days'], ['1m', 'Last month'], ['90d', 'Last 90 days'], ['custom', 'Custom range…']];
 const schemas = {};
 
@@ -387,7 +390,8 @@ export class Explorer {
     }
   }
 
-  facet(facet, total) {
+  /** One field's top values; "Show more" asks for 50, then 100, of that field alone. */
+  facet(facet, total, limit = FACET_VALUES) {
     const selected = (this.params.get(facet.field) || '').toLowerCase().split(',');
     const list = h('ul', {}, facet.values.map((v) => {
       const text = valueText(v.value);
@@ -401,7 +405,26 @@ export class Explorer {
         h('button', { class: 'icon exclude', disabled: empty, 'aria-label': `Exclude ${text}`, title: `Exclude ${text}`,
           onclick: () => this.addExclusion(facet.field, text) }, '⊖'));
     }));
-    return h('section', { class: 'facet' }, h('h3', {}, label(facet.field)), facet.values.length ? list : h('p', { class: 'muted' }, 'No values'));
+    const section = h('section', { class: 'facet' }, h('h3', {}, label(facet.field)), facet.values.length ? list : h('p', { class: 'muted' }, 'No values'));
+    if (facet.values.length >= limit && limit < FACET_VALUES_MAX) {
+      const next = limit < 50 ? 50 : FACET_VALUES_MAX;
+      const more = h('button', { class: 'link facet-more', title: `Up to ${next} values of ${label(facet.field)}` }, 'Show more');
+      more.addEventListener('click', async () => {
+        more.disabled = true;
+        const p = this.apiParams();
+        p.delete('columns');
+        p.set('fields', facet.field);
+        p.set('n', String(next));
+        try {
+          const data = await api(`${this.kind.api}/facets?${p}`);
+          section.replaceWith(this.facet(data.facets[0], data.total, next));
+        } catch (err) {
+          more.replaceWith(errorBox(err));
+        }
+      });
+      section.append(more);
+    }
+    return section;
   }
 
   renderTable(page) {
