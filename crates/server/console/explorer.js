@@ -3,7 +3,7 @@
 // filters (drag to zoom), facets (click to include or exclude), click-to-filter values, a
 // details pane with tabs, live mode, download and the equivalent script, saved views.
 
-import { h, clear, api, explain, errorBox, loading, timeEl, fmtNum, label, valueText, routeUrl, debounce, toast, modal } from './util.js';
+import { h, clear, api, explain, errorBox, loading, timeEl, fmtNum, label, valueText, routeUrl, debounce, toast, modal, ZONE } from './util.js';
 import { stackedBars } from './charts.js';
 
 export const KINDS = {
@@ -348,12 +348,13 @@ export class Explorer {
     const p = this.apiParams();
     p.delete('columns');
     p.set('buckets', String(Math.max(20, Math.min(120, Math.floor((this.root.clientWidth || 900) / 14)))));
+    p.set('tz', ZONE);
     try {
       const data = await api(`${this.kind.api}/histogram?${p}`, { signal });
       const seconds = data.bucketSeconds;
       const points = data.points.map((pt) => {
         const start = new Date(pt.start);
-        const end = new Date(start.getTime() + seconds * 1000);
+        const end = new Date(pt.end);
         const fmt = seconds >= 86400 ? { dateStyle: 'medium' } : { dateStyle: 'short', timeStyle: 'short' };
         const known = pt.counts.reduce((a, b) => a + b, 0);
         const values = [...pt.counts];

@@ -15,7 +15,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use signet_model::schema::{self, ColType, Column};
 use signet_model::{Cell, LogKind};
-use signet_query::ast::{Bucket, CmpOp, GroupBy, Measure, Zone};
+use signet_query::ast::{Bucket, CmpOp, GroupBy, Measure};
 use signet_query::{native, AggQuery, Expr, FacetQuery, ListQuery, Literal};
 use signet_store::Engine;
 
@@ -217,6 +217,7 @@ pub fn histogram(
             .filter(|b| (1..=500).contains(b))
             .ok_or_else(|| ApiError::BadRequest("buckets must be 1-500".into()))?,
     };
+    let tz = take_param(&mut params, "tz");
     let (from, to) = native::time_range(&params, now)?;
     let filter = explorer_filter(kind, &mut params, now)?;
     let time = col(kind, "event_time");
@@ -242,6 +243,8 @@ pub fn histogram(
     };
     let span = (to - from).max(MINUTE);
     let width = WIDTHS.iter().copied().find(|w| span / w <= bars).unwrap_or(30 * DAY);
+    // Bars are cut on the wall clock of `tz` (UTC without one): a day bar is a local day.
+    let zone = crate::reports::zone_between(tz.as_deref().unwrap_or("UTC"), from, to)?;
     let (split, values) = series(kind);
     let mut measures = vec![Measure::Count];
     measures.extend(values.iter().map(|v| Measure::CountIf(Expr::eq(split, Literal::Str((*v).into())))));
@@ -249,25 +252,31 @@ pub fn histogram(
         org: org.to_string(),
         kind,
         filter,
-        group_by: vec![GroupBy::TimeBucket(time, Bucket::Micros(width), Zone::UTC)],
+        group_by: vec![GroupBy::TimeBucket(time, Bucket::Micros(width), zone.clone())],
         measures,
         order_by_first_measure_desc: false,
         limit: None,
     };
     let rows = engine.store().aggregate(&query)?;
     let mut points = Vec::new();
-    let mut start = from.div_euclid(width) * width;
+    let (mut start, end) = (zone.local(from).div_euclid(width) * width, zone.local(to));
     let mut found = rows.iter().peekable();
-    while start < to {
+    while start < end {
         while found.peek().is_some_and(|row| int(&row[0]) < start) {
             found.next();
         }
         let row = found.next_if(|row| int(&row[0]) == start);
-        let counts: Vec<i64> = (0..=values.len()).map(|i| row.map_or(0, |r| int(&r[i + 1]))).collect();
-        points.push(
-            json!({ "start": signet_model::time::format_time(start), "total": counts[0], "counts": &counts[1..] }),
-        );
+        let (first, next) = (zone.utc(start), zone.utc(start + width));
         start += width;
+        // A stretch the clock skips (summer time starting) holds nothing: no bar.
+        if row.is_none() && next == first {
+            continue;
+        }
+        let counts: Vec<i64> = (0..=values.len()).map(|i| row.map_or(0, |r| int(&r[i + 1]))).collect();
+        points.push(json!({
+            "start": signet_model::time::format_time(first), "end": signet_model::time::format_time(next),
+            "total": counts[0], "counts": &counts[1..],
+        }));
     }
     Ok(json!({
         "from": signet_model::time::format_time(from),

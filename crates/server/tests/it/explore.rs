@@ -97,6 +97,20 @@ async fn histogram_buckets_follow_the_range_and_add_up_to_the_count() {
             assert_eq!(b - a, width * 1_000_000);
         }
     }
+    // In a time zone, bars are that zone's hours and days, and each says where it ends.
+    let (_, answer) = server.get("/api/v1/signins/histogram?range=7d&buckets=7&tz=Asia/Kolkata").await;
+    assert_eq!(answer["bucketSeconds"], 86_400);
+    let points = answer["points"].as_array().unwrap();
+    for point in points {
+        let start = signet_model::time::parse_time(point["start"].as_str().unwrap()).unwrap();
+        let end = signet_model::time::parse_time(point["end"].as_str().unwrap()).unwrap();
+        assert_eq!(end - start, 86_400_000_000);
+        // Midnight in India (UTC+05:30) is 18:30 UTC.
+        assert_eq!(start.rem_euclid(86_400_000_000), 18 * 3_600_000_000 + 1_800_000_000, "{point}");
+    }
+    let total: i64 = points.iter().map(|p| p["total"].as_i64().unwrap()).sum();
+    let (_, facets) = server.get("/api/v1/signins/facets?range=7d&fields=status").await;
+    assert_eq!(total, facets["total"].as_i64().unwrap(), "nothing is lost by the shift");
     // A zoomed range gets minute buckets.
     let now = signet_model::time::now_micros();
     let from = signet_model::time::format_time(now - 30 * 60_000_000);
