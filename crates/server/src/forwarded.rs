@@ -1,6 +1,7 @@
-//! The client's address behind reverse proxies: `Forwarded` (RFC 7239) and `X-Forwarded-For`
-//! are believed only when the TCP peer is one of the configured trusted proxies, and then only
-//! up to the first hop that is not a trusted proxy itself.
+//! The client's address behind reverse proxies: the forwarding header (`X-Forwarded-For`, or
+//! RFC 7239 `Forwarded` when configured) is believed only when the TCP peer is one of the
+//! configured trusted proxies, and then only up to the first hop that is not a trusted proxy
+//! itself.
 //!
 //! Reading the chain from the right (the hop nearest to Signet) and stopping at the first
 //! address that is not a trusted proxy is what keeps a client from choosing its own address:
@@ -73,22 +74,53 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
-/// The reverse proxies whose forwarding headers are believed (none by default).
+/// The header the proxies write the chain into. Only that one is read: a proxy that writes
+/// `X-Forwarded-For` passes a `Forwarded` header from the client through untouched, so reading
+/// whichever is present would let the client choose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, ...` (nginx, HAProxy, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1` (its `for=` values).
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    pub fn parse(name: &str) -> Result<ForwardedHeader, String> {
+        match name.to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ForwardedHeader::XForwardedFor),
+            "forwarded" => Ok(ForwardedHeader::Forwarded),
+            _ => Err(format!("{name:?}: expected \"x-forwarded-for\" or \"forwarded\"")),
+        }
+    }
+}
+
+/// The reverse proxies whose forwarding header is believed (none by default), and that header.
 #[derive(Clone, Debug, Default)]
-pub struct TrustedProxies(Vec<Block>);
+pub struct TrustedProxies {
+    blocks: Vec<Block>,
+    header: ForwardedHeader,
+}
 
 impl TrustedProxies {
     /// Parses addresses and CIDR blocks; an entry that is neither is an error naming it.
     pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<TrustedProxies, String> {
-        entries.iter().map(|e| Block::parse(e.as_ref())).collect::<Result<_, _>>().map(TrustedProxies)
+        let blocks = entries.iter().map(|e| Block::parse(e.as_ref())).collect::<Result<_, _>>()?;
+        Ok(TrustedProxies { blocks, header: ForwardedHeader::default() })
+    }
+
+    /// Reads `header` instead of `X-Forwarded-For`.
+    pub fn with_header(self, header: ForwardedHeader) -> TrustedProxies {
+        TrustedProxies { header, ..self }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.blocks.is_empty()
     }
 
     fn trusts(&self, address: IpAddr) -> bool {
-        self.0.iter().any(|b| b.contains(address))
+        self.blocks.iter().any(|b| b.contains(address))
     }
 
     /// The client's address for a request from `peer` carrying `headers`.
@@ -97,7 +129,7 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let chain = forwarded_chain(headers);
+        let chain = forwarded_chain(headers, self.header);
         let mut nearest = peer;
         for hop in chain.iter().rev() {
             // An obfuscated or unknown hop ("unknown", "_proxy2"): what lies beyond it cannot
@@ -112,14 +144,12 @@ impl TrustedProxies {
     }
 }
 
-/// The forwarding chain, client first: `Forwarded` `for=` values when that header is present,
-/// otherwise `X-Forwarded-For`. Every header line counts, in order. `None` for a hop that is
-/// not an address.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+/// The forwarding chain in `which` header, client first. Every header line counts, in order.
+/// `None` for a hop that is not an address.
+fn forwarded_chain(headers: &HeaderMap, which: ForwardedHeader) -> Vec<Option<IpAddr>> {
     let lines = |name| headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
-    let forwarded = lines(header::FORWARDED);
-    if !forwarded.is_empty() {
-        return forwarded
+    if which == ForwardedHeader::Forwarded {
+        return lines(header::FORWARDED)
             .iter()
             .flat_map(|line| line.split(','))
             .map(|element| {
@@ -207,15 +237,21 @@ mod tests {
     }
 
     #[test]
-    fn rfc_7239_forwarded_wins_over_x_forwarded_for() {
-        let proxies = TrustedProxies::parse(&["127.0.0.1", "2001:db8::/32"]).unwrap();
+    fn only_the_configured_header_is_read() {
         let both = headers(&[
             ("forwarded", r#"for="[2001:db8:cafe::17]:4711";proto=https, for=198.51.100.9"#),
             ("x-forwarded-for", "203.0.113.1"),
         ]);
-        assert_eq!(proxies.client_address(ip("127.0.0.1"), &both), ip("198.51.100.9"));
+        // A proxy writing X-Forwarded-For passes the client's own `Forwarded` through.
+        let xff = TrustedProxies::parse(&["127.0.0.1", "2001:db8::/32"]).unwrap();
+        assert_eq!(xff.client_address(ip("127.0.0.1"), &both), ip("203.0.113.1"));
+        let rfc = xff.with_header(ForwardedHeader::Forwarded);
+        assert_eq!(rfc.client_address(ip("127.0.0.1"), &both), ip("198.51.100.9"));
+        assert_eq!(ForwardedHeader::parse("Forwarded"), Ok(ForwardedHeader::Forwarded));
+        assert!(ForwardedHeader::parse("x-real-ip").unwrap_err().contains("x-real-ip"));
         let v6 = headers(&[("forwarded", r#"for="[2001:db8:cafe::17]:4711", for=192.0.2.60:8080"#)]);
-        let proxies = TrustedProxies::parse(&["127.0.0.1", "192.0.2.60"]).unwrap();
+        let proxies =
+            TrustedProxies::parse(&["127.0.0.1", "192.0.2.60"]).unwrap().with_header(ForwardedHeader::Forwarded);
         assert_eq!(proxies.client_address(ip("127.0.0.1"), &v6), ip("2001:db8:cafe::17"));
         // An obfuscated hop: stop at the last address that could be checked.
         let hidden = headers(&[("forwarded", "for=198.51.100.9, for=_hidden, for=192.0.2.60")]);

@@ -40,6 +40,9 @@ pub struct Config {
     /// headers are ignored (anyone could write them). Behind a proxy, list it here, or every
     /// access is recorded from the proxy's address and one client's sign-in limit is everyone's.
     pub trusted_proxies: Vec<String>,
+    /// The header `trusted_proxies` write the client chain into: "x-forwarded-for" (default)
+    /// or "forwarded" (RFC 7239). Only that one is read.
+    pub forwarded_header: String,
     /// Consecutive wrong passwords that lock an account.
     pub lockout_threshold: u32,
     /// Minutes a locked account stays locked.
@@ -106,6 +109,7 @@ impl Default for Config {
             session_lifetime_hours: 12,
             secure_cookies: false,
             trusted_proxies: Vec::new(),
+            forwarded_header: "x-forwarded-for".into(),
             lockout_threshold: 5,
             lockout_minutes: 15,
             sign_in_attempts_per_minute: 20,
@@ -169,6 +173,8 @@ impl Config {
         anyhow::ensure!(self.ingest_slots >= 1, "ingest_slots must be at least 1");
         signet_server::forwarded::TrustedProxies::parse(&self.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
+        signet_server::forwarded::ForwardedHeader::parse(&self.forwarded_header)
+            .map_err(|e| anyhow::anyhow!("forwarded_header: {e}"))?;
         for provider in &self.oidc {
             provider.check().map_err(anyhow::Error::msg)?;
         }
@@ -284,7 +290,11 @@ impl Config {
             secure_cookies: self.secure_cookies,
             // Checked by `validate`, which `load` runs.
             trusted_proxies: signet_server::forwarded::TrustedProxies::parse(&self.trusted_proxies)
-                .expect("trusted_proxies were validated"),
+                .expect("trusted_proxies were validated")
+                .with_header(
+                    signet_server::forwarded::ForwardedHeader::parse(&self.forwarded_header)
+                        .expect("forwarded_header was validated"),
+                ),
             ingest_slots: self.ingest_slots,
             activity_exclusions: self.activity_exclusions.clone(),
             forward: self.forward.clone(),
@@ -335,6 +345,9 @@ mod tests {
         let server = Config::load(Some(&path)).unwrap().server_config();
         assert!(!server.trusted_proxies.is_empty());
         assert!(Config::default().server_config().trusted_proxies.is_empty(), "nobody is trusted by default");
+        std::fs::write(&path, "forwarded_header = \"x-real-ip\"\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        assert!(err.contains("forwarded_header"), "{err}");
         std::fs::write(&path, "trusted_proxies = [\"proxy.internal\"]\n").unwrap();
         let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
         assert!(err.contains("trusted_proxies") && err.contains("proxy.internal"), "{err}");
