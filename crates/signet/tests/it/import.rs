@@ -1,0 +1,132 @@
+//! Importing export files: Okta System Log, activity records split into parts and put back
+//! together, files larger than a server's request limit.
+
+use crate::{create_key, ok, signet, signet_with_key, Server};
+
+#[test]
+fn okta_system_log_imports_as_sign_ins_and_directory_audits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // What `GET /api/v1/logs` returns: a JSON array of LogEvents.
+    let events = serde_json::json!([
+        {"uuid": "ok-1", "published": "2026-11-20T08:00:00.000Z", "eventType": "user.session.start",
+         "displayMessage": "User login to Okta", "actor": {"id": "00u1", "type": "User", "alternateId": "ana@example.com"},
+         "client": {"ipAddress": "203.0.113.9", "userAgent": {"browser": "FIREFOX", "os": "Mac OS X"}},
+         "outcome": {"result": "FAILURE", "reason": "INVALID_CREDENTIALS"},
+         "authenticationContext": {"credentialType": "PASSWORD"}},
+        {"uuid": "ok-2", "published": "2026-11-20T08:01:00.000Z", "eventType": "user.authentication.sso",
+         "actor": {"id": "00u1", "type": "User", "alternateId": "ana@example.com"},
+         "outcome": {"result": "SUCCESS"}, "target": [{"id": "0oa9", "type": "AppInstance", "displayName": "Salesforce.com"}]},
+        {"uuid": "ok-3", "published": "2026-11-20T09:00:00.000Z", "eventType": "user.lifecycle.suspend",
+         "displayMessage": "Suspend Okta user", "actor": {"id": "00uA", "type": "User", "alternateId": "admin@example.com"},
+         "outcome": {"result": "SUCCESS"}, "target": [{"id": "00u1", "type": "User", "alternateId": "ana@example.com"}]}
+    ]);
+    let input = dir.path().join("okta-logs.json");
+    std::fs::write(&input, events.to_string()).unwrap();
+    let imported = ok(signet(&["import", input.to_str().unwrap()], &data));
+    assert!(imported.contains("imported 3 "), "{imported}");
+
+    let query = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["query", "--range", "10y", "--output", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&ok(signet(&all, &data))).unwrap()
+    };
+    let failures = query(&["--user", "ana@example.com", "--status", "failure", "--columns", "id,status,errorCode"]);
+    assert_eq!(failures.as_array().unwrap().len(), 1, "{failures}");
+    assert_eq!(failures[0]["id"], "ok-1");
+    assert_eq!(failures[0]["errorCode"], 50126);
+    let apps = query(&["--app", "Salesforce.com", "--columns", "id,appDisplayName"]);
+    assert_eq!(apps[0]["id"], "ok-2", "{apps}");
+    let audits = query(&["--kind", "directory-audits", "--columns", "id,activityDisplayName,loggedByService"]);
+    assert_eq!(audits[0]["activityDisplayName"], "Suspend Okta user", "{audits}");
+    assert_eq!(audits[0]["loggedByService"], "Okta");
+}
+
+#[test]
+fn large_activities_export_in_parts_for_a_limited_destination_and_import_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, target) = (dir.path().join("source"), dir.path().join("target"));
+    let results: Vec<String> = (0..2000).map(|i| format!("{i:08}-0000-4000-8000-000000000000")).collect();
+    let record = serde_json::json!({
+        "Id": "grid-1", "CreationTime": "2026-11-20T10:00:00Z", "Operation": "RetrieveMultiple",
+        "User": "ann@contoso.com", "EntityName": "account", "QueryResults": results.join(","),
+    });
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, format!("{record}\n")).unwrap();
+    ok(signet(&["import", input.to_str().unwrap()], &source));
+    let parts = dir.path().join("parts.ndjson");
+    let export = [
+        "export",
+        "--kind",
+        "activities",
+        "--format",
+        "ndjson",
+        "--max-record-bytes",
+        "3072",
+        "--range",
+        "10y",
+        "-p",
+        "id=grid-1",
+        "-o",
+        parts.to_str().unwrap(),
+    ];
+    ok(signet(&export, &source));
+    let text = std::fs::read_to_string(&parts).unwrap();
+    assert!(text.lines().count() > 20 && text.lines().all(|l| l.len() <= 3072), "{} lines", text.lines().count());
+    let refused = signet(&["export", "--kind", "signins", "--max-record-bytes", "3072"], &source);
+    assert!(!refused.status.success(), "only activities in NDJSON are cut");
+
+    ok(signet(&["import", parts.to_str().unwrap()], &target));
+    let rows = ok(signet(
+        &[
+            "query",
+            "--kind",
+            "activities",
+            "--range",
+            "10y",
+            "-p",
+            "id=grid-1",
+            "--output",
+            "json",
+            "--columns",
+            "queryResults",
+        ],
+        &target,
+    ));
+    let rows: serde_json::Value = serde_json::from_str(&rows).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "one record, not its parts");
+    assert_eq!(rows[0]["queryResults"].as_str(), Some(results.join(",").as_str()));
+}
+
+#[test]
+fn a_file_larger_than_the_request_limit_imports_through_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ingest = create_key(&data, &["--name", "loader", "--type", "ingest"]);
+    let read = create_key(&data, &["--name", "cli", "--type", "read", "--role", "GlobalReader"]);
+    // The server reads ./signet.toml: requests of 256 KiB at most.
+    std::fs::write(dir.path().join("signet.toml"), "max_body_bytes = 262144\n").unwrap();
+    let export = dir.path().join("export.ndjson");
+    ok(signet(&["demo", "--signins", "3000", "--days", "5", "--seed", "4", "--out", export.to_str().unwrap()], &data));
+    let size = std::fs::metadata(&export).unwrap().len();
+    assert!(size > 4 * 262_144, "{size} bytes: several times the limit");
+    // One bad line in the middle keeps its line number in the answer.
+    let mut lines: Vec<String> = std::fs::read_to_string(&export).unwrap().lines().map(str::to_string).collect();
+    let replaced_sign_in = lines[1500].contains("\"createdDateTime\"");
+    lines[1500] = r#"{"id":"broken","createdDateTime":"yesterday"}"#.into();
+    std::fs::write(&export, lines.join("\n")).unwrap();
+
+    let server = Server::start(dir.path(), &data);
+    let with_server = |args: &[&str], key: &str| {
+        let mut all = args.to_vec();
+        all.extend(["--server", server.base.as_str()]);
+        signet_with_key(&all, &data, key)
+    };
+    let imported = ok(with_server(&["import", export.to_str().unwrap()], &ingest));
+    assert!(imported.contains(&format!("imported {} ", lines.len() - 1)), "{imported}");
+    assert!(imported.contains("1 rejected") && imported.contains("record 1501: createdDateTime"), "{imported}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let summary: serde_json::Value =
+        serde_json::from_str(&ok(with_server(&["report", "summary", "--days", "30"], &read))).unwrap();
+    assert_eq!(summary["total"].as_i64().unwrap(), 3000 - i64::from(replaced_sign_in), "{summary}");
+}
