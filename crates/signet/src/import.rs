@@ -82,7 +82,7 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<()> {
         let name = file.display().to_string();
         let result = std::fs::read(file)
             .with_context(|| format!("reading {name}"))
-            .and_then(|bytes| import_file(&args.target, engine.as_ref(), &bytes, format));
+            .and_then(|bytes| import_file(&args.target, engine.as_ref(), &name, &bytes, format));
         match result {
             Ok(summary) => summary.print(&name),
             Err(err) => {
@@ -101,13 +101,20 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn import_file(target: &Target, engine: Option<&Engine>, bytes: &[u8], format: Format) -> anyhow::Result<Summary> {
+fn import_file(
+    target: &Target,
+    engine: Option<&Engine>,
+    name: &str,
+    bytes: &[u8],
+    format: Format,
+) -> anyhow::Result<Summary> {
     let pieces = signet_import::pieces::pieces(bytes, format, PIECE_BYTES)?;
     let progress = indicatif::ProgressBar::new(bytes.len() as u64);
     progress.set_style(
-        indicatif::ProgressStyle::with_template("[{bar:30}] {bytes}/{total_bytes} {elapsed}")
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    progress.set_message(name.to_string());
     let mut summary = Summary::default();
     for piece in &pieces {
         let done = match (&target.server, engine) {
