@@ -77,6 +77,8 @@ route_table! {
     POST "/api/v1/directory-audits", Needs(IngestEvents), Audit::No => ingest::directory_audits;
     POST "/api/v1/activities", Needs(IngestEvents), Audit::No => ingest::activities;
     POST "/api/v1/import", Needs(IngestEvents), Audit::No => import::import_file;
+    GET "/api/v1/okta/event-hook", Needs(IngestEvents), Audit::No => import::okta_hook_verify;
+    POST "/api/v1/okta/event-hook", Needs(IngestEvents), Audit::No => import::okta_hook_events;
     // What an application needs to know to send only what is recorded (the SDK's middleware).
     GET "/api/v1/ingest/settings", Needs(IngestEvents), Audit::No => audit_settings::get;
     POST "/api/v1/directory/users", Needs(IngestEvents), Change("UserDirectoryImported") => user_sessions::import_users;

@@ -67,6 +67,9 @@ const TABLE: &[Row] = &[
     row("POST", "/api/v1/directory-audits", Only(&[GA, INGEST]), 200, 200),
     row("POST", "/api/v1/activities", Only(&[GA, INGEST]), 200, 200),
     row("POST", "/api/v1/import", Only(&[GA, INGEST]), 200, 200),
+    // Without Okta's X-Okta-Verification-Challenge header: 400 once the access check passed.
+    row("GET", "/api/v1/okta/event-hook", Only(&[GA, INGEST]), 400, 400),
+    row("POST", "/api/v1/okta/event-hook", Only(&[GA, INGEST]), 200, 200),
     row("GET", "/api/v1/ingest/settings", Only(&[GA, INGEST]), 200, 200),
     row("POST", "/api/v1/directory/users", Only(&[GA, INGEST]), 200, 200),
     row("GET", "/api/v1/directory/users", Only(READERS), 200, 200),
@@ -247,6 +250,10 @@ fn concrete(server: &TestServer, row: &Row, fixture: &Fixture, n: usize) -> (Str
         ("POST", "/api/v1/import") => json(
             json!({ "value": [serde_json::from_str::<Value>(&signin(&format!("imp-{n}"), 1, "y@default.example", "App", 0, "")).unwrap()] }),
         ),
+        ("POST", "/api/v1/okta/event-hook") => json(json!({ "eventType": "com.okta.event_hook", "data": { "events": [{
+            "uuid": format!("okta-{n}"), "published": "2026-01-05T10:00:00Z", "eventType": "user.session.start",
+            "actor": { "id": "00u1", "type": "User", "alternateId": "z@default.example" }, "outcome": { "result": "SUCCESS" },
+        }] } })),
         ("POST", "/api/v1/users") => json(json!({ "username": format!("new{n}@example.com"), "password": PASSWORD })),
         ("PATCH", "/api/v1/users/{id}") => json(json!({ "displayName": "Renamed" })),
         ("POST", "/api/v1/keys") => json(json!({ "name": format!("k{n}"), "type": "ingest" })),

@@ -133,3 +133,37 @@ async fn import_endpoint_keeps_the_source_record() {
     assert_eq!(revision["original"]["LocationDetails"], "{\"city\":\"Haifa\"}");
     assert_eq!(detail["errorCode"]["code"], 50126);
 }
+
+#[tokio::test]
+async fn an_okta_event_hook_is_verified_then_delivers_events() {
+    let server = TestServer::start().await;
+    let hook = server.url("/api/v1/okta/event-hook");
+    // Okta's one-time verification, with the ingest key as the hook's Authorization header.
+    let verified = server.writer.get(&hook).header("X-Okta-Verification-Challenge", "chal-123").send().await.unwrap();
+    assert_eq!(verified.status(), 200);
+    assert_eq!(verified.json::<serde_json::Value>().await.unwrap(), serde_json::json!({ "verification": "chal-123" }));
+    let call = serde_json::json!({
+        "eventType": "com.okta.event_hook", "eventTypeVersion": "1.0", "contentType": "application/json",
+        "data": { "events": [
+            { "uuid": "hook-1", "published": "2026-01-05T10:00:00.000Z", "eventType": "user.authentication.sso",
+              "actor": { "id": "00u1", "type": "User", "alternateId": "ann@x.com" }, "outcome": { "result": "SUCCESS" },
+              "target": [{ "id": "0oa1", "type": "AppInstance", "displayName": "Workday" }] },
+            { "uuid": "hook-2", "published": "2026-01-05T10:01:00.000Z", "eventType": "group.user_membership.add",
+              "displayMessage": "Add user to group membership", "actor": { "id": "00uA", "type": "User", "alternateId": "admin@x.com" },
+              "outcome": { "result": "SUCCESS" } },
+            { "uuid": "", "published": "2026-01-05T10:02:00.000Z", "eventType": "user.session.start" }
+        ] }
+    });
+    let (status, answer) = server.post("/api/v1/okta/event-hook", "application/json", call.to_string()).await;
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!((answer["accepted"].as_i64(), answer["rejected"].as_i64()), (Some(2), Some(1)), "{answer}");
+    assert_eq!(answer["errors"][0]["field"], "uuid");
+    server.settle().await;
+    let (_, page) = server.get("/api/v1/signins?range=10y&app=Workday&columns=id,userPrincipalName").await;
+    assert_eq!(page["items"][0]["userPrincipalName"], "ann@x.com", "{page}");
+    // Okta retries a call it has no answer to: the same events again are duplicates.
+    let (_, again) = server.post("/api/v1/okta/event-hook", "application/json", call.to_string()).await;
+    assert_eq!(again["duplicates"], 2, "{again}");
+    let (status, _) = server.post("/api/v1/okta/event-hook", "application/json", "{\"events\": []}").await;
+    assert_eq!(status, 400);
+}
