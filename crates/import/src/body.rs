@@ -50,14 +50,22 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// What `Framing::Detect` decides for a body: `Json` or `Ndjson`.
+pub fn detect_framing(bytes: &[u8]) -> Framing {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    match looks_like_one_document(&bytes[start..]) {
+        true => Framing::Json,
+        false => Framing::Ndjson,
+    }
+}
+
 /// Splits a body into records.
 pub fn split(bytes: &[u8], framing: Framing) -> Result<Vec<RawRecord<'_>>, BodyError> {
     std::str::from_utf8(bytes).map_err(|e| BodyError::NotUtf8(e.valid_up_to()))?;
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).ok_or(BodyError::Empty)?;
     let trimmed = &bytes[start..];
     let framing = match framing {
-        Framing::Detect if looks_like_one_document(trimmed) => Framing::Json,
-        Framing::Detect => Framing::Ndjson,
+        Framing::Detect => detect_framing(trimmed),
         other => other,
     };
     match framing {

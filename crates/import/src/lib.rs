@@ -31,6 +31,9 @@ pub enum Format {
     Auto,
     /// JSON documents: Graph pages, arrays, NDJSON; every record's shape is detected.
     Json,
+    /// One JSON record per line, whatever the first line looks like (a malformed line is that
+    /// record's rejection, not the file's).
+    Ndjson,
     /// Log Analytics portal CSV or Entra portal CSV.
     Csv,
 }
@@ -39,7 +42,8 @@ impl Format {
     pub fn parse(text: &str) -> Option<Format> {
         match text.to_ascii_lowercase().as_str() {
             "auto" => Some(Format::Auto),
-            "json" | "ndjson" | "graph" | "log-analytics" | "azure-diagnostics" | "o365" | "okta" => Some(Format::Json),
+            "json" | "graph" | "log-analytics" | "azure-diagnostics" | "o365" | "okta" => Some(Format::Json),
+            "ndjson" => Some(Format::Ndjson),
             "csv" | "portal-csv" => Some(Format::Csv),
             _ => None,
         }
@@ -95,7 +99,11 @@ pub fn import_bytes(bytes: &[u8], format: Format) -> Result<Imported, ImportErro
     let converted: Vec<(usize, Result<convert::Converted, Rejected>)> = match format {
         Format::Csv => csv_rows::convert_csv(text)?,
         _ => {
-            let records = body::split(text.as_bytes(), body::Framing::Detect).map_err(|e| match e {
+            let framing = match format {
+                Format::Ndjson => body::Framing::Ndjson,
+                _ => body::Framing::Detect,
+            };
+            let records = body::split(text.as_bytes(), framing).map_err(|e| match e {
                 body::BodyError::Json { line, column, message } => ImportError::Json { line, column, message },
                 other => ImportError::Unrecognised(other.to_string()),
             })?;

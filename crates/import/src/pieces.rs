@@ -14,18 +14,21 @@ pub struct Piece<'a> {
     records: Vec<(usize, &'a [u8])>,
     /// CSV: the header the rows need (with its line end).
     header: Option<&'a [u8]>,
+    /// The file is NDJSON: the piece is too (a malformed line stays that line's rejection).
+    ndjson: bool,
 }
 
 impl<'a> Piece<'a> {
     /// The format of [`Piece::document`].
     pub fn format(&self) -> Format {
-        match self.header {
-            Some(_) => Format::Csv,
-            None => Format::Json,
+        match (self.header, self.ndjson) {
+            (Some(_), _) => Format::Csv,
+            (None, true) => Format::Ndjson,
+            (None, false) => Format::Json,
         }
     }
 
-    /// The piece as a file of its own: a JSON array, or the CSV header and rows.
+    /// The piece as a file of its own: NDJSON lines, a JSON array, or the CSV header and rows.
     pub fn document(&self) -> Vec<u8> {
         let size = self.records.iter().map(|(_, r)| r.len() + 2).sum::<usize>() + 2;
         match self.header {
@@ -34,6 +37,14 @@ impl<'a> Piece<'a> {
                 out.extend_from_slice(header);
                 for (_, row) in &self.records {
                     out.extend_from_slice(row);
+                }
+                out
+            }
+            None if self.ndjson => {
+                let mut out = Vec::with_capacity(size);
+                for (_, record) in &self.records {
+                    out.extend_from_slice(record);
+                    out.push(b'\n');
                 }
                 out
             }
@@ -68,7 +79,7 @@ impl<'a> Piece<'a> {
             return None;
         }
         let (first, second) = self.records.split_at(self.records.len() / 2);
-        let half = |records: &[(usize, &'a [u8])]| Piece { records: records.to_vec(), header: self.header };
+        let half = |records: &[(usize, &'a [u8])]| Piece { records: records.to_vec(), ..*self };
         Some((half(first), half(second)))
     }
 
@@ -89,10 +100,16 @@ pub fn pieces(bytes: &[u8], format: Format, max_bytes: usize) -> Result<Vec<Piec
     let text = std::str::from_utf8(bytes).map_err(|e| ImportError::NotUtf8(e.valid_up_to()))?;
     let text = text.trim_start_matches('\u{feff}');
     let format = if format == Format::Auto { detect(text.as_bytes()) } else { format };
+    let ndjson = match format {
+        Format::Csv => false,
+        Format::Ndjson => true,
+        _ => body::detect_framing(text.as_bytes()) == body::Framing::Ndjson,
+    };
     let (records, header) = match format {
         Format::Csv => csv_rows(text)?,
         _ => {
-            let records = body::split(text.as_bytes(), body::Framing::Detect).map_err(|e| match e {
+            let framing = if ndjson { body::Framing::Ndjson } else { body::Framing::Json };
+            let records = body::split(text.as_bytes(), framing).map_err(|e| match e {
                 body::BodyError::Json { line, column, message } => ImportError::Json { line, column, message },
                 other => ImportError::Unrecognised(other.to_string()),
             })?;
@@ -100,7 +117,7 @@ pub fn pieces(bytes: &[u8], format: Format, max_bytes: usize) -> Result<Vec<Piec
             let split_records = records.iter().any(|r| memchr::memmem::find(r.bytes, marker.as_bytes()).is_some());
             let records: Vec<(usize, &[u8])> = records.into_iter().map(|r| (r.number, r.bytes)).collect();
             if split_records {
-                return Ok(vec![Piece { records, header: None }]);
+                return Ok(vec![Piece { records, header: None, ndjson }]);
             }
             (records, None)
         }
@@ -110,14 +127,14 @@ pub fn pieces(bytes: &[u8], format: Format, max_bytes: usize) -> Result<Vec<Piec
     let mut size = 0;
     for record in records {
         if !current.is_empty() && size + record.1.len() > max_bytes {
-            out.push(Piece { records: std::mem::take(&mut current), header });
+            out.push(Piece { records: std::mem::take(&mut current), header, ndjson });
             size = 0;
         }
         size += record.1.len();
         current.push(record);
     }
     if !current.is_empty() || out.is_empty() {
-        out.push(Piece { records: current, header });
+        out.push(Piece { records: current, header, ndjson });
     }
     Ok(out)
 }
@@ -192,6 +209,18 @@ mod tests {
         assert!(count >= 3);
         assert_eq!(events, 9);
         assert_eq!(rejected[0].0, 7, "the seventh value of the page");
+    }
+
+    #[test]
+    fn a_malformed_line_is_its_own_rejection_in_whichever_piece_it_starts() {
+        let mut lines: Vec<String> = (1..=6).map(signin).collect();
+        lines[3] = r#"{"id":"cut off","createdDate"#.into();
+        let ndjson = lines.join("\n");
+        // Small pieces: the malformed line begins one of them.
+        let (events, rejected, count) = import_in_pieces(ndjson.as_bytes(), 100);
+        assert!(count >= 3, "{count} pieces");
+        assert_eq!(events, 5);
+        assert_eq!(rejected, vec![(4, "(record)".to_string())]);
     }
 
     #[test]

@@ -31,9 +31,8 @@ pub async fn import_file(
     }
     let params = parse_query(raw.as_deref());
     let format = match params.iter().find(|(k, _)| k == "format") {
-        Some((_, f)) => {
-            Format::parse(f).ok_or_else(|| ApiError::BadRequest(format!("format {f:?}: expected auto, json or csv")))?
-        }
+        Some((_, f)) => Format::parse(f)
+            .ok_or_else(|| ApiError::BadRequest(format!("format {f:?}: expected auto, json, ndjson or csv")))?,
         None => Format::Auto,
     };
     let body = body.map_err(|rejection| match rejection.status() {

@@ -181,7 +181,7 @@ pub(crate) struct ImportArgs {
     /// Files to import.
     #[arg(required = true)]
     pub(crate) files: Vec<PathBuf>,
-    /// auto, json or csv.
+    /// auto, json, ndjson or csv.
     #[arg(long, default_value = "auto")]
     pub(crate) format: String,
     #[command(flatten)]

@@ -71,8 +71,8 @@ impl Summary {
 }
 
 pub(crate) fn run(args: ImportArgs) -> anyhow::Result<()> {
-    let format =
-        Format::parse(&args.format).with_context(|| format!("--format {}: expected auto, json or csv", args.format))?;
+    let format = Format::parse(&args.format)
+        .with_context(|| format!("--format {}: expected auto, json, ndjson or csv", args.format))?;
     let engine = match &args.target.server {
         Some(_) => None,
         None => Some(open_engine(&args.target)?),
@@ -163,6 +163,7 @@ fn post_piece(target: &Target, server: &str, piece: &Piece) -> anyhow::Result<Re
     let document = piece.document();
     let format = match piece.format() {
         Format::Csv => "csv",
+        Format::Ndjson => "ndjson",
         _ => "json",
     };
     let client = client()?;
