@@ -141,25 +141,38 @@ fn import_file(
 }
 
 /// One piece through `POST /api/v1/import`, cut in halves while the server finds it too large
-/// (413: its `max_body_bytes` is below the piece size).
+/// (413: its `max_body_bytes` is below the piece size). A server refusing a body that large
+/// may also close the connection while it is still being sent: a piece whose sending fails is
+/// halved too, and only a single record that cannot be sent is an error (sending a record
+/// again is safe: what is stored counts as a duplicate).
 fn send_piece(target: &Target, server: &str, piece: &Piece, summary: &mut Summary) -> anyhow::Result<()> {
-    match post_piece(target, server, piece)? {
-        Ok(answer) => {
+    let refused = match post_piece(target, server, piece)? {
+        Answer::Stored(answer) => {
             summary.add(piece, &answer);
-            Ok(())
+            return Ok(());
         }
-        Err(too_large) => match piece.halves() {
-            Some((first, second)) => {
-                send_piece(target, server, &first, summary)?;
-                send_piece(target, server, &second, summary)
-            }
-            None => bail!("record {} alone is over the server's request limit: {too_large}", piece.number(1)),
-        },
+        Answer::TooLarge(message) => anyhow::anyhow!("over the server's request limit: {message}"),
+        Answer::Unsent(err) => err,
+    };
+    match piece.halves() {
+        Some((first, second)) => {
+            send_piece(target, server, &first, summary)?;
+            send_piece(target, server, &second, summary)
+        }
+        None => Err(refused.context(format!("record {}", piece.number(1)))),
     }
 }
 
-/// `Ok(Err(message))` when the server answers 413; waits out 429/503 answers as they ask.
-fn post_piece(target: &Target, server: &str, piece: &Piece) -> anyhow::Result<Result<Value, String>> {
+enum Answer {
+    Stored(Value),
+    /// 413, with the server's message.
+    TooLarge(String),
+    /// The request could not be sent whole (the connection closed while it was written).
+    Unsent(anyhow::Error),
+}
+
+/// Waits out 429/503 answers as they ask.
+fn post_piece(target: &Target, server: &str, piece: &Piece) -> anyhow::Result<Answer> {
     let document = piece.document();
     let format = match piece.format() {
         Format::Csv => "csv",
@@ -172,13 +185,17 @@ fn post_piece(target: &Target, server: &str, piece: &Piece) -> anyhow::Result<Re
             .post(format!("{}/api/v1/import", server.trim_end_matches('/')))
             .query(&[("format", format)])
             .body(document.clone());
-        let response = target.authorize(request).send()?;
+        let response = match target.authorize(request).send() {
+            Ok(response) => response,
+            Err(err) if err.is_request() || err.is_body() => return Ok(Answer::Unsent(err.into())),
+            Err(err) => return Err(err.into()),
+        };
         let status = response.status();
         let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let body: Value = response.json().context("the server's answer is not JSON")?;
         if let Some(message) = body["error"]["message"].as_str() {
             if status.as_u16() == 413 {
-                return Ok(Err(message.to_string()));
+                return Ok(Answer::TooLarge(message.to_string()));
             }
             let busy = status.as_u16() == 429 || status.as_u16() == 503;
             if busy && attempt < 30 {
@@ -187,7 +204,7 @@ fn post_piece(target: &Target, server: &str, piece: &Piece) -> anyhow::Result<Re
             }
             bail!("server answered {status}: {message}");
         }
-        return Ok(Ok(body));
+        return Ok(Answer::Stored(body));
     }
     unreachable!("the loop returns")
 }
