@@ -131,6 +131,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A request body as axum read it: over `limit` is 413 (`max_body_bytes`), anything else that
+/// kept it from being read is 400.
+pub fn request_body(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    limit: usize,
+) -> ApiResult<axum::body::Bytes> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit },
+        _ => ApiError::BadRequest(format!("could not read the request body: {rejection}")),
+    })
+}
+
 impl From<tokio::task::JoinError> for ApiError {
     fn from(err: tokio::task::JoinError) -> ApiError {
         ApiError::Internal(err.to_string())

@@ -35,10 +35,7 @@ pub async fn import_file(
             .ok_or_else(|| ApiError::BadRequest(format!("format {f:?}: expected auto, json, ndjson or csv")))?,
         None => Format::Auto,
     };
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: state.config.max_body_bytes },
-        _ => ApiError::BadRequest(format!("could not read the request body: {rejection}")),
-    })?;
+    let body = crate::error::request_body(body, state.config.max_body_bytes)?;
     let imported = tokio::task::spawn_blocking(move || import_bytes(&body, format))
         .await?
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -116,10 +113,7 @@ pub async fn okta_hook_events(
     if policy.restricted() {
         return Err(ApiError::Forbidden("an ingest key bound to one application cannot receive Okta events".into()));
     }
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: state.config.max_body_bytes },
-        _ => ApiError::BadRequest(format!("could not read the request body: {rejection}")),
-    })?;
+    let body = crate::error::request_body(body, state.config.max_body_bytes)?;
     let imported = tokio::task::spawn_blocking(move || {
         let call: HookCall = serde_json::from_slice(&body).map_err(|e| {
             ApiError::BadRequest(format!("not an Okta event hook call ({{\"data\": {{\"events\": [...]}}}}): {e}"))

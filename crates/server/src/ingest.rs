@@ -161,10 +161,7 @@ async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let framing = framing(&headers)?;
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: state.config.max_body_bytes },
-        _ => ApiError::BadRequest(format!("could not read the request body: {rejection}")),
-    })?;
+    let body = crate::error::request_body(body, state.config.max_body_bytes)?;
     // Parsing and normalising is CPU work: keep it off the async workers.
     let policy = WritePolicy::of(&caller);
     let (events, errors) = tokio::task::spawn_blocking(move || parse_batch(kind, framing, &body, &policy)).await??;

@@ -256,10 +256,7 @@ pub async fn import_users(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: state.config.max_body_bytes },
-        _ => ApiError::BadRequest(format!("could not read the request body: {rejection}")),
-    })?;
+    let body = crate::error::request_body(body, state.config.max_body_bytes)?;
     let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let rows = match media.split(';').next().unwrap_or("").trim() {
         "application/json" => parse_json_users(&body)?,
