@@ -1,6 +1,8 @@
 //! `signet import FILE...`: export files into a data directory or a running server, a piece
 //! of whole records at a time (`signet_import::pieces`), so a file of any size fits under the
-//! server's request limit and the converted events of one piece at a time are in memory.
+//! server's request limit and the converted events of one piece at a time are in memory. The
+//! file itself is mapped, not read: its pages are the kernel's cache, read as the pieces reach
+//! them and dropped under memory pressure, so a file larger than memory imports too.
 
 use std::time::Duration;
 
@@ -80,7 +82,7 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<()> {
     let mut failed_files = 0;
     for file in &args.files {
         let name = file.display().to_string();
-        let result = std::fs::read(file)
+        let result = FileBytes::open(file)
             .with_context(|| format!("reading {name}"))
             .and_then(|bytes| import_file(&args.target, engine.as_ref(), &name, &bytes, format));
         match result {
@@ -99,6 +101,69 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<()> {
         bail!("{failed_files} file(s) could not be imported");
     }
     Ok(())
+}
+
+/// A file's bytes: mapped when it is a regular file, read otherwise (a pipe, `/dev/stdin`).
+enum FileBytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl FileBytes {
+    fn open(path: &std::path::Path) -> std::io::Result<FileBytes> {
+        let file = std::fs::File::open(path)?;
+        let metadata = file.metadata()?;
+        // An empty file cannot be mapped.
+        if !metadata.is_file() || metadata.len() == 0 {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut &file, &mut bytes)?;
+            return Ok(FileBytes::Read(bytes));
+        }
+        exit_cleanly_on_sigbus();
+        // SAFETY: the mapping is read-only and private. A file truncated by another process
+        // while it is imported makes reads past its new end fault (SIGBUS), which ends the
+        // process with a clear message (`exit_cleanly_on_sigbus`), not undefined behaviour.
+        let map = unsafe { memmap2::MmapOptions::new().map(&file)? };
+        // Pieces are read front to back, once.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(FileBytes::Mapped(map))
+    }
+}
+
+/// Reading a mapped file that another program truncated raises SIGBUS, which would kill the
+/// process with a bare "Bus error". This says what happened instead, and exits: what the
+/// pieces before stored is durable, and importing the file again is safe.
+fn exit_cleanly_on_sigbus() {
+    extern "C" fn on_sigbus(_: libc::c_int) {
+        const MESSAGE: &[u8] = b"error: the file being imported shrank while it was read (truncated by another program?); \
+            the records stored before are kept, and importing the complete file again is safe (stored records count as duplicates)\n";
+        // SAFETY: write(2) and _exit(2) are async-signal-safe.
+        unsafe {
+            libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+            libc::_exit(1);
+        }
+    }
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        // SAFETY: installs a handler that only calls async-signal-safe functions.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigbus as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+        }
+    });
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(map) => map,
+            FileBytes::Read(bytes) => bytes,
+        }
+    }
 }
 
 fn import_file(

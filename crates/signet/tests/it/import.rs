@@ -131,3 +131,34 @@ fn a_file_larger_than_the_request_limit_imports_through_a_server() {
         serde_json::from_str(&ok(with_server(&["report", "summary", "--days", "30"], &read))).unwrap();
     assert_eq!(summary["total"].as_i64().unwrap(), 3000 - i64::from(replaced_sign_in), "{summary}");
 }
+
+#[test]
+fn files_that_cannot_be_mapped_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // An empty file: a clear error naming it, not a crash (an empty file cannot be mapped).
+    let empty = dir.path().join("empty.json");
+    std::fs::write(&empty, "").unwrap();
+    let output = signet(&["import", empty.to_str().unwrap()], &data);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("empty.json"), "{stderr}");
+
+    // A pipe (`/dev/stdin`): read, not mapped.
+    let record = r#"{"id":"piped-1","createdDateTime":"2026-11-20T08:00:00Z","userPrincipalName":"ana@example.com","status":{"errorCode":0}}"#;
+    let mut child = std::process::Command::new(crate::signet_bin())
+        .args(["import", "--format", "ndjson", "/dev/stdin"])
+        .env("SIGNET_DATA_DIR", &data)
+        .env_remove("SIGNET_SERVER")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(format!("{record}\n").as_bytes()).unwrap();
+    let imported = ok(child.wait_with_output().unwrap());
+    assert!(imported.contains("imported 1 "), "{imported}");
+    let found = ok(signet(&["query", "--range", "10y", "--output", "json", "--columns", "id"], &data));
+    assert!(found.contains("piped-1"), "{found}");
+}
