@@ -53,8 +53,9 @@ pub struct Event {
     pub id: String,
     /// Event time (createdDateTime / activityDateTime / CreationTime), microseconds UTC.
     pub time_us: i64,
-    /// Hash of the record's JSON with insignificant whitespace removed: identical re-sends
-    /// are duplicates, anything else under the same id is a new revision.
+    /// Hash of the JSON value of the record ([`crate::json::content_hash`]: whitespace, member
+    /// order, escapes and number spelling aside): identical re-sends are duplicates, anything
+    /// else under the same id is a new revision.
     pub content_hash: u64,
     /// Values of [`crate::schema::kind_columns`] for this kind, in order.
     pub cells: Vec<Cell>,
@@ -69,6 +70,13 @@ impl Event {
     pub fn cell(&self, name: &str) -> Option<&Cell> {
         let at = crate::schema::kind_columns(self.kind).iter().position(|c| c.name == name)?;
         self.cells.get(at)
+    }
+
+    /// The content hash this record would have had when stored by a version before the
+    /// value hash ([`crate::json::legacy_content_hash`] of the source record, or of the body):
+    /// a record stored then and re-sent now is a duplicate if this matches.
+    pub fn legacy_content_hash(&self) -> u64 {
+        crate::json::legacy_content_hash(self.original.as_deref().unwrap_or(&self.body))
     }
 
     /// The source application the event reports itself from: a sign-in's application (id or

@@ -50,11 +50,246 @@ pub fn minify(json: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Content hash of a record: xxh3-64 of its minified JSON, computed without copying it.
-pub fn content_hash(json: &[u8]) -> u64 {
+/// The content hash of records stored by builds before the value hash ([`content_hash`]):
+/// xxh3-64 of the minified JSON, computed without copying it. Records keep the hash they were
+/// stored with, so a record re-sent after an upgrade is compared by this too
+/// (`Event::legacy_content_hash`).
+pub fn legacy_content_hash(json: &[u8]) -> u64 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     significant_runs(json, |run| hasher.update(run));
     hasher.digest()
+}
+
+/// Content hash of a record: a hash of the JSON *value* it holds, so that two serialisations
+/// of one record are duplicates, not revisions. Ignored: whitespace, the order of an
+/// object's members, how a string is escaped (`"\u00e9"` is `"é"`, `"\/"` is `"/"`) and how a
+/// number is written (`1`, `1.0` and `1e0` are one number, `47.60` is `47.6`). Array order,
+/// every key and every value count. Definition (for a third party; `docs/trust.md`):
+///
+/// - string: xxh3-64 of its decoded UTF-8 bytes, seed 1 (keys are strings too);
+/// - number: an integer (in text, or a fraction-free float) within i64: xxh3-64 of its 8
+///   little-endian bytes, seed 2; another float: of its IEEE-754 bits, seed 3; an integer
+///   beyond i64: of its text, seed 4;
+/// - `true`, `false`, `null`: 5, 6, 7;
+/// - array: `h = 8`, then `h = mix(h, element)` for each element in order, then `mix(h, n)`;
+/// - object: `mix(9 ^ Σ mix(key, value), n)`, the sum wrapping at 2^64 (order-free);
+/// - `mix(a, b)`: xxh3-64 of the 16 little-endian bytes of `a` then `b`, seed 10.
+///
+/// Text that is not one JSON value (never the case for a stored record, which was parsed
+/// first) is hashed with [`legacy_content_hash`].
+pub fn content_hash(json: &[u8]) -> u64 {
+    let mut hasher = ValueHasher { json, at: 0, scratch: Vec::new() };
+    match hasher.value(0) {
+        Some(hash) if hasher.at_end() => hash,
+        _ => legacy_content_hash(json),
+    }
+}
+
+/// Deeper than any record serde accepts (its limit is 128).
+const MAX_DEPTH: usize = 512;
+
+fn mix(a: u64, b: u64) -> u64 {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&b.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64_with_seed(&bytes, 10)
+}
+
+fn int_hash(n: i64) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(&n.to_le_bytes(), 2)
+}
+
+/// One pass over a JSON text computing [`content_hash`]; `None` when it is not JSON.
+struct ValueHasher<'a> {
+    json: &'a [u8],
+    at: usize,
+    /// A string's decoded bytes, when it has escapes.
+    scratch: Vec<u8>,
+}
+
+impl ValueHasher<'_> {
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.json.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn at_end(&mut self) -> bool {
+        self.skip_whitespace();
+        self.at == self.json.len()
+    }
+
+    fn next_significant(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        self.json.get(self.at).copied()
+    }
+
+    fn value(&mut self, depth: usize) -> Option<u64> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.next_significant()? {
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
+            b'"' => self.string(),
+            b't' => self.literal(b"true", 5),
+            b'f' => self.literal(b"false", 6),
+            b'n' => self.literal(b"null", 7),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, text: &[u8], hash: u64) -> Option<u64> {
+        let end = self.at + text.len();
+        (self.json.get(self.at..end)? == text).then(|| {
+            self.at = end;
+            hash
+        })
+    }
+
+    fn object(&mut self, depth: usize) -> Option<u64> {
+        self.at += 1;
+        let (mut sum, mut count) = (0u64, 0u64);
+        if self.next_significant()? == b'}' {
+            self.at += 1;
+            return Some(mix(9, 0));
+        }
+        loop {
+            if self.next_significant()? != b'"' {
+                return None;
+            }
+            let key = self.string()?;
+            if self.next_significant()? != b':' {
+                return None;
+            }
+            self.at += 1;
+            let value = self.value(depth + 1)?;
+            sum = sum.wrapping_add(mix(key, value));
+            count += 1;
+            match self.next_significant()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(mix(9 ^ sum, count));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<u64> {
+        self.at += 1;
+        let (mut hash, mut count) = (8u64, 0u64);
+        if self.next_significant()? == b']' {
+            self.at += 1;
+            return Some(mix(hash, 0));
+        }
+        loop {
+            hash = mix(hash, self.value(depth + 1)?);
+            count += 1;
+            match self.next_significant()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(mix(hash, count));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string literal at `at` (its opening quote), hashed by its decoded bytes.
+    fn string(&mut self) -> Option<u64> {
+        let start = self.at + 1;
+        let rest = self.json.get(start..)?;
+        let first = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[first] == b'"' {
+            self.at = start + first + 1;
+            return Some(xxhash_rust::xxh3::xxh3_64_with_seed(&rest[..first], 1));
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&rest[..first]);
+        let mut at = start + first;
+        loop {
+            let rest = self.json.get(at..)?;
+            let next = memchr::memchr2(b'"', b'\\', rest)?;
+            self.scratch.extend_from_slice(&rest[..next]);
+            at += next;
+            if self.json[at] == b'"' {
+                self.at = at + 1;
+                return Some(xxhash_rust::xxh3::xxh3_64_with_seed(&self.scratch, 1));
+            }
+            at = self.escape(at)?;
+        }
+    }
+
+    /// Decodes the escape at `at` (its backslash) into `scratch`; the position after it.
+    fn escape(&mut self, at: usize) -> Option<usize> {
+        let byte = match *self.json.get(at + 1)? {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let unit = self.hex4(at + 2)?;
+                let (code, end) = match unit {
+                    0xd800..=0xdbff if self.json.get(at + 6..at + 8) == Some(b"\\u") => {
+                        let low = self.hex4(at + 8)?;
+                        match low {
+                            0xdc00..=0xdfff => (0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00), at + 12),
+                            _ => (0xfffd, at + 6),
+                        }
+                    }
+                    // A lone surrogate: what serde_json and most parsers make of it.
+                    0xd800..=0xdfff => (0xfffd, at + 6),
+                    _ => (unit, at + 6),
+                };
+                let c = char::from_u32(code).unwrap_or('\u{fffd}');
+                self.scratch.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
+                return Some(end);
+            }
+            _ => return None,
+        };
+        self.scratch.push(byte);
+        Some(at + 2)
+    }
+
+    fn hex4(&self, at: usize) -> Option<u32> {
+        let digits = std::str::from_utf8(self.json.get(at..at + 4)?).ok()?;
+        u32::from_str_radix(digits, 16).ok()
+    }
+
+    fn number(&mut self) -> Option<u64> {
+        let start = self.at;
+        while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.json.get(self.at) {
+            self.at += 1;
+        }
+        let text = std::str::from_utf8(&self.json[start..self.at]).ok()?;
+        let integer = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
+        if integer {
+            return Some(match text.parse::<i64>() {
+                Ok(n) => int_hash(n),
+                Err(_)
+                    if text.strip_prefix('-').unwrap_or(text).bytes().all(|b| b.is_ascii_digit())
+                        && text.len() > 18 =>
+                {
+                    xxhash_rust::xxh3::xxh3_64_with_seed(text.as_bytes(), 4)
+                }
+                Err(_) => return None,
+            });
+        }
+        let float: f64 = text.parse().ok()?;
+        // Within ±2^63 a fraction-free float is that integer exactly.
+        if float.fract() == 0.0 && float.abs() < 9.223_372_036_854_775e18 {
+            return Some(int_hash(float as i64));
+        }
+        Some(xxhash_rust::xxh3::xxh3_64_with_seed(&float.to_bits().to_le_bytes(), 3))
+    }
 }
 
 struct LenientString;
@@ -315,16 +550,138 @@ mod tests {
     }
 
     #[test]
-    fn streaming_hash_equals_hash_of_minified() {
+    fn legacy_hash_is_the_hash_of_the_minified_text() {
         let text = br#"{ "a" : "x y\" z" ,
             "b": [1, 2] }"#;
-        assert_eq!(content_hash(text), xxhash_rust::xxh3::xxh3_64(&minify(text)));
+        assert_eq!(legacy_content_hash(text), xxhash_rust::xxh3::xxh3_64(&minify(text)));
+    }
+
+    fn same(a: &str, b: &str) {
+        assert_eq!(content_hash(a.as_bytes()), content_hash(b.as_bytes()), "{a} vs {b}");
+    }
+
+    fn differ(a: &str, b: &str) {
+        assert_ne!(content_hash(a.as_bytes()), content_hash(b.as_bytes()), "{a} vs {b}");
     }
 
     #[test]
-    fn whitespace_does_not_change_the_hash() {
-        assert_eq!(content_hash(b"{\"a\": 1}"), content_hash(b"{\"a\":1}\n"));
-        assert_ne!(content_hash(b"{\"a\": 1}"), content_hash(b"{\"a\": 2}"));
+    fn one_value_written_differently_has_one_hash() {
+        same(r#"{"a": 1}"#, "{\"a\":1}\n");
+        same(r#"{"a":1,"b":{"c":[1,2],"d":null}}"#, r#"{"b":{"d":null,"c":[1,2]},"a":1}"#);
+        same(r#"{"s":"caf\u00e9 \/ \"q\""}"#, r#"{"s":"café / \"q\""}"#);
+        same(r#"{"e":"\ud83d\ude00"}"#, r#"{"e":"😀"}"#);
+        same(r#"{"n":1}"#, r#"{"n":1.0}"#);
+        same(r#"{"n":100}"#, r#"{"n":1e2}"#);
+        same(r#"{"n":47.60}"#, r#"{"n":47.6}"#);
+        same(r#"{"n":-0}"#, r#"{"n":0}"#);
+    }
+
+    #[test]
+    fn different_values_have_different_hashes() {
+        differ(r#"{"a":1}"#, r#"{"a":2}"#);
+        differ(r#"{"a":1}"#, r#"{"b":1}"#);
+        differ(r#"{"a":"b"}"#, r#"{"b":"a"}"#);
+        differ(r#"{"a":1,"b":2}"#, r#"{"a":2,"b":1}"#);
+        differ(r#"[1,2]"#, r#"[2,1]"#);
+        differ(r#"{"a":[]}"#, r#"{"a":{}}"#);
+        differ(r#"{"a":[]}"#, r#"{"a":null}"#);
+        differ(r#"{"a":"1"}"#, r#"{"a":1}"#);
+        differ(r#"{"a":true}"#, r#"{"a":"true"}"#);
+        differ(r#"{"a":[[1],[2]]}"#, r#"{"a":[[1,2]]}"#);
+        differ(r#"{"a":{"b":1},"c":2}"#, r#"{"a":{"b":1,"c":2}}"#);
+        differ(r#"{"a":12345678901234567890123}"#, r#"{"a":12345678901234567890124}"#);
+        differ(r#"{"a":0.1}"#, r#"{"a":0.2}"#);
+    }
+
+    #[test]
+    fn text_that_is_not_one_value_gets_the_legacy_hash() {
+        for text in ["", "{", r#"{"a":}"#, r#"{"a":1} x"#, r#"["\q"]"#, "[1,]", "\"open"] {
+            assert_eq!(content_hash(text.as_bytes()), legacy_content_hash(text.as_bytes()), "{text}");
+        }
+        let deep = "[".repeat(10_000);
+        assert_eq!(content_hash(deep.as_bytes()), legacy_content_hash(deep.as_bytes()));
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(serde_json::Value::from),
+            // Binary fractions: serde_json reads them back exactly (the check of `reversed`).
+            any::<i32>().prop_map(|n| serde_json::Value::from(f64::from(n) / 1024.0)),
+            "[a-zé\"\\/\n😀 ]{0,8}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map("[a-c]{1,2}", inner, 0..5)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The value with every object's members in reverse order, written compactly.
+    fn reversed(value: &serde_json::Value) -> String {
+        match value {
+            serde_json::Value::Object(map) => {
+                let members: Vec<String> = map
+                    .iter()
+                    .rev()
+                    .map(|(k, v)| format!("{}:{}", serde_json::Value::from(k.as_str()), reversed(v)))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            }
+            serde_json::Value::Array(items) => {
+                format!("[{}]", items.iter().map(reversed).collect::<Vec<_>>().join(","))
+            }
+            // Non-ASCII written as \u escapes, as PowerShell and some shippers do.
+            serde_json::Value::String(s) => {
+                let mut out = String::from("\"");
+                for c in s.chars() {
+                    match c {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
+                        c => {
+                            for unit in c.encode_utf16(&mut [0u16; 2]) {
+                                out.push_str(&format!("\\u{unit:04x}"));
+                            }
+                        }
+                    }
+                }
+                out.push('"');
+                out
+            }
+            other => other.to_string(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn serialisations_of_one_value_hash_alike(value in json_value()) {
+            let compact = serde_json::to_string(&value).unwrap();
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            let other = reversed(&value);
+            let read = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+            prop_assert_eq!(read(&other), read(&compact));
+            prop_assert_eq!(content_hash(compact.as_bytes()), content_hash(pretty.as_bytes()));
+            prop_assert_eq!(content_hash(compact.as_bytes()), content_hash(other.as_bytes()));
+        }
+
+        #[test]
+        fn different_values_hash_apart(a in json_value(), b in json_value()) {
+            prop_assume!(a != b);
+            let (a, b) = (serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+            prop_assert_ne!(content_hash(a.as_bytes()), content_hash(b.as_bytes()));
+        }
+
+        #[test]
+        fn any_bytes_hash_without_panicking(bytes in proptest::collection::vec(
+            proptest::sample::select(vec![b'"', b'\\', b' ', b'{', b'}', b'[', b']', b':', b',', b'1', b'.', b'e', b'-', b'u', b'd', b'8', b'n']),
+            0..48,
+        )) {
+            let _ = content_hash(&bytes);
+        }
     }
 
     /// The byte-by-byte definition `significant_runs` must match exactly (content hashes are

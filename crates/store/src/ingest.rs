@@ -374,7 +374,12 @@ fn writer_loop(
                 let key = version_key(&request.org, event.kind, &event.id);
                 let previous = index.map.get(&key).copied();
                 let revision = match previous {
-                    Some((_, hash)) if index.is_known(key, hash, event.content_hash) => {
+                    // Records stored before the value hash keep their older hash: one of them
+                    // sent again matches that (computed only when the value hash does not).
+                    Some((_, hash))
+                        if index.is_known(key, hash, event.content_hash)
+                            || index.is_known(key, hash, event.legacy_content_hash()) =>
+                    {
                         outcome.duplicates += 1;
                         metrics.duplicates[kind_index(event.kind)].fetch_add(1, Ordering::Relaxed);
                         continue;

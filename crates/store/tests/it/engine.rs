@@ -51,6 +51,42 @@ fn resending_an_older_revision_is_a_duplicate() {
 }
 
 #[test]
+fn a_record_written_in_another_key_order_or_escaping_is_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+    let pipeline = engine.pipeline();
+    let first = r#"{"id":"k","createdDateTime":"2026-11-20T08:00:00Z","userDisplayName":"Zoë","status":{"errorCode":0,"failureReason":null}}"#;
+    // As a shipper that parses and writes records again may send it: other member order,
+    // whitespace, escapes and number spelling.
+    let again = r#"{ "status": {"failureReason": null, "errorCode": 0.0},
+        "userDisplayName": "Zo\u00eb", "createdDateTime": "2026-11-20T08:00:00Z", "id": "k" }"#;
+    let changed =
+        r#"{"id":"k","createdDateTime":"2026-11-20T08:00:00Z","userDisplayName":"Zoë","status":{"errorCode":50126}}"#;
+    let submit = |json: &str| {
+        pipeline.submit_blocking("default", vec![normalize(LogKind::SignIn, json.as_bytes()).unwrap()]).unwrap()
+    };
+    assert_eq!(submit(first).accepted, 1);
+    assert_eq!(submit(again).duplicates, 1);
+    assert_eq!(submit(changed).revisions, 1);
+}
+
+#[test]
+fn a_record_stored_with_the_legacy_hash_is_a_duplicate_when_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+    let pipeline = engine.pipeline();
+    // Stored by a version that hashed the minified text.
+    let mut old = event("old", 0);
+    old.content_hash = signet_model::json::legacy_content_hash(&old.body);
+    assert_ne!(old.content_hash, event("old", 0).content_hash);
+    assert_eq!(pipeline.submit_blocking("default", vec![old]).unwrap().accepted, 1);
+    let again = pipeline.submit_blocking("default", vec![event("old", 0)]).unwrap();
+    assert_eq!((again.accepted, again.duplicates), (0, 1));
+    let changed = pipeline.submit_blocking("default", vec![event("old", 50126)]).unwrap();
+    assert_eq!(changed.revisions, 1);
+}
+
+#[test]
 fn restart_keeps_everything_and_the_duplicate_index() {
     let dir = tempfile::tempdir().unwrap();
     {
