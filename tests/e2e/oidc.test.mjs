@@ -26,12 +26,16 @@ const CLIENT_SECRET = 'e2e-client-secret-that-is-long-enough';
 const ACCOUNTS = {
   alice: { name: 'Alice Auditor', preferred_username: 'alice@corp.test', email: 'alice@corp.test', groups: ['staff', 'signet-auditors'] },
   bob: { name: 'Bob Builder', preferred_username: 'bob@corp.test', email: 'bob@corp.test', groups: ['staff'] },
+  // Signs in through the provider that sends its claims by userinfo only (an account belongs
+  // to one provider: alice's, made through `corp`, is refused to another).
+  carol: { name: 'Carol Checker', preferred_username: 'carol@corp.test', email: 'carol@corp.test', groups: ['signet-auditors'] },
   // Claims a name that belongs to Signet's local administrator.
   mallory: { name: 'Mallory', preferred_username: ADMIN, email: ADMIN, groups: ['signet-admins'] },
 };
 
 let idp;
 let idpServer;
+let strictServer;
 let server;
 let base;
 let browser;
@@ -70,9 +74,25 @@ before(async () => {
   const created = spawnSync(bin, ['admin', 'create', '--user', ADMIN, '--password-stdin', '--data', data], { input: `${PASSWORD}\n` });
   assert.equal(created.status, 0, String(created.stderr));
 
-  const [idpPort, signetPort] = [await freePort(), await freePort()];
+  const [idpPort, strictPort, signetPort] = [await freePort(), await freePort(), await freePort()];
   const issuer = `http://127.0.0.1:${idpPort}`;
+  const strictIssuer = `http://127.0.0.1:${strictPort}`;
   const callback = (name) => `http://127.0.0.1:${signetPort}/api/v1/auth/oidc/${name}/callback`;
+  const findAccount = async (ctx, id) => ACCOUNTS[id] && ({ accountId: id, claims: async () => ({ sub: id, ...ACCOUNTS[id] }) });
+  // A provider that follows OpenID Connect Core to the letter: the code flow's ID token names
+  // the subject only; name, user name and groups come from its userinfo endpoint.
+  const strict = new Provider(strictIssuer, {
+    clients: [{
+      client_id: 'signet', client_secret: CLIENT_SECRET, redirect_uris: [callback('corp-strict')],
+      response_types: ['code'], grant_types: ['authorization_code'], token_endpoint_auth_method: 'client_secret_basic',
+    }],
+    pkce: { required: () => true },
+    claims: { openid: ['sub'], profile: ['name', 'preferred_username', 'groups'], email: ['email'] },
+    findAccount,
+    cookies: { keys: ['e2e-cookie-signing-key-2'] },
+  });
+  strict.proxy = false;
+  strictServer = strict.listen(strictPort, '127.0.0.1');
   idp = new Provider(issuer, {
     clients: [{
       client_id: 'signet', client_secret: CLIENT_SECRET,
@@ -82,9 +102,9 @@ before(async () => {
     }],
     pkce: { required: () => true },
     claims: { openid: ['sub'], profile: ['name', 'preferred_username', 'groups'], email: ['email'] },
-    // Put the profile claims in the ID token (Signet reads no userinfo).
+    // Put the profile claims in the ID token (the `corp-strict` provider does not).
     conformIdTokenClaims: false,
-    findAccount: async (ctx, id) => ACCOUNTS[id] && ({ accountId: id, claims: async () => ({ sub: id, ...ACCOUNTS[id] }) }),
+    findAccount,
     cookies: { keys: ['e2e-cookie-signing-key'] },
   });
   idp.proxy = false;
@@ -111,6 +131,17 @@ signet-auditors = "Security reader"
 signet-admins = "Global administrator"
 
 [[oidc]]
+name = "corp-strict"
+display_name = "Corp IdP (userinfo)"
+issuer = "${strictIssuer}"
+client_id = "signet"
+client_secret_file = "${secretFile}"
+redirect_url = "${callback('corp-strict')}"
+role_claim = "groups"
+[oidc.roles]
+signet-auditors = "Security reader"
+
+[[oidc]]
 name = "corp-wrong-secret"
 display_name = "Corp IdP (stale secret)"
 issuer = "${issuer}"
@@ -128,6 +159,7 @@ redirect_url = "${callback('corp-wrong-secret')}"
 after(async () => {
   if (browser) await browser.close();
   if (idpServer) idpServer.close();
+  if (strictServer) strictServer.close();
   if (server) await stopServer(server);
   if (data) rmSync(data, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   if (secrets) rmSync(secrets, { recursive: true, force: true });
@@ -205,6 +237,7 @@ test('the sign-in page offers each configured provider', async () => {
   const buttons = await page.$$eval('a.sso', (as) => as.map((a) => [a.textContent, a.getAttribute('href')]));
   assert.deepEqual(buttons, [
     ['Sign in with Corp IdP', '/api/v1/auth/oidc/corp/login'],
+    ['Sign in with Corp IdP (userinfo)', '/api/v1/auth/oidc/corp-strict/login'],
     ['Sign in with Corp IdP (stale secret)', '/api/v1/auth/oidc/corp-wrong-secret/login'],
   ]);
   await page.screenshot({ path: join(out, 'oidc-sign-in-page.png') });
@@ -238,6 +271,18 @@ test('a user signs in at the provider and gets the role its group maps to; the s
   const raw = JSON.stringify(full);
   assert.match(raw, /OpenID Connect \(Corp IdP\)/);
   assert.ok(raw.includes(`"tokenIssuerName":"http://127.0.0.1:`), raw.slice(0, 400));
+  await page.context().close();
+});
+
+test("claims the provider's ID token leaves out are read from its userinfo endpoint", async () => {
+  const page = await freshPage();
+  await ssoSignIn(page, 'carol', { provider: 'corp-strict' });
+  await page.waitForSelector('#nav a');
+  const who = await me(page);
+  assert.equal(who.status, 200);
+  assert.equal(who.body.username, 'carol@corp.test');
+  assert.equal(who.body.displayName, 'Carol Checker');
+  assert.equal(who.body.role, 'SecurityReader', 'the role from the groups of the userinfo answer');
   await page.context().close();
 });
 

@@ -170,6 +170,9 @@ pub struct Discovery {
     pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub jwks_uri: String,
+    /// Where claims the ID token leaves out are read (OpenID Connect Core §5.3).
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Vec<String>,
     #[serde(default)]
@@ -191,11 +194,15 @@ impl Discovery {
                 self.issuer
             ));
         }
+        let userinfo = self.userinfo_endpoint.as_ref().map(|url| ("userinfo_endpoint", url));
         for (field, url) in [
             ("authorization_endpoint", &self.authorization_endpoint),
             ("token_endpoint", &self.token_endpoint),
             ("jwks_uri", &self.jwks_uri),
-        ] {
+        ]
+        .into_iter()
+        .chain(userinfo)
+        {
             if !is_safe_url(url) {
                 return Err(format!("the discovery document's {field} {url:?} is not https://"));
             }
@@ -238,6 +245,8 @@ pub enum TokenError {
     Nonce,
     #[error("the ID token lacks {0}")]
     Missing(&'static str),
+    #[error("the userinfo answer is about another user than the ID token")]
+    OtherSubject,
 }
 
 /// What an ID token is checked against.
@@ -352,6 +361,37 @@ pub fn claim_values(claims: &Map<String, Value>, path: &str) -> Vec<String> {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         _ => Vec::new(),
     }
+}
+
+/// Whether the ID token lacks a claim Signet needs (a user name, or the role claim when one is
+/// configured): providers that follow OpenID Connect Core to the letter put profile and group
+/// claims in the userinfo answer only, not in the ID token of the code flow.
+pub fn needs_userinfo(claims: &Map<String, Value>, settings: &ProviderSettings) -> bool {
+    let has_name = settings
+        .username_claims
+        .iter()
+        .any(|c| claims.get(c).and_then(Value::as_str).is_some_and(|v| !v.trim().is_empty()));
+    let has_role = settings.role_claim.as_deref().is_none_or(|c| claim_at(claims, c).is_some());
+    !has_name || !has_role
+}
+
+/// Adds the claims of a userinfo answer the ID token does not have (the signed ID token wins
+/// where both have a claim). OpenID Connect Core §5.3.2: an answer about another subject than
+/// the ID token's must not be used.
+pub fn merge_userinfo(claims: &mut Map<String, Value>, userinfo: Map<String, Value>) -> Result<(), TokenError> {
+    if userinfo.get("sub") != claims.get("sub") {
+        return Err(TokenError::OtherSubject);
+    }
+    for (name, value) in userinfo {
+        claims.entry(name).or_insert(value);
+    }
+    Ok(())
+}
+
+/// Whether the provider replaced the claim with a reference to fetch it elsewhere (Entra ID
+/// does so for `groups` when a user is in more than 200 groups: "group overage").
+pub fn claim_is_elsewhere(claims: &Map<String, Value>, claim: &str) -> bool {
+    claim_at(claims, "_claim_names").and_then(Value::as_object).is_some_and(|names| names.contains_key(claim))
 }
 
 /// Who a verified ID token says the user is.
@@ -569,6 +609,71 @@ mod tests {
         assert!(matches!(verify_id_token("not-a-token", &keys(), &expected()), Err(TokenError::Malformed(_))));
     }
 
+    fn discovery() -> Discovery {
+        Discovery {
+            issuer: ISSUER.into(),
+            authorization_endpoint: "https://idp.example.com/authorize?tenant=x".into(),
+            token_endpoint: "https://idp.example.com/token".into(),
+            jwks_uri: "https://idp.example.com/keys".into(),
+            userinfo_endpoint: None,
+            token_endpoint_auth_methods_supported: vec![],
+            code_challenge_methods_supported: vec![],
+        }
+    }
+
+    #[test]
+    fn claims_missing_from_the_id_token_come_from_userinfo() {
+        let object = |v: Value| v.as_object().unwrap().clone();
+        // A strictly conforming provider: the code flow's ID token names the subject only.
+        let mut claims = object(json!({"iss": ISSUER, "sub": "00u1", "name": "From the token"}));
+        assert!(needs_userinfo(&claims, &settings()));
+        let userinfo = json!({"sub": "00u1", "preferred_username": "ann@example.com", "name": "From userinfo", "groups": ["staff"]});
+        merge_userinfo(&mut claims, object(userinfo)).unwrap();
+        assert!(!needs_userinfo(&claims, &settings()));
+        let identity = Identity::from_claims(&claims, &settings()).unwrap();
+        assert_eq!(identity.username, "ann@example.com");
+        assert_eq!(identity.display_name.as_deref(), Some("From the token"), "the signed token wins");
+        assert_eq!(identity.role_values, ["staff"]);
+
+        // An answer about someone else (or about no one) is refused.
+        let mut claims = object(json!({"sub": "00u1"}));
+        for other in
+            [json!({"sub": "00u2", "preferred_username": "eve@example.com"}), json!({"preferred_username": "x"})]
+        {
+            assert_eq!(merge_userinfo(&mut claims, object(other)), Err(TokenError::OtherSubject));
+        }
+        assert_eq!(claims.len(), 1, "nothing of a refused answer is kept");
+
+        // A token with a name and the role claim needs no userinfo; without a role claim
+        // configured, the name suffices.
+        assert!(!needs_userinfo(&object(self::claims()), &settings()));
+        let no_roles = ProviderSettings { role_claim: None, ..settings() };
+        assert!(!needs_userinfo(&object(json!({"sub": "a", "email": "a@example.com"})), &no_roles));
+    }
+
+    #[test]
+    fn group_overage_is_recognised() {
+        // What Entra ID sends instead of `groups` for a user in more than 200 groups.
+        let claims = json!({"sub": "a", "_claim_names": {"groups": "src1"},
+            "_claim_sources": {"src1": {"endpoint": "https://graph.windows.net/t/users/a/getMemberObjects"}}});
+        let claims = claims.as_object().unwrap();
+        assert!(claim_is_elsewhere(claims, "groups"));
+        assert!(!claim_is_elsewhere(claims, "roles"));
+        assert!(!claim_is_elsewhere(json!({"groups": []}).as_object().unwrap(), "groups"));
+    }
+
+    #[test]
+    fn a_userinfo_endpoint_must_be_safe() {
+        let discovery =
+            |userinfo: Option<&str>| Discovery { userinfo_endpoint: userinfo.map(str::to_string), ..discovery() };
+        assert!(discovery(None).check(ISSUER).is_ok());
+        assert!(discovery(Some("https://idp.example.com/userinfo")).check(ISSUER).is_ok());
+        assert!(discovery(Some("http://idp.example.com/userinfo"))
+            .check(ISSUER)
+            .unwrap_err()
+            .contains("userinfo_endpoint"));
+    }
+
     #[test]
     fn pkce_matches_rfc_7636_appendix_b() {
         assert_eq!(
@@ -609,14 +714,7 @@ mod tests {
 
     #[test]
     fn the_authorization_url_carries_pkce_state_and_nonce() {
-        let discovery = Discovery {
-            issuer: ISSUER.into(),
-            authorization_endpoint: "https://idp.example.com/authorize?tenant=x".into(),
-            token_endpoint: "https://idp.example.com/token".into(),
-            jwks_uri: "https://idp.example.com/keys".into(),
-            token_endpoint_auth_methods_supported: vec![],
-            code_challenge_methods_supported: vec![],
-        };
+        let discovery = discovery();
         assert!(discovery.check(ISSUER).is_ok());
         assert!(discovery.check("https://idp.example.com/other").is_err());
         let started = PendingLogins::default().start("okta", 0);

@@ -1,7 +1,7 @@
 //! OpenID Connect sign-in to the console: `GET /api/v1/auth/providers`,
 //! `GET /api/v1/auth/oidc/{provider}/login` (to the provider, with state, nonce and PKCE) and
-//! `GET /api/v1/auth/oidc/{provider}/callback` (code exchange, ID token checks, account,
-//! session).
+//! `GET /api/v1/auth/oidc/{provider}/callback` (code exchange, ID token checks, the userinfo
+//! endpoint for claims the ID token lacks, account, session).
 //!
 //! Every callback, successful or not, is a sign-in event in the provider's organisation's log,
 //! with an Entra error code: 50057 disabled account, 50105 no role while one is required,
@@ -254,6 +254,14 @@ struct CallbackQuery {
 #[derive(Deserialize)]
 struct TokenAnswer {
     id_token: Option<String>,
+    /// For the userinfo endpoint only; never logged or stored.
+    access_token: Option<Secret>,
+}
+
+/// What the token endpoint gave for a code.
+struct Tokens {
+    id_token: String,
+    access_token: Option<Secret>,
 }
 
 #[derive(Deserialize, Default)]
@@ -390,7 +398,8 @@ async fn finish(
         Refusal::new(codes::TOKEN_INVALID, format!("the identity provider cannot be reached: {reason}"))
     };
     let metadata = state.oidc.metadata(provider, false).await.map_err(unavailable)?;
-    let id_token = exchange(state, provider, &metadata.discovery, code, pending.verifier.expose()).await?;
+    let tokens = exchange(state, provider, &metadata.discovery, code, pending.verifier.expose()).await?;
+    let id_token = tokens.id_token;
     let expected =
         Expected { issuer: &provider.settings.issuer, client_id: &provider.settings.client_id, nonce: &pending.nonce };
     let claims = match oidc::verify_id_token(&id_token, &metadata.keys, &expected) {
@@ -402,18 +411,30 @@ async fn finish(
         other => other,
     }
     .map_err(|e| Refusal::new(codes::TOKEN_INVALID, e.to_string()))?;
+    let mut claims = claims;
+    if oidc::needs_userinfo(&claims, &provider.settings) {
+        if let (Some(endpoint), Some(access_token)) = (&metadata.discovery.userinfo_endpoint, &tokens.access_token) {
+            let userinfo = userinfo(state, endpoint, access_token).await?;
+            oidc::merge_userinfo(&mut claims, userinfo)
+                .map_err(|e| Refusal::new(codes::TOKEN_INVALID, e.to_string()))?;
+        }
+    }
     let identity = Identity::from_claims(&claims, &provider.settings)
         .map_err(|e| Refusal::new(codes::TOKEN_INVALID, e.to_string()))?;
     let role = provider.settings.role_claim.as_ref().map(|_| identity.role(&provider.roles));
     if provider.settings.require_role && role.flatten().is_none() {
-        let values = if identity.role_values.is_empty() { "none".to_string() } else { identity.role_values.join(", ") };
-        return Err(Refusal {
-            identity: Some(identity),
-            ..Refusal::new(
-                codes::NO_ROLE,
-                format!("no value of the role claim maps to a Signet role (values: {values})"),
+        let claim = provider.settings.role_claim.as_deref().unwrap_or_default();
+        let reason = if identity.role_values.is_empty() && oidc::claim_is_elsewhere(&claims, claim) {
+            format!(
+                "the provider left the {claim} claim out of the token and points elsewhere for it (Entra ID does so \
+                 for a user in more than 200 groups): map app roles (the roles claim) instead"
             )
-        });
+        } else {
+            let values =
+                if identity.role_values.is_empty() { "none".to_string() } else { identity.role_values.join(", ") };
+            format!("no value of the role claim maps to a Signet role (values: {values})")
+        };
+        return Err(Refusal { identity: Some(identity), ..Refusal::new(codes::NO_ROLE, reason) });
     }
     let login = ExternalLogin {
         org: provider.org.clone(),
@@ -447,14 +468,48 @@ async fn finish(
     }
 }
 
-/// Exchanges the code for tokens at the provider's token endpoint; returns the ID token.
+/// The claims of the provider's userinfo endpoint for an access token (OpenID Connect Core
+/// §5.3): a JSON object. A signed or encrypted answer (`application/jwt`) is refused: Signet
+/// asks for none.
+async fn userinfo(
+    state: &AppState,
+    endpoint: &str,
+    access_token: &Secret,
+) -> Result<serde_json::Map<String, Value>, Refusal> {
+    let failed = |reason: String| Refusal::new(codes::TOKEN_INVALID, format!("the userinfo endpoint: {reason}"));
+    let response = state
+        .oidc
+        .http
+        .get(endpoint)
+        .header(header::ACCEPT, "application/json")
+        .bearer_auth(access_token.expose())
+        .send()
+        .await
+        .map_err(|e| failed(format!("cannot be reached: {e}")))?;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    let bytes = read_limited(response).await.map_err(failed)?;
+    if !status.is_success() {
+        return Err(failed(format!("answered {status}")));
+    }
+    if !json {
+        return Err(failed("the answer is not JSON (a signed or encrypted answer is not supported)".into()));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| failed(format!("the answer is not a JSON object: {e}")))
+}
+
+/// Exchanges the code for tokens at the provider's token endpoint.
 async fn exchange(
     state: &AppState,
     provider: &Provider,
     discovery: &Discovery,
     code: &str,
     verifier: &str,
-) -> Result<String, Refusal> {
+) -> Result<Tokens, Refusal> {
     let settings = &provider.settings;
     let mut form = vec![
         ("grant_type", "authorization_code"),
@@ -502,7 +557,8 @@ async fn exchange(
     }
     let answer: TokenAnswer = serde_json::from_slice(&bytes)
         .map_err(|e| Refusal::new(codes::TOKEN_INVALID, format!("the token endpoint's answer is not JSON: {e}")))?;
-    answer.id_token.ok_or_else(|| {
+    let id_token = answer.id_token.ok_or_else(|| {
         Refusal::new(codes::TOKEN_INVALID, "the token endpoint sent no ID token (is the openid scope allowed?)")
-    })
+    })?;
+    Ok(Tokens { id_token, access_token: answer.access_token })
 }
