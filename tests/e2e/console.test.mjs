@@ -509,6 +509,49 @@ test('error code lookup', async () => {
   await shot('errors');
 });
 
+test('the time zone picker: dates, custom ranges and reports follow the chosen zone', async () => {
+  /** The first row's instant and its text, and how the page would write it in a zone. */
+  const firstDate = () => page.$eval('.log-table tbody time', (e) => {
+    const write = (timeZone) => new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium', timeZone }).format(new Date(e.dateTime));
+    return { text: e.textContent, paris: write('Europe/Paris'), utc: write('UTC') };
+  });
+  await page.goto(`${base}/#/signins?range=7d`);
+  await listReady();
+  assert.equal(await page.$eval('select.zone', (s) => s.selectedOptions[0].textContent), 'Europe/Paris (browser)');
+  let shown = await firstDate();
+  assert.equal(shown.text, shown.paris);
+  assert.notEqual(shown.paris, shown.utc);
+  try {
+    await Promise.all([page.waitForEvent('load'), page.selectOption('select.zone', 'UTC')]);
+    await listReady();
+    assert.equal(await page.$eval('select.zone', (s) => s.value), 'UTC', 'the choice survives the reload');
+    shown = await firstDate();
+    assert.equal(shown.text, shown.utc);
+
+    // A custom range is a wall clock of the chosen zone.
+    await page.selectOption('select[name=range]', 'custom');
+    await page.fill('input[name=from]', '2026-11-01T10:00');
+    await page.fill('input[name=to]', '2026-11-02T10:00');
+    await page.click('.custom-range button');
+    await page.waitForFunction(() => location.hash.includes('from='));
+    await listReady();
+    assert.equal(hashParams().get('from'), '2026-11-01T10:00:00.000Z');
+
+    // Reports count days on the chosen zone's clock.
+    const report = page.waitForRequest((r) => r.url().includes('/api/v1/reports/signins/timeline'));
+    await page.goto(`${base}/#/overview`);
+    assert.equal(new URL((await report).url()).searchParams.get('tz'), 'UTC');
+  } finally {
+    await page.goto(`${base}/#/signins?from=2026-11-01T10:00:00.000Z&to=2026-11-02T10:00:00.000Z`);
+    await page.waitForSelector('select.zone');
+    await Promise.all([page.waitForEvent('load'), page.selectOption('select.zone', '')]);
+  }
+  // Back on the browser's zone, the same instant reads an hour later in Paris (UTC+1 in November).
+  await page.waitForSelector('input[name=from]');
+  assert.equal(await page.inputValue('input[name=from]'), '2026-11-01T11:00');
+  assert.equal(await page.$eval('select.zone', (s) => s.value), '');
+});
+
 test('narrow window: the menu folds and pages stay usable', async () => {
   await page.setViewportSize({ width: 420, height: 800 });
   await page.goto(`${base}/#/signins?range=24h`);

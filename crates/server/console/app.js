@@ -1,7 +1,7 @@
 // The console's entry point: who is signed in, the navigation (only the pages the role may
 // use), and the router (`#/page?state`).
 
-import { h, clear, api, setCsrf, currentRoute, errorBox, loading, toast } from './util.js';
+import { h, clear, api, setCsrf, currentRoute, errorBox, loading, toast, BROWSER_ZONE, chosenZone, chooseZone, zoneNames } from './util.js';
 import { Explorer } from './explorer.js';
 import * as pages from './pages.js';
 
@@ -39,9 +39,20 @@ function renderNav(path) {
     'aria-current': path === page.path ? 'page' : null,
   }, page.title)));
   const who = document.querySelector('.who');
-  clear(who, me ? [h('span', { class: 'user', title: `${me.role || 'no administrator role'} · organisation ${me.organization}` },
+  clear(who, me ? [zonePicker(), h('span', { class: 'user', title: `${me.role || 'no administrator role'} · organisation ${me.organization}` },
     me.displayName || me.username, me.role ? h('small', {}, ` ${me.role.replace(/([a-z])([A-Z])/g, '$1 $2')}`) : null),
   h('button', { class: 'link signout', onclick: signOut }, 'Sign out')] : []);
+}
+
+/** The time zone of dates and reports: the browser's, or one chosen here (kept in this browser). */
+function zonePicker() {
+  const chosen = chosenZone();
+  return h('select', {
+    class: 'zone', 'aria-label': 'Time zone', title: 'Time zone of dates, graphs and reports',
+    onchange: (e) => chooseZone(e.target.value || null),
+  },
+  h('option', { value: '', selected: !chosen }, `${BROWSER_ZONE} (browser)`),
+  zoneNames().map((zone) => h('option', { value: zone, selected: chosen === zone }, zone)));
 }
 
 async function signOut() {

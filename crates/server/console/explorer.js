@@ -3,7 +3,7 @@
 // filters (drag to zoom), facets (click to include or exclude), click-to-filter values, a
 // details pane with tabs, live mode, download and the equivalent script, saved views.
 
-import { h, clear, api, explain, errorBox, loading, timeEl, fmtNum, label, valueText, routeUrl, debounce, toast, modal, ZONE } from './util.js';
+import { h, clear, api, explain, errorBox, loading, timeEl, fmtNum, label, valueText, routeUrl, debounce, toast, modal, ZONE, dateFormat, toZoneInput, fromZoneInput } from './util.js';
 import { stackedBars } from './charts.js';
 
 export const KINDS = {
@@ -46,12 +46,6 @@ const schemas = {};
 async function schemaOf(name) {
   if (!schemas[name]) schemas[name] = api(`/api/v1/schema/${name}`);
   return schemas[name];
-}
-
-function toLocalInput(iso) {
-  const d = new Date(iso);
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
 export class Explorer {
@@ -178,16 +172,16 @@ export class Explorer {
           [['', 'Any'], ['true', 'At risk'], ['false', 'No risk']].map(([v, t]) =>
             h('option', { value: v, selected: (p.get('risk') || '') === v }, t)))));
     }
-    // Date: presets or a custom start and end (in the viewer's time zone).
+    // Date: presets or a custom start and end (in the console's time zone, see the header).
     const custom = p.has('from') || p.has('to');
     const range = custom ? 'custom' : p.get('range') || '24h';
-    const from = h('input', { type: 'datetime-local', name: 'from', value: p.get('from') ? toLocalInput(p.get('from')) : '', 'aria-label': 'From' });
-    const to = h('input', { type: 'datetime-local', name: 'to', value: p.get('to') ? toLocalInput(p.get('to')) : '', 'aria-label': 'To' });
+    const from = h('input', { type: 'datetime-local', name: 'from', value: p.get('from') ? toZoneInput(p.get('from')) : '', 'aria-label': 'From' });
+    const to = h('input', { type: 'datetime-local', name: 'to', value: p.get('to') ? toZoneInput(p.get('to')) : '', 'aria-label': 'To' });
     const customBox = h('span', { class: 'custom-range', hidden: !custom }, from, '–', to,
       h('button', { onclick: () => this.change((q) => {
         q.delete('range');
-        if (from.value) q.set('from', new Date(from.value).toISOString()); else q.delete('from');
-        if (to.value) q.set('to', new Date(to.value).toISOString()); else q.delete('to');
+        if (from.value) q.set('from', fromZoneInput(from.value)); else q.delete('from');
+        if (to.value) q.set('to', fromZoneInput(to.value)); else q.delete('to');
       }) }, 'Apply'));
     controls.push(h('label', { class: 'filter' }, h('span', {}, 'Date'),
       h('select', { name: 'range', onchange: (e) => {
@@ -360,13 +354,13 @@ export class Explorer {
         const values = [...pt.counts];
         if (pt.total > known) values.push(pt.total - known);
         else values.push(0);
-        return { start: start.toISOString(), end: end.toISOString(), label: new Intl.DateTimeFormat(undefined, fmt).format(start), values };
+        return { start: start.toISOString(), end: end.toISOString(), label: dateFormat(fmt).format(start), values };
       });
       const names = [...data.series.values, 'other'];
       clear(this.histEl, stackedBars(points, names, {
         height: 120,
         width: Math.max(600, this.histEl.clientWidth || this.root.clientWidth || 900),
-        tickLabel: (pt) => new Intl.DateTimeFormat(undefined, seconds >= 86400 ? { month: 'short', day: 'numeric' } : { month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' }).format(new Date(pt.start)),
+        tickLabel: (pt) => dateFormat(seconds >= 86400 ? { month: 'short', day: 'numeric' } : { month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' }).format(new Date(pt.start)),
         title: `${this.kind.title} over time — click a bar or drag across bars to zoom`,
         onClick: (pt) => this.change((q) => { q.delete('range'); q.set('from', pt.start); q.set('to', pt.end); }),
         onRange: (a, b) => this.change((q) => { q.delete('range'); q.set('from', a); q.set('to', b); }),

@@ -7,7 +7,7 @@ import { stackedBars, heatmap, barList } from './charts.js';
 const DAY_MS = 86_400_000;
 const STATUS = ['success', 'failure', 'interrupted'];
 
-/** Report paths count days, weeks and hours in the viewer's time zone. */
+/** Report paths count days, weeks and hours in the console's time zone (the header's choice). */
 const zoned = (path) => `${path}${path.includes('?') ? '&' : '?'}tz=${encodeURIComponent(ZONE)}`;
 
 /** A bucket ends where the next begins (a day is 23 or 25 hours when the clock changes). */

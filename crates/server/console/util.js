@@ -107,11 +107,72 @@ export function loading(text = 'Loading…') {
 
 // ---- formatting -----------------------------------------------------------------------------
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
-const dateOnly = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
-const numbers = new Intl.NumberFormat();
+/** The browser's own time zone. */
+export const BROWSER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+const ZONE_KEY = 'signet.timeZone';
 
-/** A time in the viewer's zone, with UTC on hover. */
+/** The zone chosen in this browser (the header's picker), if any and still known. */
+export function chosenZone() {
+  try {
+    const zone = localStorage.getItem(ZONE_KEY);
+    if (!zone) return null;
+    new Intl.DateTimeFormat(undefined, { timeZone: zone });
+    return zone;
+  } catch { return null; }
+}
+
+/** The zone dates are shown in and reports count days, weeks and hours on (the API's `tz`):
+ * the one chosen in the header, or the browser's. */
+export const ZONE = chosenZone() || BROWSER_ZONE;
+
+/** Chooses the zone (null: the browser's) and reloads the page with it. */
+export function chooseZone(zone) {
+  try {
+    if (zone) localStorage.setItem(ZONE_KEY, zone); else localStorage.removeItem(ZONE_KEY);
+  } catch { /* storage refused: the choice lasts until reload */ }
+  location.reload();
+}
+
+/** Every zone the browser knows, UTC first. */
+export function zoneNames() {
+  const all = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+  return ['UTC', ...all.filter((z) => z !== 'UTC')];
+}
+
+/** A formatter in the console's zone. */
+export function dateFormat(options) {
+  return new Intl.DateTimeFormat(undefined, { ...options, timeZone: ZONE });
+}
+
+const dateTime = dateFormat({ dateStyle: 'medium', timeStyle: 'medium' });
+const dateOnly = dateFormat({ dateStyle: 'medium' });
+const numbers = new Intl.NumberFormat();
+const wallParts = new Intl.DateTimeFormat('en-US', {
+  timeZone: ZONE, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+});
+
+/** An instant's wall clock in the console's zone, as milliseconds of a UTC date with the same fields. */
+function wallMillis(ms) {
+  const f = Object.fromEntries(wallParts.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+  return Date.UTC(Number(f.year), Number(f.month) - 1, Number(f.day), Number(f.hour) % 24, Number(f.minute), Number(f.second));
+}
+
+/** "YYYY-MM-DDTHH:MM" of an instant in the console's zone (a `datetime-local` input's value). */
+export function toZoneInput(iso) {
+  const ms = new Date(iso).getTime();
+  return new Date(wallMillis(ms - (ms % 1000))).toISOString().slice(0, 16);
+}
+
+/** The instant (ISO 8601, UTC) of a "YYYY-MM-DDTHH:MM" wall clock in the console's zone. In a
+ * clock change's repeated hour the first of the two instants; in a skipped hour, the time after it. */
+export function fromZoneInput(text) {
+  const wall = Date.parse(`${text}:00Z`);
+  let guess = wall - (wallMillis(wall) - wall);
+  guess = wall - (wallMillis(guess) - guess);
+  return new Date(guess).toISOString();
+}
+
+/** A time in the console's zone, with UTC on hover. */
 export function timeEl(iso, dateOnlyFormat = false) {
   if (!iso) return h('span', { class: 'muted' }, '—');
   const d = new Date(iso);
@@ -122,8 +183,6 @@ export function timeEl(iso, dateOnlyFormat = false) {
 
 export function fmtDate(iso) { return dateOnly.format(new Date(iso)); }
 
-/** The viewer's time zone: reports count days, weeks and hours on its clock. */
-export const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 export function fmtNum(n) { return numbers.format(n || 0); }
 export function fmtPct(x) { return `${(100 * (x || 0)).toFixed(1)} %`; }
 
