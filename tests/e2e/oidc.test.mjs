@@ -97,6 +97,7 @@ before(async () => {
     clients: [{
       client_id: 'signet', client_secret: CLIENT_SECRET,
       redirect_uris: [callback('corp'), callback('corp-wrong-secret')],
+      post_logout_redirect_uris: [`http://127.0.0.1:${signetPort}/`],
       response_types: ['code'], grant_types: ['authorization_code'],
       token_endpoint_auth_method: 'client_secret_basic',
     }],
@@ -126,6 +127,7 @@ client_id = "signet"
 client_secret_file = "${secretFile}"
 redirect_url = "${callback('corp')}"
 role_claim = "groups"
+sign_out = true
 [oidc.roles]
 signet-auditors = "Security reader"
 signet-admins = "Global administrator"
@@ -316,6 +318,28 @@ test('the provider decides the role on every sign-in', async () => {
   await ssoSignIn(page, 'bob');
   await page.waitForSelector('#nav a');
   assert.equal((await me(page)).body.role, null, 'demoted at the provider, demoted in Signet');
+  await page.context().close();
+});
+
+test('signing out of Signet signs out of the provider too (sign_out)', async () => {
+  const page = await freshPage();
+  await ssoSignIn(page, 'bob');
+  await page.waitForSelector('button.signout');
+  // Signet's session ends, then the provider asks to confirm its own sign-out.
+  const endSession = page.waitForRequest((r) => new URL(r.url()).pathname.startsWith('/session/end'));
+  await page.click('button.signout');
+  const asked = new URL((await endSession).url()).searchParams;
+  assert.match(asked.get('id_token_hint') || '', /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/, 'the ID token of the sign-in as the hint');
+  assert.equal(asked.get('client_id'), 'signet');
+  assert.equal(asked.get('post_logout_redirect_uri'), `${base}/`);
+  await page.waitForSelector('button[name=logout]');
+  assert.equal((await page.context().request.get(`${base}/api/v1/auth/me`)).status(), 401, 'the Signet session ended first');
+  await page.click('button[name=logout]');
+  await page.waitForURL((url) => url.origin === base, { timeout: 20_000 });
+  await page.waitForSelector('input[name=username]');
+  // The provider's session is over: its sign-in form comes back instead of a silent sign-in.
+  await page.click('a.sso[data-provider="corp"]');
+  await page.waitForSelector('input[name=login]');
   await page.context().close();
 });
 

@@ -73,6 +73,15 @@ pub struct ProviderSettings {
     /// user in to see their own sign-ins only.
     #[serde(default)]
     pub require_role: bool,
+    /// Signing out of Signet signs out of the provider too (OpenID Connect RP-Initiated
+    /// Logout), when the provider has an `end_session_endpoint`: on a shared computer, the next
+    /// person who clicks the provider's button must sign in again.
+    #[serde(default)]
+    pub sign_out: bool,
+    /// Where the provider sends the browser after signing out (register it at the provider;
+    /// default: the console, the origin of `redirect_url`).
+    #[serde(default)]
+    pub post_logout_redirect_url: Option<String>,
 }
 
 fn redact<S: serde::Serializer>(value: &Option<Secret>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -136,6 +145,13 @@ impl ProviderSettings {
         if let Some(org) = &self.organization {
             crate::directory::check_org_id(org).map_err(|e| format!("{who}: organization: {e}"))?;
         }
+        if let Some(url) = &self.post_logout_redirect_url {
+            if !is_safe_url(url) {
+                return Err(format!(
+                    "{who}: post_logout_redirect_url must be an https:// URL (http:// only to localhost)"
+                ));
+            }
+        }
         if self.role_claim.is_none() && (!self.roles.is_empty() || self.require_role) {
             return Err(format!("{who}: roles and require_role need role_claim"));
         }
@@ -161,6 +177,18 @@ impl ProviderSettings {
     pub fn label(&self) -> &str {
         self.display_name.as_deref().unwrap_or(&self.name)
     }
+
+    /// Where the provider sends the browser after signing out: the configured URL, or the
+    /// console (the origin of `redirect_url`, then `/`).
+    pub fn after_sign_out_url(&self) -> String {
+        if let Some(url) = &self.post_logout_redirect_url {
+            return url.clone();
+        }
+        let url = &self.redirect_url;
+        let host_start = url.find("://").map_or(0, |i| i + 3);
+        let origin_end = url[host_start..].find('/').map_or(url.len(), |i| host_start + i);
+        format!("{}/", &url[..origin_end])
+    }
 }
 
 /// The parts of a provider's discovery document (`/.well-known/openid-configuration`) Signet uses.
@@ -173,6 +201,9 @@ pub struct Discovery {
     /// Where claims the ID token leaves out are read (OpenID Connect Core §5.3).
     #[serde(default)]
     pub userinfo_endpoint: Option<String>,
+    /// Where the browser goes to sign out of the provider (RP-Initiated Logout 1.0).
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Vec<String>,
     #[serde(default)]
@@ -195,6 +226,7 @@ impl Discovery {
             ));
         }
         let userinfo = self.userinfo_endpoint.as_ref().map(|url| ("userinfo_endpoint", url));
+        let end_session = self.end_session_endpoint.as_ref().map(|url| ("end_session_endpoint", url));
         for (field, url) in [
             ("authorization_endpoint", &self.authorization_endpoint),
             ("token_endpoint", &self.token_endpoint),
@@ -202,6 +234,7 @@ impl Discovery {
         ]
         .into_iter()
         .chain(userinfo)
+        .chain(end_session)
         {
             if !is_safe_url(url) {
                 return Err(format!("the discovery document's {field} {url:?} is not https://"));
@@ -433,6 +466,21 @@ impl Identity {
     }
 }
 
+/// The provider's end-session URL for a user signing out of Signet (RP-Initiated Logout 1.0
+/// §2): the ID token the sign-in received as `id_token_hint` (Okta requires it), the client,
+/// and where to come back to. `None` when the provider has no end-session endpoint.
+pub fn end_session_url(discovery: &Discovery, settings: &ProviderSettings, id_token: &str) -> Option<String> {
+    let endpoint = discovery.end_session_endpoint.as_deref()?;
+    let params = [
+        ("id_token_hint", id_token),
+        ("client_id", settings.client_id.as_str()),
+        ("post_logout_redirect_uri", &settings.after_sign_out_url()),
+    ];
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", percent_encode(v))).collect();
+    let separator = if endpoint.contains('?') { '&' } else { '?' };
+    Some(format!("{endpoint}{separator}{}", query.join("&")))
+}
+
 /// The provider's authorization URL for a started sign-in.
 pub fn authorization_url(discovery: &Discovery, settings: &ProviderSettings, started: &Started) -> String {
     let scope = settings.scopes.join(" ");
@@ -616,6 +664,7 @@ mod tests {
             token_endpoint: "https://idp.example.com/token".into(),
             jwks_uri: "https://idp.example.com/keys".into(),
             userinfo_endpoint: None,
+            end_session_endpoint: None,
             token_endpoint_auth_methods_supported: vec![],
             code_challenge_methods_supported: vec![],
         }
@@ -672,6 +721,27 @@ mod tests {
             .check(ISSUER)
             .unwrap_err()
             .contains("userinfo_endpoint"));
+    }
+
+    #[test]
+    fn signing_out_at_the_provider() {
+        let with_endpoint =
+            Discovery { end_session_endpoint: Some("https://idp.example.com/logout?tenant=x".into()), ..discovery() };
+        assert_eq!(end_session_url(&discovery(), &settings(), "tok"), None);
+        assert_eq!(
+            end_session_url(&with_endpoint, &settings(), "a.b.c").unwrap(),
+            "https://idp.example.com/logout?tenant=x&id_token_hint=a.b.c&client_id=signet\
+             &post_logout_redirect_uri=https%3A%2F%2Fsignet.example.com%2F"
+        );
+        let elsewhere =
+            ProviderSettings { post_logout_redirect_url: Some("https://portal.example.com/bye".into()), ..settings() };
+        assert_eq!(elsewhere.after_sign_out_url(), "https://portal.example.com/bye");
+        let plain =
+            ProviderSettings { post_logout_redirect_url: Some("http://portal.example.com/".into()), ..settings() };
+        assert!(plain.check().unwrap_err().contains("post_logout_redirect_url"));
+        let unsafe_endpoint =
+            Discovery { end_session_endpoint: Some("http://idp.example.com/logout".into()), ..discovery() };
+        assert!(unsafe_endpoint.check(ISSUER).unwrap_err().contains("end_session_endpoint"));
     }
 
     #[test]

@@ -56,9 +56,15 @@ function zonePicker() {
 }
 
 async function signOut() {
-  try { await api('/api/v1/auth/logout', { method: 'POST', noRedirect: true }); } catch { /* signed out anyway */ }
+  let answer = null;
+  try { answer = await api('/api/v1/auth/logout', { method: 'POST', noRedirect: true }); } catch { /* signed out anyway */ }
   me = null;
   setCsrf(null);
+  // Signed in through a provider that is to be signed out of too: it sends the browser back here.
+  if (answer && answer.providerSignOut) {
+    location.assign(answer.providerSignOut);
+    return;
+  }
   location.hash = '#/signins';
   showLogin('You are signed out.');
 }

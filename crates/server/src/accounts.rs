@@ -228,10 +228,17 @@ pub async fn login(State(state): State<AppState>, request: Request) -> ApiResult
 
 /// `POST /api/v1/auth/logout`: ends the session.
 pub async fn logout(State(state): State<AppState>, request: Request) -> Response {
+    let mut provider_sign_out = None;
     if let Some(token) = auth::cookie(request.headers(), auth::SESSION_COOKIE) {
         state.sessions.remove(token);
+        provider_sign_out = state.oidc.sign_out_url(token).await;
     }
-    let mut response = StatusCode::NO_CONTENT.into_response();
+    // A session made through a provider with `sign_out`: the console sends the browser there.
+    let mut response = match provider_sign_out {
+        Some(url) => (StatusCode::OK, Json(json!({ "providerSignOut": url }))).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response.headers_mut().insert(header::SET_COOKIE, auth::clear_session_cookie(state.config.secure_cookies));
     response
 }

@@ -74,7 +74,20 @@ pub struct Providers {
     order: Vec<String>,
     pending: PendingLogins,
     http: reqwest::Client,
+    /// Sessions to end at their provider too when they sign out (`sign_out`), by the session
+    /// id's digest: the provider and the ID token the sign-in received (for `id_token_hint`).
+    /// Kept by this node only, in memory.
+    sign_outs: parking_lot::Mutex<HashMap<String, SignOut>>,
 }
+
+struct SignOut {
+    provider: String,
+    id_token: Secret,
+    signed_in: Instant,
+}
+
+/// Sessions remembered for a provider sign-out at most (the oldest are dropped beyond it).
+const MAX_SIGN_OUTS: usize = 100_000;
 
 impl Providers {
     /// Checks every provider's settings (and reads secrets from files); `home_org` is the
@@ -101,7 +114,41 @@ impl Providers {
             .user_agent(concat!("signet/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(Providers { by_name, order, pending: PendingLogins::default(), http })
+        Ok(Providers { by_name, order, pending: PendingLogins::default(), http, sign_outs: Default::default() })
+    }
+
+    /// Remembers that the session `token` signed in through `provider` with `id_token`, when
+    /// the provider is to be signed out of with it. Sessions older than `lifetime` are
+    /// forgotten meanwhile.
+    fn remember_sign_out(&self, token: &Secret, provider: &Provider, id_token: Secret, lifetime: Duration) {
+        if !provider.settings.sign_out {
+            return;
+        }
+        let mut sign_outs = self.sign_outs.lock();
+        sign_outs.retain(|_, s| s.signed_in.elapsed() < lifetime);
+        if sign_outs.len() >= MAX_SIGN_OUTS {
+            if let Some(oldest) = sign_outs.iter().min_by_key(|(_, s)| s.signed_in).map(|(k, _)| k.clone()) {
+                sign_outs.remove(&oldest);
+            }
+        }
+        let entry = SignOut { provider: provider.settings.name.clone(), id_token, signed_in: Instant::now() };
+        sign_outs.insert(signet_auth::secret::token_digest(token.expose()), entry);
+    }
+
+    /// Where to send the browser of a session that signs out, to sign out of its provider too:
+    /// `None` for sessions not made through a provider with `sign_out`, or when the provider
+    /// has no end-session endpoint.
+    pub async fn sign_out_url(&self, session_token: &str) -> Option<String> {
+        let sign_out = self.sign_outs.lock().remove(&signet_auth::secret::token_digest(session_token))?;
+        let provider = self.by_name.get(&sign_out.provider)?;
+        let metadata = match self.metadata(provider, false).await {
+            Ok(metadata) => metadata,
+            Err(err) => {
+                tracing::warn!(provider = %sign_out.provider, error = %err, "cannot sign out of the identity provider");
+                return None;
+            }
+        };
+        oidc::end_session_url(&metadata.discovery, &provider.settings, sign_out.id_token.expose())
     }
 
     /// Shares the sign-ins in progress with the other nodes through `set` (when there is one):
@@ -310,7 +357,7 @@ pub async fn callback(
     let query = callback_query(raw.as_deref());
     let outcome = finish(&state, provider, &name, &query, binding.as_deref(), now).await;
     let (user, identity, code, failure) = match &outcome {
-        Ok((user, identity)) => (Some(user.clone()), Some(identity.clone()), 0, String::new()),
+        Ok((user, identity, _)) => (Some(user.clone()), Some(identity.clone()), 0, String::new()),
         Err(refusal) => (refusal.user.clone(), refusal.identity.clone(), refusal.code, refusal.reason.clone()),
     };
     let username = identity.as_ref().map(|i| i.username.clone()).unwrap_or_default();
@@ -331,8 +378,9 @@ pub async fn callback(
     .store(&state, &provider.org)
     .await?;
     let mut response = match outcome {
-        Ok((user, _)) => {
+        Ok((user, _, id_token)) => {
             let (token, _session) = state.sessions.create(&user.id, &user.org, now);
+            state.oidc.remember_sign_out(&token, provider, id_token, state.config.session_lifetime);
             tracing::info!(user = %user.username, org = %user.org, provider = %name, "console sign-in through OpenID Connect");
             let mut response = redirect("/");
             let cookie = auth::session_cookie(
@@ -374,7 +422,7 @@ async fn finish(
     query: &CallbackQuery,
     binding: Option<&str>,
     now: i64,
-) -> Result<(signet_auth::User, Identity), Refusal> {
+) -> Result<(signet_auth::User, Identity, Secret), Refusal> {
     let Some(state_param) = query.state.as_deref() else {
         return Err(Refusal::new(codes::BAD_REQUEST, "the identity provider's answer has no state"));
     };
@@ -456,7 +504,7 @@ async fn finish(
             ..Refusal::new(codes::NOT_LINKABLE, e.to_string())
         })?;
     match outcome {
-        ExternalSignIn::Ready(user) => Ok((user, identity)),
+        ExternalSignIn::Ready(user) => Ok((user, identity, Secret::new(id_token))),
         ExternalSignIn::Disabled(user) => Err(Refusal {
             identity: Some(identity),
             user: Some(user),
