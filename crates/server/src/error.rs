@@ -143,6 +143,31 @@ pub fn request_body(
     })
 }
 
+/// Request body encodings Signet decompresses (`Content-Encoding`).
+pub const CONTENT_ENCODINGS: &[&str] = &["gzip", "deflate", "zstd"];
+
+/// Refuses a request body in an encoding Signet cannot decompress with a 415 that says which
+/// it can (the decompression layer's own 415 has no body).
+pub async fn accepted_content_encoding(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let encoding = request
+        .headers()
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("identity") => next.run(request).await,
+        Some(e) if CONTENT_ENCODINGS.contains(&e) => next.run(request).await,
+        Some(other) => ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding {other} is not accepted: send the body uncompressed or as {}",
+            CONTENT_ENCODINGS.join(", ")
+        ))
+        .into_response(),
+    }
+}
+
 impl From<tokio::task::JoinError> for ApiError {
     fn from(err: tokio::task::JoinError) -> ApiError {
         ApiError::Internal(err.to_string())

@@ -248,6 +248,10 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
+        // Compressed request bodies (log shippers send gzip): the limit above applies to what
+        // they decompress to, so a small body that expands without end is a 413, not memory.
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        .layer(middleware::from_fn(error::accepted_content_encoding))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn_with_state(state.clone(), forwarded::resolve))
         .with_state(state)

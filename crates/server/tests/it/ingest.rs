@@ -98,6 +98,60 @@ async fn bad_input_gets_a_clear_error_and_loses_nothing_else() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn compressed_bodies_are_decompressed_within_the_limit() {
+    use std::io::Write;
+    let server =
+        TestServer::start_with(signet_server::ServerConfig { max_body_bytes: 64 << 10, ..Default::default() }).await;
+    let post = |encoding: &'static str, body: Vec<u8>| {
+        let request = server
+            .writer
+            .post(server.url("/api/v1/signins"))
+            .header("content-type", "application/x-ndjson")
+            .header("content-encoding", encoding)
+            .body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let records = |prefix: &str| {
+        (0..20).map(|i| signin(&format!("{prefix}-{i}"), 1, "a@x.com", "Teams", 0, "")).collect::<Vec<_>>().join("\n")
+    };
+
+    // What log shippers send: gzip (Fluent Bit, Vector, Logstash), zstd, deflate (zlib).
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(records("gz").as_bytes()).unwrap();
+    let (status, answer) = post("gzip", gzip.finish().unwrap()).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(20)), "{answer}");
+    let (status, answer) = post("zstd", zstd::encode_all(records("zst").as_bytes(), 3).unwrap()).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(20)), "{answer}");
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    zlib.write_all(records("df").as_bytes()).unwrap();
+    let (status, answer) = post("deflate", zlib.finish().unwrap()).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(20)), "{answer}");
+
+    // A body that decompresses past the limit is refused like a large one (no unbounded memory).
+    let bomb = zstd::encode_all(&vec![b' '; 8 << 20][..], 19).unwrap();
+    assert!(bomb.len() < 4096, "{} bytes", bomb.len());
+    let (status, answer) = post("zstd", bomb).await;
+    assert_eq!(status, 413, "{answer}");
+    // Not what it says it is, and an encoding Signet does not read: clear errors.
+    let (status, answer) = post("gzip", records("plain").into_bytes()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("request body"), "{answer}");
+    let (status, answer) = post("br", b"x".to_vec()).await;
+    assert_eq!(status, 415, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("gzip, deflate, zstd"), "{answer}");
+    let (status, _) = post("identity", records("id").into_bytes()).await;
+    assert_eq!(status, 200);
+
+    server.settle().await;
+    let (_, list) = server.get("/api/v1/signins?limit=1000").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 80, "20 per accepted body, nothing from the refused ones");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn directory_audits_and_activities_are_ingested() {
     let server = TestServer::start().await;
     let audit = r#"{"id":"Directory_1","activityDateTime":"2024-01-09T21:20:02Z","activityDisplayName":"Add member to group","category":"GroupManagement","result":"success","initiatedBy":{"user":{"userPrincipalName":"admin@x.com"}},"targetResources":[{"id":"g1","displayName":"Sales","type":"Group"}]}"#;

@@ -146,18 +146,10 @@ fn files_that_cannot_be_mapped_are_read() {
 
     // A pipe (`/dev/stdin`): read, not mapped.
     let record = r#"{"id":"piped-1","createdDateTime":"2026-11-20T08:00:00Z","userPrincipalName":"ana@example.com","status":{"errorCode":0}}"#;
-    let mut child = std::process::Command::new(crate::signet_bin())
-        .args(["import", "--format", "ndjson", "/dev/stdin"])
-        .env("SIGNET_DATA_DIR", &data)
-        .env_remove("SIGNET_SERVER")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(format!("{record}\n").as_bytes()).unwrap();
-    let imported = ok(child.wait_with_output().unwrap());
+    let mut command = std::process::Command::new(crate::signet_bin());
+    command.args(["import", "--format", "ndjson", "/dev/stdin"]).env("SIGNET_DATA_DIR", &data);
+    command.env_remove("SIGNET_SERVER");
+    let imported = ok(crate::with_stdin(command, &format!("{record}\n")));
     assert!(imported.contains("imported 1 "), "{imported}");
     let found = ok(signet(&["query", "--range", "10y", "--output", "json", "--columns", "id"], &data));
     assert!(found.contains("piped-1"), "{found}");

@@ -23,6 +23,19 @@ fn signet(args: &[&str], data: &Path) -> Output {
         .expect("run signet")
 }
 
+/// Runs `command` with `stdin` as its standard input.
+fn with_stdin(mut command: Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run signet");
+    use std::io::Write;
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait for signet")
+}
+
 fn ok(output: Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(output.status.success(), "signet failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
@@ -624,19 +637,10 @@ fn two_nodes_share_accounts_keys_and_settings() {
         .collect();
     // The CLI on node 1's directory, its signet.toml read from the working directory.
     let cli = |args: &[&str], stdin: &str| {
-        let mut child = Command::new(signet_bin())
-            .args(args)
-            .args(["--data", nodes[0].1.to_str().unwrap()])
-            .current_dir(&nodes[0].0)
-            .env_remove("SIGNET_SERVER")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        ok(child.wait_with_output().unwrap()).trim().to_string()
+        let mut command = Command::new(signet_bin());
+        command.args(args).args(["--data", nodes[0].1.to_str().unwrap()]).current_dir(&nodes[0].0);
+        command.env_remove("SIGNET_SERVER");
+        ok(with_stdin(command, stdin)).trim().to_string()
     };
     let password = "Correct-Horse-Battery-2024";
     cli(&["admin", "create", "--user", "root@example.com", "--password-stdin"], &format!("{password}\n"));
