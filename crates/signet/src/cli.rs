@@ -178,7 +178,7 @@ impl Filters {
 
 #[derive(Args)]
 pub(crate) struct ImportArgs {
-    /// Files to import.
+    /// Files to import (`-`: standard input).
     #[arg(required = true)]
     pub(crate) files: Vec<PathBuf>,
     /// auto, json, ndjson or csv.

@@ -103,7 +103,8 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A file's bytes: mapped when it is a regular file, read otherwise (a pipe, `/dev/stdin`).
+/// A file's bytes: mapped when it is a regular file, read otherwise (`-` for standard input, a
+/// pipe).
 enum FileBytes {
     Mapped(memmap2::Mmap),
     Read(Vec<u8>),
@@ -111,6 +112,11 @@ enum FileBytes {
 
 impl FileBytes {
     fn open(path: &std::path::Path) -> std::io::Result<FileBytes> {
+        if path == std::path::Path::new("-") {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)?;
+            return Ok(FileBytes::Read(bytes));
+        }
         let file = std::fs::File::open(path)?;
         let metadata = file.metadata()?;
         // An empty file cannot be mapped.

@@ -144,13 +144,19 @@ fn files_that_cannot_be_mapped_are_read() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("empty.json"), "{stderr}");
 
-    // A pipe (`/dev/stdin`): read, not mapped.
+    // A pipe (`/dev/stdin`, and `-` for standard input): read, not mapped.
     let record = r#"{"id":"piped-1","createdDateTime":"2026-11-20T08:00:00Z","userPrincipalName":"ana@example.com","status":{"errorCode":0}}"#;
     let mut command = std::process::Command::new(crate::signet_bin());
     command.args(["import", "--format", "ndjson", "/dev/stdin"]).env("SIGNET_DATA_DIR", &data);
     command.env_remove("SIGNET_SERVER");
     let imported = ok(crate::with_stdin(command, &format!("{record}\n")));
     assert!(imported.contains("imported 1 "), "{imported}");
+    let mut command = std::process::Command::new(crate::signet_bin());
+    command.args(["import", "-"]).env("SIGNET_DATA_DIR", &data);
+    command.env_remove("SIGNET_SERVER");
+    let imported = ok(crate::with_stdin(command, &record.replace("piped-1", "piped-2")));
+    assert!(imported.contains("imported 1 "), "{imported}");
+    assert!(imported.starts_with("-: "), "{imported}");
     let found = ok(signet(&["query", "--range", "10y", "--output", "json", "--columns", "id"], &data));
-    assert!(found.contains("piped-1"), "{found}");
+    assert!(found.contains("piped-1") && found.contains("piped-2"), "{found}");
 }
