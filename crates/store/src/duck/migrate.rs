@@ -72,7 +72,7 @@ impl DuckStore {
                 let mut statement =
                     conn.prepare("SELECT DISTINCT auth_methods, auth_methods_succeeded FROM signins")?;
                 let rows = statement.query_map([], |r| Ok((r.get::<_, Value>(0)?, r.get::<_, Value>(1)?)))?;
-                let list = |value: Value| match to_cell(value, None) {
+                let list = |value: Value| match cells::to_cell(value, None) {
                     Cell::List(items) => items,
                     _ => Vec::new(),
                 };

@@ -5,13 +5,14 @@
 //! they index every revision ([`revision_index`]).
 
 pub(crate) mod arrow;
+mod cells;
 mod migrate;
 mod raw;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use duckdb::types::{TimeUnit, Value};
+use duckdb::types::Value;
 use duckdb::Connection;
 use parking_lot::Mutex;
 use signet_model::schema::{self, ColType, Column};
@@ -335,7 +336,7 @@ impl DuckStore {
             let mut out = Vec::new();
             let mut known = true;
             for batch in stmt.stream_arrow([])? {
-                match arrow_cells(&batch?, types) {
+                match cells::arrow_cells(&batch?, types) {
                     Some(rows) => out.extend(rows),
                     None => {
                         known = false;
@@ -355,7 +356,7 @@ impl DuckStore {
                 for i in 0..width {
                     let value: Value = row.get(i)?;
                     let ty = types.and_then(|t| t.get(i)).map(|c| c.ty);
-                    cells.push(to_cell(value, ty));
+                    cells.push(cells::to_cell(value, ty));
                 }
                 out.push(cells);
             }
@@ -470,118 +471,6 @@ fn replace_older(raw: &raw::RawConnection, kind: LogKind, newer: &[&StoredEvent]
         }
     }
     Ok(())
-}
-
-/// The rows of an Arrow batch as cells, as [`to_cell`] makes them from duckdb-rs values;
-/// `None` when a column has a type this does not convert.
-fn arrow_cells(batch: &::arrow::record_batch::RecordBatch, types: Option<&[&Column]>) -> Option<Vec<Vec<Cell>>> {
-    use ::arrow::array::{Array, AsArray};
-    use ::arrow::datatypes::{self as dt, DataType};
-    let rows = batch.num_rows();
-    let mut out: Vec<Vec<Cell>> = (0..rows).map(|_| Vec::with_capacity(batch.num_columns())).collect();
-    for (i, column) in batch.columns().iter().enumerate() {
-        let time = types.and_then(|t| t.get(i)).is_some_and(|c| c.ty == ColType::Time);
-        let int = |v: i64| if time { Cell::Time(v) } else { Cell::Int(v) };
-        let cell: Box<dyn Fn(usize) -> Cell + '_> = match column.data_type() {
-            DataType::Null => Box::new(|_| Cell::Null),
-            DataType::Boolean => {
-                let a = column.as_boolean();
-                Box::new(move |r| Cell::Bool(a.value(r)))
-            }
-            DataType::Int8 => primitive::<dt::Int8Type>(column, move |v| int(i64::from(v))),
-            DataType::Int16 => primitive::<dt::Int16Type>(column, move |v| int(i64::from(v))),
-            DataType::Int32 => primitive::<dt::Int32Type>(column, move |v| int(i64::from(v))),
-            DataType::Int64 => primitive::<dt::Int64Type>(column, int),
-            DataType::UInt8 => primitive::<dt::UInt8Type>(column, move |v| int(i64::from(v))),
-            DataType::UInt16 => primitive::<dt::UInt16Type>(column, move |v| int(i64::from(v))),
-            DataType::UInt32 => primitive::<dt::UInt32Type>(column, move |v| int(i64::from(v))),
-            DataType::UInt64 => primitive::<dt::UInt64Type>(column, move |v| int(v as i64)),
-            DataType::Decimal128(_, 0) => primitive::<dt::Decimal128Type>(column, move |v| int(v as i64)),
-            DataType::Float32 => primitive::<dt::Float32Type>(column, |v| Cell::Float(f64::from(v))),
-            DataType::Float64 => primitive::<dt::Float64Type>(column, Cell::Float),
-            DataType::Utf8 => {
-                let a = column.as_string::<i32>();
-                Box::new(move |r| Cell::Str(a.value(r).to_string()))
-            }
-            DataType::LargeUtf8 => {
-                let a = column.as_string::<i64>();
-                Box::new(move |r| Cell::Str(a.value(r).to_string()))
-            }
-            DataType::Timestamp(unit, _) => {
-                let (multiply, divide) = match unit {
-                    dt::TimeUnit::Second => (1_000_000, 1),
-                    dt::TimeUnit::Millisecond => (1_000, 1),
-                    dt::TimeUnit::Microsecond => (1, 1),
-                    dt::TimeUnit::Nanosecond => (1, 1_000),
-                };
-                let raw = ::arrow::compute::cast(column, &DataType::Int64).ok()?;
-                let values = raw.as_primitive::<dt::Int64Type>().clone();
-                Box::new(move |r| Cell::Time(values.value(r) * multiply / divide))
-            }
-            DataType::List(field) if matches!(field.data_type(), DataType::Utf8) => {
-                let a = column.as_list::<i32>();
-                Box::new(move |r| {
-                    let items = a.value(r);
-                    let items = items.as_string::<i32>();
-                    Cell::List(items.iter().flatten().map(str::to_string).collect())
-                })
-            }
-            _ => return None,
-        };
-        for (r, row) in out.iter_mut().enumerate() {
-            row.push(if column.is_null(r) { Cell::Null } else { cell(r) });
-        }
-    }
-    Some(out)
-}
-
-fn primitive<'a, T: ::arrow::datatypes::ArrowPrimitiveType>(
-    column: &'a ::arrow::array::ArrayRef,
-    make: impl Fn(T::Native) -> Cell + 'a,
-) -> Box<dyn Fn(usize) -> Cell + 'a> {
-    use ::arrow::array::AsArray;
-    let a = column.as_primitive::<T>();
-    Box::new(move |r| make(a.value(r)))
-}
-
-fn to_cell(value: Value, ty: Option<ColType>) -> Cell {
-    let cell = match value {
-        Value::Null => Cell::Null,
-        Value::Boolean(b) => Cell::Bool(b),
-        Value::TinyInt(i) => Cell::Int(i64::from(i)),
-        Value::SmallInt(i) => Cell::Int(i64::from(i)),
-        Value::Int(i) => Cell::Int(i64::from(i)),
-        Value::BigInt(i) => Cell::Int(i),
-        Value::HugeInt(i) => Cell::Int(i as i64),
-        Value::UTinyInt(i) => Cell::Int(i64::from(i)),
-        Value::USmallInt(i) => Cell::Int(i64::from(i)),
-        Value::UInt(i) => Cell::Int(i64::from(i)),
-        Value::UBigInt(i) => Cell::Int(i as i64),
-        Value::Float(f) => Cell::Float(f64::from(f)),
-        Value::Double(f) => Cell::Float(f),
-        Value::Text(s) => Cell::Str(s),
-        Value::Timestamp(unit, t) => Cell::Time(match unit {
-            TimeUnit::Second => t * 1_000_000,
-            TimeUnit::Millisecond => t * 1_000,
-            TimeUnit::Microsecond => t,
-            TimeUnit::Nanosecond => t / 1_000,
-        }),
-        Value::List(items) => Cell::List(
-            items
-                .into_iter()
-                .filter_map(|v| match v {
-                    Value::Text(s) => Some(s),
-                    Value::Null => None,
-                    other => Some(format!("{other:?}")),
-                })
-                .collect(),
-        ),
-        other => Cell::Str(format!("{other:?}")),
-    };
-    match (ty, cell) {
-        (Some(ColType::Time), Cell::Int(t)) => Cell::Time(t),
-        (_, cell) => cell,
-    }
 }
 
 impl DuckStore {
