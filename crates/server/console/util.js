@@ -164,7 +164,7 @@ export function toZoneInput(iso) {
 }
 
 /** The instant (ISO 8601, UTC) of a "YYYY-MM-DDTHH:MM" wall clock in the console's zone. In a
- * clock change's repeated hour the first of the two instants; in a skipped hour, the time after it. */
+ * clock change's repeated hour the later of the two instants; in a skipped hour, the time after it. */
 export function fromZoneInput(text) {
   const wall = Date.parse(`${text}:00Z`);
   let guess = wall - (wallMillis(wall) - wall);
