@@ -49,6 +49,10 @@ pub struct IngestConfig {
     pub projection_interval: Duration,
     /// Events per store batch at most.
     pub projection_max_events: usize,
+    /// A batch this large is applied at once instead of at the end of `projection_interval`:
+    /// under load the projector works whenever committed events wait, rather than sleeping
+    /// through part of every interval while the writer is held back by what it has not applied.
+    pub projection_eager_events: usize,
     /// Committed events not yet visible to queries, at most. The writer waits beyond it, the
     /// queue fills and clients get 503: an acknowledged event stays visible within about a
     /// second even under overload, instead of the projection falling further behind.
@@ -77,6 +81,7 @@ impl Default for IngestConfig {
             group_max_events: 20_000,
             projection_interval: Duration::from_millis(100),
             projection_max_events: 100_000,
+            projection_eager_events: 4096,
             max_unprojected_events: 25_000,
             max_in_flight_bytes: 256 << 20,
             disk: crate::disk::DiskPolicy::default(),
@@ -569,7 +574,7 @@ fn projector_loop(
                     }
                     pending.extend(events);
                     next = end;
-                    if pending.len() < config.projection_max_events {
+                    if pending.len() < config.projection_eager_events.min(config.projection_max_events) {
                         continue;
                     }
                 }

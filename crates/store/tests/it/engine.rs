@@ -340,3 +340,28 @@ fn an_idle_store_checkpoints_what_a_burst_left_in_memory() {
     assert_eq!(in_file(), 5000, "checkpointed once ingest went idle");
     assert_eq!(count(&engine), 5000);
 }
+
+#[test]
+fn a_large_batch_is_projected_at_once_and_a_small_one_at_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = IngestConfig {
+        projection_interval: Duration::from_secs(3),
+        projection_eager_events: 3,
+        ..IngestConfig::default()
+    };
+    let engine = Engine::open(dir.path(), config).unwrap();
+    let visible = |n: u64| engine.store().count("default", LogKind::SignIn, &Expr::True).unwrap() == n;
+    let pipeline = engine.pipeline();
+    // Below the eager size: applied when the interval ends, not before.
+    pipeline.submit_blocking("default", vec![event("a", 0), event("b", 0)]).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(visible(0), "a small batch waits for the interval to gather more");
+    assert!(engine.wait_visible(Duration::from_secs(10)));
+    assert!(visible(2));
+    // At the eager size: applied as soon as it is committed (well inside the interval).
+    let started = std::time::Instant::now();
+    pipeline.submit_blocking("default", vec![event("c", 0), event("d", 0), event("e", 0)]).unwrap();
+    assert!(engine.wait_visible(Duration::from_secs(10)));
+    assert!(visible(5));
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+}
