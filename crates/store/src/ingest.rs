@@ -4,7 +4,8 @@
 //! ```text
 //! submit() --bounded--> writer: classify (new / duplicate / revision), append frames, fsync,
 //!                               reply to every request in the group
-//!                       --bounded--> projector: EventStore::apply every <= 100 ms
+//!                       --bounded--> projector: EventStore::apply every <= 100 ms, or at once
+//!                                    for a commit group of >= 4,096 events
 //! ```
 //! A request is answered only after its events are fsync'd. When the queue is full, `submit`
 //! fails at once with [`StoreError::Overloaded`] (the HTTP layer answers 503 + Retry-After);
