@@ -19,7 +19,14 @@ use crate::graph::parse_query;
 use crate::{cell_json, cell_text, csv_out, AppState};
 
 pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "status": "ok", "backend": state.engine.store().backend(), "logEnd": state.engine.log().end() }))
+    Json(json!({
+        "status": "ok",
+        "backend": state.engine.store().backend(),
+        "logEnd": state.engine.log().end(),
+        // What request bodies may be compressed with (clients such as `signet import --server`
+        // compress only when the server lists it).
+        "requestEncodings": crate::error::CONTENT_ENCODINGS,
+    }))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

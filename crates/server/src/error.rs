@@ -144,7 +144,7 @@ pub fn request_body(
 }
 
 /// Request body encodings Signet decompresses (`Content-Encoding`).
-pub const CONTENT_ENCODINGS: &[&str] = &["gzip", "deflate", "zstd"];
+pub const CONTENT_ENCODINGS: [&str; 3] = ["gzip", "deflate", "zstd"];
 
 /// Refuses a request body in an encoding Signet cannot decompress with a 415 that says which
 /// it can (the decompression layer's own 415 has no body).
@@ -160,11 +160,18 @@ pub async fn accepted_content_encoding(
     match encoding.as_deref() {
         None | Some("identity") => next.run(request).await,
         Some(e) if CONTENT_ENCODINGS.contains(&e) => next.run(request).await,
-        Some(other) => ApiError::UnsupportedMediaType(format!(
-            "Content-Encoding {other} is not accepted: send the body uncompressed or as {}",
-            CONTENT_ENCODINGS.join(", ")
-        ))
-        .into_response(),
+        Some(other) => {
+            let mut response = ApiError::UnsupportedMediaType(format!(
+                "Content-Encoding {other} is not accepted: send the body uncompressed or as {}",
+                CONTENT_ENCODINGS.join(", ")
+            ))
+            .into_response();
+            // RFC 9110 12.5.3: a 415 for a content coding says which codings are accepted.
+            if let Ok(accepted) = axum::http::HeaderValue::from_str(&CONTENT_ENCODINGS.join(", ")) {
+                response.headers_mut().insert(axum::http::header::ACCEPT_ENCODING, accepted);
+            }
+            response
+        }
     }
 }
 

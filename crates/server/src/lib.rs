@@ -259,6 +259,9 @@ pub fn app(state: AppState) -> Router {
 
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    if let Some(encoding) = request.headers().get(axum::http::header::CONTENT_ENCODING) {
+        state.http_metrics.count_encoding(encoding.to_str().unwrap_or("").trim());
+    }
     let response = next.run(request).await.into_response();
     state.http_metrics.observe(started.elapsed(), response.status().is_server_error());
     response

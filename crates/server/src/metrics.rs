@@ -18,6 +18,8 @@ pub struct HttpMetrics {
     pub excluded: AtomicU64,
     pub requests: AtomicU64,
     pub errors: AtomicU64,
+    /// Requests whose body came compressed, per [`crate::error::CONTENT_ENCODINGS`] entry.
+    compressed: [AtomicU64; crate::error::CONTENT_ENCODINGS.len()],
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_micros_sum: AtomicU64,
 }
@@ -35,6 +37,13 @@ impl HttpMetrics {
             }
         }
         self.latency_micros_sum.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a request body sent with this `Content-Encoding` (ignored unless Signet takes it).
+    pub fn count_encoding(&self, encoding: &str) {
+        if let Some(at) = crate::error::CONTENT_ENCODINGS.iter().position(|e| encoding.eq_ignore_ascii_case(e)) {
+            self.compressed[at].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn add_rejected(&self, kind: LogKind, n: usize) {
@@ -120,6 +129,12 @@ pub fn render(http: &HttpMetrics, ingest: &IngestMetrics, engine: &signet_store:
         "counter",
         load(&http.errors).to_string(),
     );
+    let name = "signet_http_compressed_requests_total";
+    let _ =
+        writeln!(out, "# HELP {name} Requests whose body was compressed, by Content-Encoding.\n# TYPE {name} counter");
+    for (encoding, count) in crate::error::CONTENT_ENCODINGS.iter().zip(&http.compressed) {
+        let _ = writeln!(out, "{name}{{encoding=\"{encoding}\"}} {}", load(count));
+    }
     let disk = engine.disk().space();
     gauge(
         &mut out,

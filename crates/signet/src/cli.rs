@@ -184,6 +184,10 @@ pub(crate) struct ImportArgs {
     /// auto, json, ndjson or csv.
     #[arg(long, default_value = "auto")]
     pub(crate) format: String,
+    /// With --server: send the pieces uncompressed even when the server takes zstd (e.g. for
+    /// a proxy in between that refuses compressed request bodies).
+    #[arg(long)]
+    pub(crate) no_compress: bool,
     #[command(flatten)]
     pub(crate) target: Target,
 }

@@ -3,6 +3,10 @@
 //! server's request limit and the converted events of one piece at a time are in memory. The
 //! file itself is mapped, not read: its pages are the kernel's cache, read as the pieces reach
 //! them and dropped under memory pressure, so a file larger than memory imports too.
+//!
+//! To a server, each piece goes zstd-compressed when the server says (in `/healthz`) that it
+//! takes compressed request bodies, and plain otherwise (a server before that would read a
+//! compressed body as malformed JSON): JSON exports shrink about eightfold on the wire.
 
 use std::time::Duration;
 
@@ -75,16 +79,16 @@ impl Summary {
 pub(crate) fn run(args: ImportArgs) -> anyhow::Result<()> {
     let format = Format::parse(&args.format)
         .with_context(|| format!("--format {}: expected auto, json, ndjson or csv", args.format))?;
-    let engine = match &args.target.server {
-        Some(_) => None,
-        None => Some(open_engine(&args.target)?),
+    let (engine, remote) = match &args.target.server {
+        Some(server) => (None, Some(Remote::connect(server, !args.no_compress)?)),
+        None => (Some(open_engine(&args.target)?), None),
     };
     let mut failed_files = 0;
     for file in &args.files {
         let name = file.display().to_string();
         let result = FileBytes::open(file)
             .with_context(|| format!("reading {name}"))
-            .and_then(|bytes| import_file(&args.target, engine.as_ref(), &name, &bytes, format));
+            .and_then(|bytes| import_file(&args.target, (engine.as_ref(), remote.as_ref()), &name, &bytes, format));
         match result {
             Ok(summary) => summary.print(&name),
             Err(err) => {
@@ -174,7 +178,7 @@ impl std::ops::Deref for FileBytes {
 
 fn import_file(
     target: &Target,
-    engine: Option<&Engine>,
+    (engine, remote): (Option<&Engine>, Option<&Remote>),
     name: &str,
     bytes: &[u8],
     format: Format,
@@ -188,8 +192,8 @@ fn import_file(
     progress.set_message(name.to_string());
     let mut summary = Summary::default();
     for piece in &pieces {
-        let done = match (&target.server, engine) {
-            (Some(server), _) => send_piece(target, server, piece, &mut summary),
+        let done = match (remote, engine) {
+            (Some(remote), _) => send_piece(target, remote, piece, &mut summary),
             (None, Some(engine)) => import_piece(engine, &target.org, piece).map(|answer| summary.add(piece, &answer)),
             (None, None) => unreachable!("an engine is opened when no server is given"),
         };
@@ -216,8 +220,8 @@ fn import_file(
 /// may also close the connection while it is still being sent: a piece whose sending fails is
 /// halved too, and only a single record that cannot be sent is an error (sending a record
 /// again is safe: what is stored counts as a duplicate).
-fn send_piece(target: &Target, server: &str, piece: &Piece, summary: &mut Summary) -> anyhow::Result<()> {
-    let refused = match post_piece(target, server, piece)? {
+fn send_piece(target: &Target, remote: &Remote, piece: &Piece, summary: &mut Summary) -> anyhow::Result<()> {
+    let refused = match post_piece(target, remote, piece)? {
         Answer::Stored(answer) => {
             summary.add(piece, &answer);
             return Ok(());
@@ -227,8 +231,8 @@ fn send_piece(target: &Target, server: &str, piece: &Piece, summary: &mut Summar
     };
     match piece.halves() {
         Some((first, second)) => {
-            send_piece(target, server, &first, summary)?;
-            send_piece(target, server, &second, summary)
+            send_piece(target, remote, &first, summary)?;
+            send_piece(target, remote, &second, summary)
         }
         None => Err(refused.context(format!("record {}", piece.number(1)))),
     }
@@ -242,20 +246,60 @@ enum Answer {
     Unsent(anyhow::Error),
 }
 
+/// The server an import sends to: one client (its connections are reused from piece to
+/// piece) and whether the server takes zstd-compressed bodies.
+pub(crate) struct Remote {
+    base: String,
+    client: reqwest::blocking::Client,
+    compress: bool,
+}
+
+/// zstd level for the pieces: level 1 already shrinks JSON exports about eightfold, at several
+/// hundred MB/s.
+const PIECE_ZSTD_LEVEL: i32 = 1;
+
+impl Remote {
+    /// Asks the server (`/healthz`, no key needed) which request encodings it takes; a server
+    /// that does not say, or cannot be asked, gets plain bodies.
+    fn connect(server: &str, may_compress: bool) -> anyhow::Result<Remote> {
+        let base = server.trim_end_matches('/').to_string();
+        let client = client()?;
+        let compress = may_compress
+            && client
+                .get(format!("{base}/healthz"))
+                .send()
+                .and_then(|r| r.json::<Value>())
+                .is_ok_and(|health| takes_zstd(&health));
+        Ok(Remote { base, client, compress })
+    }
+}
+
+/// Whether a `/healthz` answer lists zstd among the request encodings the server decompresses.
+fn takes_zstd(health: &Value) -> bool {
+    health["requestEncodings"].as_array().is_some_and(|list| list.iter().any(|e| e.as_str() == Some("zstd")))
+}
+
 /// Waits out 429/503 answers as they ask.
-fn post_piece(target: &Target, server: &str, piece: &Piece) -> anyhow::Result<Answer> {
+fn post_piece(target: &Target, remote: &Remote, piece: &Piece) -> anyhow::Result<Answer> {
     let document = piece.document();
     let format = match piece.format() {
         Format::Csv => "csv",
         Format::Ndjson => "ndjson",
         _ => "json",
     };
-    let client = client()?;
+    let body = match remote.compress {
+        true => zstd::bulk::compress(&document, PIECE_ZSTD_LEVEL).context("compressing a piece")?,
+        false => document,
+    };
     for attempt in 1.. {
-        let request = client
-            .post(format!("{}/api/v1/import", server.trim_end_matches('/')))
+        let mut request = remote
+            .client
+            .post(format!("{}/api/v1/import", remote.base))
             .query(&[("format", format)])
-            .body(document.clone());
+            .body(body.clone());
+        if remote.compress {
+            request = request.header(reqwest::header::CONTENT_ENCODING, "zstd");
+        }
         let response = match target.authorize(request).send() {
             Ok(response) => response,
             Err(err) if err.is_request() || err.is_body() => return Ok(Answer::Unsent(err.into())),

@@ -143,8 +143,26 @@ async fn compressed_bodies_are_decompressed_within_the_limit() {
     let (status, answer) = post("br", b"x".to_vec()).await;
     assert_eq!(status, 415, "{answer}");
     assert!(answer["error"]["message"].as_str().unwrap().contains("gzip, deflate, zstd"), "{answer}");
+    let refused = server
+        .writer
+        .post(server.url("/api/v1/signins"))
+        .header("content-type", "application/x-ndjson")
+        .header("content-encoding", "br")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.headers()["accept-encoding"], "gzip, deflate, zstd", "RFC 9110 12.5.3");
     let (status, _) = post("identity", records("id").into_bytes()).await;
     assert_eq!(status, 200);
+    // Clients learn it before they send (signet import --server compresses only then).
+    let (_, health) = server.get("/healthz").await;
+    assert_eq!(health["requestEncodings"], serde_json::json!(["gzip", "deflate", "zstd"]), "{health}");
+    let (_, metrics) = server.get_text("/metrics").await;
+    for (encoding, count) in [("gzip", 2), ("deflate", 1), ("zstd", 2)] {
+        let line = format!("signet_http_compressed_requests_total{{encoding=\"{encoding}\"}} {count}\n");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 
     server.settle().await;
     let (_, list) = server.get("/api/v1/signins?limit=1000").await;

@@ -123,13 +123,33 @@ fn a_file_larger_than_the_request_limit_imports_through_a_server() {
         all.extend(["--server", server.base.as_str()]);
         signet_with_key(&all, &data, key)
     };
+    // The server says it takes zstd, so the pieces go compressed (the limit applies to what
+    // they decompress to: the halving above still happens).
+    let zstd_requests = || {
+        let metrics = reqwest::blocking::Client::new()
+            .get(format!("{}/metrics", server.base))
+            .bearer_auth(&read)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let line = metrics.lines().find(|l| l.starts_with("signet_http_compressed_requests_total{encoding=\"zstd\"}"));
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).expect("the zstd counter")
+    };
+    assert_eq!(zstd_requests(), 0);
     let imported = ok(with_server(&["import", export.to_str().unwrap()], &ingest));
     assert!(imported.contains(&format!("imported {} ", lines.len() - 1)), "{imported}");
     assert!(imported.contains("1 rejected") && imported.contains("record 1501: createdDateTime"), "{imported}");
+    let compressed = zstd_requests();
+    assert!(compressed > 16, "{compressed} compressed requests");
     std::thread::sleep(std::time::Duration::from_millis(500));
     let summary: serde_json::Value =
         serde_json::from_str(&ok(with_server(&["report", "summary", "--days", "30"], &read))).unwrap();
     assert_eq!(summary["total"].as_i64().unwrap(), 3000 - i64::from(replaced_sign_in), "{summary}");
+    // --no-compress sends them plain (every record is a duplicate now).
+    let again = ok(with_server(&["import", "--no-compress", export.to_str().unwrap()], &ingest));
+    assert!(again.contains("imported 0 ") && again.contains(&format!("{} duplicates", lines.len() - 1)), "{again}");
+    assert_eq!(zstd_requests(), compressed, "no compressed request with --no-compress");
 }
 
 #[test]
