@@ -2,8 +2,7 @@
 //! page `{"value": [...]}` or NDJSON. Valid records are stored (acknowledged only once they are
 //! durable); invalid ones are reported by index, field and reason and nothing else is lost.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -108,12 +107,7 @@ pub struct IngestResponse {
 /// Reported rejections per response at most (the count is always exact).
 const MAX_REPORTED_ERRORS: usize = 1000;
 
-pub async fn signins(
-    state: State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
+pub async fn signins(state: State<AppState>, caller: Caller, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     ingest(state, caller, LogKind::SignIn, headers, body).await
 }
 
@@ -121,17 +115,12 @@ pub async fn directory_audits(
     state: State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> ApiResult<Response> {
     ingest(state, caller, LogKind::DirectoryAudit, headers, body).await
 }
 
-pub async fn activities(
-    state: State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
+pub async fn activities(state: State<AppState>, caller: Caller, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     ingest(state, caller, LogKind::Activity, headers, body).await
 }
 
@@ -158,10 +147,15 @@ async fn ingest(
     caller: Caller,
     kind: LogKind,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> ApiResult<Response> {
     let framing = framing(&headers)?;
-    let body = crate::error::request_body(body, state.config.max_body_bytes)?;
+    // Declared length of a plain body (a compressed one's says nothing of what it expands to).
+    let length = match headers.contains_key(header::CONTENT_ENCODING) {
+        true => None,
+        false => headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()),
+    };
+    let body = state.bodies.read(body, state.config.max_body_bytes, length).await?;
     // Parsing and normalising is CPU work: keep it off the async workers.
     let policy = WritePolicy::of(&caller);
     let (events, errors) = tokio::task::spawn_blocking(move || parse_batch(kind, framing, &body, &policy)).await??;

@@ -26,6 +26,7 @@ pub mod activity_reports;
 pub mod api;
 pub mod audit_settings;
 pub mod auth;
+pub mod body_pool;
 pub mod console;
 pub mod csv_out;
 pub mod error;
@@ -135,6 +136,8 @@ pub struct AppState {
     pub sessions: Arc<SessionStore>,
     pub login: Arc<LoginGuard>,
     pub ingest_slots: Arc<tokio::sync::Semaphore>,
+    /// Buffers the ingest routes read request bodies into, reused.
+    pub bodies: Arc<body_pool::BodyPool>,
     pub views: Arc<views::ViewStore>,
     /// OpenID Connect providers (none unless configured).
     pub oidc: Arc<oidc::Providers>,
@@ -225,6 +228,7 @@ impl AppState {
             sessions,
             login,
             ingest_slots,
+            bodies: Arc::default(),
         })
     }
 }
