@@ -46,6 +46,22 @@ impl Drop for PooledBody {
 }
 
 impl BodyPool {
+    /// Reads a request's whole body ([`BodyPool::read`]), sized up front by its declared length
+    /// when it came plain (a compressed one's length says nothing of what it expands to).
+    pub async fn read_request(
+        self: &Arc<Self>,
+        headers: &axum::http::HeaderMap,
+        body: Body,
+        limit: usize,
+    ) -> ApiResult<PooledBody> {
+        use axum::http::header;
+        let length = match headers.contains_key(header::CONTENT_ENCODING) {
+            true => None,
+            false => headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()),
+        };
+        self.read(body, limit, length).await
+    }
+
     /// Reads a whole body (decompressed, when it came compressed): over `limit` bytes is 413
     /// (`max_body_bytes`), a body that cannot be read (not what its encoding says) is 400.
     pub async fn read(self: &Arc<Self>, body: Body, limit: usize, length: Option<usize>) -> ApiResult<PooledBody> {

@@ -3,7 +3,7 @@
 //! records are kept beside the Graph-shaped ones. Used by `signet import --server`. And
 //! `/api/v1/okta/event-hook`: Okta's event hooks (its verification, then the events it pushes).
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -21,7 +21,8 @@ pub async fn import_file(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(raw): RawQuery,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let policy = WritePolicy::of(&caller);
     if policy.restricted() {
@@ -35,7 +36,7 @@ pub async fn import_file(
             .ok_or_else(|| ApiError::BadRequest(format!("format {f:?}: expected auto, json, ndjson or csv")))?,
         None => Format::Auto,
     };
-    let body = crate::error::request_body(body, state.config.max_body_bytes)?;
+    let body = state.bodies.read_request(&headers, body, state.config.max_body_bytes).await?;
     let imported = tokio::task::spawn_blocking(move || import_bytes(&body, format))
         .await?
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;

@@ -150,12 +150,7 @@ async fn ingest(
     body: Body,
 ) -> ApiResult<Response> {
     let framing = framing(&headers)?;
-    // Declared length of a plain body (a compressed one's says nothing of what it expands to).
-    let length = match headers.contains_key(header::CONTENT_ENCODING) {
-        true => None,
-        false => headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()),
-    };
-    let body = state.bodies.read(body, state.config.max_body_bytes, length).await?;
+    let body = state.bodies.read_request(&headers, body, state.config.max_body_bytes).await?;
     // Parsing and normalising is CPU work: keep it off the async workers.
     let policy = WritePolicy::of(&caller);
     let (events, errors) = tokio::task::spawn_blocking(move || parse_batch(kind, framing, &body, &policy)).await??;
