@@ -6,7 +6,7 @@
 //!
 //! To a server, each piece goes zstd-compressed when the server says (in `/healthz`) that it
 //! takes compressed request bodies, and plain otherwise (a server before that would read a
-//! compressed body as malformed JSON): JSON exports shrink about eightfold on the wire.
+//! compressed body as malformed JSON): a demo NDJSON export goes from 532 MB to 35 MB on the wire.
 
 use std::time::Duration;
 
@@ -254,7 +254,7 @@ pub(crate) struct Remote {
     compress: bool,
 }
 
-/// zstd level for the pieces: level 1 already shrinks JSON exports about eightfold, at several
+/// zstd level for the pieces: level 1 already shrinks JSON exports about fifteenfold, at several
 /// hundred MB/s.
 const PIECE_ZSTD_LEVEL: i32 = 1;
 
