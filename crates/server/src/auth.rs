@@ -193,15 +193,20 @@ pub async fn guard(
         }
     }
     // Writes are turned away before their body is read: when the disk is below its reserve
-    // (507), or when every ingest slot is busy (503), so that memory stays bounded.
+    // (507), or when every ingest slot is busy or the queue has no room for the body (503), so
+    // that memory stays bounded and an overloaded server does not parse what it must refuse.
     let _slot = if spec.access == Access::Needs(signet_auth::Permission::IngestEvents) {
         if let Err(full) = state.engine.disk().check() {
             return refuse_unread(request, ApiError::Store(full), state.config.max_body_bytes).await;
         }
+        // A plain body's declared size that the queue has no room for now would be refused
+        // after it was parsed: refused before it is read instead.
+        let declared = crate::body_pool::declared_length(request.headers());
+        let pipeline = state.engine.pipeline();
         match state.ingest_slots.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                state.engine.pipeline().metrics().overloaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(permit) if declared.is_none_or(|bytes| pipeline.has_room_for(bytes)) => Some(permit),
+            _ => {
+                pipeline.metrics().overloaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let busy = ApiError::Store(signet_store::StoreError::Overloaded { retry_after_secs: 1 });
                 return refuse_unread(request, busy, state.config.max_body_bytes).await;
             }

@@ -20,6 +20,16 @@ pub const MAX_POOLED: usize = 4;
 /// Capacity of the kept buffers together at most.
 pub const MAX_POOLED_BYTES: usize = 96 << 20;
 
+/// The size a plain body declares (`Content-Length`); none for a compressed one, whose length
+/// says nothing of what it expands to.
+pub fn declared_length(headers: &axum::http::HeaderMap) -> Option<usize> {
+    use axum::http::header;
+    match headers.contains_key(header::CONTENT_ENCODING) {
+        true => None,
+        false => headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()),
+    }
+}
+
 #[derive(Default)]
 pub struct BodyPool {
     free: Mutex<Vec<Vec<u8>>>,
@@ -46,20 +56,15 @@ impl Drop for PooledBody {
 }
 
 impl BodyPool {
-    /// Reads a request's whole body ([`BodyPool::read`]), sized up front by its declared length
-    /// when it came plain (a compressed one's length says nothing of what it expands to).
+    /// Reads a request's whole body ([`BodyPool::read`]), sized up front by its
+    /// [`declared_length`].
     pub async fn read_request(
         self: &Arc<Self>,
         headers: &axum::http::HeaderMap,
         body: Body,
         limit: usize,
     ) -> ApiResult<PooledBody> {
-        use axum::http::header;
-        let length = match headers.contains_key(header::CONTENT_ENCODING) {
-            true => None,
-            false => headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()),
-        };
-        self.read(body, limit, length).await
+        self.read(body, limit, declared_length(headers)).await
     }
 
     /// Reads a whole body (decompressed, when it came compressed): over `limit` bytes is 413

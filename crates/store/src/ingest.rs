@@ -267,6 +267,14 @@ impl Pipeline {
         }
     }
 
+    /// Whether a request of about `bytes` fits the queue's byte budget now. [`Pipeline::submit`]
+    /// decides; this lets a caller turn away a body before reading and parsing it, when it would
+    /// be refused anyway (under overload that work is what the cores are short of).
+    pub fn has_room_for(&self, bytes: usize) -> bool {
+        let in_flight = self.metrics.in_flight_bytes.load(Ordering::Acquire);
+        in_flight == 0 || in_flight + bytes <= self.config.max_in_flight_bytes
+    }
+
     /// Submits and waits (for synchronous callers such as `signet import`).
     pub fn submit_blocking(&self, org: &str, events: Vec<Event>) -> Result<Outcome> {
         let receiver = self.submit(org, events)?;

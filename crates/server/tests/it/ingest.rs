@@ -170,6 +170,41 @@ async fn compressed_bodies_are_decompressed_within_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_body_the_queue_has_no_room_for_is_refused_before_it_is_parsed() {
+    // The projection applies only every 10 s, and the writer waits for it while anything is
+    // unprojected: after a first batch, a second stays in flight (its bytes counted) for 3 s.
+    let ingest = signet_store::IngestConfig {
+        projection_interval: std::time::Duration::from_secs(10),
+        projection_eager_events: usize::MAX,
+        max_unprojected_events: 0,
+        max_in_flight_bytes: 64 << 10,
+        ..Default::default()
+    };
+    let server = TestServer::start_with_ingest(signet_server::ServerConfig::default(), ingest).await;
+    let post = |body: String| {
+        let request =
+            server.writer.post(server.url("/api/v1/signins")).header("content-type", "application/x-ndjson").body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            (response.status().as_u16(), retry_after, response.text().await.unwrap())
+        }
+    };
+    let (status, _, answer) = post(signin("first", 1, "a@x.com", "Teams", 0, "")).await;
+    assert_eq!(status, 200, "{answer}");
+    let held = tokio::spawn(post(signin("second", 1, "a@x.com", "Teams", 0, "")));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Not JSON at all: parsed, it would be a 400. The queue has no room for 65,000 more bytes
+    // now, so it is turned away unread, as busy.
+    let (status, retry_after, answer) = post("x".repeat(65_000)).await;
+    assert_eq!((status, retry_after.as_deref()), (503, Some("1")), "{answer}");
+    held.await.unwrap();
+    // A body that fits is read (and this one refused for what it is).
+    let (status, _, answer) = post("x".repeat(1_000)).await;
+    assert_eq!(status, 400, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn directory_audits_and_activities_are_ingested() {
     let server = TestServer::start().await;
     let audit = r#"{"id":"Directory_1","activityDateTime":"2024-01-09T21:20:02Z","activityDisplayName":"Add member to group","category":"GroupManagement","result":"success","initiatedBy":{"user":{"userPrincipalName":"admin@x.com"}},"targetResources":[{"id":"g1","displayName":"Sales","type":"Group"}]}"#;

@@ -57,8 +57,13 @@ impl TestServer {
     }
 
     pub async fn start_with(config: ServerConfig) -> TestServer {
+        TestServer::start_with_ingest(config, IngestConfig::default()).await
+    }
+
+    /// [`TestServer::start_with`] with the write path's settings.
+    pub async fn start_with_ingest(config: ServerConfig, ingest: IngestConfig) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Arc::new(Engine::open(dir.path(), IngestConfig::default()).unwrap());
+        let engine = Arc::new(Engine::open(dir.path(), ingest).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
