@@ -161,13 +161,13 @@ pub async fn accepted_content_encoding(
         None | Some("identity") => next.run(request).await,
         Some(e) if CONTENT_ENCODINGS.contains(&e) => next.run(request).await,
         Some(other) => {
+            let accepted = CONTENT_ENCODINGS.join(", ");
             let mut response = ApiError::UnsupportedMediaType(format!(
-                "Content-Encoding {other} is not accepted: send the body uncompressed or as {}",
-                CONTENT_ENCODINGS.join(", ")
+                "Content-Encoding {other} is not accepted: send the body uncompressed or as {accepted}"
             ))
             .into_response();
             // RFC 9110 12.5.3: a 415 for a content coding says which codings are accepted.
-            if let Ok(accepted) = axum::http::HeaderValue::from_str(&CONTENT_ENCODINGS.join(", ")) {
+            if let Ok(accepted) = axum::http::HeaderValue::from_str(&accepted) {
                 response.headers_mut().insert(axum::http::header::ACCEPT_ENCODING, accepted);
             }
             response
