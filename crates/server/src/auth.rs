@@ -147,6 +147,18 @@ fn verify(state: &AppState, request: &Request) -> Result<Verified, ApiError> {
 }
 
 /// The middleware in front of every route: authenticate, authorise, run, record.
+/// The room a request holds in the ingest queue while its body is read and parsed
+/// ([`signet_store::Pipeline::admit`]); the handler releases it just before it submits the
+/// events, and it is released with the request otherwise.
+#[derive(Clone, Debug)]
+pub struct Admitted(pub Arc<signet_store::Admission>);
+
+/// What the queue counts for a body of `declared` bytes: the records' bytes plus 256 per event
+/// (`Pipeline::submit`); a quarter more covers that for records of 1 KB and more.
+fn queued_size(declared: usize) -> usize {
+    declared.saturating_add(declared / 4)
+}
+
 /// Answers a request with an error without keeping its body: the body is read and dropped
 /// chunk by chunk (bounded time, no buffering), so that the client, which is still sending,
 /// receives the answer instead of a reset connection.
@@ -199,18 +211,28 @@ pub async fn guard(
         if let Err(full) = state.engine.disk().check() {
             return refuse_unread(request, ApiError::Store(full), state.config.max_body_bytes).await;
         }
-        // A plain body's declared size that the queue has no room for now would be refused
-        // after it was parsed: refused before it is read instead.
+        // A plain body is admitted for its declared size: concurrent requests each hold room
+        // in the queue while their bodies are read and parsed, so that they are not all parsed
+        // and then refused for the room the others took (`Pipeline::admit`).
         let declared = crate::body_pool::declared_length(request.headers());
         let pipeline = state.engine.pipeline();
-        match state.ingest_slots.clone().try_acquire_owned() {
-            Ok(permit) if declared.is_none_or(|bytes| pipeline.has_room_for(bytes)) => Some(permit),
-            _ => {
-                pipeline.metrics().overloaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let busy = ApiError::Store(signet_store::StoreError::Overloaded { retry_after_secs: 1 });
-                return refuse_unread(request, busy, state.config.max_body_bytes).await;
-            }
+        let admitted = match state.ingest_slots.clone().try_acquire_owned() {
+            Ok(permit) => match declared.map(|bytes| pipeline.admit(queued_size(bytes))) {
+                None => Some((permit, None)),
+                Some(Some(admission)) => Some((permit, Some(admission))),
+                Some(None) => None,
+            },
+            Err(_) => None,
+        };
+        let Some((permit, admission)) = admitted else {
+            pipeline.metrics().overloaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let busy = ApiError::Store(signet_store::StoreError::Overloaded { retry_after_secs: 1 });
+            return refuse_unread(request, busy, state.config.max_body_bytes).await;
+        };
+        if let Some(admission) = admission {
+            request.extensions_mut().insert(Admitted(Arc::new(admission)));
         }
+        Some(permit)
     } else {
         None
     };

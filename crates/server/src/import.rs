@@ -20,6 +20,7 @@ use crate::AppState;
 pub async fn import_file(
     State(state): State<AppState>,
     caller: Caller,
+    admitted: crate::ingest::Admission,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -40,6 +41,7 @@ pub async fn import_file(
     let imported = tokio::task::spawn_blocking(move || import_bytes(&body, format))
         .await?
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    crate::ingest::release(admitted);
     store(&state, &caller, policy, imported).await
 }
 

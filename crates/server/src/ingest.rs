@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Serialize;
 use signet_import::body::{self, BodyError, Framing};
 use signet_model::{normalize, Event, LogKind, RecordError};
@@ -15,7 +15,7 @@ use tracing::warn;
 use std::collections::BTreeMap;
 
 use crate::audit_settings::AuditSettings;
-use crate::auth::Caller;
+use crate::auth::{Admitted, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -107,21 +107,37 @@ pub struct IngestResponse {
 /// Reported rejections per response at most (the count is always exact).
 const MAX_REPORTED_ERRORS: usize = 1000;
 
-pub async fn signins(state: State<AppState>, caller: Caller, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    ingest(state, caller, LogKind::SignIn, headers, body).await
+/// The room the auth guard reserved in the ingest queue for this request, if any.
+pub(crate) type Admission = Option<Extension<Admitted>>;
+
+pub async fn signins(
+    state: State<AppState>,
+    caller: Caller,
+    admitted: Admission,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    ingest(state, caller, admitted, LogKind::SignIn, headers, body).await
 }
 
 pub async fn directory_audits(
     state: State<AppState>,
     caller: Caller,
+    admitted: Admission,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    ingest(state, caller, LogKind::DirectoryAudit, headers, body).await
+    ingest(state, caller, admitted, LogKind::DirectoryAudit, headers, body).await
 }
 
-pub async fn activities(state: State<AppState>, caller: Caller, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    ingest(state, caller, LogKind::Activity, headers, body).await
+pub async fn activities(
+    state: State<AppState>,
+    caller: Caller,
+    admitted: Admission,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    ingest(state, caller, admitted, LogKind::Activity, headers, body).await
 }
 
 fn framing(headers: &HeaderMap) -> ApiResult<Framing> {
@@ -145,6 +161,7 @@ fn framing(headers: &HeaderMap) -> ApiResult<Framing> {
 async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
+    admitted: Admission,
     kind: LogKind,
     headers: HeaderMap,
     body: Body,
@@ -171,6 +188,7 @@ async fn ingest(
     }
     let submitted = events.len();
     let learned = crate::user_directory::mappings(&events);
+    release(admitted);
     let outcome = match store_events(&state, caller.org(), events).await {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -270,6 +288,14 @@ async fn claim_user_access(
         Ok((kept, claimed, repeats))
     };
     tokio::task::spawn_blocking(work).await?
+}
+
+/// Gives back the queue room held for a request, just before its events are submitted (which
+/// counts them in the queue itself).
+pub(crate) fn release(admitted: Admission) {
+    if let Some(Extension(Admitted(admission))) = admitted {
+        admission.release();
+    }
 }
 
 /// Stores events for the caller's organisation; resolves once they are durable.

@@ -164,6 +164,13 @@ pub fn render(http: &HttpMetrics, ingest: &IngestMetrics, engine: &signet_store:
         "gauge",
         ingest.in_flight_bytes.load(Ordering::Relaxed).to_string(),
     );
+    gauge(
+        &mut out,
+        "signet_ingest_admitted_bytes",
+        "Queue room held for ingest requests whose bodies are being read and parsed.",
+        "gauge",
+        ingest.admitted_bytes.load(Ordering::Relaxed).to_string(),
+    );
     let trust = engine.ledger().status();
     let _ = writeln!(out, "# HELP signet_tree_unsigned_events Events not yet covered by a signed tree head.\n# TYPE signet_tree_unsigned_events gauge");
     for (org, status) in &trust.orgs {

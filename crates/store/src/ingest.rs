@@ -113,6 +113,8 @@ pub struct IngestMetrics {
     pub overloaded: AtomicU64,
     pub in_flight: AtomicUsize,
     pub in_flight_bytes: AtomicUsize,
+    /// Bytes of requests admitted ([`Pipeline::admit`]) whose events are not yet submitted.
+    pub admitted_bytes: AtomicUsize,
     /// Committed events not yet applied to the store.
     pub unprojected: AtomicUsize,
     pub commits: AtomicU64,
@@ -120,6 +122,30 @@ pub struct IngestMetrics {
     pub log_end: AtomicU64,
     pub applied: AtomicU64,
     pub apply_errors: AtomicU64,
+}
+
+/// Room in the ingest queue held for a request whose body is being read ([`Pipeline::admit`]).
+#[derive(Debug)]
+pub struct Admission {
+    metrics: Arc<IngestMetrics>,
+    bytes: AtomicUsize,
+}
+
+impl Admission {
+    /// Gives the room back (once; dropping gives it back too): call it just before the
+    /// request's events are submitted, which counts them in the queue itself.
+    pub fn release(&self) {
+        let bytes = self.bytes.swap(0, Ordering::AcqRel);
+        if bytes > 0 {
+            self.metrics.admitted_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// How long a commit waits for the projection to catch up before it is refused with 503.
@@ -267,12 +293,21 @@ impl Pipeline {
         }
     }
 
-    /// Whether a request of about `bytes` fits the queue's byte budget now. [`Pipeline::submit`]
-    /// decides; this lets a caller turn away a body before reading and parsing it, when it would
-    /// be refused anyway (under overload that work is what the cores are short of).
-    pub fn has_room_for(&self, bytes: usize) -> bool {
+    /// Admits a request of about `bytes` before its body is read and parsed: `None` when the
+    /// queue's byte budget has no room for it next to what is queued and what the requests
+    /// admitted before it are about to submit. [`Pipeline::submit`] still decides; admission
+    /// keeps concurrent requests from all parsing a body the queue then has no room for (under
+    /// overload that parsing is what the cores are short of). When nothing is queued or
+    /// admitted, any size is admitted, as `submit` accepts any batch into an empty queue. The
+    /// room is held until the [`Admission`] is released or dropped.
+    pub fn admit(&self, bytes: usize) -> Option<Admission> {
+        let admitted = self.metrics.admitted_bytes.fetch_add(bytes, Ordering::AcqRel);
         let in_flight = self.metrics.in_flight_bytes.load(Ordering::Acquire);
-        in_flight == 0 || in_flight + bytes <= self.config.max_in_flight_bytes
+        if in_flight + admitted == 0 || in_flight + admitted + bytes <= self.config.max_in_flight_bytes {
+            return Some(Admission { metrics: self.metrics.clone(), bytes: AtomicUsize::new(bytes) });
+        }
+        self.metrics.admitted_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        None
     }
 
     /// Submits and waits (for synchronous callers such as `signet import`).

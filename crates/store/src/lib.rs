@@ -46,7 +46,7 @@ pub use engine::{
     record_columns, scan_with, ArchivedPart, EventStore, ExpiryCandidate, RecordRef, RevisionRef, StoredEvent,
 };
 pub use error::{Result, StoreError};
-pub use ingest::{IngestConfig, IngestMetrics, Outcome, Pipeline};
+pub use ingest::{Admission, IngestConfig, IngestMetrics, Outcome, Pipeline};
 pub use ledger::{Ledger, TrustConfig};
 pub use log::{EventLog, LogRecord, RecordPtr};
 

@@ -205,6 +205,44 @@ async fn a_body_the_queue_has_no_room_for_is_refused_before_it_is_parsed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_body_being_read_holds_its_room_in_the_queue() {
+    // Nothing is queued, but a request whose 40,000-byte body is still arriving holds room for
+    // it: a second one of the same size does not fit beside it (64 KB), and is turned away
+    // unread instead of being parsed and then refused when the first one's events take the room.
+    let ingest = signet_store::IngestConfig { max_in_flight_bytes: 64 << 10, ..Default::default() };
+    let server = TestServer::start_with_ingest(signet_server::ServerConfig::default(), ingest).await;
+    let post = |body: reqwest::Body| {
+        let request = server
+            .writer
+            .post(server.url("/api/v1/signins"))
+            .header("content-type", "application/x-ndjson")
+            .header("content-length", "40000")
+            .body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            (response.status().as_u16(), retry_after, response.text().await.unwrap())
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    tx.send(Ok(vec![b'x'; 10_000])).await.unwrap();
+    let arriving = tokio::spawn(post(reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx))));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Not JSON: were it read, it would be a 400.
+    let (status, retry_after, answer) = post("x".repeat(40_000).into()).await;
+    assert_eq!((status, retry_after.as_deref()), (503, Some("1")), "{answer}");
+    // The first body completes (and is refused for what it is), which gives its room back.
+    tx.send(Ok(vec![b'x'; 30_000])).await.unwrap();
+    drop(tx);
+    let (status, _, answer) = arriving.await.unwrap();
+    assert_eq!(status, 400, "{answer}");
+    let (status, _, answer) = post("x".repeat(40_000).into()).await;
+    assert_eq!(status, 400, "read and parsed now: {answer}");
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert!(metrics.contains("\nsignet_ingest_admitted_bytes 0\n"), "every request gave its room back: {metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn directory_audits_and_activities_are_ingested() {
     let server = TestServer::start().await;
     let audit = r#"{"id":"Directory_1","activityDateTime":"2024-01-09T21:20:02Z","activityDisplayName":"Add member to group","category":"GroupManagement","result":"success","initiatedBy":{"user":{"userPrincipalName":"admin@x.com"}},"targetResources":[{"id":"g1","displayName":"Sales","type":"Group"}]}"#;

@@ -209,6 +209,27 @@ fn overload_is_refused_not_dropped() {
 }
 
 #[test]
+fn admission_holds_room_until_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = IngestConfig { max_in_flight_bytes: 100_000, ..IngestConfig::default() };
+    let engine = Engine::open(dir.path(), config).unwrap();
+    let pipeline = engine.pipeline();
+    // Into an empty queue any size is admitted, as submit accepts any batch there.
+    let large = pipeline.admit(1_000_000).expect("an empty queue admits any size");
+    assert!(pipeline.admit(1).is_none(), "nothing fits beside it");
+    drop(large);
+    let first = pipeline.admit(60_000).unwrap();
+    assert!(pipeline.admit(60_000).is_none(), "60,000 + 60,000 bytes exceed the 100,000-byte budget");
+    let small = pipeline.admit(40_000).expect("60,000 + 40,000 fit");
+    first.release();
+    first.release(); // once only: the room is not given back twice
+    assert_eq!(pipeline.metrics().admitted_bytes.load(std::sync::atomic::Ordering::Acquire), 40_000);
+    assert!(pipeline.admit(60_000).is_some(), "released room is available again");
+    drop(small);
+    assert_eq!(pipeline.metrics().admitted_bytes.load(std::sync::atomic::Ordering::Acquire), 0);
+}
+
+#[test]
 fn a_newer_layout_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("VERSION"), "{\"layout\": 99}").unwrap();
