@@ -155,7 +155,7 @@ pub struct Admitted(pub Arc<signet_store::Admission>);
 
 /// What the queue counts for a body of `declared` bytes: the records' bytes plus 256 per event
 /// (`Pipeline::submit`); a quarter more covers that for records of 1 KB and more.
-fn queued_size(declared: usize) -> usize {
+pub(crate) fn queued_size(declared: usize) -> usize {
     declared.saturating_add(declared / 4)
 }
 

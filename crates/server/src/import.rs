@@ -38,10 +38,11 @@ pub async fn import_file(
         None => Format::Auto,
     };
     let body = state.bodies.read_request(&headers, body, state.config.max_body_bytes).await?;
+    let admission = crate::ingest::admission_for(&state, admitted, body.len())?;
     let imported = tokio::task::spawn_blocking(move || import_bytes(&body, format))
         .await?
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    crate::ingest::release(admitted);
+    admission.release();
     store(&state, &caller, policy, imported).await
 }
 

@@ -13,6 +13,7 @@ use signet_model::{normalize, Event, LogKind, RecordError};
 use tracing::warn;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::audit_settings::AuditSettings;
 use crate::auth::{Admitted, Caller};
@@ -168,6 +169,7 @@ async fn ingest(
 ) -> ApiResult<Response> {
     let framing = framing(&headers)?;
     let body = state.bodies.read_request(&headers, body, state.config.max_body_bytes).await?;
+    let admission = admission_for(&state, admitted, body.len())?;
     // Parsing and normalising is CPU work: keep it off the async workers.
     let policy = WritePolicy::of(&caller);
     let (events, errors) = tokio::task::spawn_blocking(move || parse_batch(kind, framing, &body, &policy)).await??;
@@ -188,7 +190,7 @@ async fn ingest(
     }
     let submitted = events.len();
     let learned = crate::user_directory::mappings(&events);
-    release(admitted);
+    admission.release();
     let outcome = match store_events(&state, caller.org(), events).await {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -290,11 +292,25 @@ async fn claim_user_access(
     tokio::task::spawn_blocking(work).await?
 }
 
-/// Gives back the queue room held for a request, just before its events are submitted (which
-/// counts them in the queue itself).
-pub(crate) fn release(admitted: Admission) {
+/// The queue room for a body that has been read, before it is parsed: what the auth guard
+/// admitted for its declared size or, for a body that declared none (a compressed one), room
+/// for its size now; 503 when there is none, as the guard answers. Released just before the
+/// events are submitted (which counts them in the queue itself).
+pub(crate) fn admission_for(
+    state: &AppState,
+    admitted: Admission,
+    read: usize,
+) -> ApiResult<Arc<signet_store::Admission>> {
     if let Some(Extension(Admitted(admission))) = admitted {
-        admission.release();
+        return Ok(admission);
+    }
+    let pipeline = state.engine.pipeline();
+    match pipeline.admit(crate::auth::queued_size(read)) {
+        Some(admission) => Ok(Arc::new(admission)),
+        None => {
+            pipeline.metrics().overloaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(ApiError::Store(signet_store::StoreError::Overloaded { retry_after_secs: 1 }))
+        }
     }
 }
 

@@ -198,6 +198,18 @@ async fn a_body_the_queue_has_no_room_for_is_refused_before_it_is_parsed() {
     // now, so it is turned away unread, as busy.
     let (status, retry_after, answer) = post("x".repeat(65_000)).await;
     assert_eq!((status, retry_after.as_deref()), (503, Some("1")), "{answer}");
+    // A compressed body declares no size of its own: it is read (decompressed), and turned
+    // away before it is parsed.
+    let compressed = server
+        .writer
+        .post(server.url("/api/v1/signins"))
+        .header("content-type", "application/x-ndjson")
+        .header("content-encoding", "zstd")
+        .body(zstd::encode_all("x".repeat(65_000).as_bytes(), 3).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compressed.status().as_u16(), 503, "{}", compressed.text().await.unwrap());
     held.await.unwrap();
     // A body that fits is read (and this one refused for what it is).
     let (status, _, answer) = post("x".repeat(1_000)).await;
