@@ -111,35 +111,24 @@ const MAX_REPORTED_ERRORS: usize = 1000;
 /// The room the auth guard reserved in the ingest queue for this request, if any.
 pub(crate) type Admission = Option<Extension<Admitted>>;
 
-pub async fn signins(
-    state: State<AppState>,
-    caller: Caller,
-    admitted: Admission,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    ingest(state, caller, admitted, LogKind::SignIn, headers, body).await
+/// The handler of one log kind's route: [`ingest`] for that kind.
+macro_rules! ingest_route {
+    ($name:ident, $kind:expr) => {
+        pub async fn $name(
+            state: State<AppState>,
+            caller: Caller,
+            admitted: Admission,
+            headers: HeaderMap,
+            body: Body,
+        ) -> ApiResult<Response> {
+            ingest(state, caller, admitted, $kind, headers, body).await
+        }
+    };
 }
 
-pub async fn directory_audits(
-    state: State<AppState>,
-    caller: Caller,
-    admitted: Admission,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    ingest(state, caller, admitted, LogKind::DirectoryAudit, headers, body).await
-}
-
-pub async fn activities(
-    state: State<AppState>,
-    caller: Caller,
-    admitted: Admission,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    ingest(state, caller, admitted, LogKind::Activity, headers, body).await
-}
+ingest_route!(signins, LogKind::SignIn);
+ingest_route!(directory_audits, LogKind::DirectoryAudit);
+ingest_route!(activities, LogKind::Activity);
 
 fn framing(headers: &HeaderMap) -> ApiResult<Framing> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
