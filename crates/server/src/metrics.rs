@@ -51,6 +51,29 @@ impl HttpMetrics {
     }
 }
 
+/// User and system CPU time of this process, in seconds.
+fn process_cpu_seconds() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the rusage it is given; it is read only when the call succeeded.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
+}
+
+/// Resident memory of this process in bytes (Linux; `/proc/self/statm` counts pages).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(page).ok().map(|page| pages * page)
+}
+
 pub fn render(http: &HttpMetrics, ingest: &IngestMetrics, engine: &signet_store::Engine) -> String {
     let mut out = String::new();
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -164,6 +187,19 @@ pub fn render(http: &HttpMetrics, ingest: &IngestMetrics, engine: &signet_store:
         "gauge",
         ingest.in_flight_bytes.load(Ordering::Relaxed).to_string(),
     );
+    // The names Prometheus' client libraries give these, so dashboards find them.
+    if let Some(seconds) = process_cpu_seconds() {
+        gauge(
+            &mut out,
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            "counter",
+            format!("{seconds:.3}"),
+        );
+    }
+    if let Some(bytes) = resident_bytes() {
+        gauge(&mut out, "process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", bytes.to_string());
+    }
     gauge(
         &mut out,
         "signet_ingest_admitted_bytes",

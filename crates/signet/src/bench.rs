@@ -165,6 +165,27 @@ fn send_batches(
     Ok(())
 }
 
+/// Counters of the servers' `/metrics`, summed over the servers.
+struct ServerCounters {
+    cpu_seconds: f64,
+    refused: u64,
+}
+
+/// Reads the servers' CPU time and 503 count from `/metrics` (with the read key); `None` when
+/// one of them does not answer them (an older server, or a key without access).
+fn server_counters(reader: &reqwest::blocking::Client, bases: &[String]) -> Option<ServerCounters> {
+    let mut total = ServerCounters { cpu_seconds: 0.0, refused: 0 };
+    for base in bases {
+        let text = reader.get(format!("{base}/metrics")).send().ok()?.error_for_status().ok()?.text().ok()?;
+        let value = |name: &str| {
+            text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+        };
+        total.cpu_seconds += value("process_cpu_seconds_total")?;
+        total.refused += value("signet_overloaded_total").unwrap_or(0.0) as u64;
+    }
+    Some(total)
+}
+
 fn ingest(
     servers: &[String],
     signins: usize,
@@ -187,6 +208,8 @@ fn ingest(
     let (mut count, mut bytes, mut elapsed) = (0usize, 0usize, Duration::ZERO);
     let accepted = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::new()));
+    let reader = client_with(READ_KEY.get())?;
+    let mut counters_before = None;
     for slice in 0..slices {
         let part = signins / slices + usize::from(slice < signins % slices);
         eprintln!("generating {part} sign-ins (slice {} of {slices})...", slice + 1);
@@ -197,21 +220,31 @@ fn ingest(
         count += records.len();
         drop(records);
         eprintln!("sending {} batches over {connections} connections...", bodies.len());
+        if counters_before.is_none() {
+            counters_before = Some(server_counters(&reader, &bases));
+        }
         let started = Instant::now();
         send_batches(&bases, &keys, bodies, connections, &accepted, &latencies)?;
         elapsed += started.elapsed();
     }
     let acknowledged = accepted.load(Ordering::Relaxed);
+    let counters_after = server_counters(&reader, &bases);
     let mut latencies = latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
     latencies.sort();
     let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or_default();
     println!("| ingest | {count} sign-ins, batches of {batch}, {connections} connections to {} node(s) | {:.1} s | **{:.0} events/s** ({:.0} MB/s) | batch ack p50 {:.0?}, p99 {:.0?} |",
         bases.len(), elapsed.as_secs_f64(), acknowledged as f64 / elapsed.as_secs_f64(), bytes as f64 / 1e6 / elapsed.as_secs_f64(), pct(0.5), pct(0.99));
+    if let (Some(Some(before)), Some(after)) = (counters_before, counters_after) {
+        let (cpu, refused) = (after.cpu_seconds - before.cpu_seconds, after.refused - before.refused);
+        println!(
+            "| server | CPU while sending: {cpu:.1} s, {:.1} µs per event | | {refused} requests answered 503 (sent again) |",
+            cpu * 1e6 / acknowledged.max(1) as f64
+        );
+    }
 
     // Visibility (first node): a fresh event, acknowledged, then polled for until a query
     // returns it.
     let http = client_with(Some(&keys[0]))?;
-    let reader = client_with(READ_KEY.get())?;
     let mut visible = Vec::new();
     for i in 0..20 {
         let id = format!("visibility-probe-{seed}-{i}-{now}");

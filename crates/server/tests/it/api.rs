@@ -183,9 +183,18 @@ async fn error_codes_health_and_metrics() {
         "signet_ingest_queue_depth",
         "signet_http_request_duration_seconds_count",
         "signet_projection_lag_bytes",
+        "signet_ingest_admitted_bytes",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
     ] {
         assert!(metrics.contains(name), "{name} missing from {metrics}");
     }
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap();
+        line[name.len() + 1..].parse().unwrap()
+    };
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    assert!(value("process_resident_memory_bytes") > 1e6, "a running server holds more than a megabyte");
     let (status, _) = server.get("/no/such/route").await;
     assert_eq!(status, 404);
 }
