@@ -146,7 +146,6 @@ fn verify(state: &AppState, request: &Request) -> Result<Verified, ApiError> {
     Ok(Verified::Caller(Caller { principal: Arc::new(principal), address, user_agent, csrf: Some(session.csrf) }))
 }
 
-/// The middleware in front of every route: authenticate, authorise, run, record.
 /// The room a request holds in the ingest queue while its body is read and parsed
 /// ([`signet_store::Pipeline::admit`]); the handler releases it just before it submits the
 /// events, and it is released with the request otherwise.
@@ -178,6 +177,7 @@ async fn refuse_unread(request: Request, error: ApiError, limit: usize) -> Respo
     error.into_response()
 }
 
+/// The middleware in front of every route: authenticate, authorise, run, record.
 pub async fn guard(
     State((state, spec)): State<(AppState, &'static RouteSpec)>,
     mut request: Request,
@@ -216,14 +216,13 @@ pub async fn guard(
         // and then refused for the room the others took (`Pipeline::admit`).
         let declared = crate::body_pool::declared_length(request.headers());
         let pipeline = state.engine.pipeline();
-        let admitted = match state.ingest_slots.clone().try_acquire_owned() {
-            Ok(permit) => match declared.map(|bytes| pipeline.admit(queued_size(bytes))) {
-                None => Some((permit, None)),
-                Some(Some(admission)) => Some((permit, Some(admission))),
-                Some(None) => None,
-            },
-            Err(_) => None,
-        };
+        let admitted = state.ingest_slots.clone().try_acquire_owned().ok().and_then(|permit| match declared {
+            None => Some((permit, None)),
+            // Past max_body_bytes the read answers 413: no more room is held than that.
+            Some(bytes) => pipeline
+                .admit(queued_size(bytes.min(state.config.max_body_bytes)))
+                .map(|admission| (permit, Some(admission))),
+        });
         let Some((permit, admission)) = admitted else {
             pipeline.metrics().overloaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let busy = ApiError::Store(signet_store::StoreError::Overloaded { retry_after_secs: 1 });

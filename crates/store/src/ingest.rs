@@ -303,7 +303,8 @@ impl Pipeline {
     pub fn admit(&self, bytes: usize) -> Option<Admission> {
         let admitted = self.metrics.admitted_bytes.fetch_add(bytes, Ordering::AcqRel);
         let in_flight = self.metrics.in_flight_bytes.load(Ordering::Acquire);
-        if in_flight + admitted == 0 || in_flight + admitted + bytes <= self.config.max_in_flight_bytes {
+        let before = in_flight.saturating_add(admitted);
+        if before == 0 || before.saturating_add(bytes) <= self.config.max_in_flight_bytes {
             return Some(Admission { metrics: self.metrics.clone(), bytes: AtomicUsize::new(bytes) });
         }
         self.metrics.admitted_bytes.fetch_sub(bytes, Ordering::AcqRel);
