@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Ingest into a fresh server and show where its CPU went, thread by thread.
+#
+#   scripts/bench-ingest-threads.sh [SIGNINS] [BATCH] [CONNECTIONS]     (defaults 1000000 10000 4)
+#
+# Prints `signet bench ingest`'s lines (events/s; the server's CPU per event and its 503 count
+# while sending; ack -> visible), then the server's CPU seconds per thread group over the whole
+# run (HTTP = tokio workers, parse included; projector; writer; duckdb = DuckDB's own workers),
+# read from /proc/PID/task/*/stat, and its peak resident memory. Runs the binary in BENCH_BIN
+# when set, otherwise builds it as scripts/bench.sh does. Linux only (/proc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/signet-target}"
+signins="${1:-1000000}"
+batch="${2:-10000}"
+connections="${3:-4}"
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin="$BENCH_BIN"
+else
+  CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build --locked --bin signet
+  bin="$CARGO_TARGET_DIR/debug/signet"
+fi
+data="$(mktemp -d /tmp/signet-threads.XXXXXX)"
+port="${BENCH_PORT:-18090}"
+ingest_key="$("$bin" api-key create --data "$data" --name bench-ingest --type ingest 2>/dev/null)"
+read_key="$("$bin" api-key create --data "$data" --name bench-read --type read --role GlobalReader 2>/dev/null)"
+"$bin" serve --data "$data" --listen "127.0.0.1:$port" > "$data.server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data" "$data.server.log"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.2; done
+SIGNET_API_KEY="$ingest_key" SIGNET_READ_KEY="$read_key" "$bin" bench ingest --server "http://127.0.0.1:$port" \
+  --signins "$signins" --batch "$batch" --connections "$connections" | grep '^|'
+ticks=$(getconf CLK_TCK)
+# DuckDB's workers keep the process's name (the main thread too, idle during ingest).
+process=$(basename "$bin" | cut -c1-15)
+# Field 2 of stat is the thread's name in parentheses; utime and stime are fields 14 and 15.
+for task in /proc/$server/task/*; do
+  name=$(cat "$task/comm")
+  cpu=$(sed -E 's/^.*\) //' "$task/stat" | awk '{print $12 + $13}')
+  case "$name" in
+    "$process") group=duckdb ;;
+    tokio*|signet-http*) group=http ;;
+    signet-projecto*) group=projector ;;
+    signet-writer*) group=writer ;;
+    *) group=other ;;
+  esac
+  echo "$group $cpu"
+done | awk -v t="$ticks" '{c[$1] += $2} END {for (g in c) printf "%s %.1f s  ", g, c[g] / t; print ""}' \
+  | sed 's/^/server CPU per thread group (whole run): /'
+echo "peak resident memory: $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status)"
