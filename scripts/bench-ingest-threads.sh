@@ -10,24 +10,12 @@
 # when set, otherwise builds it as scripts/bench.sh does. Linux only (/proc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/signet-target}"
 signins="${1:-1000000}"
 batch="${2:-10000}"
 connections="${3:-4}"
-if [ -n "${BENCH_BIN:-}" ]; then
-  bin="$BENCH_BIN"
-else
-  CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build --locked --bin signet
-  bin="$CARGO_TARGET_DIR/debug/signet"
-fi
-data="$(mktemp -d /tmp/signet-threads.XXXXXX)"
-port="${BENCH_PORT:-18090}"
-ingest_key="$("$bin" api-key create --data "$data" --name bench-ingest --type ingest 2>/dev/null)"
-read_key="$("$bin" api-key create --data "$data" --name bench-read --type read --role GlobalReader 2>/dev/null)"
-"$bin" serve --data "$data" --listen "127.0.0.1:$port" > "$data.server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data" "$data.server.log"' EXIT
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.2; done
+source scripts/lib/bench-server.sh
+bench_binary
+start_bench_server signet-threads "${BENCH_PORT:-18090}"
 SIGNET_API_KEY="$ingest_key" SIGNET_READ_KEY="$read_key" "$bin" bench ingest --server "http://127.0.0.1:$port" \
   --signins "$signins" --batch "$batch" --connections "$connections" | grep '^|'
 ticks=$(getconf CLK_TCK)

@@ -1,0 +1,28 @@
+# Sourced by the bench scripts (from the repository root): the binary, and a fresh server.
+#
+# bench_binary: sets `bin` to $BENCH_BIN (a binary built before, e.g. a copy, so that builds
+# meanwhile do not replace it), or builds it in the tests' dev profile with Signet's own crates
+# at opt-level 3.
+bench_binary() {
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/signet-target}"
+  if [ -n "${BENCH_BIN:-}" ]; then
+    bin="$BENCH_BIN"
+  else
+    CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build --locked --bin signet
+    bin="$CARGO_TARGET_DIR/debug/signet"
+  fi
+}
+
+# start_bench_server NAME PORT: a server on a fresh data directory (/tmp/NAME.XXXXXX) on
+# 127.0.0.1:PORT, stopped and removed when the script exits. Sets `data`, `port`, `server`, and
+# `ingest_key` and `read_key` (made before the server holds the directory).
+start_bench_server() {
+  data="$(mktemp -d "/tmp/$1.XXXXXX")"
+  port="$2"
+  ingest_key="$("$bin" api-key create --data "$data" --name bench-ingest --type ingest 2>/dev/null)"
+  read_key="$("$bin" api-key create --data "$data" --name bench-read --type read --role GlobalReader 2>/dev/null)"
+  "$bin" serve --data "$data" --listen "127.0.0.1:$port" > "$data.server.log" 2>&1 &
+  server=$!
+  trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data" "$data.server.log"' EXIT
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.2; done
+}
