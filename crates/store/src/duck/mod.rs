@@ -437,18 +437,10 @@ impl DuckStore {
                     added = keys;
                 }
             }
-            let mut appender = raw.appender(schema::table(kind))?;
-            for chunk in rows.chunks(raw::CHUNK_ROWS) {
-                appender.append(&arrow::kind_batch(kind, chunk)?)?;
-            }
-            appender.close()?;
+            raw.insert_arrow(schema::table(kind), &arrow::kind_batch(kind, &rows)?)?;
         }
         if !replaced.is_empty() {
-            let mut appender = raw.appender("revisions")?;
-            for chunk in replaced.chunks(raw::CHUNK_ROWS) {
-                appender.append(&arrow::revisions_batch(chunk)?)?;
-            }
-            appender.close()?;
+            raw.insert_arrow("revisions", &arrow::revisions_batch(&replaced)?)?;
         }
         raw.execute(&format!("UPDATE signet_meta SET value = '{through}' WHERE key = 'applied_position'"))?;
         Ok(added)

@@ -2,14 +2,18 @@
 //!
 //! duckdb-rs' `Appender::append_record_batch` converts Arrow arrays into DuckDB vectors value by
 //! value through the C API (one call, one UTF-8 check and one copy per string), which was about
-//! half of the projection's time. Here DuckDB converts each Arrow batch itself, column by column
-//! and without copying strings (`duckdb_data_chunk_from_arrow`), and appends the chunk
-//! (`duckdb_append_data_chunk`). That needs a raw connection, so the database is opened through
-//! the C API and duckdb-rs connections are made from the same database handle.
+//! half of the projection's time. Here DuckDB scans each Arrow batch itself, column by column and
+//! without copying strings (`duckdb_arrow_array_scan` behind a view), in an `INSERT ..
+//! SELECT`: no appender, whose buffer was one more copy of every row. Statements run through the
+//! pending-result API, so this thread sleeps instead of spinning while DuckDB's worker runs the
+//! rest of a statement (docs/benchmarks.md run 32). That needs a raw connection, so the database
+//! is opened through the C API and duckdb-rs connections are made from the same database handle.
 
 use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::ptr;
+
+use std::time::Duration;
 
 use arrow::array::{Array, StructArray};
 use arrow::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
@@ -18,9 +22,6 @@ use duckdb::{ffi, Connection};
 
 use crate::duck::DIALECT;
 use crate::error::{Result, StoreError};
-
-/// Rows per DuckDB data chunk (DuckDB's vector size).
-pub(crate) const CHUNK_ROWS: usize = 2048;
 
 fn c_string(text: &str) -> Result<CString> {
     CString::new(text).map_err(|_| StoreError::Database(format!("a NUL byte in {text:?}")))
@@ -113,7 +114,7 @@ impl RawDatabase {
         if unsafe { ffi::duckdb_connect(self.handle, &mut con) } != ffi::DuckDBSuccess {
             return Err(StoreError::Database("connecting to the database failed".into()));
         }
-        let conn = RawConnection(con);
+        let conn = RawConnection { handle: con };
         if self.attached {
             conn.execute(&format!("USE {DATABASE}"))?;
         }
@@ -129,162 +130,119 @@ impl Drop for RawDatabase {
 }
 
 /// A connection used only through the C API.
-pub(crate) struct RawConnection(ffi::duckdb_connection);
+pub(crate) struct RawConnection {
+    handle: ffi::duckdb_connection,
+}
 
 // SAFETY: used by one thread at a time (the store keeps it behind its writer mutex).
 unsafe impl Send for RawConnection {}
 
+/// The view an Arrow batch is inserted through, for the length of one `INSERT`.
+const BATCH_VIEW: &str = "signet_arrow_batch";
+
+/// How long a statement's thread sleeps while only other threads have work of it.
+const TASK_WAIT: Duration = Duration::from_micros(100);
+
+/// A message DuckDB owns; "unknown error" for null.
+fn c_message(text: *const std::os::raw::c_char) -> String {
+    if text.is_null() {
+        return "unknown error".into();
+    }
+    // SAFETY: a NUL-terminated string owned by a handle that is still alive.
+    unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned()
+}
+
 impl RawConnection {
-    /// Runs one or more statements, discarding any result.
+    /// Runs one statement, discarding any result.
+    ///
+    /// Through the pending-result API: DuckDB's own blocking execution loops without waiting
+    /// while another thread runs the statement's last tasks (`QueryResult::CompleteInternal`
+    /// on `NO_TASKS_AVAILABLE`), which on two cores took CPU from the HTTP threads for as long
+    /// as a commit's append ran on DuckDB's worker. Here this thread runs the tasks it gets and
+    /// sleeps briefly while the rest run elsewhere.
     pub(crate) fn execute(&self, sql: &str) -> Result<()> {
         let c_sql = c_string(sql)?;
-        // SAFETY: duckdb_result is a plain C struct DuckDB fills; destroyed below either way.
-        let mut result: ffi::duckdb_result = unsafe { std::mem::zeroed() };
-        let state = unsafe { ffi::duckdb_query(self.0, c_sql.as_ptr(), &mut result) };
-        let outcome = if state == ffi::DuckDBSuccess {
-            Ok(())
-        } else {
-            let error = unsafe { ffi::duckdb_result_error(&mut result) };
-            let message = if error.is_null() {
-                "unknown error".to_string()
+        let mut prepared: ffi::duckdb_prepared_statement = ptr::null_mut();
+        let mut pending: ffi::duckdb_pending_result = ptr::null_mut();
+        // SAFETY: valid pointers; the handles made here are destroyed below, once each, and the
+        // messages read before their handle is.
+        unsafe {
+            let outcome = if ffi::duckdb_prepare(self.handle, c_sql.as_ptr(), &mut prepared) != ffi::DuckDBSuccess {
+                Err(c_message(ffi::duckdb_prepare_error(prepared)))
+            } else if ffi::duckdb_pending_prepared(prepared, &mut pending) != ffi::DuckDBSuccess {
+                Err(c_message(ffi::duckdb_pending_error(pending)))
             } else {
-                unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned()
+                Self::complete(pending)
             };
-            Err(StoreError::Database(message))
+            ffi::duckdb_destroy_pending(&mut pending);
+            ffi::duckdb_destroy_prepare(&mut prepared);
+            outcome.map_err(StoreError::Database)
+        }
+    }
+
+    /// Executes a pending statement to its end.
+    ///
+    /// # Safety
+    /// `pending` is a valid pending result, destroyed by the caller.
+    unsafe fn complete(pending: ffi::duckdb_pending_result) -> std::result::Result<(), String> {
+        loop {
+            match ffi::duckdb_pending_execute_task(pending) {
+                ffi::duckdb_pending_state_DUCKDB_PENDING_RESULT_READY => break,
+                ffi::duckdb_pending_state_DUCKDB_PENDING_RESULT_NOT_READY => {}
+                ffi::duckdb_pending_state_DUCKDB_PENDING_NO_TASKS_AVAILABLE => std::thread::sleep(TASK_WAIT),
+                _ => return Err(c_message(ffi::duckdb_pending_error(pending))),
+            }
+        }
+        let mut result: ffi::duckdb_result = std::mem::zeroed();
+        let outcome = match ffi::duckdb_execute_pending(pending, &mut result) {
+            ffi::DuckDBSuccess => Ok(()),
+            _ => Err(c_message(ffi::duckdb_result_error(&mut result))),
         };
-        unsafe { ffi::duckdb_destroy_result(&mut result) };
+        ffi::duckdb_destroy_result(&mut result);
         outcome
     }
 
-    /// An appender for `table`, inside the connection's current transaction.
-    pub(crate) fn appender(&self, table: &str) -> Result<ArrowAppender<'_>> {
-        let c_table = c_string(table)?;
-        let mut appender: ffi::duckdb_appender = ptr::null_mut();
-        // SAFETY: valid pointers; the appender is destroyed by ArrowAppender's Drop.
-        let state = unsafe { ffi::duckdb_appender_create(self.0, ptr::null(), c_table.as_ptr(), &mut appender) };
-        let appender = ArrowAppender { connection: self, appender, converted: ptr::null_mut() };
-        if state != ffi::DuckDBSuccess {
-            return Err(appender.error(&format!("creating an appender for {table}")));
-        }
-        Ok(appender)
+    /// Inserts `batch` (any number of rows; the table's columns, in order) into `table`, in
+    /// the connection's current transaction.
+    ///
+    /// DuckDB reads the batch where it is: `duckdb_arrow_array_scan` puts a view over it, made
+    /// in the transaction and dropped right after the `INSERT`, so no other transaction ever
+    /// sees it and nothing of it reaches the file. (The C API makes that view persistent:
+    /// DuckDB refuses one in the `temp` catalog.)
+    pub(crate) fn insert_arrow(&self, table: &str, batch: &RecordBatch) -> Result<()> {
+        let mut schema = FFI_ArrowSchema::try_from(batch.schema().as_ref())
+            .map_err(|e| StoreError::Database(format!("arrow schema: {e}")))?;
+        let data = StructArray::from(batch.clone()).into_data();
+        let mut array = FFI_ArrowArray::new(&data);
+        let view = c_string(BATCH_VIEW)?;
+        let mut stream: ffi::duckdb_arrow_stream = ptr::null_mut();
+        // SAFETY: DuckDB borrows the schema and the array (the caller keeps and frees them:
+        // arrow-c.cpp's CArrowScanFactory); both outlive the view, dropped below.
+        let scanned = unsafe {
+            ffi::duckdb_arrow_array_scan(
+                self.handle,
+                view.as_ptr(),
+                (&mut schema as *mut FFI_ArrowSchema).cast(),
+                (&mut array as *mut FFI_ArrowArray).cast(),
+                &mut stream,
+            )
+        };
+        let outcome = match scanned {
+            ffi::DuckDBSuccess => self
+                .execute(&format!("INSERT INTO {table} SELECT * FROM {BATCH_VIEW}"))
+                .and(self.execute(&format!("DROP VIEW {BATCH_VIEW}"))),
+            _ => Err(StoreError::Database(format!("scanning an Arrow batch for {table}"))),
+        };
+        // SAFETY: made by duckdb_arrow_array_scan (null if it failed first), destroyed once,
+        // after the view over it is gone.
+        unsafe { ffi::duckdb_destroy_arrow_stream(&mut stream) };
+        outcome
     }
 }
 
 impl Drop for RawConnection {
     fn drop(&mut self) {
         // SAFETY: connected by `raw_connection`, disconnected once.
-        unsafe { ffi::duckdb_disconnect(&mut self.0) };
-    }
-}
-
-/// Appends Arrow record batches of one schema to one table.
-pub(crate) struct ArrowAppender<'c> {
-    connection: &'c RawConnection,
-    appender: ffi::duckdb_appender,
-    /// DuckDB's reading of the batches' Arrow schema, made at the first batch.
-    converted: ffi::duckdb_arrow_converted_schema,
-}
-
-/// The message of a DuckDB error data object, which is destroyed.
-fn take_error(mut error: ffi::duckdb_error_data) -> Option<String> {
-    if error.is_null() {
-        return None;
-    }
-    // SAFETY: a valid error data object, destroyed once here.
-    unsafe {
-        let message = ffi::duckdb_error_data_has_error(error).then(|| {
-            let text = ffi::duckdb_error_data_message(error);
-            if text.is_null() {
-                "unknown error".to_string()
-            } else {
-                CStr::from_ptr(text).to_string_lossy().into_owned()
-            }
-        });
-        ffi::duckdb_destroy_error_data(&mut error);
-        message
-    }
-}
-
-impl ArrowAppender<'_> {
-    fn error(&self, doing: &str) -> StoreError {
-        let message = if self.appender.is_null() {
-            None
-        } else {
-            // SAFETY: a valid appender.
-            take_error(unsafe { ffi::duckdb_appender_error_data(self.appender) })
-        };
-        StoreError::Database(format!("{doing}: {}", message.unwrap_or_else(|| "unknown error".into())))
-    }
-
-    /// Appends a batch of at most [`CHUNK_ROWS`] rows whose columns are the table's, in order.
-    pub(crate) fn append(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() > CHUNK_ROWS {
-            return Err(StoreError::Database(format!(
-                "an Arrow chunk of {} rows (at most {CHUNK_ROWS})",
-                batch.num_rows()
-            )));
-        }
-        if self.converted.is_null() {
-            let mut schema = FFI_ArrowSchema::try_from(batch.schema().as_ref())
-                .map_err(|e| StoreError::Database(format!("arrow schema: {e}")))?;
-            // SAFETY: the FFI schema outlives the call; DuckDB copies what it needs into
-            // `converted`, which is destroyed by Drop.
-            let error = unsafe {
-                ffi::duckdb_schema_from_arrow(
-                    self.connection.0,
-                    (&mut schema as *mut FFI_ArrowSchema).cast(),
-                    &mut self.converted,
-                )
-            };
-            if let Some(message) = take_error(error) {
-                return Err(StoreError::Database(format!("arrow schema: {message}")));
-            }
-        }
-        let data = StructArray::from(batch.clone()).into_data();
-        let mut array = FFI_ArrowArray::new(&data);
-        let mut chunk: ffi::duckdb_data_chunk = ptr::null_mut();
-        // SAFETY: DuckDB takes ownership of the array (it clears `release`, so dropping `array`
-        // afterwards frees nothing) and keeps its buffers alive as long as the chunk needs them.
-        let error = unsafe {
-            ffi::duckdb_data_chunk_from_arrow(
-                self.connection.0,
-                (&mut array as *mut FFI_ArrowArray).cast(),
-                self.converted,
-                &mut chunk,
-            )
-        };
-        if let Some(message) = take_error(error) {
-            return Err(StoreError::Database(format!("arrow chunk: {message}")));
-        }
-        // SAFETY: a valid appender and chunk; the chunk is destroyed right after.
-        let state = unsafe { ffi::duckdb_append_data_chunk(self.appender, chunk) };
-        unsafe { ffi::duckdb_destroy_data_chunk(&mut chunk) };
-        if state != ffi::DuckDBSuccess {
-            return Err(self.error("appending a chunk"));
-        }
-        Ok(())
-    }
-
-    /// Writes what was appended into the transaction.
-    pub(crate) fn close(self) -> Result<()> {
-        // SAFETY: a valid appender; Drop destroys it.
-        if unsafe { ffi::duckdb_appender_close(self.appender) } != ffi::DuckDBSuccess {
-            return Err(self.error("closing an appender"));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for ArrowAppender<'_> {
-    fn drop(&mut self) {
-        // SAFETY: each handle is valid or null, and destroyed once.
-        unsafe {
-            if !self.converted.is_null() {
-                ffi::duckdb_destroy_arrow_converted_schema(&mut self.converted);
-            }
-            if !self.appender.is_null() {
-                ffi::duckdb_appender_destroy(&mut self.appender);
-            }
-        }
+        unsafe { ffi::duckdb_disconnect(&mut self.handle) };
     }
 }

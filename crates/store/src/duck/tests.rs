@@ -38,7 +38,7 @@ fn a_version_1_database_gets_operation_categories() {
     let version: String =
         conn.query_row("SELECT value FROM signet_meta WHERE key = 'schema_version'", [], |r| r.get(0)).unwrap();
     assert_eq!(version, SCHEMA_VERSION.to_string());
-    // The new column is last, where the appender writes it.
+    // The new column is last, where the projection's `INSERT .. SELECT *` writes it.
     let last: String = conn
         .query_row("SELECT column_name FROM duckdb_columns() WHERE table_name = 'activities' ORDER BY column_index DESC LIMIT 1", [], |r| r.get(0))
         .unwrap();
@@ -233,4 +233,23 @@ fn parts_archived_before_schema_3_are_still_read() {
         limit: None,
     };
     assert_eq!(store.aggregate(&methods).unwrap(), vec![vec![Cell::Str("Password".into()), Cell::Int(1)]]);
+}
+
+#[test]
+fn the_view_a_batch_is_inserted_through_is_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signet.duckdb");
+    let views = |store: &DuckStore| -> i64 {
+        let conn = store.writer.lock();
+        conn.query_row("SELECT count(*) FROM duckdb_views() WHERE NOT internal", [], |r| r.get(0)).unwrap()
+    };
+    {
+        let store = DuckStore::open(&path).unwrap();
+        let json = crate::conformance::signin_json("a", 1, "u@x", "Teams", 0, "");
+        store.apply(&[crate::conformance::stored("o", LogKind::SignIn, &json, 1, 1)], 1).unwrap();
+        assert_eq!(views(&store), 0);
+    }
+    let store = DuckStore::open(&path).unwrap();
+    assert_eq!(views(&store), 0);
+    assert_eq!(pairs::<String, i64>(&store, "SELECT id, revision FROM signins"), vec![("a".to_string(), 1)]);
 }
