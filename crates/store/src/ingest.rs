@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use signet_model::{Event, LogKind};
+use signet_trust::merkle;
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
@@ -462,7 +463,11 @@ fn writer_loop(
             replies.push(request.reply);
         }
         let start = log.end();
-        let result = if records.is_empty() { Ok((Vec::new(), start)) } else { log.append(&records) };
+        let mut leaves = Vec::with_capacity(records.len());
+        let result = match records.is_empty() {
+            true => Ok((Vec::new(), start)),
+            false => log.append_visiting(&records, &mut |encoded| leaves.push(merkle::leaf_hash(encoded))),
+        };
         metrics.in_flight.fetch_sub(group_events, Ordering::AcqRel);
         metrics.in_flight_bytes.fetch_sub(group_bytes, Ordering::AcqRel);
         match result {
@@ -470,7 +475,7 @@ fn writer_loop(
                 // Counted before the end moves: the projector may read the log up to it at once.
                 metrics.unprojected.fetch_add(records.len(), Ordering::AcqRel);
                 if !records.is_empty() {
-                    ledger.append(&records, &pointers, end);
+                    ledger.append(&records, &leaves, &pointers, end);
                 }
                 metrics.commits.fetch_add(1, Ordering::Relaxed);
                 metrics.commit_micros_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);

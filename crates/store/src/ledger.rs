@@ -273,7 +273,8 @@ impl Ledger {
         let mut buf = Vec::new();
         log.scan(position, 20_000, |batch, through| {
             appended += batch.len() as u64;
-            ledger.extend(state, batch.iter().map(|(p, r)| (*p, r)), through, &mut buf)
+            let leaves = batch.iter().map(|(p, r)| (*p, r.org.as_str(), leaf_of(r, &mut buf)));
+            ledger.extend(state, leaves, through)
         })?;
         state.position = state.position.max(position);
         for (org, head) in &state.latest {
@@ -321,16 +322,16 @@ impl Ledger {
         self.signer.public()
     }
 
+    /// Adds leaves (where each record is, its organisation, its leaf hash) to the trees.
     fn extend<'a>(
         &self,
         state: &mut State,
-        records: impl Iterator<Item = (RecordPtr, &'a LogRecord)>,
+        leaves: impl Iterator<Item = (RecordPtr, &'a str, merkle::Hash)>,
         through: u64,
-        buf: &mut Vec<u8>,
     ) -> Result<()> {
         let mut by_org: BTreeMap<&str, Vec<(merkle::Hash, u64)>> = BTreeMap::new();
-        for (ptr, record) in records {
-            by_org.entry(record.org.as_str()).or_default().push((leaf_of(record, buf), leaf_address(ptr)));
+        for (ptr, org, leaf) in leaves {
+            by_org.entry(org).or_default().push((leaf, leaf_address(ptr)));
         }
         for (org, leaves) in by_org {
             if !state.trees.contains_key(org) {
@@ -344,11 +345,13 @@ impl Ledger {
         Ok(())
     }
 
-    /// Extends the trees with a commit that is durable in the log.
-    pub fn append(&self, records: &[LogRecord], pointers: &[RecordPtr], through: u64) {
+    /// Extends the trees with a commit that is durable in the log: its records, their leaf
+    /// hashes ([`leaf_of`], computed as the log wrote them) and where they are.
+    pub fn append(&self, records: &[LogRecord], leaves: &[merkle::Hash], pointers: &[RecordPtr], through: u64) {
         let mut state = self.state.lock();
-        let mut buf = Vec::with_capacity(1024);
-        if let Err(err) = self.extend(&mut state, pointers.iter().copied().zip(records.iter()), through, &mut buf) {
+        let leaves =
+            pointers.iter().zip(records).zip(leaves).map(|((ptr, record), leaf)| (*ptr, record.org.as_str(), *leaf));
+        if let Err(err) = self.extend(&mut state, leaves, through) {
             error!(error = %err, "extending the Merkle trees failed; no new heads until restart (the log is intact)");
             state.halted.get_or_insert(format!("extending the Merkle trees failed: {err}"));
         }
