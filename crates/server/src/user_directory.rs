@@ -80,26 +80,35 @@ fn rank(user: &DirectoryUser) -> u64 {
 /// What an event tells about a user: (id, name, email).
 pub type Mapping = (String, Option<String>, Option<String>);
 
-fn text<'a>(event: &'a Event, column: &str) -> Option<&'a str> {
-    event.cell(column).and_then(|c| c.as_str()).map(str::trim).filter(|s| !s.is_empty())
+/// Where a kind's column is among its cells (looked up once per batch, not per event).
+fn cell_at(kind: LogKind, column: &str) -> Option<usize> {
+    signet_model::schema::kind_columns(kind).iter().position(|c| c.name == column)
+}
+
+fn text(event: &Event, at: Option<usize>) -> Option<&str> {
+    event.cells.get(at?).and_then(|c| c.as_str()).map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// The user mappings a batch of events carries, once each (the last event of a user wins).
 /// On the ingest path: it borrows until the end and copies one mapping per user.
 pub fn mappings(events: &[Event]) -> Vec<Mapping> {
-    let mut seen: HashMap<&str, (Option<&str>, Option<&str>)> = HashMap::new();
+    let (activity_id, activity_upn) = (cell_at(LogKind::Activity, "user_id"), cell_at(LogKind::Activity, "user_upn"));
+    let [signin_id, signin_upn, signin_name] =
+        ["user_id", "user_principal_name", "user_display_name"].map(|column| cell_at(LogKind::SignIn, column));
+    // Batches repeat users: sized for a few events per user, it rarely grows.
+    let mut seen: HashMap<&str, (Option<&str>, Option<&str>)> = HashMap::with_capacity(events.len().min(4096));
     for event in events {
         let (id, name, email) = match event.kind {
             LogKind::Activity => {
-                let (Some(id), Some(email)) = (text(event, "user_id"), text(event, "user_upn")) else { continue };
+                let (Some(id), Some(email)) = (text(event, activity_id), text(event, activity_upn)) else { continue };
                 if id.eq_ignore_ascii_case(email) {
                     continue; // Office 365 puts the UPN in both: nothing to map.
                 }
                 (id, None, Some(email))
             }
             LogKind::SignIn => {
-                let Some(id) = text(event, "user_id") else { continue };
-                let (email, name) = (text(event, "user_principal_name"), text(event, "user_display_name"));
+                let Some(id) = text(event, signin_id) else { continue };
+                let (email, name) = (text(event, signin_upn), text(event, signin_name));
                 if email.is_none() && name.is_none() {
                     continue;
                 }
