@@ -35,6 +35,28 @@ impl Builder {
         }
     }
 
+    /// Common columns' values, pushed without making cells of them.
+    fn push_str(&mut self, value: &str) {
+        match self {
+            Builder::Str(b) => b.append_value(value),
+            other => other.push(&Cell::Null),
+        }
+    }
+
+    fn push_int(&mut self, value: i64) {
+        match self {
+            Builder::Int(b) => b.append_value(value),
+            other => other.push(&Cell::Null),
+        }
+    }
+
+    fn push_time(&mut self, value: i64) {
+        match self {
+            Builder::Time(b) => b.append_value(value),
+            other => other.push(&Cell::Null),
+        }
+    }
+
     fn push(&mut self, cell: &Cell) {
         match (self, cell) {
             (Builder::Str(b), Cell::Str(s)) => b.append_value(s),
@@ -98,15 +120,42 @@ pub(crate) fn common_cells(e: &StoredEvent) -> [Cell; COMMON_COLUMNS] {
     ]
 }
 
+/// Pushes a stored event's common columns (see [`common_cells`]) into the first builders, the
+/// kind after the organisation when `kind` is given (the `revisions` table).
+fn push_common(builders: &mut [Builder], e: &StoredEvent, kind: Option<LogKind>) -> usize {
+    let mut at = 0;
+    let mut next = || {
+        at += 1;
+        at - 1
+    };
+    builders[next()].push_str(&e.org);
+    if let Some(kind) = kind {
+        builders[next()].push_int(i64::from(kind.code()));
+    }
+    builders[next()].push_str(&e.event.id);
+    builders[next()].push_int(i64::from(e.revision));
+    builders[next()].push_int(e.event.content_hash as i64);
+    builders[next()].push_time(e.event.time_us);
+    builders[next()].push_time(e.received_us);
+    builders[next()].push_int(e.ptr.frame_pos as i64);
+    builders[next()].push_int(i64::from(e.ptr.index));
+    next()
+}
+
+/// Builders for `columns`, `rows` each. (Sizing the string buffers exactly, from a first pass
+/// over the cells, was slower: docs/benchmarks.md run 32.)
+fn builders_for(columns: &[&Column], rows: usize) -> Vec<Builder> {
+    columns.iter().map(|c| Builder::new(c.ty, rows)).collect()
+}
+
 /// A batch for a kind's table: common columns then the kind's columns.
 pub fn kind_batch(kind: LogKind, events: &[&StoredEvent]) -> Result<RecordBatch> {
     let columns: Vec<&Column> = schema::all_columns(kind).collect();
-    let mut builders: Vec<Builder> = columns.iter().map(|c| Builder::new(c.ty, events.len())).collect();
+    let mut builders = builders_for(&columns, events.len());
     for e in events {
         debug_assert_eq!(e.event.kind, kind);
-        for (builder, cell) in builders.iter_mut().zip(common_cells(e).iter()) {
-            builder.push(cell);
-        }
+        let common = push_common(&mut builders, e, None);
+        debug_assert_eq!(common, COMMON_COLUMNS);
         for (builder, cell) in builders[COMMON_COLUMNS..].iter_mut().zip(e.event.cells.iter()) {
             builder.push(cell);
         }
@@ -127,17 +176,12 @@ pub const REVISION_COLUMNS: &[Column] = &[
     Column { name: "log_idx", api: "logIndex", graph_path: None, ty: ColType::Int },
 ];
 
-/// A batch for the `revisions` table.
+/// A batch for the `revisions` table: the common cells with the kind after the organisation.
 pub fn revisions_batch(events: &[&StoredEvent]) -> Result<RecordBatch> {
     let columns: Vec<&Column> = REVISION_COLUMNS.iter().collect();
-    let mut builders: Vec<Builder> = columns.iter().map(|c| Builder::new(c.ty, events.len())).collect();
+    let mut builders = builders_for(&columns, events.len());
     for e in events {
-        // The revisions row is the common cells with the kind after the organisation.
-        let mut cells = common_cells(e).to_vec();
-        cells.insert(1, Cell::Int(i64::from(e.event.kind.code())));
-        for (builder, cell) in builders.iter_mut().zip(cells.iter()) {
-            builder.push(cell);
-        }
+        push_common(&mut builders, e, Some(e.event.kind));
     }
     finish(&columns, builders)
 }
@@ -145,4 +189,51 @@ pub fn revisions_batch(events: &[&StoredEvent]) -> Result<RecordBatch> {
 fn finish(columns: &[&Column], builders: Vec<Builder>) -> Result<RecordBatch> {
     let arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
     RecordBatch::try_new(schema_of(columns), arrays).map_err(|e| StoreError::Database(format!("arrow batch: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use ::arrow::array::{Array, AsArray};
+    use ::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+
+    use super::*;
+
+    /// A batch's value at (column, row) as a cell, for the types the common columns use.
+    fn cell_at(batch: &RecordBatch, column: usize, row: usize) -> Cell {
+        let array = batch.column(column);
+        match array.data_type() {
+            DataType::Utf8 => Cell::Str(array.as_string::<i32>().value(row).to_string()),
+            DataType::Int64 => Cell::Int(array.as_primitive::<Int64Type>().value(row)),
+            DataType::Timestamp(..) => Cell::Time(array.as_primitive::<TimestampMicrosecondType>().value(row)),
+            other => panic!("no common column is {other}"),
+        }
+    }
+
+    #[test]
+    fn batches_hold_the_common_cells_and_the_kind_cells_in_order() {
+        let json = crate::conformance::signin_json("id-1", 7, "u@x", "Teams", 50126, "");
+        let mut first = crate::conformance::stored("org-a", LogKind::SignIn, &json, 3, 42);
+        first.received_us = 1_700_000_000_000_000;
+        let second = crate::conformance::stored("b", LogKind::SignIn, &json, 1, 43);
+        let events = [&first, &second];
+
+        let batch = kind_batch(LogKind::SignIn, &events).unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        for (row, e) in events.iter().enumerate() {
+            let common: Vec<Cell> = (0..COMMON_COLUMNS).map(|c| cell_at(&batch, c, row)).collect();
+            assert_eq!(common, common_cells(e).to_vec(), "row {row}");
+            for (i, cell) in e.event.cells.iter().enumerate() {
+                if let Cell::Str(text) = cell {
+                    let column = batch.column(COMMON_COLUMNS + i).as_string::<i32>();
+                    assert_eq!(column.value(row), text, "column {}", COMMON_COLUMNS + i);
+                }
+            }
+        }
+
+        let revisions = revisions_batch(&events).unwrap();
+        let mut expected = common_cells(&first).to_vec();
+        expected.insert(1, Cell::Int(i64::from(LogKind::SignIn.code())));
+        let row: Vec<Cell> = (0..REVISION_COLUMNS.len()).map(|c| cell_at(&revisions, c, 0)).collect();
+        assert_eq!(row, expected);
+    }
 }
