@@ -122,24 +122,20 @@ pub(crate) fn common_cells(e: &StoredEvent) -> [Cell; COMMON_COLUMNS] {
 
 /// Pushes a stored event's common columns (see [`common_cells`]) into the first builders, the
 /// kind after the organisation when `kind` is given (the `revisions` table).
-fn push_common(builders: &mut [Builder], e: &StoredEvent, kind: Option<LogKind>) -> usize {
-    let mut at = 0;
-    let mut next = || {
-        at += 1;
-        at - 1
-    };
-    builders[next()].push_str(&e.org);
+fn push_common(builders: &mut [Builder], e: &StoredEvent, kind: Option<LogKind>) {
+    let mut builders = builders.iter_mut();
+    let mut next = || builders.next().expect("a builder for every common column");
+    next().push_str(&e.org);
     if let Some(kind) = kind {
-        builders[next()].push_int(i64::from(kind.code()));
+        next().push_int(i64::from(kind.code()));
     }
-    builders[next()].push_str(&e.event.id);
-    builders[next()].push_int(i64::from(e.revision));
-    builders[next()].push_int(e.event.content_hash as i64);
-    builders[next()].push_time(e.event.time_us);
-    builders[next()].push_time(e.received_us);
-    builders[next()].push_int(e.ptr.frame_pos as i64);
-    builders[next()].push_int(i64::from(e.ptr.index));
-    next()
+    next().push_str(&e.event.id);
+    next().push_int(i64::from(e.revision));
+    next().push_int(e.event.content_hash as i64);
+    next().push_time(e.event.time_us);
+    next().push_time(e.received_us);
+    next().push_int(e.ptr.frame_pos as i64);
+    next().push_int(i64::from(e.ptr.index));
 }
 
 /// Builders for `columns`, `rows` each. (Sizing the string buffers exactly, from a first pass
@@ -154,8 +150,7 @@ pub fn kind_batch(kind: LogKind, events: &[&StoredEvent]) -> Result<RecordBatch>
     let mut builders = builders_for(&columns, events.len());
     for e in events {
         debug_assert_eq!(e.event.kind, kind);
-        let common = push_common(&mut builders, e, None);
-        debug_assert_eq!(common, COMMON_COLUMNS);
+        push_common(&mut builders, e, None);
         for (builder, cell) in builders[COMMON_COLUMNS..].iter_mut().zip(e.event.cells.iter()) {
             builder.push(cell);
         }

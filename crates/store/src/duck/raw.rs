@@ -12,7 +12,6 @@
 use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::ptr;
-
 use std::time::Duration;
 
 use arrow::array::{Array, StructArray};

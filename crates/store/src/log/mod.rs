@@ -55,6 +55,8 @@ pub const SEGMENT_TARGET_BYTES: u64 = 256 << 20;
 const MAX_RAW_FRAME_BYTES: usize = 512 << 20;
 const FRAME_CACHE_ENTRIES: usize = 64;
 const ZSTD_LEVEL: i32 = 1;
+/// The most a writer buffer keeps between commits (a commit's frames are a few MB).
+const KEPT_BUFFER_BYTES: usize = 32 << 20;
 
 /// Where one record lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -396,7 +398,8 @@ impl EventLog {
             frame_start = frame_end;
         }
         let written = self.write_commit(writer, &out);
-        writer.buffers = [raw, compressed, out];
+        // An outsize record (or commit) does not pin its memory for good.
+        writer.buffers = [raw, compressed, out].map(|b| if b.capacity() > KEPT_BUFFER_BYTES { Vec::new() } else { b });
         written.map(|end| (pointers, end))
     }
 
