@@ -248,14 +248,15 @@ fn from_record(r: GraphSignIn, body: &[u8]) -> Result<Event, RecordError> {
     let legacy = r.client_app_used.as_deref().map(is_legacy_client);
     let ip_key = r.ip_address.as_deref().and_then(ip_key);
     let key = user_key(r.user_id.as_deref(), r.user_principal_name.as_deref());
+    let key_hash = key.as_deref().map(user_hash);
 
     let cells = vec![
         Cell::opt_str(r.user_id),
         Cell::opt_str(r.user_principal_name),
         Cell::opt_str(r.user_display_name),
         Cell::opt_str(r.user_type),
-        Cell::opt_str(key.clone()),
-        Cell::opt_int(key.as_deref().map(user_hash)),
+        Cell::opt_str(key),
+        Cell::opt_int(key_hash),
         Cell::opt_str(r.app_id),
         Cell::opt_str(r.app_display_name),
         Cell::opt_str(r.resource_display_name),
