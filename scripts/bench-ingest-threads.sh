@@ -5,9 +5,10 @@
 #
 # Prints `signet bench ingest`'s lines (events/s; the server's CPU per event and its 503 count
 # while sending; ack -> visible), then the server's CPU seconds per thread group over the whole
-# run (HTTP = tokio workers, parse included; projector; writer; duckdb = DuckDB's own workers),
-# read from /proc/PID/task/*/stat, and its peak resident memory. Runs the binary in BENCH_BIN
-# when set, otherwise builds it as scripts/bench.sh does. Linux only (/proc).
+# run (HTTP = tokio workers, parse included; projector; writer; duckdb = DuckDB's own workers;
+# exited = threads gone by the end, tokio's blocking ones), read from /proc/PID/task/*/stat,
+# and its peak resident memory. Runs the binary in BENCH_BIN when set, otherwise builds it as
+# scripts/bench.sh does. Linux only (/proc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 signins="${1:-1000000}"
@@ -22,6 +23,9 @@ ticks=$(getconf CLK_TCK)
 # DuckDB's workers keep the process's name (the main thread too, idle during ingest).
 process=$(basename "$bin" | cut -c1-15)
 # Field 2 of stat is the thread's name in parentheses; utime and stime are fields 14 and 15.
+# The process's own line also counts threads that have exited (tokio's blocking threads, which
+# parse request bodies, end after 10 s idle): shown as "exited".
+total=$(sed -E 's/^.*\) //' "/proc/$server/stat" | awk '{print $12 + $13}')
 for task in /proc/$server/task/*; do
   name=$(cat "$task/comm")
   cpu=$(sed -E 's/^.*\) //' "$task/stat" | awk '{print $12 + $13}')
@@ -33,6 +37,7 @@ for task in /proc/$server/task/*; do
     *) group=other ;;
   esac
   echo "$group $cpu"
-done | awk -v t="$ticks" '{c[$1] += $2} END {for (g in c) printf "%s %.1f s  ", g, c[g] / t; print ""}' \
+done | awk -v t="$ticks" -v total="$total" '{c[$1] += $2; sum += $2}
+  END {c["exited"] = total - sum; for (g in c) printf "%s %.1f s  ", g, c[g] / t; print ""}' \
   | sed 's/^/server CPU per thread group (whole run): /'
 echo "peak resident memory: $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status)"
