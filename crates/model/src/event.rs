@@ -150,16 +150,20 @@ pub(crate) fn required_time(text: Option<String>, field: &str) -> Result<i64, Re
 impl Event {
     /// An event from its normalised parts; the content hash is taken over `body`.
     pub(crate) fn from_parts(kind: LogKind, id: String, time_us: i64, cells: Vec<Cell>, body: &[u8]) -> Event {
+        Event::from_parts_hashed(kind, id, time_us, cells, body, crate::json::content_hash(body))
+    }
+
+    /// As [`Event::from_parts`], with `body`'s content hash already computed.
+    pub(crate) fn from_parts_hashed(
+        kind: LogKind,
+        id: String,
+        time_us: i64,
+        cells: Vec<Cell>,
+        body: &[u8],
+        content_hash: u64,
+    ) -> Event {
         debug_assert_eq!(cells.len(), crate::schema::kind_columns(kind).len());
-        Event {
-            kind,
-            id,
-            time_us,
-            content_hash: crate::json::content_hash(body),
-            cells,
-            body: body.to_vec(),
-            original: None,
-        }
+        Event { kind, id, time_us, content_hash, cells, body: body.to_vec(), original: None }
     }
 }
 

@@ -78,11 +78,115 @@ pub fn legacy_content_hash(json: &[u8]) -> u64 {
 /// Text that is not one JSON value (never the case for a stored record, which was parsed
 /// first) is hashed with [`legacy_content_hash`].
 pub fn content_hash(json: &[u8]) -> u64 {
-    let mut hasher = ValueHasher { json, at: 0, scratch: Vec::new() };
-    match hasher.value(0) {
+    let mut hasher = ValueHasher { json, at: 0, scratch: Vec::new(), tape: None, escaped: false };
+    match hasher.value(0, NO_KEY) {
         Some(hash) if hasher.at_end() => hash,
         _ => legacy_content_hash(json),
     }
+}
+
+/// What a [`Node`] of a scanned text is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    Object,
+    Array,
+    Str,
+    Num,
+    True,
+    False,
+    Null,
+}
+
+/// One value of a JSON text as [`scan`] read it; its members and elements follow it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Node {
+    pub kind: NodeKind,
+    /// A string value holds escapes.
+    pub escaped: bool,
+    /// Its key (an object member's) holds escapes.
+    pub key_escaped: bool,
+    /// Its members or elements are on the tape (not so below [`TAPE_DEPTH`]).
+    pub complete: bool,
+    /// The value's text, `json[start..end]` (a string's with its quotes).
+    pub start: u32,
+    pub end: u32,
+    /// An object member's key, `json[key_start..key_end]` between its quotes; empty otherwise.
+    pub key_start: u32,
+    pub key_end: u32,
+    /// The index of the node after this value and everything inside it.
+    pub next: u32,
+}
+
+/// A key span, its escapes, for a value that is not an object member.
+const NO_KEY: (u32, u32, bool) = (0, 0, false);
+
+/// Nesting [`scan`] reads; deeper text goes the slow way (serde_json stops at 128).
+const SCAN_DEPTH: usize = 100;
+
+/// Values [`scan`] records: the record (0), its members (1), theirs (2) and theirs (3), what a
+/// Graph sign-in's fields need. Deeper values are hashed and checked, not recorded.
+const TAPE_DEPTH: usize = 3;
+
+/// [`content_hash`] of a JSON text and, in the same pass, where each of its values down to
+/// [`TAPE_DEPTH`] is (`tape`, cleared first; the first node is the whole value). `None` unless the text is
+/// strictly one JSON value as serde_json reads it: control characters in a string, `\u`
+/// escapes of surrogates, numbers JSON does not allow, nesting deeper than [`SCAN_DEPTH`] and
+/// text after the value all give `None`, and the caller takes the slow path (serde).
+pub(crate) fn scan(json: &str, tape: &mut Vec<Node>) -> Option<u64> {
+    tape.clear();
+    let json = json.as_bytes();
+    if json.len() > u32::MAX as usize {
+        return None;
+    }
+    let mut hasher = ValueHasher { json, at: 0, scratch: Vec::new(), tape: Some(tape), escaped: false };
+    let hash = hasher.value(0, NO_KEY)?;
+    hasher.at_end().then_some(hash)
+}
+
+/// Whether `bytes` hold a control character (below 0x20), eight bytes at a time (most of a
+/// record's bytes are in its strings, most strings short): a byte `b` of a word `w` is below
+/// 0x20 exactly when the word `(w - 0x20..20) & !w & 0x80..80` is not zero (no early exit).
+fn has_control(bytes: &[u8]) -> bool {
+    const LOW: u64 = 0x2020_2020_2020_2020;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |w: u64| w.wrapping_sub(LOW) & !w & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut found = 0;
+    for chunk in &mut chunks {
+        found |= below(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+    }
+    let mut tail = [0x20u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    found |= below(u64::from_le_bytes(tail));
+    found != 0
+}
+
+/// A strict JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn strict_number(text: &[u8]) -> bool {
+    let digits = |at: usize| text[at.min(text.len())..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut at = usize::from(text.first() == Some(&b'-'));
+    match (text.get(at), digits(at)) {
+        (Some(b'0'), 1) => at += 1,
+        (Some(b'1'..=b'9'), n) => at += n,
+        _ => return false,
+    }
+    if text.get(at) == Some(&b'.') {
+        match digits(at + 1) {
+            0 => return false,
+            n => at += 1 + n,
+        }
+    }
+    if let Some(b'e' | b'E') = text.get(at) {
+        at += 1;
+        if let Some(b'+' | b'-') = text.get(at) {
+            at += 1;
+        }
+        match digits(at) {
+            0 => return false,
+            n => at += n,
+        }
+    }
+    at == text.len()
 }
 
 /// Deeper than any record serde accepts (its limit is 128).
@@ -100,14 +204,18 @@ fn int_hash(n: i64) -> u64 {
 }
 
 /// One pass over a JSON text computing [`content_hash`]; `None` when it is not JSON.
-struct ValueHasher<'a> {
+struct ValueHasher<'a, 't> {
     json: &'a [u8],
     at: usize,
     /// A string's decoded bytes, when it has escapes.
     scratch: Vec<u8>,
+    /// Where [`scan`] records the values; it also makes the pass strict (see there).
+    tape: Option<&'t mut Vec<Node>>,
+    /// The last string read had escapes.
+    escaped: bool,
 }
 
-impl ValueHasher<'_> {
+impl ValueHasher<'_, '_> {
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.json.get(self.at) {
             self.at += 1;
@@ -124,11 +232,51 @@ impl ValueHasher<'_> {
         self.json.get(self.at).copied()
     }
 
-    fn value(&mut self, depth: usize) -> Option<u64> {
-        if depth > MAX_DEPTH {
+    /// The hash of the value that starts at the next significant byte; `key` is its key's span
+    /// and escapes when it is an object member (for the tape).
+    fn value(&mut self, depth: usize, key: (u32, u32, bool)) -> Option<u64> {
+        let first = self.next_significant()?;
+        if depth > if self.tape.is_some() { SCAN_DEPTH } else { MAX_DEPTH } {
             return None;
         }
-        match self.next_significant()? {
+        let tape = match self.tape.as_deref_mut() {
+            Some(tape) if depth <= TAPE_DEPTH => tape,
+            _ => return self.untaped_value(first, depth),
+        };
+        let slot = tape.len();
+        let kind = match first {
+            b'{' => NodeKind::Object,
+            b'[' => NodeKind::Array,
+            b'"' => NodeKind::Str,
+            b't' => NodeKind::True,
+            b'f' => NodeKind::False,
+            b'n' => NodeKind::Null,
+            _ => NodeKind::Num,
+        };
+        let start = self.at as u32;
+        tape.push(Node {
+            kind,
+            escaped: false,
+            key_escaped: key.2,
+            complete: depth < TAPE_DEPTH || !matches!(kind, NodeKind::Object | NodeKind::Array),
+            start,
+            end: start,
+            key_start: key.0,
+            key_end: key.1,
+            next: 0,
+        });
+        self.escaped = false;
+        let hash = self.untaped_value(first, depth)?;
+        let (end, escaped) = (self.at as u32, self.escaped);
+        let tape = self.tape.as_deref_mut()?;
+        let next = tape.len() as u32;
+        let node = &mut tape[slot];
+        (node.end, node.escaped, node.next) = (end, escaped && kind == NodeKind::Str, next);
+        Some(hash)
+    }
+
+    fn untaped_value(&mut self, first: u8, depth: usize) -> Option<u64> {
+        match first {
             b'{' => self.object(depth),
             b'[' => self.array(depth),
             b'"' => self.string(),
@@ -159,12 +307,14 @@ impl ValueHasher<'_> {
             if self.next_significant()? != b'"' {
                 return None;
             }
+            let key_start = self.at as u32 + 1;
             let key = self.string()?;
+            let key_span = (key_start, self.at as u32 - 1, self.escaped);
             if self.next_significant()? != b':' {
                 return None;
             }
             self.at += 1;
-            let value = self.value(depth + 1)?;
+            let value = self.value(depth + 1, key_span)?;
             sum = sum.wrapping_add(mix(key, value));
             count += 1;
             match self.next_significant()? {
@@ -186,7 +336,7 @@ impl ValueHasher<'_> {
             return Some(mix(hash, 0));
         }
         loop {
-            hash = mix(hash, self.value(depth + 1)?);
+            hash = mix(hash, self.value(depth + 1, NO_KEY)?);
             count += 1;
             match self.next_significant()? {
                 b',' => self.at += 1,
@@ -204,16 +354,26 @@ impl ValueHasher<'_> {
         let start = self.at + 1;
         let rest = self.json.get(start..)?;
         let first = memchr::memchr2(b'"', b'\\', rest)?;
+        let strict = self.tape.is_some();
+        // serde_json refuses control characters inside a string.
+        if strict && has_control(&rest[..first]) {
+            return None;
+        }
         if rest[first] == b'"' {
             self.at = start + first + 1;
+            self.escaped = false;
             return Some(xxhash_rust::xxh3::xxh3_64_with_seed(&rest[..first], 1));
         }
+        self.escaped = true;
         self.scratch.clear();
         self.scratch.extend_from_slice(&rest[..first]);
         let mut at = start + first;
         loop {
             let rest = self.json.get(at..)?;
             let next = memchr::memchr2(b'"', b'\\', rest)?;
+            if strict && has_control(&rest[..next]) {
+                return None;
+            }
             self.scratch.extend_from_slice(&rest[..next]);
             at += next;
             if self.json[at] == b'"' {
@@ -249,6 +409,11 @@ impl ValueHasher<'_> {
                     0xd800..=0xdfff => (0xfffd, at + 6),
                     _ => (unit, at + 6),
                 };
+                // serde_json refuses a lone surrogate where it reads a string; scan leaves
+                // every one to it.
+                if self.tape.is_some() && code == 0xfffd && unit != 0xfffd {
+                    return None;
+                }
                 let c = char::from_u32(code).unwrap_or('\u{fffd}');
                 self.scratch.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
                 return Some(end);
@@ -269,6 +434,9 @@ impl ValueHasher<'_> {
         while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.json.get(self.at) {
             self.at += 1;
         }
+        if self.tape.is_some() && !strict_number(&self.json[start..self.at]) {
+            return None;
+        }
         let text = std::str::from_utf8(&self.json[start..self.at]).ok()?;
         let integer = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
         if integer {
@@ -284,6 +452,10 @@ impl ValueHasher<'_> {
             });
         }
         let float: f64 = text.parse().ok()?;
+        // serde_json refuses a number out of f64's range.
+        if self.tape.is_some() && !float.is_finite() {
+            return None;
+        }
         // Within ±2^63 a fraction-free float is that integer exactly.
         if float.fract() == 0.0 && float.abs() < 9.223_372_036_854_775e18 {
             return Some(int_hash(float as i64));
@@ -543,6 +715,21 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn control_characters_are_found_wherever_they_are() {
+        for len in 0..40 {
+            let clean: Vec<u8> = (0..len).map(|i| [b' ', b'~', 0x7f, 0x80, 0xff, b'a'][i % 6]).collect();
+            assert!(!has_control(&clean), "{clean:?}");
+            for at in 0..len {
+                for control in [0x00, 0x01, 0x0a, 0x1f] {
+                    let mut bytes = clean.clone();
+                    bytes[at] = control;
+                    assert!(has_control(&bytes), "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn minify_keeps_strings() {
         let text = br#"{ "a" : "x y\" z" ,
             "b": [1, 2] }"#;
@@ -666,6 +853,13 @@ mod tests {
             prop_assert_eq!(read(&other), read(&compact));
             prop_assert_eq!(content_hash(compact.as_bytes()), content_hash(pretty.as_bytes()));
             prop_assert_eq!(content_hash(compact.as_bytes()), content_hash(other.as_bytes()));
+            // The pass that also records the tape hashes alike, and its tape covers the text.
+            let mut tape = Vec::new();
+            for text in [&compact, &pretty, &other] {
+                prop_assert_eq!(scan(text, &mut tape), Some(content_hash(text.as_bytes())));
+                prop_assert_eq!(tape[0].next as usize, tape.len());
+                prop_assert_eq!(&text[tape[0].start as usize..tape[0].end as usize], text.trim());
+            }
         }
 
         #[test]
@@ -680,7 +874,14 @@ mod tests {
             proptest::sample::select(vec![b'"', b'\\', b' ', b'{', b'}', b'[', b']', b':', b',', b'1', b'.', b'e', b'-', b'u', b'd', b'8', b'n']),
             0..48,
         )) {
-            let _ = content_hash(&bytes);
+            let hash = content_hash(&bytes);
+            // What the strict pass accepts is JSON serde_json reads, with the same hash.
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                if let Some(scanned) = scan(text, &mut Vec::new()) {
+                    prop_assert_eq!(scanned, hash);
+                    prop_assert!(serde_json::from_str::<serde_json::Value>(text).is_ok(), "{}", text);
+                }
+            }
         }
     }
 

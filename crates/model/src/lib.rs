@@ -11,6 +11,7 @@
 //! - [`catalog`]: the sign-in error-code catalogue with meanings and remediation.
 //! - [`time`]: the timestamp formats identity providers really emit.
 //! - [`json`]: lenient scalar deserialisers and the whitespace-insensitive content hash.
+//! - `tape`: reading a record from the pass that hashes it (the fast path of sign-ins).
 
 pub mod activity;
 pub mod audit;
@@ -21,6 +22,7 @@ pub mod kind;
 pub mod schema;
 pub mod signin;
 pub mod status;
+mod tape;
 pub mod time;
 
 pub use event::{normalize, Cell, Event, RecordError};
