@@ -170,7 +170,7 @@ pub const DEFAULT_EXCLUDED_OPERATIONS: &[&str] = &[
 ];
 
 /// Parses and normalises one activity record.
-pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
+pub fn normalize(body: &bytes::Bytes) -> Result<Event, RecordError> {
     let r: ActivityRecord = crate::event::parse_record(body)?;
     let id = crate::event::required_id(r.id, "Id")?;
     let time_us = crate::event::required_time(r.creation_time, "CreationTime")?;
@@ -218,6 +218,11 @@ pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kind's normaliser over plain bytes.
+    fn normalize(body: &[u8]) -> Result<Event, RecordError> {
+        super::normalize(&bytes::Bytes::copy_from_slice(body))
+    }
 
     #[test]
     fn o365_record_normalises() {

@@ -76,7 +76,7 @@ pub struct TargetResource {
 }
 
 /// Parses and normalises one Graph-shaped directory audit record.
-pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
+pub fn normalize(body: &bytes::Bytes) -> Result<Event, RecordError> {
     let r: GraphDirectoryAudit = crate::event::parse_record(body)?;
     let id = crate::event::required_id(r.id, "id")?;
     let time_us = crate::event::required_time(r.activity_date_time, "activityDateTime")?;
@@ -115,6 +115,11 @@ pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kind's normaliser over plain bytes.
+    fn normalize(body: &[u8]) -> Result<Event, RecordError> {
+        super::normalize(&bytes::Bytes::copy_from_slice(body))
+    }
 
     #[test]
     fn graph_directory_audit_normalises() {

@@ -1,5 +1,6 @@
 //! A normalised event: typed cells for the columns, plus the JSON it came from.
 
+use bytes::Bytes;
 use serde::Serialize;
 
 use crate::kind::LogKind;
@@ -59,8 +60,9 @@ pub struct Event {
     pub content_hash: u64,
     /// Values of [`crate::schema::kind_columns`] for this kind, in order.
     pub cells: Vec<Cell>,
-    /// The record in Graph shape (for activities, the O365 shape): what the APIs serve.
-    pub body: Vec<u8>,
+    /// The record in Graph shape (for activities, the O365 shape): what the APIs serve. The
+    /// events of one request share its body ([`normalize_shared`]).
+    pub body: Bytes,
     /// The record exactly as the source system wrote it, when an importer reshaped it.
     pub original: Option<Vec<u8>>,
 }
@@ -149,7 +151,7 @@ pub(crate) fn required_time(text: Option<String>, field: &str) -> Result<i64, Re
 
 impl Event {
     /// An event from its normalised parts; the content hash is taken over `body`.
-    pub(crate) fn from_parts(kind: LogKind, id: String, time_us: i64, cells: Vec<Cell>, body: &[u8]) -> Event {
+    pub(crate) fn from_parts(kind: LogKind, id: String, time_us: i64, cells: Vec<Cell>, body: &Bytes) -> Event {
         Event::from_parts_hashed(kind, id, time_us, cells, body, crate::json::content_hash(body))
     }
 
@@ -159,11 +161,11 @@ impl Event {
         id: String,
         time_us: i64,
         cells: Vec<Cell>,
-        body: &[u8],
+        body: &Bytes,
         content_hash: u64,
     ) -> Event {
         debug_assert_eq!(cells.len(), crate::schema::kind_columns(kind).len());
-        Event { kind, id, time_us, content_hash, cells, body: body.to_vec(), original: None }
+        Event { kind, id, time_us, content_hash, cells, body: body.clone(), original: None }
     }
 }
 
@@ -197,6 +199,12 @@ impl RecordError {
 
 /// Parses and normalises one record of a kind from its (Graph- or O365-shaped) JSON body.
 pub fn normalize(kind: LogKind, body: &[u8]) -> Result<Event, RecordError> {
+    normalize_shared(kind, &Bytes::copy_from_slice(body))
+}
+
+/// As [`normalize`], for a record held in shared bytes: the event's body is `body` itself, not
+/// a copy (the records of a request body are slices of it, and share it).
+pub fn normalize_shared(kind: LogKind, body: &Bytes) -> Result<Event, RecordError> {
     match kind {
         LogKind::SignIn => crate::signin::normalize(body),
         LogKind::DirectoryAudit => crate::audit::normalize(body),

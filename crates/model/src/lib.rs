@@ -25,5 +25,5 @@ pub mod status;
 mod tape;
 pub mod time;
 
-pub use event::{normalize, Cell, Event, RecordError};
+pub use event::{normalize, normalize_shared, Cell, Event, RecordError};
 pub use kind::{LogKind, OrgId};

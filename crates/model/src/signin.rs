@@ -2,6 +2,7 @@
 //! `authenticationDetails`, `authenticationRequirement`, `signInEventTypes`, `userAgent`,
 //! `userType`), parsed leniently and normalised into the sign-in columns.
 
+use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::event::{Cell, Event, RecordError};
@@ -197,7 +198,7 @@ const PASSWORDLESS_METHODS: &[&str] = &[
 ];
 
 /// Parses and normalises one Graph-shaped sign-in record.
-pub fn normalize(body: &[u8]) -> Result<Event, RecordError> {
+pub fn normalize(body: &Bytes) -> Result<Event, RecordError> {
     if let Some((record, content_hash)) = scanned(body) {
         return from_record(record, body, content_hash);
     }
@@ -372,7 +373,7 @@ pub fn user_key(user_id: Option<&str>, upn: Option<&str>) -> Option<String> {
     }
 }
 
-fn from_record(r: GraphSignIn, body: &[u8], content_hash: u64) -> Result<Event, RecordError> {
+fn from_record(r: GraphSignIn, body: &Bytes, content_hash: u64) -> Result<Event, RecordError> {
     let id = crate::event::required_id(r.id, "id")?;
     let time_us = crate::event::required_time(r.created_date_time, "createdDateTime")?;
 
@@ -552,6 +553,11 @@ mod tests {
     use crate::schema::SIGNIN_COLUMNS;
     use proptest::prelude::*;
 
+    /// The kind's normaliser over plain bytes.
+    fn normalize(body: &[u8]) -> Result<Event, RecordError> {
+        super::normalize(&bytes::Bytes::copy_from_slice(body))
+    }
+
     fn cell<'a>(event: &'a Event, name: &str) -> &'a Cell {
         let index = SIGNIN_COLUMNS.iter().position(|c| c.name == name).unwrap();
         &event.cells[index]
@@ -662,7 +668,7 @@ mod tests {
         let event = normalize(full.as_bytes()).unwrap();
         let slow = from_record(
             crate::event::parse_record(full.as_bytes()).unwrap(),
-            full.as_bytes(),
+            &Bytes::from_static(full.as_bytes()),
             crate::json::content_hash(full.as_bytes()),
         )
         .unwrap();

@@ -359,7 +359,7 @@ pub fn run_export(engine: &Engine, plan: ExportPlan, sink: &mut dyn FnMut(String
                         && head.is_none()
                         && body.iter().any(|b| matches!(b, b'\n' | b'\r'))
                     {
-                        body = compact_json(&body);
+                        body = compact_json(&body).into();
                     }
                     if format == ExportFormat::Json && rows_written > 0 {
                         out.push(',');

@@ -2,9 +2,10 @@
 //!
 //! A batch of 10,000 sign-ins is an 18 MB body. Read with axum's `Bytes` extractor, each lands
 //! in a freshly allocated buffer whose pages the kernel zeroes on first touch. Here a body is
-//! read into a buffer taken from a small pool, and the buffer goes back when the batch is
-//! parsed: about 0.8 us less HTTP-thread CPU per sign-in in a sustained ingest (measured;
-//! docs/benchmarks.md run 30).
+//! read into a buffer taken from a small pool, and the buffer goes back when the last event
+//! parsed from it is dropped (their bodies are slices of it, `bytes::Bytes::from_owner`; the
+//! writer drops them once they are in the event log): about 0.8 us less HTTP-thread CPU per
+//! sign-in in a sustained ingest (measured; docs/benchmarks.md run 30).
 //! The pool keeps a few buffers only (at most [`MAX_POOLED`], [`MAX_POOLED_BYTES`] together),
 //! so an idle server holds little for it.
 
@@ -46,6 +47,12 @@ impl std::ops::Deref for PooledBody {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl AsRef<[u8]> for PooledBody {
+    fn as_ref(&self) -> &[u8] {
         &self.bytes
     }
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
 use signet_import::body::{self, BodyError, Framing};
-use signet_model::{normalize, Event, LogKind, RecordError};
+use signet_model::{normalize_shared, Event, LogKind, RecordError};
 use tracing::warn;
 
 use std::collections::BTreeMap;
@@ -161,6 +161,9 @@ async fn ingest(
     let admission = admission_for(&state, admitted, body.len())?;
     // Parsing and normalising is CPU work: keep it off the async workers.
     let policy = WritePolicy::of(&caller);
+    // The events' bodies are slices of the request's: its buffer goes back to the pool when the
+    // last of them is dropped (once written to the event log).
+    let body = bytes::Bytes::from_owner(body);
     let (events, errors) = tokio::task::spawn_blocking(move || parse_batch(kind, framing, &body, &policy)).await??;
     let rejected = errors.len();
     if rejected > 0 {
@@ -325,11 +328,11 @@ pub(crate) fn batch_status(rejected: usize, stored: usize) -> StatusCode {
     }
 }
 
-/// Splits and normalises a body: (events, rejections).
+/// Splits and normalises a body: (events, rejections). Each event's body is a slice of `body`.
 pub fn parse_batch(
     kind: LogKind,
     framing: Framing,
-    body: &[u8],
+    body: &bytes::Bytes,
     policy: &WritePolicy,
 ) -> ApiResult<(Vec<signet_model::Event>, Vec<RecordRejection>)> {
     let records = body::split(body, framing).map_err(|e| match e {
@@ -339,7 +342,8 @@ pub fn parse_batch(
     let mut events = Vec::with_capacity(records.len());
     let mut errors = Vec::new();
     for (index, record) in records.iter().enumerate() {
-        match normalize(kind, record.bytes).and_then(|event| policy.admit(&event).map(|()| event)) {
+        let shared = shared_slice(body, record.bytes);
+        match normalize_shared(kind, &shared).and_then(|event| policy.admit(&event).map(|()| event)) {
             Ok(event) => events.push(event),
             Err(e) => errors.push(RecordRejection {
                 index,
@@ -350,4 +354,38 @@ pub fn parse_batch(
         }
     }
     Ok((events, errors))
+}
+
+/// `part` as a slice of `whole` when it lies within it (what the body splitter gives), a copy
+/// otherwise.
+fn shared_slice(whole: &bytes::Bytes, part: &[u8]) -> bytes::Bytes {
+    let (start, end) = (whole.as_ptr() as usize, whole.as_ptr() as usize + whole.len());
+    let at = part.as_ptr() as usize;
+    match at >= start && at + part.len() <= end {
+        true => whole.slice(at - start..at - start + part.len()),
+        false => bytes::Bytes::copy_from_slice(part),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_events_of_a_body_share_it() {
+        let body = bytes::Bytes::from_static(
+            b"{\"id\":\"a\",\"createdDateTime\":\"2020-03-13T19:15:41Z\"}\n{\"id\":\"b\",\"createdDateTime\":\"2020-03-13T19:15:42Z\"}\n",
+        );
+        let (events, errors) = parse_batch(LogKind::SignIn, Framing::Ndjson, &body, &WritePolicy::default()).unwrap();
+        assert!(errors.is_empty());
+        let range = body.as_ptr_range();
+        for (event, line) in events.iter().zip(body.split(|&b| b == b'\n')) {
+            assert_eq!(&event.body[..], line);
+            assert!(range.contains(&event.body.as_ptr()), "{} is a slice of the body, not a copy", event.id);
+        }
+        // Bytes from elsewhere are copied.
+        let elsewhere = b"{}".to_vec();
+        let copy = shared_slice(&body, &elsewhere);
+        assert_eq!((&copy[..], range.contains(&copy.as_ptr())), (&b"{}"[..], false));
+    }
 }

@@ -284,9 +284,9 @@ fn pipeline(data: &std::path::Path, signins: usize, batch: usize) -> anyhow::Res
     let now = signet_model::time::now_micros();
     let options = DemoOptions { signins, days: 30, users: 5000, seed: 11, end_us: now - now.rem_euclid(3_600_000_000) };
     let records = demo::signins(&options);
-    let bodies: Vec<Vec<u8>> = records.chunks(batch.max(1)).map(|c| c.join(&b'\n')).collect();
+    let bodies: Vec<Bytes> = records.chunks(batch.max(1)).map(|c| c.join(&b'\n').into()).collect();
     let count = records.len();
-    let bytes: usize = bodies.iter().map(Vec::len).sum();
+    let bytes: usize = bodies.iter().map(Bytes::len).sum();
     drop(records);
 
     let started = Instant::now();

@@ -554,7 +554,7 @@ mod tests {
         let mut interrupts = 0;
         let mut risky = 0;
         for r in &records {
-            let event = signet_model::signin::normalize(r).expect("demo records normalise");
+            let event = signet_model::normalize(signet_model::LogKind::SignIn, r).expect("demo records normalise");
             let status =
                 &event.cells[signet_model::schema::SIGNIN_COLUMNS.iter().position(|c| c.name == "status").unwrap()];
             match status.as_str() {

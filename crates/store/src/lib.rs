@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use signet_model::{normalize, LogKind};
+use signet_model::{normalize_shared, LogKind};
 use tracing::{info, warn};
 
 pub use engine::{
@@ -292,7 +292,7 @@ impl Engine {
 
     /// The Graph-shaped bodies of listed rows, in order (see [`Engine::records`]).
     pub fn bodies(&self, org: &str, kind: LogKind, refs: &[RecordRef]) -> Result<Vec<Vec<u8>>> {
-        Ok(self.records(org, kind, refs)?.into_iter().map(|r| r.body).collect())
+        Ok(self.records(org, kind, refs)?.into_iter().map(|r| r.body.into()).collect())
     }
 
     /// The record of one revision (see [`Engine::records`]).
@@ -304,7 +304,7 @@ impl Engine {
     /// The stored body of an event's latest revision, byte for byte, or `None`.
     pub fn latest_body(&self, org: &str, kind: LogKind, id: &str) -> Result<Option<Vec<u8>>> {
         match self.store.revisions(org, kind, id)?.last() {
-            Some(latest) => Ok(Some(self.revision_record(org, kind, id, latest)?.body)),
+            Some(latest) => Ok(Some(self.revision_record(org, kind, id, latest)?.body.into())),
             None => Ok(None),
         }
     }
@@ -376,7 +376,7 @@ fn start_head_timer(
 /// The store's view of a logged record; `keep_record`: with its body and original (for stores
 /// that keep them, [`EventStore::keeps_records`]).
 pub(crate) fn stored_event(ptr: RecordPtr, record: &LogRecord, keep_record: bool) -> Result<StoredEvent> {
-    let mut event = normalize(record.kind, &record.body).map_err(|e| StoreError::Corrupt {
+    let mut event = normalize_shared(record.kind, &record.body).map_err(|e| StoreError::Corrupt {
         path: "log".into(),
         offset: ptr.frame_pos,
         reason: format!("logged record {} no longer normalises: {e}", record.id),
@@ -387,7 +387,7 @@ pub(crate) fn stored_event(ptr: RecordPtr, record: &LogRecord, keep_record: bool
         event.body = record.body.clone();
         event.original = record.original.clone();
     } else {
-        event.body = Vec::new();
+        event.body = bytes::Bytes::new();
         event.original = None;
     }
     Ok(StoredEvent { org: record.org.clone(), revision: record.revision, received_us: record.received_us, ptr, event })

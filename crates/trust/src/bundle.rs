@@ -88,7 +88,7 @@ impl InclusionProof {
             tree_size: head.tree_size,
             root_hash: head.root_hash,
             head_timestamp_ms: head.timestamp_ms,
-            body: record.body,
+            body: record.body.into(),
         })
     }
 }

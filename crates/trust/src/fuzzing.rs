@@ -31,7 +31,7 @@ pub fn corpus() -> Corpus {
             received_us: 1_700_000_000_000_000 + i64::from(i) * 3,
             org: "default".into(),
             id: format!("event-{i}"),
-            body: format!("{{\"id\":\"event-{i}\",\"userPrincipalName\":\"u{i}@contoso.com\"}}").into_bytes(),
+            body: format!("{{\"id\":\"event-{i}\",\"userPrincipalName\":\"u{i}@contoso.com\"}}").into_bytes().into(),
             original: None,
         };
         let mut bytes = Vec::new();

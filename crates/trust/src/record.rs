@@ -27,7 +27,8 @@ pub struct LogRecord {
     pub received_us: i64,
     pub org: String,
     pub id: String,
-    pub body: Vec<u8>,
+    /// Shared with the event it came from (an ingest request's events share its body).
+    pub body: bytes::Bytes,
     pub original: Option<Vec<u8>>,
 }
 
@@ -83,7 +84,8 @@ impl LogRecord {
         let id_len = u16::from_le_bytes(r.array()?) as usize;
         let id = r.text(id_len)?;
         let body_len = u32::from_le_bytes(r.array()?) as usize;
-        let body = r.take(body_len)?.to_vec();
+        // From a vector, so that `Vec::from` gives it back without a copy.
+        let body = bytes::Bytes::from(r.take(body_len)?.to_vec());
         let original_len = u32::from_le_bytes(r.array()?);
         let original = if original_len == u32::MAX { None } else { Some(r.take(original_len as usize)?.to_vec()) };
         let record = LogRecord { kind, revision, content_hash, time_us, received_us, org, id, body, original };
@@ -127,7 +129,7 @@ mod tests {
             body in proptest::collection::vec(any::<u8>(), 0..200),
             original in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..50)),
         ) {
-            let record = LogRecord { kind: LogKind::Activity, revision, content_hash: hash, time_us: time, received_us: -time / 2, org, id, body, original };
+            let record = LogRecord { kind: LogKind::Activity, revision, content_hash: hash, time_us: time, received_us: -time / 2, org, id, body: body.into(), original };
             let mut buf = Vec::new();
             record.encode(&mut buf);
             prop_assert_eq!(buf.len(), record.encoded_len());
@@ -138,7 +140,7 @@ mod tests {
 
         #[test]
         fn truncated_input_is_an_error(cut in 0usize..40) {
-            let record = LogRecord { kind: LogKind::SignIn, revision: 1, content_hash: 1, time_us: 1, received_us: 1, org: "o".into(), id: "i".into(), body: b"{}".to_vec(), original: None };
+            let record = LogRecord { kind: LogKind::SignIn, revision: 1, content_hash: 1, time_us: 1, received_us: 1, org: "o".into(), id: "i".into(), body: bytes::Bytes::from_static(b"{}"), original: None };
             let mut buf = Vec::new();
             record.encode(&mut buf);
             let cut = cut.min(buf.len() - 1);

@@ -55,7 +55,7 @@ fn read_part_where(kind: LogKind, path: &Path, condition: &str) -> Result<Vec<Ar
                 content_hash: row.get::<_, i64>(3)? as u64,
                 time_us: row.get(4)?,
                 received_us: row.get(5)?,
-                body: row.get(8)?,
+                body: row.get::<_, Vec<u8>>(8)?.into(),
                 original: row.get(9)?,
             },
             latest: row.get(6)?,

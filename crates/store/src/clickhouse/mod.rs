@@ -387,7 +387,7 @@ impl ClickHouseStore {
                 received_us: int_of(&row[7]),
                 org: org.to_string(),
                 id: text(3),
-                body: text(8).into_bytes(),
+                body: text(8).into_bytes().into(),
                 original: row[9].as_str().map(|o| o.as_bytes().to_vec()),
             };
             found.insert((text(0), int_of(&row[1]) as u64, int_of(&row[2]) as u16), record);

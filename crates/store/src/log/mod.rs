@@ -713,7 +713,7 @@ mod tests {
             received_us: 0,
             org: "default".into(),
             id: format!("id-{id}"),
-            body: format!("{{\"id\":\"id-{id}\"}}").into_bytes(),
+            body: format!("{{\"id\":\"id-{id}\"}}").into_bytes().into(),
             original: None,
         }
     }

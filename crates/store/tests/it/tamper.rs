@@ -146,7 +146,9 @@ fn mutate(fx: &Fixture, data: &Path, mutation: Mutation, rng: &mut SplitMix64) -
                 0 => {
                     // A character of the body (e.g. a user name) replaced by another.
                     let at = rng.below(r.body.len());
-                    r.body[at] = if r.body[at] == b'x' { b'y' } else { b'x' };
+                    let mut body = r.body.to_vec();
+                    body[at] = if body[at] == b'x' { b'y' } else { b'x' };
+                    r.body = body.into();
                 }
                 1 => r.revision += 1,
                 2 => r.received_us += 1 + rng.below(1_000_000) as i64,
@@ -225,7 +227,7 @@ fn mutate(fx: &Fixture, data: &Path, mutation: Mutation, rng: &mut SplitMix64) -
             // change an event, rebuild the trees, re-sign every head. Only the published heads
             // can catch this.
             let i = rng.below(len);
-            records[i].body.push(b' ');
+            records[i].body = [&records[i].body[..], b" "].concat().into();
             rewrite_log(data, &records);
             for stale in ["trust/trees", "trust/heads.jsonl", "trust/checkpoint.json"] {
                 let path = data.join(stale);
@@ -283,8 +285,8 @@ fn the_first_bad_position_is_named() {
     let mut records = read_records(&data);
     // The 10th event of tenant-b gets another user.
     let (at, _) = records.iter().enumerate().filter(|(_, r)| r.org == "tenant-b").nth(9).unwrap();
-    let body = String::from_utf8(records[at].body.clone()).unwrap().replace("@contoso.com", "@evil.example");
-    records[at].body = body.into_bytes();
+    let body = String::from_utf8(records[at].body.to_vec()).unwrap().replace("@contoso.com", "@evil.example");
+    records[at].body = body.into_bytes().into();
     rewrite_log(&data, &records);
     let report = verify_data_dir(&data, &options(&fx.published)).unwrap();
     let first = &report.problems[0];
