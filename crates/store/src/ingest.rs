@@ -486,18 +486,24 @@ fn writer_loop(
                         metrics.revisions[kind_index(record.kind)].fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-                if !records.is_empty() {
-                    snapshots.committed(&index, records.len(), end);
-                }
+                let committed = records.len();
                 if keep_records {
                     // The store keeps each record (ClickHouse: other nodes read it there).
                     for (record, (_, _, _, event)) in records.into_iter().zip(stored.iter_mut()) {
                         event.body = record.body;
                         event.original = record.original;
                     }
+                } else {
+                    // Before the acknowledgements: the bodies are slices of their requests'
+                    // buffers, which go back to the server's pool with the last of them, so a
+                    // client's next request finds its last one's buffer there.
+                    drop(records);
+                }
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+                if committed > 0 {
+                    snapshots.committed(&index, committed, end);
                 }
                 let events: Vec<StoredEvent> = stored
                     .into_iter()

@@ -32,6 +32,47 @@ fn duplicates_and_revisions_through_the_pipeline() {
     assert_eq!(other.accepted, 1);
 }
 
+/// Bytes whose owner says when it is dropped (as an HTTP request's pooled buffer returns to
+/// its pool).
+struct Owner(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl AsRef<[u8]> for Owner {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // Slow to let go: a drop after the acknowledgement is seen as not yet done.
+        std::thread::sleep(Duration::from_millis(100));
+        self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn the_bodies_of_a_request_are_let_go_before_it_is_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let text = [
+        signin_json("a", 1, "alice@contoso.com", "Outlook", 0, ""),
+        signin_json("b", 1, "bob@contoso.com", "Teams", 0, ""),
+    ];
+    let body = bytes::Bytes::from_owner(Owner(text.join("\n").into_bytes(), dropped.clone()));
+    let split = text[0].len();
+    let events = [body.slice(..split), body.slice(split + 1..)]
+        .iter()
+        .map(|record| signet_model::normalize_shared(LogKind::SignIn, record).unwrap())
+        .collect();
+    drop(body);
+    assert!(!dropped.load(std::sync::atomic::Ordering::SeqCst), "the events hold the body");
+    let outcome = engine.pipeline().submit_blocking("default", events).unwrap();
+    assert_eq!(outcome.accepted, 2);
+    assert!(dropped.load(std::sync::atomic::Ordering::SeqCst), "the buffer was given back before the acknowledgement");
+    assert_eq!(count(&engine), 2);
+}
+
 #[test]
 fn resending_an_older_revision_is_a_duplicate() {
     let dir = tempfile::tempdir().unwrap();
