@@ -199,14 +199,18 @@ impl RecordError {
 
 /// Parses and normalises one record of a kind from its (Graph- or O365-shaped) JSON body.
 pub fn normalize(kind: LogKind, body: &[u8]) -> Result<Event, RecordError> {
-    normalize_shared(kind, &Bytes::copy_from_slice(body))
+    normalize_shared(kind, &Bytes::copy_from_slice(body), None)
 }
 
 /// As [`normalize`], for a record held in shared bytes: the event's body is `body` itself, not
-/// a copy (the records of a request body are slices of it, and share it).
-pub fn normalize_shared(kind: LogKind, body: &Bytes) -> Result<Event, RecordError> {
+/// a copy (the records of a request body are slices of it, and share it). `text`: the same
+/// bytes as text when the caller has them (validated once for a whole body), or `None`.
+pub fn normalize_shared(kind: LogKind, body: &Bytes, text: Option<&str>) -> Result<Event, RecordError> {
+    if let Some(text) = text {
+        assert!(text.as_ptr() == body.as_ptr() && text.len() == body.len(), "the text of the body");
+    }
     match kind {
-        LogKind::SignIn => crate::signin::normalize(body),
+        LogKind::SignIn => crate::signin::normalize(body, text),
         LogKind::DirectoryAudit => crate::audit::normalize(body),
         LogKind::Activity => crate::activity::normalize(body),
     }

@@ -198,8 +198,10 @@ const PASSWORDLESS_METHODS: &[&str] = &[
 ];
 
 /// Parses and normalises one Graph-shaped sign-in record.
-pub fn normalize(body: &Bytes) -> Result<Event, RecordError> {
-    if let Some((record, content_hash)) = scanned(body) {
+/// `text`: the same bytes as text, if the caller has validated them.
+pub fn normalize(body: &Bytes, text: Option<&str>) -> Result<Event, RecordError> {
+    let text = text.or_else(|| std::str::from_utf8(body).ok());
+    if let Some((record, content_hash)) = text.and_then(scanned) {
         return from_record(record, body, content_hash);
     }
     let record: GraphSignIn = crate::event::parse_record(body)?;
@@ -214,8 +216,7 @@ thread_local! {
 /// The fast path: the record read from the pass that computes its content hash
 /// ([`crate::json::scan`]), with the record and the hash; `None` for anything the serde path
 /// must decide (see [`crate::tape`]), including every record it would refuse.
-fn scanned(body: &[u8]) -> Option<(GraphSignIn, u64)> {
-    let json = std::str::from_utf8(body).ok()?;
+fn scanned(json: &str) -> Option<(GraphSignIn, u64)> {
     TAPE.with(|tape| {
         let mut tape = tape.try_borrow_mut().ok()?;
         let hash = crate::json::scan(json, &mut tape)?;
@@ -555,7 +556,7 @@ mod tests {
 
     /// The kind's normaliser over plain bytes.
     fn normalize(body: &[u8]) -> Result<Event, RecordError> {
-        super::normalize(&bytes::Bytes::copy_from_slice(body))
+        super::normalize(&bytes::Bytes::copy_from_slice(body), None)
     }
 
     fn cell<'a>(event: &'a Event, name: &str) -> &'a Cell {
@@ -636,7 +637,7 @@ mod tests {
     /// The fast path must read what serde reads, or leave the record to serde.
     fn agrees_with_serde(body: &str) -> Option<()> {
         let slow = crate::event::parse_record::<GraphSignIn>(body.as_bytes());
-        let (fast, hash) = scanned(body.as_bytes())?;
+        let (fast, hash) = scanned(body)?;
         assert_eq!(Ok(&fast), slow.as_ref(), "{body}");
         assert_eq!(hash, crate::json::content_hash(body.as_bytes()), "{body}");
         Some(())
@@ -682,7 +683,7 @@ mod tests {
             r#"{"id":"a","status":{"errorCode":01}}"#,
             r#"{"id":"a","status":"oops"}"#,
         ] {
-            assert_eq!(scanned(body.as_bytes()).map(|_| ()), None, "{body}");
+            assert_eq!(scanned(body).map(|_| ()), None, "{body}");
         }
     }
 

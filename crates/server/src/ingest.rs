@@ -343,7 +343,9 @@ pub fn parse_batch(
     let mut errors = Vec::new();
     for (index, record) in records.iter().enumerate() {
         let shared = shared_slice(body, record.bytes);
-        match normalize_shared(kind, &shared).and_then(|event| policy.admit(&event).map(|()| event)) {
+        match normalize_shared(kind, &shared, Some(record.text).filter(|t| t.as_ptr() == shared.as_ptr()))
+            .and_then(|event| policy.admit(&event).map(|()| event))
+        {
             Ok(event) => events.push(event),
             Err(e) => errors.push(RecordRejection {
                 index,

@@ -376,7 +376,7 @@ fn start_head_timer(
 /// The store's view of a logged record; `keep_record`: with its body and original (for stores
 /// that keep them, [`EventStore::keeps_records`]).
 pub(crate) fn stored_event(ptr: RecordPtr, record: &LogRecord, keep_record: bool) -> Result<StoredEvent> {
-    let mut event = normalize_shared(record.kind, &record.body).map_err(|e| StoreError::Corrupt {
+    let mut event = normalize_shared(record.kind, &record.body, None).map_err(|e| StoreError::Corrupt {
         path: "log".into(),
         offset: ptr.frame_pos,
         reason: format!("logged record {} no longer normalises: {e}", record.id),

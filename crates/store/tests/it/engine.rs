@@ -63,7 +63,7 @@ fn the_bodies_of_a_request_are_let_go_before_it_is_acknowledged() {
     let split = text[0].len();
     let events = [body.slice(..split), body.slice(split + 1..)]
         .iter()
-        .map(|record| signet_model::normalize_shared(LogKind::SignIn, record).unwrap())
+        .map(|record| signet_model::normalize_shared(LogKind::SignIn, record, None).unwrap())
         .collect();
     drop(body);
     assert!(!dropped.load(std::sync::atomic::Ordering::SeqCst), "the events hold the body");
