@@ -488,9 +488,7 @@ fn auth_method_summary(details: &[GraphAuthDetail], mfa: Option<&GraphMfaDetail>
     let mut by_claim = false;
     for step in details {
         let detail = step.authentication_step_result_detail.as_deref().unwrap_or("");
-        if detail.contains("MFA requirement satisfied by claim")
-            || detail.contains("MFA requirement satisfied by token")
-        {
+        if satisfied_by_claim(detail) {
             by_claim = true;
         }
         let Some(method) = step.authentication_method.as_deref() else { continue };
@@ -510,6 +508,15 @@ fn auth_method_summary(details: &[GraphAuthDetail], mfa: Option<&GraphMfaDetail>
         }
     }
     (methods, succeeded, by_claim)
+}
+
+/// Whether a step's result says "MFA requirement satisfied by claim" (or "by token") anywhere.
+fn satisfied_by_claim(detail: &str) -> bool {
+    const SATISFIED: &[u8] = b"MFA requirement satisfied by ";
+    memchr::memmem::find_iter(detail.as_bytes(), SATISFIED).any(|at| {
+        let rest = &detail.as_bytes()[at + SATISFIED.len()..];
+        rest.starts_with(b"claim") || rest.starts_with(b"token")
+    })
 }
 
 /// The key of a sign-in's (methods, methods succeeded) pair, stored beside the two lists:
@@ -538,7 +545,11 @@ pub fn user_hash(key: &str) -> i64 {
 /// (IPv4 mapped into `::ffff:0:0/96`). CIDR filters become ranges over this key.
 pub fn ip_key(ip: &str) -> Option<String> {
     let addr: std::net::IpAddr = ip.trim().parse().ok()?;
-    Some(format!("{:032x}", ip_to_u128(addr)))
+    // As `format!("{:032x}", ..)`, without the formatting machinery (on every sign-in).
+    let value = ip_to_u128(addr);
+    let key =
+        (0..32).rev().map(|nibble| char::from(b"0123456789abcdef"[(value >> (nibble * 4)) as usize & 0xf])).collect();
+    Some(key)
 }
 
 pub fn ip_to_u128(addr: std::net::IpAddr) -> u128 {
@@ -824,6 +835,28 @@ mod tests {
         }
         // Each way is exercised (counts for 10,000 records, deterministic).
         assert!(fast > 1000 && slow_only > 250 && refused > 1000, "fast {fast}, slow {slow_only}, refused {refused}");
+    }
+
+    #[test]
+    fn claims_and_ip_keys_are_what_they_were() {
+        for (detail, expected) in [
+            ("MFA requirement satisfied by claim in the token", true),
+            ("MFA requirement satisfied by token", true),
+            ("Note: MFA requirement satisfied by claim", true),
+            ("MFA requirement satisfied by ", false),
+            ("MFA requirement satisfied by text message; MFA requirement satisfied by claim", true),
+            ("MFA completed in Azure AD", false),
+            ("", false),
+        ] {
+            let reference = detail.contains("MFA requirement satisfied by claim")
+                || detail.contains("MFA requirement satisfied by token");
+            assert_eq!((satisfied_by_claim(detail), reference), (expected, expected), "{detail}");
+        }
+        for ip in ["131.107.159.37", "0.0.0.0", "255.255.255.255", "::1", "2001:db8::ff00:42:8329", " 10.0.0.1 "] {
+            let addr: std::net::IpAddr = ip.trim().parse().unwrap();
+            assert_eq!(ip_key(ip), Some(format!("{:032x}", ip_to_u128(addr))), "{ip}");
+        }
+        assert_eq!(ip_key("not an address"), None);
     }
 
     #[test]

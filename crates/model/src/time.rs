@@ -13,6 +13,9 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
     if t.is_empty() {
         return Err("empty timestamp".into());
     }
+    if let Some(micros) = parse_utc(t) {
+        return Ok(micros);
+    }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Ok(dt.timestamp_micros());
     }
@@ -29,6 +32,30 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
         return Ok(dt.timestamp_micros());
     }
     parse_us_time(t).ok_or_else(|| format!("unrecognised timestamp {text:?} (expected ISO 8601 / RFC 3339)"))
+}
+
+/// The form Graph and Signet write, `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, read without chrono's
+/// general parser (on every sign-in); anything else (`None`) goes the general way, which reads
+/// this form to the same instant.
+fn parse_utc(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    let shape = b.len() >= 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':';
+    if !shape || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let number = |from: usize, to: usize| {
+        b[from..to].iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+    };
+    let micros = match &b[19..b.len() - 1] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) && fraction.iter().all(u8::is_ascii_digit) => {
+            (0..6).fold(0, |n, i| n * 10 + fraction.get(i).map_or(0, |&c| u32::from(c - b'0')))
+        }
+        _ => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(number(0, 4)? as i32, number(5, 7)?, number(8, 10)?)?;
+    let time = NaiveTime::from_hms_micro_opt(number(11, 13)?, number(14, 16)?, number(17, 19)?, micros)?;
+    Some(NaiveDateTime::new(date, time).and_utc().timestamp_micros())
 }
 
 /// `M/D/YYYY[,] H:MM[:SS[.fff]] [AM|PM] [+HH:MM|Z]`.
@@ -108,9 +135,31 @@ pub fn now_micros() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn iso(t: &str) -> i64 {
         DateTime::parse_from_rfc3339(t).unwrap().timestamp_micros()
+    }
+
+    proptest! {
+        /// The short way reads what chrono's RFC 3339 parser reads, to the same instant, or
+        /// leaves the text to it.
+        #[test]
+        fn the_utc_form_reads_as_rfc_3339_does(
+            year in 0u32..10000, month in 0u32..14, day in 0u32..33, hour in 0u32..26, minute in 0u32..61,
+            second in 0u32..62, fraction in proptest::option::of("[0-9]{0,11}"), zone in prop::sample::select(vec!["Z", "z", "+00:00", ""]),
+        ) {
+            let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+            let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}{zone}");
+            if let Some(micros) = parse_utc(&text) {
+                prop_assert_eq!(Ok(micros), DateTime::parse_from_rfc3339(&text).map(|d| d.timestamp_micros()).map_err(|_| ()), "{}", text);
+            }
+            if year > 0 && (1..=12).contains(&month) && (1..=28).contains(&day) && hour < 24 && minute < 60 && second < 60
+                && zone == "Z" && fraction.len() <= 10 && fraction != "."
+            {
+                prop_assert!(parse_utc(&text).is_some(), "{}", text);
+            }
+        }
     }
 
     #[test]
