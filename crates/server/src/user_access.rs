@@ -42,6 +42,10 @@ pub fn user_access_action(operation: &str) -> Option<&'static str> {
 /// The key of a user-access event (`None` for other events; normalisation already refused
 /// user-access records without a user).
 pub fn key_of(org: &str, event: &Event, interval_hours: u32) -> Option<AccessKey> {
+    // Only activities have an operation (and looking a sign-in's up by name is not free).
+    if event.kind != LogKind::Activity {
+        return None;
+    }
     let text = |name: &str| event.cell(name).and_then(|c| c.as_str()).filter(|s| !s.trim().is_empty());
     let action = user_access_action(text("operation")?)?;
     let user = text("user_key").or_else(|| text("source_user_key"))?;

@@ -356,4 +356,26 @@ mod tests {
         assert_eq!(reopened.get("o", "jdoe").unwrap().name.as_deref(), Some("John Doe"));
         assert_eq!(reopened.list("o", Some("john"), 10).0, 1);
     }
+
+    #[test]
+    fn the_last_sign_in_of_a_user_says_who_they_are() {
+        let signin = |id: &str, user: &str, name: &str| {
+            let json = format!(
+                r#"{{"id":"{id}","createdDateTime":"2026-11-20T08:00:00Z","userId":"{user}","userPrincipalName":"{user}@contoso.com","userDisplayName":"{name}"}}"#
+            );
+            signet_model::normalize(LogKind::SignIn, json.as_bytes()).unwrap()
+        };
+        let events = [
+            signin("1", "u1", "Ann"),
+            signin("2", "u2", "Bob"),
+            signin("3", "u1", "Ann B"),
+            signin("4", "u1", "Ann"),
+            signin("5", "u2", "Bob"),
+        ];
+        let mut learned = mappings(&events);
+        learned.sort();
+        let expected =
+            |id: &str, name: &str| (id.to_string(), Some(name.to_string()), Some(format!("{id}@contoso.com")));
+        assert_eq!(learned, vec![expected("u1", "Ann"), expected("u2", "Bob")]);
+    }
 }

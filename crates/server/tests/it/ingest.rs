@@ -324,3 +324,26 @@ async fn an_okta_event_hook_is_verified_then_delivers_events() {
     let (status, _) = server.post("/api/v1/okta/event-hook", "application/json", "{\"events\": []}").await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_ins_teach_the_users_directory() {
+    let server = TestServer::start().await;
+    let body = [signin("d1", 1, "zed@x.com", "Teams", 0, ""), signin("d2", 2, "yan@x.com", "Teams", 0, "")].join("\n");
+    let (status, answer) = server.post("/api/v1/signins", "application/x-ndjson", body).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(2)), "{answer}");
+    // Learned in the background after the answer.
+    let mut learned = serde_json::Value::Null;
+    for _ in 0..50 {
+        learned = server.get("/api/v1/directory/users?q=uid-zed").await.1;
+        if learned["total"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let user = &learned["users"][0];
+    assert_eq!(
+        (user["userId"].as_str(), user["name"].as_str(), user["email"].as_str(), user["source"].as_str()),
+        (Some("uid-zed@x.com"), Some("User zed@x.com"), Some("zed@x.com"), Some("learned")),
+        "{learned}"
+    );
+}
