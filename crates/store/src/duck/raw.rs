@@ -139,8 +139,11 @@ unsafe impl Send for RawConnection {}
 /// The view an Arrow batch is inserted through, for the length of one `INSERT`.
 const BATCH_VIEW: &str = "signet_arrow_batch";
 
-/// How long a statement's thread sleeps while only other threads have work of it.
-const TASK_WAIT: Duration = Duration::from_micros(100);
+/// How long a statement's thread sleeps while only other threads have work of it. Each sleep
+/// is a switch of threads on a busy core: at 100 us the projector woke some thousands of times
+/// a second during a commit's append; at 1 ms ingest took about 0.8 us less CPU per sign-in,
+/// with visibility unchanged (docs/benchmarks.md run 33; 2 ms was no better).
+const TASK_WAIT: Duration = Duration::from_millis(1);
 
 /// A message DuckDB owns; "unknown error" for null.
 fn c_message(text: *const std::os::raw::c_char) -> String {
