@@ -11,6 +11,7 @@
 //! - [`catalog`]: the sign-in error-code catalogue with meanings and remediation.
 //! - [`time`]: the timestamp formats identity providers really emit.
 //! - [`json`]: lenient scalar deserialisers and the whitespace-insensitive content hash.
+//! - [`value_hash`]: the value hash of a record, and the pass that also records its values.
 //! - `tape`: reading a record from the pass that hashes it (the fast path of sign-ins).
 
 pub mod activity;
@@ -24,6 +25,7 @@ pub mod signin;
 pub mod status;
 mod tape;
 pub mod time;
+pub mod value_hash;
 
 pub use event::{normalize, normalize_shared, Cell, Event, RecordError};
 pub use kind::{LogKind, OrgId};
