@@ -230,9 +230,11 @@ impl RawConnection {
             )
         };
         let outcome = match scanned {
-            ffi::DuckDBSuccess => self
-                .execute(&format!("INSERT INTO {table} SELECT * FROM {BATCH_VIEW}"))
-                .and(self.execute(&format!("DROP VIEW {BATCH_VIEW}"))),
+            ffi::DuckDBSuccess => {
+                let first = batch.schema().fields().first().map(|f| f.name().clone()).unwrap_or_default();
+                self.execute(&insert_statement(table, BATCH_VIEW, &first))
+                    .and(self.execute(&format!("DROP VIEW {BATCH_VIEW}")))
+            }
             _ => Err(StoreError::Database(format!("scanning an Arrow batch for {table}"))),
         };
         // SAFETY: made by duckdb_arrow_array_scan (null if it failed first), destroyed once,
@@ -240,6 +242,22 @@ impl RawConnection {
         unsafe { ffi::duckdb_destroy_arrow_stream(&mut stream) };
         outcome
     }
+}
+
+/// `INSERT INTO table SELECT * FROM source`, written so that DuckDB appends the rows straight
+/// into the transaction's storage.
+///
+/// A plain `INSERT .. SELECT` from a source that numbers its batches (a table scan, the Arrow
+/// scan) runs as DuckDB's `BATCH_INSERT` when DuckDB has more than one thread: the rows are
+/// gathered into a collection of their own, and that collection, being smaller than a row
+/// group, is copied into the transaction's storage when the statement ends. One more copy of
+/// every row, and the commit copies them once again (docs/benchmarks.md run 34). A `UNION ALL
+/// BY NAME` with an empty scan of `range(0)` (which numbers no batches) makes it a plain,
+/// single-threaded `INSERT`, which appends each chunk to the transaction's storage as it
+/// comes. The empty side names one column of the source (`column`), so the union has the
+/// source's columns, in order, and adds no rows.
+pub(crate) fn insert_statement(table: &str, source: &str, column: &str) -> String {
+    format!("INSERT INTO {table} SELECT * FROM {source} UNION ALL BY NAME SELECT NULL AS \"{column}\" FROM range(0)")
 }
 
 impl Drop for RawConnection {

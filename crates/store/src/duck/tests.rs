@@ -253,3 +253,37 @@ fn the_view_a_batch_is_inserted_through_is_never_stored() {
     assert_eq!(views(&store), 0);
     assert_eq!(pairs::<String, i64>(&store, "SELECT id, revision FROM signins"), vec![("a".to_string(), 1)]);
 }
+
+/// The projection's inserts append straight to the transaction's storage
+/// ([`raw::insert_statement`]): DuckDB plans them as a plain `INSERT`, where the same statement
+/// without the empty union is a `BATCH_INSERT` (one more copy of every row).
+#[test]
+fn projected_rows_are_inserted_without_a_batch_insert() {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(
+        "SET threads = 2;
+         CREATE TABLE source (id VARCHAR, n BIGINT);
+         CREATE TABLE target (id VARCHAR, n BIGINT);
+         INSERT INTO source SELECT 'e' || i, i FROM range(5000) t(i);",
+    )
+    .unwrap();
+    let plan = |sql: &str| -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(1)).unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
+    };
+    let plain = plan("INSERT INTO target SELECT * FROM source");
+    assert!(plain.contains("Batch Insert"), "{plain}");
+    let statement = raw::insert_statement("target", "source", "id");
+    let ours = plan(&statement);
+    assert!(ours.contains("Insert") && !ours.contains("Batch Insert"), "{ours}");
+
+    conn.execute_batch(&statement).unwrap();
+    let rows: Vec<(String, i64)> = {
+        let mut stmt = conn.prepare("SELECT id, n FROM target").unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.map(|r| r.unwrap()).collect()
+    };
+    let expected: Vec<(String, i64)> = (0..5000).map(|i| (format!("e{i}"), i)).collect();
+    assert_eq!(rows, expected, "every row, in the source's order");
+}
