@@ -103,7 +103,7 @@ fn looks_like_one_document(bytes: &[u8]) -> bool {
 fn split_document<'a>(whole: &'a str, bytes: &'a [u8]) -> Result<Vec<RawRecord<'a>>, BodyError> {
     // RawValue borrows from `bytes`, so its text is a slice of the body.
     let numbered = |values: Vec<&'a RawValue>| -> Vec<RawRecord<'a>> {
-        values.into_iter().enumerate().map(|(i, v)| RawRecord::new(i + 1, whole, slice_of(bytes, v.get()))).collect()
+        values.into_iter().enumerate().map(|(i, v)| RawRecord::new(i + 1, whole, v.get().as_bytes())).collect()
     };
     match bytes.first() {
         Some(b'[') => {
@@ -123,12 +123,6 @@ fn split_document<'a>(whole: &'a str, bytes: &'a [u8]) -> Result<Vec<RawRecord<'
             Ok(vec![RawRecord::new(1, whole, bytes)])
         }
     }
-}
-
-fn slice_of<'a>(whole: &'a [u8], part: &'a str) -> &'a [u8] {
-    let offset = part.as_ptr() as usize - whole.as_ptr() as usize;
-    debug_assert!(offset + part.len() <= whole.len());
-    &whole[offset..offset + part.len()]
 }
 
 fn split_lines(text: &str) -> Vec<RawRecord<'_>> {

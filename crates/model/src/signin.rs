@@ -513,7 +513,10 @@ fn auth_method_summary(details: &[GraphAuthDetail], mfa: Option<&GraphMfaDetail>
 /// Whether a step's result says "MFA requirement satisfied by claim" (or "by token") anywhere.
 fn satisfied_by_claim(detail: &str) -> bool {
     const SATISFIED: &[u8] = b"MFA requirement satisfied by ";
-    memchr::memmem::find_iter(detail.as_bytes(), SATISFIED).any(|at| {
+    // Built once: a finder per call was 0.6 % of the HTTP threads' time during ingest.
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(SATISFIED));
+    FINDER.find_iter(detail.as_bytes()).any(|at| {
         let rest = &detail.as_bytes()[at + SATISFIED.len()..];
         rest.starts_with(b"claim") || rest.starts_with(b"token")
     })
