@@ -5,20 +5,14 @@
 # (the same commands as scripts/bench.sh, whose figures are DuckDB's).
 # With NODES=2, a second node (its own data directory and event log, `node = "node-2"`) shares
 # the database, and the load generator's connections alternate between the two.
-#   [NODES=1|2] scripts/bench-clickhouse.sh [SIGNINS] [RUNS]     (defaults 1000000, 5)
+#   [NODES=1|2] [BENCH_PROFILE=release|dev] scripts/bench-clickhouse.sh [SIGNINS] [RUNS]     (defaults 1000000, 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/signet-target}"
 signins="${1:-1000000}"
 runs="${2:-5}"
-export CARGO_PROFILE_DEV_OPT_LEVEL=3
-# BENCH_BIN: a binary built before (e.g. a copy, so that builds meanwhile do not replace it).
-if [ -n "${BENCH_BIN:-}" ]; then
-  bin="$BENCH_BIN"
-else
-  cargo build --locked --bin signet
-  bin="$CARGO_TARGET_DIR/debug/signet"
-fi
+# The binary: BENCH_BIN, or built in BENCH_PROFILE (release by default; scripts/lib/bench-server.sh).
+source scripts/lib/bench-server.sh
+bench_binary
 work="$(mktemp -d /tmp/signet-bench-ch.XXXXXX)"
 data="$work/data"
 port=18081

@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
 # Reproduces docs/benchmarks.md: starts a server on a fresh data directory, ingests N sign-ins
 # over HTTP in NDJSON batches, then times every report, list pages, a Graph page and a CSV export.
-#   [RUNS=21] [BENCH_CRASH=1] scripts/bench.sh [SIGNINS]        (default 1000000)
+#   [RUNS=21] [BENCH_CRASH=1] [BENCH_PROFILE=release|dev] scripts/bench.sh [SIGNINS]  (default 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 signins="${1:-1000000}"
-# Same dev profile as the tests (dependencies at opt-level 3); Signet's own crates at opt-level 3.
-export CARGO_PROFILE_DEV_OPT_LEVEL=3
 source scripts/lib/bench-server.sh
 bench_binary
 start_bench_server signet-bench 18080

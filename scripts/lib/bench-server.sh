@@ -1,15 +1,20 @@
 # Sourced by the bench scripts (from the repository root): the binary, and a fresh server.
 #
 # bench_binary: sets `bin` to $BENCH_BIN (a binary built before, e.g. a copy, so that builds
-# meanwhile do not replace it), or builds it in the tests' dev profile with Signet's own crates
-# at opt-level 3.
+# meanwhile do not replace it), or builds it: BENCH_PROFILE=release (the default) is the build a
+# deployment runs (`cargo build --release`; its first build compiles DuckDB's C++ once more, about
+# 25 minutes here), BENCH_PROFILE=dev the tests' profile with Signet's own crates at opt-level 3
+# (no second DuckDB build; debug assertions and overflow checks on, 256 codegen units).
 bench_binary() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/signet-target}"
   if [ -n "${BENCH_BIN:-}" ]; then
     bin="$BENCH_BIN"
-  else
+  elif [ "${BENCH_PROFILE:-release}" = dev ]; then
     CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build --locked --bin signet
     bin="$CARGO_TARGET_DIR/debug/signet"
+  else
+    cargo build --locked --release --bin signet
+    bin="$CARGO_TARGET_DIR/release/signet"
   fi
 }
 
