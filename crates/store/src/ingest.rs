@@ -416,7 +416,7 @@ fn writer_loop(
         let mut records = Vec::with_capacity(group_events);
         let mut stored = Vec::with_capacity(group_events);
         let mut outcomes = Vec::with_capacity(group.len());
-        let mut undo: Vec<(u128, Option<(u32, u64)>)> = Vec::new();
+        let mut undo: Vec<(u128, Option<(u32, u64)>)> = Vec::with_capacity(group_events);
         let mut undo_older: Vec<u128> = Vec::new();
         let mut replies = Vec::with_capacity(group.len());
         for request in group {
