@@ -204,16 +204,6 @@ impl DuckStore {
         // the price is up to 256 MB of changes that a crash loses and the engine applies again
         // from the event log (the file has no WAL, see `raw::RawDatabase::open`).
         conn.execute_batch(&format!("SET wal_autocheckpoint = '{WAL_AUTOCHECKPOINT}'"))?;
-        // DuckDB starts `threads` (the cores) minus `external_threads` (1) workers of its own, the
-        // thread that runs a statement counting as the other. A commit past `wal_autocheckpoint`
-        // checkpoints on the worker that runs the `COMMIT`, whose compression tasks only DuckDB's
-        // workers take (the projector's thread runs its own statement's tasks), so on two cores
-        // each checkpoint compressed on one core for 0.75-1 s while the other sat idle and ingest
-        // waited. With no external thread there is a worker per core: the checkpoint runs on
-        // both, and queries are still split for as many threads as cores (docs/benchmarks.md
-        // run 36: ingest about 4 % faster, the slowest reports about 5 % slower; twice the
-        // threads instead cost those reports up to 30 %).
-        conn.execute_batch("SET external_threads = 0")?;
         Self::migrate(&conn)?;
         // The migrations' changes, and the WAL an earlier Signet (which let DuckDB keep one) may
         // have left (replayed when the file was attached), go into the file now.
