@@ -106,6 +106,14 @@ fn schema_of(columns: &[&Column]) -> Arc<Schema> {
     Arc::new(Schema::new(columns.iter().map(|c| Field::new(c.name, arrow_type(c.ty), true)).collect::<Vec<_>>()))
 }
 
+/// Every table the projection inserts Arrow batches into, with the batches' schema.
+pub fn batch_tables() -> Vec<(&'static str, Arc<Schema>)> {
+    let kinds = LogKind::ALL
+        .iter()
+        .map(|kind| (schema::table(*kind), schema_of(&schema::all_columns(*kind).collect::<Vec<_>>())));
+    kinds.chain([("revisions", schema_of(&REVISION_COLUMNS.iter().collect::<Vec<_>>()))]).collect()
+}
+
 /// The common cells of a stored event, in [`schema::common_columns`] order.
 pub(crate) fn common_cells(e: &StoredEvent) -> [Cell; COMMON_COLUMNS] {
     [

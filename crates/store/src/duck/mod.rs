@@ -195,7 +195,8 @@ impl DuckStore {
     }
 
     fn open_at(path: &Path) -> Result<DuckStore> {
-        let database = raw::RawDatabase::open(path)?;
+        let mut database = raw::RawDatabase::open(path)?;
+        database.add_batch_views(&arrow::batch_tables())?;
         let conn = database.connection()?;
         // DuckDB checkpoints when 16 MB of changes are uncheckpointed by default: with
         // projection batches of 20,000-40,000 sign-ins that is nearly every commit, and each

@@ -3,21 +3,25 @@
 //! duckdb-rs' `Appender::append_record_batch` converts Arrow arrays into DuckDB vectors value by
 //! value through the C API (one call, one UTF-8 check and one copy per string), which was about
 //! half of the projection's time. Here DuckDB scans each Arrow batch itself, column by column and
-//! without copying strings (`duckdb_arrow_array_scan` behind a view), in an `INSERT ..
+//! without copying strings (a view per table over a stream of this module), in an `INSERT ..
 //! SELECT`: no appender, whose buffer was one more copy of every row. Statements run through the
 //! pending-result API, so this thread sleeps instead of spinning while DuckDB's worker runs the
 //! rest of a statement (docs/benchmarks.md run 32). That needs a raw connection, so the database
 //! is opened through the C API and duckdb-rs connections are made from the same database handle.
 
 use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int, c_void};
 use std::path::Path;
 use std::ptr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{Array, StructArray};
+use arrow::datatypes::SchemaRef;
 use arrow::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow::record_batch::RecordBatch;
 use duckdb::{ffi, Connection};
+use parking_lot::Mutex;
 
 use crate::duck::DIALECT;
 use crate::error::{Result, StoreError};
@@ -35,6 +39,9 @@ pub(crate) struct RawDatabase {
     handle: ffi::duckdb_database,
     /// The file is attached to an in-memory instance: every connection starts with `USE`.
     attached: bool,
+    /// The views Arrow batches are inserted through ([`RawDatabase::add_batch_views`]); each
+    /// connection holds them too, so they outlive every connection that can scan them.
+    batch_views: Arc<BatchViews>,
 }
 
 // SAFETY: a duckdb_database is a thread-safe handle to a shared database instance.
@@ -93,7 +100,46 @@ impl RawDatabase {
             };
             return Err(StoreError::Database(format!("opening {}: {message}", path.display())));
         }
-        Ok(RawDatabase { handle: db, attached: false })
+        Ok(RawDatabase { handle: db, attached: false, batch_views: Arc::default() })
+    }
+
+    /// Makes a view per table that Arrow batches for it are inserted through
+    /// ([`RawConnection::insert_arrow`]), before any connection is made. Connections made
+    /// earlier cannot insert batches.
+    ///
+    /// The views are made once, in the instance's own in-memory catalog (`memory`), each over
+    /// a stream of this module that yields the batch put in its slot for one `INSERT`. The C
+    /// API's `duckdb_arrow_array_scan` instead makes a view per batch, and makes it persistent
+    /// (DuckDB refuses one in `temp`): a catalog change in the file's database in every
+    /// projection transaction, which takes DuckDB's checkpoint lock for the transaction's
+    /// length, so no checkpoint could run beside a projection transaction.
+    pub(crate) fn add_batch_views(&mut self, tables: &[(&str, SchemaRef)]) -> Result<()> {
+        let mut views = BatchViews::default();
+        let mut con: ffi::duckdb_connection = ptr::null_mut();
+        // SAFETY: the database handle is open; the connection is closed below.
+        if unsafe { ffi::duckdb_connect(self.handle, &mut con) } != ffi::DuckDBSuccess {
+            return Err(StoreError::Database("connecting to the database failed".into()));
+        }
+        let setup = RawConnection { handle: con, batch_views: Arc::default() };
+        // The instance's own catalog, also when a file is attached (connections start there).
+        setup.execute("USE memory")?;
+        for (table, schema) in tables {
+            let slot = BatchSlot::new(table, schema)?;
+            let mut stream = Box::new(slot.stream());
+            let name = c_string(&slot.view_name())?;
+            // SAFETY: DuckDB keeps a reference to the stream (arrow-c.cpp's CArrowScanFactory)
+            // and calls it whenever the view is scanned: both it and its slot live in
+            // `BatchViews`, which every connection of this database holds.
+            let state = unsafe {
+                ffi::duckdb_arrow_scan(setup.handle, name.as_ptr(), (&mut *stream as *mut BatchStream).cast())
+            };
+            if state != ffi::DuckDBSuccess {
+                return Err(StoreError::Database(format!("making the batch view of {table}")));
+            }
+            views.0.push((slot, stream));
+        }
+        self.batch_views = Arc::new(views);
+        Ok(())
     }
 
     /// A duckdb-rs connection to this database.
@@ -113,7 +159,7 @@ impl RawDatabase {
         if unsafe { ffi::duckdb_connect(self.handle, &mut con) } != ffi::DuckDBSuccess {
             return Err(StoreError::Database("connecting to the database failed".into()));
         }
-        let conn = RawConnection { handle: con };
+        let conn = RawConnection { handle: con, batch_views: self.batch_views.clone() };
         if self.attached {
             conn.execute(&format!("USE {DATABASE}"))?;
         }
@@ -131,13 +177,11 @@ impl Drop for RawDatabase {
 /// A connection used only through the C API.
 pub(crate) struct RawConnection {
     handle: ffi::duckdb_connection,
+    batch_views: Arc<BatchViews>,
 }
 
 // SAFETY: used by one thread at a time (the store keeps it behind its writer mutex).
 unsafe impl Send for RawConnection {}
-
-/// The view an Arrow batch is inserted through, for the length of one `INSERT`.
-const BATCH_VIEW: &str = "signet_arrow_batch";
 
 /// How long a statement's thread sleeps while only other threads have work of it. Each sleep
 /// is a switch of threads on a busy core: at 100 us the projector woke some thousands of times
@@ -205,43 +249,122 @@ impl RawConnection {
     }
 
     /// Inserts `batch` (any number of rows; the table's columns, in order) into `table`, in
-    /// the connection's current transaction.
-    ///
-    /// DuckDB reads the batch where it is: `duckdb_arrow_array_scan` puts a view over it, made
-    /// in the transaction and dropped right after the `INSERT`, so no other transaction ever
-    /// sees it and nothing of it reaches the file. (The C API makes that view persistent:
-    /// DuckDB refuses one in the `temp` catalog.)
+    /// the connection's current transaction: DuckDB reads the batch where it is, through the
+    /// table's batch view ([`RawDatabase::add_batch_views`]), without copying its strings.
+    /// Callers insert from one thread at a time (the store's writer mutex): the view has one
+    /// slot.
     pub(crate) fn insert_arrow(&self, table: &str, batch: &RecordBatch) -> Result<()> {
-        let mut schema = FFI_ArrowSchema::try_from(batch.schema().as_ref())
-            .map_err(|e| StoreError::Database(format!("arrow schema: {e}")))?;
-        let data = StructArray::from(batch.clone()).into_data();
-        let mut array = FFI_ArrowArray::new(&data);
-        let view = c_string(BATCH_VIEW)?;
-        let mut stream: ffi::duckdb_arrow_stream = ptr::null_mut();
-        // SAFETY: DuckDB borrows the schema and the array (the caller keeps and frees them:
-        // arrow-c.cpp's CArrowScanFactory); both outlive the view, dropped below.
-        let scanned = unsafe {
-            ffi::duckdb_arrow_array_scan(
-                self.handle,
-                view.as_ptr(),
-                (&mut schema as *mut FFI_ArrowSchema).cast(),
-                (&mut array as *mut FFI_ArrowArray).cast(),
-                &mut stream,
-            )
+        let Some((slot, _)) = self.batch_views.0.iter().find(|(slot, _)| slot.table == table) else {
+            return Err(StoreError::Database(format!("no batch view for table {table}")));
         };
-        let outcome = match scanned {
-            ffi::DuckDBSuccess => {
-                let first = batch.schema().fields().first().map(|f| f.name().clone()).unwrap_or_default();
-                self.execute(&insert_statement(table, BATCH_VIEW, &first))
-                    .and(self.execute(&format!("DROP VIEW {BATCH_VIEW}")))
-            }
-            _ => Err(StoreError::Database(format!("scanning an Arrow batch for {table}"))),
-        };
-        // SAFETY: made by duckdb_arrow_array_scan (null if it failed first), destroyed once,
-        // after the view over it is gone.
-        unsafe { ffi::duckdb_destroy_arrow_stream(&mut stream) };
+        if batch.schema() != slot.schema {
+            return Err(StoreError::Database(format!("a batch for {table} whose columns are not the view's")));
+        }
+        *slot.batch.lock() = Some(batch.clone());
+        let first = batch.schema().fields().first().map(|f| f.name().clone()).unwrap_or_default();
+        let outcome = self.execute(&insert_statement(table, &format!("memory.main.{}", slot.view_name()), &first));
+        // Not left for the next statement if DuckDB did not read it (an error before the scan).
+        slot.batch.lock().take();
         outcome
     }
+}
+
+/// The batch views of a database, with the streams DuckDB holds references to.
+#[derive(Default)]
+struct BatchViews(Vec<(Arc<BatchSlot>, Box<BatchStream>)>);
+
+/// Where a batch waits for the `INSERT` that reads it through a table's view.
+struct BatchSlot {
+    table: String,
+    schema: SchemaRef,
+    /// The schema as the C data interface has it, exported once: DuckDB gets bitwise copies
+    /// of it. It releases none of them: it clears the root's release callback of every schema
+    /// a stream gives it (arrow-c.cpp, `FactoryGetSchema` and `duckdb_arrow_scan`), and a
+    /// consumer never releases children itself. An export per scan would leak each one.
+    exported: FFI_ArrowSchema,
+    /// What the next read of the stream gets, once; then the stream ends.
+    batch: Mutex<Option<RecordBatch>>,
+}
+
+// SAFETY: `exported` is only read (copied bitwise) after it is made, and released once, by
+// its own drop, when no connection can scan the view any more.
+unsafe impl Send for BatchSlot {}
+unsafe impl Sync for BatchSlot {}
+
+impl BatchSlot {
+    fn new(table: &str, schema: &SchemaRef) -> Result<Arc<BatchSlot>> {
+        let exported = FFI_ArrowSchema::try_from(schema.as_ref())
+            .map_err(|e| StoreError::Database(format!("arrow schema: {e}")))?;
+        Ok(Arc::new(BatchSlot { table: table.to_string(), schema: schema.clone(), exported, batch: Mutex::new(None) }))
+    }
+
+    fn view_name(&self) -> String {
+        format!("signet_batch_{}", self.table)
+    }
+
+    /// A stream over this slot; the slot must outlive it.
+    fn stream(self: &Arc<Self>) -> BatchStream {
+        BatchStream {
+            get_schema: Some(batch_stream_schema),
+            get_next: Some(batch_stream_next),
+            get_last_error: Some(batch_stream_error),
+            release: Some(batch_stream_release),
+            private_data: Arc::as_ptr(self) as *mut c_void,
+        }
+    }
+}
+
+/// The C stream interface's `ArrowArrayStream`
+/// (<https://arrow.apache.org/docs/format/CStreamInterface.html>), over a [`BatchSlot`].
+#[repr(C)]
+struct BatchStream {
+    get_schema: Option<unsafe extern "C" fn(*mut BatchStream, *mut FFI_ArrowSchema) -> c_int>,
+    get_next: Option<unsafe extern "C" fn(*mut BatchStream, *mut FFI_ArrowArray) -> c_int>,
+    get_last_error: Option<unsafe extern "C" fn(*mut BatchStream) -> *const c_char>,
+    release: Option<unsafe extern "C" fn(*mut BatchStream)>,
+    private_data: *mut c_void,
+}
+
+// SAFETY: callbacks and a pointer to a `BatchSlot`, which is `Sync`; DuckDB may call them from
+// any of its threads, and the slot's batch is behind a mutex.
+unsafe impl Send for BatchStream {}
+unsafe impl Sync for BatchStream {}
+
+/// # Safety
+/// `stream` is a [`BatchStream`] (or DuckDB's bitwise copy of one) whose slot is alive.
+unsafe fn slot_of<'a>(stream: *mut BatchStream) -> &'a BatchSlot {
+    // SAFETY: per the caller; `private_data` is the slot's `Arc` pointer.
+    unsafe { &*((*stream).private_data as *const BatchSlot) }
+}
+
+unsafe extern "C" fn batch_stream_schema(stream: *mut BatchStream, out: *mut FFI_ArrowSchema) -> c_int {
+    // SAFETY: DuckDB passes the stream it was given (or its copy) and room for a schema; the
+    // copy shares the slot's export, which DuckDB never releases (see `BatchSlot::exported`).
+    unsafe { ptr::copy_nonoverlapping(&slot_of(stream).exported, out, 1) };
+    0
+}
+
+unsafe extern "C" fn batch_stream_next(stream: *mut BatchStream, out: *mut FFI_ArrowArray) -> c_int {
+    // SAFETY: as above; `out` is room for an array that DuckDB owns from here (it releases it).
+    let slot = unsafe { slot_of(stream) };
+    let array = match slot.batch.lock().take() {
+        Some(batch) => FFI_ArrowArray::new(&StructArray::from(batch).into_data()),
+        // No release callback: the end of the stream.
+        None => FFI_ArrowArray::empty(),
+    };
+    // SAFETY: `out` is writable and holds nothing to drop.
+    unsafe { ptr::write(out, array) };
+    0
+}
+
+unsafe extern "C" fn batch_stream_error(_stream: *mut BatchStream) -> *const c_char {
+    ptr::null()
+}
+
+unsafe extern "C" fn batch_stream_release(stream: *mut BatchStream) {
+    // The memory is the store's (`BatchViews`); released means no callback any more.
+    // SAFETY: DuckDB passes a stream it holds.
+    unsafe { (*stream).release = None };
 }
 
 /// `INSERT INTO table SELECT * FROM source`, written so that DuckDB appends the rows straight

@@ -235,23 +235,55 @@ fn parts_archived_before_schema_3_are_still_read() {
     assert_eq!(store.aggregate(&methods).unwrap(), vec![vec![Cell::Str("Password".into()), Cell::Int(1)]]);
 }
 
+/// The views batches are inserted through live in the instance's in-memory catalog, made once
+/// when the store opens: nothing of them reaches the file, and no projection transaction
+/// changes the file's catalog (which would hold DuckDB's checkpoint lock for its length).
 #[test]
-fn the_view_a_batch_is_inserted_through_is_never_stored() {
+fn the_views_batches_are_inserted_through_are_never_stored() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("signet.duckdb");
-    let views = |store: &DuckStore| -> i64 {
+    let views = |store: &DuckStore, database: &str| -> i64 {
         let conn = store.writer.lock();
-        conn.query_row("SELECT count(*) FROM duckdb_views() WHERE NOT internal", [], |r| r.get(0)).unwrap()
+        let sql = format!("SELECT count(*) FROM duckdb_views() WHERE NOT internal AND database_name = '{database}'");
+        conn.query_row(&sql, [], |r| r.get(0)).unwrap()
     };
+    let batch_tables = arrow::batch_tables().len() as i64;
     {
         let store = DuckStore::open(&path).unwrap();
         let json = crate::conformance::signin_json("a", 1, "u@x", "Teams", 0, "");
         store.apply(&[crate::conformance::stored("o", LogKind::SignIn, &json, 1, 1)], 1).unwrap();
-        assert_eq!(views(&store), 0);
+        let newer = crate::conformance::signin_json("a", 1, "u@x", "Teams", 50126, "");
+        store.apply(&[crate::conformance::stored("o", LogKind::SignIn, &newer, 2, 2)], 2).unwrap();
+        assert_eq!(views(&store, "signet"), 0);
+        assert_eq!(views(&store, "memory"), batch_tables);
     }
     let store = DuckStore::open(&path).unwrap();
-    assert_eq!(views(&store), 0);
-    assert_eq!(pairs::<String, i64>(&store, "SELECT id, revision FROM signins"), vec![("a".to_string(), 1)]);
+    assert_eq!(views(&store, "signet"), 0);
+    assert_eq!(views(&store, "memory"), batch_tables);
+    assert_eq!(pairs::<String, i64>(&store, "SELECT id, revision FROM signins"), vec![("a".to_string(), 2)]);
+    assert_eq!(pairs::<String, i64>(&store, "SELECT id, revision FROM revisions"), vec![("a".to_string(), 1)]);
+}
+
+/// A batch goes in through its table's view only while its `INSERT` runs: a failed statement
+/// leaves nothing for the next one, and a batch that is not the table's shape is refused.
+#[test]
+fn a_batch_view_holds_a_batch_for_one_insert() {
+    let store = DuckStore::open_in_memory().unwrap();
+    let json = crate::conformance::signin_json("a", 1, "u@x", "Teams", 0, "");
+    let event = crate::conformance::stored("o", LogKind::SignIn, &json, 1, 1);
+    let batch = arrow::kind_batch(LogKind::SignIn, &[&event]).unwrap();
+    let writer = store.writer.lock();
+    let err = writer.raw.insert_arrow("no_such_table", &batch).unwrap_err();
+    assert!(err.to_string().contains("no batch view for table no_such_table"), "{err}");
+    let err = writer.raw.insert_arrow("revisions", &batch).unwrap_err();
+    assert!(err.to_string().contains("not the view's"), "{err}");
+    writer.raw.insert_arrow("signins", &batch).unwrap();
+    writer.raw.insert_arrow("signins", &batch).unwrap();
+    let count: i64 = writer.query_row("SELECT count(*) FROM signins WHERE id = 'a'", [], |r| r.get(0)).unwrap();
+    assert_eq!(count, 2, "each insert reads its batch once");
+    let empty: i64 =
+        writer.query_row("SELECT count(*) FROM memory.main.signet_batch_signins", [], |r| r.get(0)).unwrap();
+    assert_eq!(empty, 0, "the view is empty between inserts");
 }
 
 /// The projection's inserts append straight to the transaction's storage
