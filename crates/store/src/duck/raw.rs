@@ -40,7 +40,7 @@ pub(crate) struct RawDatabase {
     /// The file is attached to an in-memory instance: every connection starts with `USE`.
     attached: bool,
     /// The views Arrow batches are inserted through ([`RawDatabase::add_batch_views`]); each
-    /// connection holds them too, so they outlive every connection that can scan them.
+    /// raw connection holds them too, so they outlive every connection that scans them.
     batch_views: Arc<BatchViews>,
 }
 
@@ -129,7 +129,8 @@ impl RawDatabase {
             let name = c_string(&slot.view_name())?;
             // SAFETY: DuckDB keeps a reference to the stream (arrow-c.cpp's CArrowScanFactory)
             // and calls it whenever the view is scanned: both it and its slot live in
-            // `BatchViews`, which every connection of this database holds.
+            // `BatchViews`, which this database and each of its raw connections hold, and only
+            // `insert_arrow` names the view (the store's other connections never do).
             let state = unsafe {
                 ffi::duckdb_arrow_scan(setup.handle, name.as_ptr(), (&mut *stream as *mut BatchStream).cast())
             };
