@@ -115,13 +115,8 @@ impl RawDatabase {
     /// length, so no checkpoint could run beside a projection transaction.
     pub(crate) fn add_batch_views(&mut self, tables: &[(&str, SchemaRef)]) -> Result<()> {
         let mut views = BatchViews::default();
-        let mut con: ffi::duckdb_connection = ptr::null_mut();
-        // SAFETY: the database handle is open; the connection is closed below.
-        if unsafe { ffi::duckdb_connect(self.handle, &mut con) } != ffi::DuckDBSuccess {
-            return Err(StoreError::Database("connecting to the database failed".into()));
-        }
-        let setup = RawConnection { handle: con, batch_views: Arc::default() };
-        // The instance's own catalog, also when a file is attached (connections start there).
+        let setup = self.raw_connection()?;
+        // The instance's own catalog, also when a file is attached.
         setup.execute("USE memory")?;
         for (table, schema) in tables {
             let slot = BatchSlot::new(table, schema)?;
