@@ -456,7 +456,7 @@ mod tests {
 
         #[test]
         fn any_bytes_hash_without_panicking(bytes in proptest::collection::vec(
-            proptest::sample::select(vec![b'"', b'\\', b' ', b'{', b'}', b'[', b']', b':', b',', b'1', b'.', b'e', b'-', b'u', b'd', b'8', b'n']),
+            proptest::sample::select(vec![b'"', b'\\', b' ', b'{', b'}', b'[', b']', b':', b',', b'1', b'.', b'e', b'-', b'u', b'd', b'8', b'n', b'\n', 0x01]),
             0..48,
         )) {
             let hash = content_hash(&bytes);

@@ -86,22 +86,36 @@ pub(crate) fn scan(json: &str, tape: &mut Vec<Node>) -> Option<u64> {
     hasher.at_end().then_some(hash)
 }
 
-/// Whether `bytes` hold a control character (below 0x20), eight bytes at a time (most of a
-/// record's bytes are in its strings, most strings short): a byte `b` of a word `w` is below
-/// 0x20 exactly when the word `(w - 0x20..20) & !w & 0x80..80` is not zero (no early exit).
-fn has_control(bytes: &[u8]) -> bool {
-    const LOW: u64 = 0x2020_2020_2020_2020;
+/// Where the first byte that ends a string's plain run is: a quote, a backslash or a control
+/// character (below 0x20), eight bytes at a time in one pass (most of a record's bytes are in
+/// its strings, most strings short). For each test a byte `b` of a word `w` is flagged by
+/// `(x - 0x01..01) & !x & 0x80..80` (`x = w ^ '"'`, `w ^ '\\'`) or `(w - 0x20..20) & !w &
+/// 0x80..80`: a borrow only carries into bytes above a flagged one, so the lowest flag is exact.
+fn plain_run(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below = |w: u64| w.wrapping_sub(LOW) & !w & HIGH;
+    let stops = |w: u64| {
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+    };
     let mut chunks = bytes.chunks_exact(8);
-    let mut found = 0;
+    let mut at = 0;
     for chunk in &mut chunks {
-        found |= below(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+        let found = stops(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
     }
-    let mut tail = [0x20u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    found |= below(u64::from_le_bytes(tail));
-    found != 0
+    let rest = chunks.remainder();
+    let mut tail = [b'a'; 8];
+    tail[..rest.len()].copy_from_slice(rest);
+    match stops(u64::from_le_bytes(tail)) {
+        0 => None,
+        found => Some(at + found.trailing_zeros() as usize / 8),
+    }
 }
 
 /// A strict JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
@@ -295,35 +309,41 @@ impl ValueHasher<'_, '_> {
     /// A string literal at `at` (its opening quote), hashed by its decoded bytes.
     fn string(&mut self) -> Option<u64> {
         let start = self.at + 1;
-        let rest = self.json.get(start..)?;
-        let first = memchr::memchr2(b'"', b'\\', rest)?;
-        let strict = self.tape.is_some();
-        // serde_json refuses control characters inside a string.
-        if strict && has_control(&rest[..first]) {
-            return None;
-        }
-        if rest[first] == b'"' {
-            self.at = start + first + 1;
+        let first = self.plain_end(start)?;
+        if self.json[first] == b'"' {
+            self.at = first + 1;
             self.escaped = false;
-            return Some(xxhash_rust::xxh3::xxh3_64_with_seed(&rest[..first], 1));
+            return Some(xxhash_rust::xxh3::xxh3_64_with_seed(&self.json[start..first], 1));
         }
         self.escaped = true;
         self.scratch.clear();
-        self.scratch.extend_from_slice(&rest[..first]);
-        let mut at = start + first;
+        self.scratch.extend_from_slice(&self.json[start..first]);
+        let mut at = self.escape(first)?;
         loop {
-            let rest = self.json.get(at..)?;
-            let next = memchr::memchr2(b'"', b'\\', rest)?;
-            if strict && has_control(&rest[..next]) {
-                return None;
-            }
-            self.scratch.extend_from_slice(&rest[..next]);
-            at += next;
-            if self.json[at] == b'"' {
-                self.at = at + 1;
+            let next = self.plain_end(at)?;
+            self.scratch.extend_from_slice(&self.json[at..next]);
+            if self.json[next] == b'"' {
+                self.at = next + 1;
                 return Some(xxhash_rust::xxh3::xxh3_64_with_seed(&self.scratch, 1));
             }
-            at = self.escape(at)?;
+            at = self.escape(next)?;
+        }
+    }
+
+    /// The position of the quote or backslash that ends the plain run of a string's text at
+    /// `from`. Strict (with a tape), a control character there makes the text not JSON, as
+    /// serde_json reads it; otherwise it is part of the run.
+    fn plain_end(&self, from: usize) -> Option<usize> {
+        let mut at = from;
+        loop {
+            let stop = at + plain_run(self.json.get(at..)?)?;
+            if self.json[stop] >= 0x20 {
+                return Some(stop);
+            }
+            if self.tape.is_some() {
+                return None;
+            }
+            at = stop + 1;
         }
     }
 
@@ -412,15 +432,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn control_characters_are_found_wherever_they_are() {
+    fn control_characters_in_a_string_are_hashed_leniently_and_refused_strictly() {
+        for text in ["\"a\u{1}b\"", "\"a\u{1}\\nb\u{1f}\"", "{\"k\u{0}\":\"\n\"}"] {
+            assert_eq!(scan(text, &mut Vec::new()), None, "{text:?}");
+            assert!(serde_json::from_str::<serde_json::Value>(text).is_err(), "{text:?}");
+        }
+        let seed_one = |bytes: &[u8]| xxhash_rust::xxh3::xxh3_64_with_seed(bytes, 1);
+        assert_eq!(content_hash(b"\"a\x01b\""), seed_one(b"a\x01b"));
+        assert_eq!(content_hash(b"\"a\x01\\nb\x1f\""), seed_one(b"a\x01\nb\x1f"));
+    }
+
+    #[test]
+    fn a_plain_run_ends_at_the_first_quote_backslash_or_control_character() {
         for len in 0..40 {
-            let clean: Vec<u8> = (0..len).map(|i| [b' ', b'~', 0x7f, 0x80, 0xff, b'a'][i % 6]).collect();
-            assert!(!has_control(&clean), "{clean:?}");
+            let clean: Vec<u8> = (0..len).map(|i| [b' ', b'~', 0x7f, 0x80, 0xff, b'a', b'!', b'#'][i % 8]).collect();
+            assert_eq!(plain_run(&clean), None, "{clean:?}");
             for at in 0..len {
-                for control in [0x00, 0x01, 0x0a, 0x1f] {
+                for stop in [0x00, 0x01, 0x0a, 0x1f, b'"', b'\\'] {
                     let mut bytes = clean.clone();
-                    bytes[at] = control;
-                    assert!(has_control(&bytes), "{bytes:?}");
+                    bytes[at] = stop;
+                    // A second stop after the first must not move it.
+                    if at + 1 < len {
+                        bytes[at + 1] = [b'"', 0x00][at % 2];
+                    }
+                    assert_eq!(plain_run(&bytes), Some(at), "{bytes:?}");
                 }
             }
         }
