@@ -96,7 +96,9 @@ pub fn mappings(events: &[Event]) -> Vec<Mapping> {
     let [signin_id, signin_upn, signin_name] =
         ["user_id", "user_principal_name", "user_display_name"].map(|column| cell_at(LogKind::SignIn, column));
     // Batches repeat users: sized for a few events per user, it rarely grows.
-    let mut seen: HashMap<&str, (Option<&str>, Option<&str>)> = HashMap::with_capacity(events.len().min(4096));
+    // FxHash: SipHash's resistance to chosen keys buys nothing for a map that lives one batch.
+    let mut seen: HashMap<&str, (Option<&str>, Option<&str>), rustc_hash::FxBuildHasher> =
+        HashMap::with_capacity_and_hasher(events.len().min(4096), Default::default());
     for event in events {
         let (id, name, email) = match event.kind {
             LogKind::Activity => {

@@ -412,7 +412,9 @@ impl DuckStore {
             // batch (revisions are numbered from 1 when an id is first stored, and the version
             // index never forgets an id): a revision logged right after its original costs no
             // DELETE, which scans the whole id column.
-            let mut newest: HashMap<(&str, &str), (usize, u32)> = HashMap::with_capacity(of_kind.len());
+            // FxHash: SipHash's resistance to chosen keys buys nothing for a map of one batch.
+            let mut newest: HashMap<(&str, &str), (usize, u32), rustc_hash::FxBuildHasher> =
+                HashMap::with_capacity_and_hasher(of_kind.len(), Default::default());
             for (i, e) in of_kind.iter().enumerate() {
                 let (slot, first) = newest.entry((e.org.as_str(), e.event.id.as_str())).or_insert((i, e.revision));
                 if of_kind[*slot].revision < e.revision {
