@@ -74,6 +74,11 @@ pub struct IngestConfig {
     /// ([`EventStore::settle`]: DuckDB checkpoints, so queries after a burst scan compressed
     /// row groups and a crash leaves nothing for the next start to apply again).
     pub settle_after_idle: Duration,
+    /// A period of `settle_after_idle` in which the projector applied at most this many events
+    /// counts as idle: light traffic (a few sign-ins, the access log of the very queries that
+    /// read the burst) does not put the settle off, which left the last up to 256 MB of a
+    /// burst uncompressed and the reports about a third slower for as long as it lasted.
+    pub settle_below_events: usize,
 }
 
 impl Default for IngestConfig {
@@ -90,6 +95,7 @@ impl Default for IngestConfig {
             segment_bytes: crate::log::SEGMENT_TARGET_BYTES,
             lag_in_log: false,
             settle_after_idle: Duration::from_secs(2),
+            settle_below_events: 2_000,
         }
     }
 }
@@ -563,6 +569,11 @@ fn writer_loop(
     info!("writer stopped");
 }
 
+/// How soon a settle that failed is tried again, and every how many failures in a row one is
+/// logged as a warning (the others at debug: with queries running, the first tries often fail).
+const SETTLE_RETRY: Duration = Duration::from_millis(100);
+const SETTLE_WARN_EVERY: u32 = 50;
+
 fn projector_loop(
     prx: Receiver<Committed>,
     store: Arc<dyn EventStore>,
@@ -585,8 +596,11 @@ fn projector_loop(
     // Whether committed events beyond `next` are in the log only.
     let mut behind = false;
     let mut deadline: Option<Instant> = None;
-    // When to let the store settle what it was given, if nothing comes before.
+    // When to let the store settle what it was given, if little comes before, and how many
+    // events were applied since that was set.
     let mut settle_at: Option<Instant> = None;
+    let mut applied_since = 0usize;
+    let mut settle_failures = 0u32;
     let mut disconnected = false;
     if let Some(started_at_end) = position_unknown {
         // The store was unreachable at the start: learn where it stands once it answers, then
@@ -639,18 +653,7 @@ fn projector_loop(
                 handoff.in_log_sent.store(false, Ordering::Release);
                 behind = true;
             }
-            Err(RecvTimeoutError::Timeout) => {
-                if pending.is_empty() && !behind && settle_at.is_some_and(|at| at <= Instant::now()) {
-                    settle_at = None;
-                    let started = Instant::now();
-                    match store.settle() {
-                        Ok(()) => debug!(elapsed_ms = started.elapsed().as_millis() as u64, "store settled while idle"),
-                        // Not lost: the store's own log still holds it; the next idle try again.
-                        Err(err) => warn!(error = %err, "settling the store while idle failed"),
-                    }
-                    continue;
-                }
-            }
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => disconnected = true,
         }
         if !pending.is_empty() {
@@ -661,10 +664,45 @@ fn projector_loop(
                 handoff.absorbing.store(false, Ordering::Release);
             }
             metrics.unprojected.fetch_sub(pending.len(), Ordering::AcqRel);
+            applied_since += pending.len();
             pending.clear();
             applied = next;
             published(applied);
-            settle_at = Some(Instant::now() + config.settle_after_idle);
+            settle_at.get_or_insert_with(|| Instant::now() + config.settle_after_idle);
+        }
+        if pending.is_empty() && !behind && settle_at.is_some_and(|at| at <= Instant::now()) {
+            settle_at = match applied_since <= config.settle_below_events {
+                true => {
+                    let started = Instant::now();
+                    match store.settle() {
+                        Ok(()) => {
+                            debug!(
+                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                events = applied_since,
+                                "store settled while idle"
+                            );
+                            settle_failures = 0;
+                            None
+                        }
+                        // Not lost: the store's own log still holds it. DuckDB refuses to
+                        // checkpoint while a commit of the projector is still kept for queries
+                        // that began before it: they end within moments, so try again soon.
+                        Err(err) => {
+                            settle_failures += 1;
+                            match settle_failures % SETTLE_WARN_EVERY {
+                                0 => {
+                                    warn!(error = %err, failures = settle_failures, "settling the store while idle failed")
+                                }
+                                _ => debug!(error = %err, "settling the store while idle failed; trying again"),
+                            }
+                            Some(Instant::now() + SETTLE_RETRY)
+                        }
+                    }
+                }
+                // Still busy: look again one period later.
+                false => Some(Instant::now() + config.settle_after_idle),
+            };
+            applied_since = 0;
         }
         if behind && !disconnected {
             // Everything committed so far, from the log (written while the store was failing).
@@ -676,7 +714,7 @@ fn projector_loop(
             applied = reached;
             next = applied;
             behind = false;
-            settle_at = Some(Instant::now() + config.settle_after_idle);
+            settle_at.get_or_insert_with(|| Instant::now() + config.settle_after_idle);
         }
         deadline = None;
         if disconnected {

@@ -404,6 +404,38 @@ fn an_idle_store_checkpoints_what_a_burst_left_in_memory() {
 }
 
 #[test]
+fn light_traffic_after_a_burst_does_not_put_off_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = IngestConfig {
+        settle_after_idle: Duration::from_millis(300),
+        projection_interval: Duration::from_millis(10),
+        ..IngestConfig::default()
+    };
+    let engine = Engine::open(dir.path(), config).unwrap();
+    let events: Vec<_> = (0..5000).map(|i| event(&format!("b{i}"), 0)).collect();
+    engine.pipeline().submit_blocking("default", events).unwrap();
+    let in_file = || {
+        let image = crash_image(dir.path());
+        let store = signet_store::duck::DuckStore::open(&image.path().join("signet.duckdb")).unwrap();
+        use signet_store::EventStore;
+        store.count("default", LogKind::SignIn, &Expr::True).unwrap()
+    };
+    // An event every 50 ms, never 300 ms without one (what queries' access log looks like).
+    let started = std::time::Instant::now();
+    let mut trickled: u64 = 0;
+    while in_file() < 5000 && started.elapsed() < Duration::from_secs(20) {
+        for _ in 0..4 {
+            engine.pipeline().submit_blocking("default", vec![event(&format!("t{trickled}"), 0)]).unwrap();
+            trickled += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert!(in_file() >= 5000, "the burst was checkpointed while the trickle went on ({trickled} events)");
+    assert!(engine.wait_visible(Duration::from_secs(10)));
+    assert_eq!(count(&engine), 5000 + trickled);
+}
+
+#[test]
 fn a_large_batch_is_projected_at_once_and_a_small_one_at_the_interval() {
     let dir = tempfile::tempdir().unwrap();
     let config = IngestConfig {
