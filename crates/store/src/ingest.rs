@@ -569,10 +569,12 @@ fn writer_loop(
     info!("writer stopped");
 }
 
-/// How soon a settle that failed is tried again, and every how many failures in a row one is
-/// logged as a warning (the others at debug: with queries running, the first tries often fail).
+/// How soon a settle that failed is tried again (doubling with each failure in a row, up to
+/// [`SETTLE_RETRY_MAX`]), and every how many failures in a row one is logged as a warning (the
+/// others at debug: with queries running, the first tries often fail).
 const SETTLE_RETRY: Duration = Duration::from_millis(100);
-const SETTLE_WARN_EVERY: u32 = 50;
+const SETTLE_RETRY_MAX: Duration = Duration::from_secs(30);
+const SETTLE_WARN_EVERY: u32 = 20;
 
 fn projector_loop(
     prx: Receiver<Committed>,
@@ -686,7 +688,9 @@ fn projector_loop(
                         }
                         // Not lost: the store's own log still holds it. DuckDB refuses to
                         // checkpoint while a commit of the projector is still kept for queries
-                        // that began before it: they end within moments, so try again soon.
+                        // that began before it: they end within moments, so try again soon
+                        // (and less often if it keeps failing: a checkpoint that fails late,
+                        // on a full disk say, has done its work for nothing).
                         Err(err) => {
                             settle_failures += 1;
                             match settle_failures % SETTLE_WARN_EVERY {
@@ -695,7 +699,8 @@ fn projector_loop(
                                 }
                                 _ => debug!(error = %err, "settling the store while idle failed; trying again"),
                             }
-                            Some(Instant::now() + SETTLE_RETRY)
+                            let backoff = SETTLE_RETRY.saturating_mul(1 << (settle_failures - 1).min(16));
+                            Some(Instant::now() + backoff.min(SETTLE_RETRY_MAX))
                         }
                     }
                 }
