@@ -569,12 +569,74 @@ fn writer_loop(
     info!("writer stopped");
 }
 
+/// When the projector lets the store settle (see [`IngestConfig::settle_after_idle`]): one
+/// period after the first apply since the last settle, if that period stayed quiet; otherwise
+/// one period later. A settle that fails is tried again soon, then less and less often.
+struct SettleSchedule {
+    period: Duration,
+    quiet_events: usize,
+    due: Option<Instant>,
+    /// Events applied since `due` was set or last looked at.
+    applied: usize,
+    failures: u32,
+}
+
 /// How soon a settle that failed is tried again (doubling with each failure in a row, up to
 /// [`SETTLE_RETRY_MAX`]), and every how many failures in a row one is logged as a warning (the
 /// others at debug: with queries running, the first tries often fail).
 const SETTLE_RETRY: Duration = Duration::from_millis(100);
 const SETTLE_RETRY_MAX: Duration = Duration::from_secs(30);
 const SETTLE_WARN_EVERY: u32 = 20;
+
+impl SettleSchedule {
+    fn new(config: &IngestConfig) -> SettleSchedule {
+        SettleSchedule {
+            period: config.settle_after_idle,
+            quiet_events: config.settle_below_events,
+            due: None,
+            applied: 0,
+            failures: 0,
+        }
+    }
+
+    fn applied(&mut self, events: usize) {
+        self.applied += events;
+        self.due.get_or_insert_with(|| Instant::now() + self.period);
+    }
+
+    /// Settles the store if it is time and the last period was quiet.
+    fn run_if_due(&mut self, store: &dyn EventStore) {
+        if self.due.is_none_or(|at| at > Instant::now()) {
+            return;
+        }
+        let events = std::mem::take(&mut self.applied);
+        if events > self.quiet_events {
+            self.due = Some(Instant::now() + self.period);
+            return;
+        }
+        let started = Instant::now();
+        match store.settle() {
+            Ok(()) => {
+                let elapsed_ms = started.elapsed().as_millis() as u64;
+                debug!(elapsed_ms, events, "store settled while idle");
+                (self.due, self.failures) = (None, 0);
+            }
+            // Not lost: the store's own log still holds it. DuckDB refuses to checkpoint while
+            // a commit of the projector is still kept for queries that began before it: they
+            // end within moments, so try again soon (and less often if it keeps failing: a
+            // checkpoint that fails late, on a full disk say, has done its work for nothing).
+            Err(err) => {
+                self.failures += 1;
+                match self.failures % SETTLE_WARN_EVERY {
+                    0 => warn!(error = %err, failures = self.failures, "settling the store while idle failed"),
+                    _ => debug!(error = %err, "settling the store while idle failed; trying again"),
+                }
+                let backoff = SETTLE_RETRY.saturating_mul(1 << (self.failures - 1).min(16));
+                self.due = Some(Instant::now() + backoff.min(SETTLE_RETRY_MAX));
+            }
+        }
+    }
+}
 
 fn projector_loop(
     prx: Receiver<Committed>,
@@ -598,11 +660,7 @@ fn projector_loop(
     // Whether committed events beyond `next` are in the log only.
     let mut behind = false;
     let mut deadline: Option<Instant> = None;
-    // When to let the store settle what it was given, if little comes before, and how many
-    // events were applied since that was set.
-    let mut settle_at: Option<Instant> = None;
-    let mut applied_since = 0usize;
-    let mut settle_failures = 0u32;
+    let mut settle = SettleSchedule::new(&config);
     let mut disconnected = false;
     if let Some(started_at_end) = position_unknown {
         // The store was unreachable at the start: learn where it stands once it answers, then
@@ -630,7 +688,7 @@ fn projector_loop(
         deadline = Some(Instant::now());
     }
     loop {
-        let wake = deadline.or(settle_at);
+        let wake = deadline.or(settle.due);
         let wait = wake.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
         match prx.recv_timeout(wait) {
             Ok(Committed::Events { mut events, start, end }) => {
@@ -666,48 +724,13 @@ fn projector_loop(
                 handoff.absorbing.store(false, Ordering::Release);
             }
             metrics.unprojected.fetch_sub(pending.len(), Ordering::AcqRel);
-            applied_since += pending.len();
+            settle.applied(pending.len());
             pending.clear();
             applied = next;
             published(applied);
-            settle_at.get_or_insert_with(|| Instant::now() + config.settle_after_idle);
         }
-        if pending.is_empty() && !behind && settle_at.is_some_and(|at| at <= Instant::now()) {
-            settle_at = match applied_since <= config.settle_below_events {
-                true => {
-                    let started = Instant::now();
-                    match store.settle() {
-                        Ok(()) => {
-                            debug!(
-                                elapsed_ms = started.elapsed().as_millis() as u64,
-                                events = applied_since,
-                                "store settled while idle"
-                            );
-                            settle_failures = 0;
-                            None
-                        }
-                        // Not lost: the store's own log still holds it. DuckDB refuses to
-                        // checkpoint while a commit of the projector is still kept for queries
-                        // that began before it: they end within moments, so try again soon
-                        // (and less often if it keeps failing: a checkpoint that fails late,
-                        // on a full disk say, has done its work for nothing).
-                        Err(err) => {
-                            settle_failures += 1;
-                            match settle_failures % SETTLE_WARN_EVERY {
-                                0 => {
-                                    warn!(error = %err, failures = settle_failures, "settling the store while idle failed")
-                                }
-                                _ => debug!(error = %err, "settling the store while idle failed; trying again"),
-                            }
-                            let backoff = SETTLE_RETRY.saturating_mul(1 << (settle_failures - 1).min(16));
-                            Some(Instant::now() + backoff.min(SETTLE_RETRY_MAX))
-                        }
-                    }
-                }
-                // Still busy: look again one period later.
-                false => Some(Instant::now() + config.settle_after_idle),
-            };
-            applied_since = 0;
+        if pending.is_empty() && !behind {
+            settle.run_if_due(&*store);
         }
         if behind && !disconnected {
             // Everything committed so far, from the log (written while the store was failing).
@@ -719,7 +742,7 @@ fn projector_loop(
             applied = reached;
             next = applied;
             behind = false;
-            settle_at.get_or_insert_with(|| Instant::now() + config.settle_after_idle);
+            settle.applied(0);
         }
         deadline = None;
         if disconnected {
