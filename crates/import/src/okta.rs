@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(converted.original.as_deref(), Some(record.as_bytes()));
         let event = crate::to_event(converted).unwrap();
         assert_eq!(event.id, "e1");
-        let cell = |name: &str| event.cell(name).unwrap().clone();
+        let cell = |name: &str| event.cell(name).unwrap().to_cell();
         assert_eq!(cell("status"), Cell::Str("failure".into()));
         assert_eq!(cell("error_code"), Cell::Int(50105));
         assert_eq!(cell("risk_detected"), Cell::Bool(true));

@@ -173,7 +173,7 @@ pub const DEFAULT_EXCLUDED_OPERATIONS: &[&str] = &[
 pub fn normalize(body: &bytes::Bytes) -> Result<Event, RecordError> {
     let r: ActivityRecord = crate::event::parse_record(body)?;
     let id = crate::event::required_id(r.id, "Id")?;
-    let time_us = crate::event::required_time(r.creation_time, "CreationTime")?;
+    let time_us = crate::event::required_time(r.creation_time.as_deref(), "CreationTime")?;
     let operation = r.operation.ok_or_else(|| RecordError::new("Operation", "required"))?;
 
     let user_access =
@@ -229,10 +229,10 @@ mod tests {
         let body = br#"{"Id":"a1","CreationTime":"2021-08-02T13:32:07","Operation":"MailItemsAccessed","UserType":2,
             "UserId":"Pgustavo@simulandlabs.com","ClientIP":"1.2.3.4","ResultStatus":"Succeeded","RecordType":"50"}"#;
         let event = normalize(body).unwrap();
-        assert_eq!(event.cells[0], Cell::Str("MailItemsAccessed".into()));
-        assert_eq!(event.cells[5], Cell::Str("Admin".into()));
-        assert_eq!(event.cells[6], Cell::Str("Pgustavo@simulandlabs.com".into()));
-        assert_eq!(event.cells[8], Cell::Str("pgustavo@simulandlabs.com".into()));
+        assert_eq!(event.cells.get(0).unwrap().to_cell(), Cell::Str("MailItemsAccessed".into()));
+        assert_eq!(event.cells.get(5).unwrap().to_cell(), Cell::Str("Admin".into()));
+        assert_eq!(event.cells.get(6).unwrap().to_cell(), Cell::Str("Pgustavo@simulandlabs.com".into()));
+        assert_eq!(event.cells.get(8).unwrap().to_cell(), Cell::Str("pgustavo@simulandlabs.com".into()));
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub struct TargetResource {
 pub fn normalize(body: &bytes::Bytes) -> Result<Event, RecordError> {
     let r: GraphDirectoryAudit = crate::event::parse_record(body)?;
     let id = crate::event::required_id(r.id, "id")?;
-    let time_us = crate::event::required_time(r.activity_date_time, "activityDateTime")?;
+    let time_us = crate::event::required_time(r.activity_date_time.as_deref(), "activityDateTime")?;
 
     let initiated = r.initiated_by.unwrap_or_default();
     let user = initiated.user.unwrap_or_default();
@@ -128,10 +128,10 @@ mod tests {
           "targetResources":[{"id":"g1","displayName":"Sales","type":"Group"},{"id":"u2","type":"User","userPrincipalName":"bob@contoso.com"}]}"#;
         let event = normalize(body).unwrap();
         assert_eq!(event.id, "Directory_1");
-        assert_eq!(event.cells[0], Cell::Str("Add member to group".into()));
-        assert_eq!(event.cells[8], Cell::Str("admin@contoso.com".into()));
-        assert_eq!(event.cells[14], Cell::List(vec!["g1".into(), "u2".into()]));
-        assert_eq!(event.cells[17], Cell::List(vec!["bob@contoso.com".into()]));
+        assert_eq!(event.cells.get(0).unwrap().to_cell(), Cell::Str("Add member to group".into()));
+        assert_eq!(event.cells.get(8).unwrap().to_cell(), Cell::Str("admin@contoso.com".into()));
+        assert_eq!(event.cells.get(14).unwrap().to_cell(), Cell::List(vec!["g1".into(), "u2".into()]));
+        assert_eq!(event.cells.get(17).unwrap().to_cell(), Cell::List(vec!["bob@contoso.com".into()]));
     }
 
     #[test]

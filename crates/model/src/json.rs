@@ -2,6 +2,7 @@
 //! "True", nested objects as JSON inside strings) and the legacy content hash; the value hash
 //! is in [`crate::value_hash`] (re-exported here).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -286,6 +287,16 @@ impl<'de> Visitor<'de> for LenientList {
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(LenientList)
     }
+}
+
+/// As [`opt_string`], into a `Cow` (owned; the fast path of sign-ins borrows instead).
+pub fn opt_text<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(opt_string(d)?.map(Cow::Owned))
+}
+
+/// As [`string_list`], into `Cow`s (owned).
+pub fn text_list<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'a, str>>, D::Error> {
+    Ok(string_list(d)?.into_iter().map(Cow::Owned).collect())
 }
 
 /// A list of strings; also accepts a JSON list inside a string, a comma-separated string, null.

@@ -27,5 +27,5 @@ mod tape;
 pub mod time;
 pub mod value_hash;
 
-pub use event::{normalize, normalize_shared, Cell, Event, RecordError};
+pub use event::{normalize, normalize_shared, Cell, CellRef, Cells, Event, ListIter, ListRef, RecordError};
 pub use kind::{LogKind, OrgId};

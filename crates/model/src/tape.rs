@@ -7,17 +7,19 @@
 //! (escapes, numbers written as strings, JSON inside strings) is read by the same serde
 //! deserialiser, over that value's text alone.
 
+use std::borrow::Cow;
+
 use serde_json::de::StrRead;
 
 use crate::json::{Node, NodeKind};
 
 /// A scanned JSON text and its tape.
-pub(crate) struct Scanned<'a> {
+pub(crate) struct Scanned<'a, 't> {
     pub json: &'a str,
-    pub tape: &'a [Node],
+    pub tape: &'t [Node],
 }
 
-impl<'a> Scanned<'a> {
+impl<'a, 't> Scanned<'a, 't> {
     pub fn kind(&self, at: usize) -> NodeKind {
         self.tape[at].kind
     }
@@ -37,16 +39,16 @@ impl<'a> Scanned<'a> {
     /// The members of the object at `at` as (key, value's node); a key with escapes is `None`
     /// (it may spell a known field, so the caller leaves the record to serde).
     /// `None` too when they are nested too deep to be on the tape.
-    pub fn members(&self, at: usize) -> Option<impl Iterator<Item = (Option<&'a str>, usize)> + 'a> {
+    pub fn members(&self, at: usize) -> Option<impl Iterator<Item = (Option<&'a str>, usize)> + use<'a, 't>> {
         (self.kind(at) == NodeKind::Object && self.tape[at].complete).then(|| self.children(at))
     }
 
     /// The elements of the array at `at`, as node indexes (`None` as for [`Scanned::members`]).
-    pub fn elements(&self, at: usize) -> Option<impl Iterator<Item = usize> + 'a> {
+    pub fn elements(&self, at: usize) -> Option<impl Iterator<Item = usize> + use<'a, 't>> {
         (self.kind(at) == NodeKind::Array && self.tape[at].complete).then(|| self.children(at).map(|(_, at)| at))
     }
 
-    fn children(&self, at: usize) -> impl Iterator<Item = (Option<&'a str>, usize)> + 'a {
+    fn children(&self, at: usize) -> impl Iterator<Item = (Option<&'a str>, usize)> + use<'a, 't> {
         let (tape, json) = (self.tape, self.json);
         let end = tape[at].next as usize;
         let mut next = at + 1;
@@ -74,14 +76,14 @@ impl<'a> Scanned<'a> {
         Some(value)
     }
 
-    /// As [`crate::json::opt_string`].
-    pub fn string(&self, at: usize) -> Option<Option<String>> {
+    /// As [`crate::json::opt_string`]; a plain string is borrowed from the text.
+    pub fn string(&self, at: usize) -> Option<Option<Cow<'a, str>>> {
         if let Some(text) = self.plain(at) {
-            return Some((!text.is_empty()).then(|| text.to_owned()));
+            return Some((!text.is_empty()).then_some(Cow::Borrowed(text)));
         }
         match self.kind(at) {
             NodeKind::Null => Some(None),
-            _ => self.exact(at, |de| crate::json::opt_string(de)),
+            _ => self.exact(at, |de| crate::json::opt_string(de)).map(|s| s.map(Cow::Owned)),
         }
     }
 
@@ -115,8 +117,8 @@ impl<'a> Scanned<'a> {
         }
     }
 
-    /// As [`crate::json::string_list`].
-    pub fn list(&self, at: usize) -> Option<Vec<String>> {
+    /// As [`crate::json::string_list`]; plain strings are borrowed from the text.
+    pub fn list(&self, at: usize) -> Option<Vec<Cow<'a, str>>> {
         if self.kind(at) == NodeKind::Null {
             return Some(Vec::new());
         }
@@ -125,15 +127,19 @@ impl<'a> Scanned<'a> {
             for element in elements {
                 match (self.kind(element), self.plain(element)) {
                     (NodeKind::Null, _) => {}
-                    (_, Some(text)) if !text.is_empty() => out.push(text.to_owned()),
+                    (_, Some(text)) if !text.is_empty() => out.push(Cow::Borrowed(text)),
                     (_, Some(_)) => {}
-                    _ => return self.exact(at, |de| crate::json::string_list(de)),
+                    _ => return self.exact(at, |de| crate::json::string_list(de)).map(owned),
                 }
             }
             return Some(out);
         }
-        self.exact(at, |de| crate::json::string_list(de))
+        self.exact(at, |de| crate::json::string_list(de)).map(owned)
     }
+}
+
+fn owned(list: Vec<String>) -> Vec<Cow<'static, str>> {
+    list.into_iter().map(Cow::Owned).collect()
 }
 
 /// Reads the members of a scanned object into a struct's fields, as serde's derived
@@ -203,11 +209,13 @@ mod tests {
             };
         }
         for text in values {
-            assert_eq!(scanned(text, |s| s.string(0)), serde!(text, crate::json::opt_string), "string {text}");
+            let string = scanned(text, |s| s.string(0).map(|s| s.map(Cow::into_owned)));
+            assert_eq!(string, serde!(text, crate::json::opt_string), "string {text}");
             assert_eq!(scanned(text, |s| s.int(0)), serde!(text, crate::json::opt_i64), "int {text}");
             assert_eq!(scanned(text, |s| s.boolean(0)), serde!(text, crate::json::opt_bool), "bool {text}");
             assert_eq!(scanned(text, |s| s.float(0)), serde!(text, crate::json::opt_f64), "float {text}");
-            assert_eq!(scanned(text, |s| s.list(0)), serde!(text, crate::json::string_list), "list {text}");
+            let list = scanned(text, |s| s.list(0).map(|l| l.into_iter().map(Cow::into_owned).collect::<Vec<_>>()));
+            assert_eq!(list, serde!(text, crate::json::string_list), "list {text}");
         }
     }
 

@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use signet_model::{Cell, LogKind};
+use signet_model::{CellRef, LogKind};
 use signet_store::Engine;
 use tracing::{info, warn};
 
@@ -669,7 +669,7 @@ fn connection_lost(transport: &mut Transport) -> Option<u64> {
 /// failure, an activity whose ResultStatus is Failed / Failure / Denied.
 fn failed(event: &signet_model::Event) -> bool {
     let text = |name: &str| match event.cell(name) {
-        Some(Cell::Str(s)) => s.to_ascii_lowercase(),
+        Some(CellRef::Str(s)) => s.to_ascii_lowercase(),
         _ => String::new(),
     };
     match event.kind {

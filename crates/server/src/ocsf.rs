@@ -4,20 +4,20 @@
 //! The source record goes whole in `unmapped.record`, so nothing is lost in the mapping.
 
 use serde_json::{json, Map, Value};
-use signet_model::{Cell, Event, LogKind};
+use signet_model::{CellRef, Event, LogKind};
 
 const VERSION: &str = "1.1.0";
 
 fn text(event: &Event, column: &str) -> Option<String> {
     match event.cell(column)? {
-        Cell::Str(s) if !s.is_empty() => Some(s.clone()),
+        CellRef::Str(s) if !s.is_empty() => Some(s.to_owned()),
         _ => None,
     }
 }
 
 fn list(event: &Event, column: &str) -> Vec<String> {
     match event.cell(column) {
-        Some(Cell::List(values)) => values.clone(),
+        Some(CellRef::List(values)) => values.to_vec(),
         _ => Vec::new(),
     }
 }
@@ -86,7 +86,7 @@ fn merge(mut base: Value, more: Value) -> Value {
 fn authentication(event: &Event) -> Value {
     let success = text(event, "status").as_deref() == Some("success");
     let code = match event.cell("error_code") {
-        Some(Cell::Int(code)) => Some(code.to_string()),
+        Some(CellRef::Int(code)) => Some(code.to_string()),
         _ => None,
     };
     let mfa = list(event, "auth_methods").iter().any(|m| !m.eq_ignore_ascii_case("password"));

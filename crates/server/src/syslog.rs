@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_model::{Cell, Event, LogKind};
+use signet_model::{CellRef, Event, LogKind};
 
 /// How far back a broken TCP/TLS connection makes the forwarder resend.
 pub const RESEND_WINDOW: Duration = Duration::from_secs(10);
@@ -161,9 +161,9 @@ fn cef_value(value: &str) -> String {
 
 fn text(event: &Event, column: &str) -> Option<String> {
     match event.cell(column)? {
-        Cell::Str(s) if !s.is_empty() => Some(s.clone()),
-        Cell::Int(i) => Some(i.to_string()),
-        Cell::List(values) => values.first().cloned(),
+        CellRef::Str(s) if !s.is_empty() => Some(s.to_owned()),
+        CellRef::Int(i) => Some(i.to_string()),
+        CellRef::List(values) => values.iter().next().map(str::to_owned),
         _ => None,
     }
 }

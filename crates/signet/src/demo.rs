@@ -555,16 +555,13 @@ mod tests {
         let mut risky = 0;
         for r in &records {
             let event = signet_model::normalize(signet_model::LogKind::SignIn, r).expect("demo records normalise");
-            let status =
-                &event.cells[signet_model::schema::SIGNIN_COLUMNS.iter().position(|c| c.name == "status").unwrap()];
+            let status = event.cell("status").unwrap();
             match status.as_str() {
                 Some("failure") => failures += 1,
                 Some("interrupted") => interrupts += 1,
                 _ => {}
             }
-            let risk = &event.cells
-                [signet_model::schema::SIGNIN_COLUMNS.iter().position(|c| c.name == "risk_detected").unwrap()];
-            if *risk == signet_model::Cell::Bool(true) {
+            if event.cell("risk_detected") == Some(signet_model::CellRef::Bool(true)) {
                 risky += 1;
             }
             assert!(event.time_us < 1_704_067_200_000_000 && event.time_us >= 1_704_067_200_000_000 - 14 * DAY);

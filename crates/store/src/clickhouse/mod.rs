@@ -423,7 +423,7 @@ fn row_json(e: &StoredEvent, node: &str) -> Value {
 fn typed_row_json(e: &StoredEvent) -> Value {
     let mut row = Map::new();
     let columns = schema::all_columns(e.event.kind);
-    let cells = crate::duck::arrow::common_cells(e).into_iter().chain(e.event.cells.iter().cloned());
+    let cells = crate::duck::arrow::common_cells(e).into_iter().chain(e.event.cells.iter().map(|c| c.to_cell()));
     for (column, cell) in columns.zip(cells) {
         let value = match (column.ty, cell) {
             (ColType::StrList, Cell::List(items)) => json!(items),

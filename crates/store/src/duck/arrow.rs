@@ -9,7 +9,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use signet_model::schema::{self, ColType, Column, COMMON_COLUMNS};
-use signet_model::{Cell, LogKind};
+use signet_model::{Cell, CellRef, LogKind};
 
 use crate::engine::StoredEvent;
 use crate::error::{Result, StoreError};
@@ -39,38 +39,38 @@ impl Builder {
     fn push_str(&mut self, value: &str) {
         match self {
             Builder::Str(b) => b.append_value(value),
-            other => other.push(&Cell::Null),
+            other => other.push(CellRef::Null),
         }
     }
 
     fn push_int(&mut self, value: i64) {
         match self {
             Builder::Int(b) => b.append_value(value),
-            other => other.push(&Cell::Null),
+            other => other.push(CellRef::Null),
         }
     }
 
     fn push_time(&mut self, value: i64) {
         match self {
             Builder::Time(b) => b.append_value(value),
-            other => other.push(&Cell::Null),
+            other => other.push(CellRef::Null),
         }
     }
 
-    fn push(&mut self, cell: &Cell) {
+    fn push(&mut self, cell: CellRef) {
         match (self, cell) {
-            (Builder::Str(b), Cell::Str(s)) => b.append_value(s),
+            (Builder::Str(b), CellRef::Str(s)) => b.append_value(s),
             (Builder::Str(b), _) => b.append_null(),
-            (Builder::Int(b), Cell::Int(i)) => b.append_value(*i),
+            (Builder::Int(b), CellRef::Int(i)) => b.append_value(i),
             (Builder::Int(b), _) => b.append_null(),
-            (Builder::Float(b), Cell::Float(f)) => b.append_value(*f),
+            (Builder::Float(b), CellRef::Float(f)) => b.append_value(f),
             (Builder::Float(b), _) => b.append_null(),
-            (Builder::Bool(b), Cell::Bool(v)) => b.append_value(*v),
+            (Builder::Bool(b), CellRef::Bool(v)) => b.append_value(v),
             (Builder::Bool(b), _) => b.append_null(),
-            (Builder::Time(b), Cell::Time(t)) => b.append_value(*t),
+            (Builder::Time(b), CellRef::Time(t)) => b.append_value(t),
             (Builder::Time(b), _) => b.append_null(),
-            (Builder::List(b), Cell::List(items)) => {
-                for item in items {
+            (Builder::List(b), CellRef::List(items)) => {
+                for item in items.iter() {
                     b.values().append_value(item);
                 }
                 b.append(true);
@@ -226,7 +226,7 @@ mod tests {
             let common: Vec<Cell> = (0..COMMON_COLUMNS).map(|c| cell_at(&batch, c, row)).collect();
             assert_eq!(common, common_cells(e).to_vec(), "row {row}");
             for (i, cell) in e.event.cells.iter().enumerate() {
-                if let Cell::Str(text) = cell {
+                if let CellRef::Str(text) = cell {
                     let column = batch.column(COMMON_COLUMNS + i).as_string::<i32>();
                     assert_eq!(column.value(row), text, "column {}", COMMON_COLUMNS + i);
                 }

@@ -78,7 +78,13 @@ impl DuckStore {
                 };
                 rows.map(|row| row.map(|(m, s)| (list(m), list(s)))).collect::<std::result::Result<_, _>>()?
             };
-            let keyed = pairs.iter().map(|(m, s)| (signet_model::signin::auth_method_set(m, s), &m[..], &s[..]));
+            let keyed = pairs.iter().map(|(m, s)| {
+                (
+                    signet_model::signin::auth_method_set(m, s),
+                    m.iter().map(String::as_str),
+                    s.iter().map(String::as_str),
+                )
+            });
             if let Some((_, insert)) = new_method_sets(&HashSet::new(), keyed) {
                 conn.execute_batch(&insert)?;
             }

@@ -16,7 +16,7 @@ use duckdb::types::Value;
 use duckdb::Connection;
 use parking_lot::Mutex;
 use signet_model::schema::{self, ColType, Column};
-use signet_model::{Cell, LogKind};
+use signet_model::{Cell, CellRef, ListRef, LogKind};
 use signet_query::sql::{self, Dialect};
 use signet_query::{AggQuery, Expr, FacetQuery, Facets, ListQuery, MultiAggQuery};
 use tracing::debug;
@@ -107,15 +107,15 @@ fn revision_index(db: &str) -> String {
 }
 
 /// A list of strings as a DuckDB literal.
-fn list_literal(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|i| DIALECT.quote_str(i)).collect();
+fn list_literal<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = items.into_iter().map(|i| DIALECT.quote_str(i)).collect();
     format!("CAST([{}] AS VARCHAR[])", quoted.join(", "))
 }
 
 /// The statement recording pairs not in `auth_method_sets` yet (`None`: no new pair).
-fn new_method_sets<'a>(
+fn new_method_sets<'a, L: IntoIterator<Item = &'a str>>(
     known: &HashSet<i64>,
-    pairs: impl Iterator<Item = (i64, &'a [String], &'a [String])>,
+    pairs: impl Iterator<Item = (i64, L, L)>,
 ) -> Option<(Vec<i64>, String)> {
     let mut keys = Vec::new();
     let mut values = Vec::new();
@@ -136,10 +136,10 @@ fn method_set_cells() -> [usize; 3] {
 }
 
 /// A sign-in's method set key and lists (`at`: [`method_set_cells`]).
-fn method_set_of(event: &signet_model::Event, at: [usize; 3]) -> Option<(i64, &[String], &[String])> {
+fn method_set_of(event: &signet_model::Event, at: [usize; 3]) -> Option<(i64, ListRef<'_>, ListRef<'_>)> {
     match (event.cells.get(at[0]), event.cells.get(at[1]), event.cells.get(at[2])) {
-        (Some(Cell::Int(key)), Some(Cell::List(methods)), Some(Cell::List(succeeded))) => {
-            Some((*key, methods.as_slice(), succeeded.as_slice()))
+        (Some(CellRef::Int(key)), Some(CellRef::List(methods)), Some(CellRef::List(succeeded))) => {
+            Some((key, methods, succeeded))
         }
         _ => None,
     }
