@@ -281,6 +281,10 @@ impl Cells {
     }
 
     pub fn push_list<'s>(&mut self, items: impl IntoIterator<Item = &'s str>) {
+        if self.items.capacity() == 0 {
+            // Room for a few short lists at once (a sign-in has four, most of one item).
+            self.items.reserve(8);
+        }
         let from = self.items.len();
         for item in items {
             let range = self.push_text(item);
