@@ -432,7 +432,9 @@ fn from_record(r: GraphSignIn<'_>, body: &Bytes, content_hash: u64) -> Result<Ev
 
     let legacy = r.client_app_used.as_deref().map(is_legacy_client);
 
-    let mut cells = Cells::with_capacity(crate::schema::SIGNIN_COLUMNS.len(), body.len() / 2);
+    // A sign-in's column strings take about a third of its record; a big record (unknown
+    // members) does not reserve more than a few KiB for them up front.
+    let mut cells = Cells::with_capacity(crate::schema::SIGNIN_COLUMNS.len(), (body.len() / 2).min(4096));
     cells.push_opt_str(r.user_id.as_deref());
     cells.push_opt_str(r.user_principal_name.as_deref());
     cells.push_opt_str(r.user_display_name.as_deref());
