@@ -83,7 +83,7 @@ impl<'a, 't> Scanned<'a, 't> {
         }
         match self.kind(at) {
             NodeKind::Null => Some(None),
-            _ => self.exact(at, |de| crate::json::opt_string(de)).map(|s| s.map(Cow::Owned)),
+            _ => self.exact(at, |de| crate::json::opt_text(de)),
         }
     }
 
@@ -129,17 +129,13 @@ impl<'a, 't> Scanned<'a, 't> {
                     (NodeKind::Null, _) => {}
                     (_, Some(text)) if !text.is_empty() => out.push(Cow::Borrowed(text)),
                     (_, Some(_)) => {}
-                    _ => return self.exact(at, |de| crate::json::string_list(de)).map(owned),
+                    _ => return self.exact(at, |de| crate::json::text_list(de)),
                 }
             }
             return Some(out);
         }
-        self.exact(at, |de| crate::json::string_list(de)).map(owned)
+        self.exact(at, |de| crate::json::text_list(de))
     }
-}
-
-fn owned(list: Vec<String>) -> Vec<Cow<'static, str>> {
-    list.into_iter().map(Cow::Owned).collect()
 }
 
 /// Reads the members of a scanned object into a struct's fields, as serde's derived
