@@ -196,9 +196,20 @@ struct Request {
     reply: oneshot::Sender<Result<Outcome>>,
 }
 
+/// What the writer's queue carries.
+enum Message {
+    Batch(Request),
+    /// An urgent request waits in [`Pipeline::urgent`] (the writer may have taken it already).
+    Wake,
+}
+
+/// Requests committed ahead of the queue ([`Pipeline::submit_urgent`]).
+type Urgent = Arc<Mutex<Vec<Request>>>;
+
 /// The write path's handle.
 pub struct Pipeline {
-    tx: Mutex<Option<SyncSender<Request>>>,
+    tx: Mutex<Option<SyncSender<Message>>>,
+    urgent: Urgent,
     config: IngestConfig,
     metrics: Arc<IngestMetrics>,
     projected: Arc<(Mutex<u64>, Condvar)>,
@@ -216,7 +227,8 @@ impl Pipeline {
         config: IngestConfig,
         metrics: Arc<IngestMetrics>,
     ) -> Pipeline {
-        let (tx, rx) = mpsc::sync_channel::<Request>(config.max_in_flight_events.max(1));
+        let (tx, rx) = mpsc::sync_channel::<Message>(config.max_in_flight_events.max(1));
+        let urgent = Urgent::default();
         // Unbounded on purpose: what it holds is bounded by `max_unprojected_events` (the writer
         // commits nothing more while the projection is that far behind), and a writer that
         // blocked here while the store cannot take events would hang every request.
@@ -233,9 +245,12 @@ impl Pipeline {
         let keep_records = store.keeps_records();
         let writer = {
             let (metrics, config, log, handoff) = (metrics.clone(), config.clone(), log.clone(), handoff.clone());
+            let queues = (rx, urgent.clone());
             std::thread::Builder::new()
                 .name("signet-writer".into())
-                .spawn(move || writer_loop(rx, ptx, (log, ledger), versions, config, metrics, handoff, keep_records))
+                .spawn(move || {
+                    writer_loop(queues, ptx, (log, ledger), versions, config, metrics, handoff, keep_records)
+                })
                 .expect("spawn writer thread")
         };
         let projector = {
@@ -248,6 +263,7 @@ impl Pipeline {
         };
         Pipeline {
             tx: Mutex::new(Some(tx)),
+            urgent,
             config,
             metrics,
             projected,
@@ -258,6 +274,20 @@ impl Pipeline {
 
     /// Queues events of one organisation; the receiver resolves once they are durable.
     pub fn submit(&self, org: &str, events: Vec<Event>) -> Result<oneshot::Receiver<Result<Outcome>>> {
+        self.enqueue(org, events, false)
+    }
+
+    /// Like [`Pipeline::submit`], for the few events an answer waits on (the access log's record
+    /// of a read, which is served only once that record is durable): committed in the writer's
+    /// next group, ahead of the batches queued before them, and without waiting for the
+    /// projection to catch up. During a burst that fills the queue a read then waits for one
+    /// group commit instead of the whole queue (docs/benchmarks.md run 41). Refused when the
+    /// queue is full, like any batch.
+    pub fn submit_urgent(&self, org: &str, events: Vec<Event>) -> Result<oneshot::Receiver<Result<Outcome>>> {
+        self.enqueue(org, events, true)
+    }
+
+    fn enqueue(&self, org: &str, events: Vec<Event>, urgent: bool) -> Result<oneshot::Receiver<Result<Outcome>>> {
         let (reply, receiver) = oneshot::channel();
         if events.is_empty() {
             let _ = reply.send(Ok(Outcome::default()));
@@ -286,7 +316,18 @@ impl Pipeline {
             release();
             return Err(StoreError::ShuttingDown);
         };
-        match tx.try_send(request) {
+        if urgent {
+            self.urgent.lock().push(request);
+            // A full queue needs no wake-up: the writer looks at the urgent requests before each
+            // group and while it waits for the projection.
+            if let Err(TrySendError::Disconnected(_)) = tx.try_send(Message::Wake) {
+                self.urgent.lock().clear();
+                release();
+                return Err(StoreError::ShuttingDown);
+            }
+            return Ok(receiver);
+        }
+        match tx.try_send(Message::Batch(request)) {
             Ok(()) => Ok(receiver),
             Err(TrySendError::Full(_)) => {
                 release();
@@ -359,7 +400,7 @@ impl Drop for Pipeline {
 
 #[allow(clippy::too_many_arguments)]
 fn writer_loop(
-    rx: Receiver<Request>,
+    (rx, urgent): (Receiver<Message>, Urgent),
     ptx: mpsc::Sender<Committed>,
     (log, ledger): (Arc<EventLog>, Arc<Ledger>),
     (mut index, mut snapshots): (VersionIndex, SnapshotSchedule),
@@ -368,10 +409,25 @@ fn writer_loop(
     handoff: Arc<Handoff>,
     keep_records: bool,
 ) {
-    while let Ok(first) = rx.recv() {
+    // A batch taken from the queue that waits while urgent requests are committed first.
+    let mut next: Option<Request> = None;
+    'groups: loop {
+        let urgent_group = std::mem::take(&mut *urgent.lock());
+        let first = match (urgent_group.is_empty(), next.take()) {
+            (false, taken) => {
+                next = taken;
+                None
+            }
+            (true, Some(first)) => Some(first),
+            (true, None) => match rx.recv() {
+                Ok(Message::Batch(first)) => Some(first),
+                Ok(Message::Wake) => continue,
+                Err(_) => break,
+            },
+        };
         // Hold back while the projection is far behind, but not forever: a store that cannot
         // take events (its disk is full, say) turns into 503s for the waiting requests instead
-        // of requests that hang.
+        // of requests that hang. Urgent requests (a few events each) do not wait.
         let waiting = Instant::now();
         let mut behind = false;
         let held_back = || match config.lag_in_log {
@@ -384,27 +440,38 @@ fn writer_loop(
             }
             false => metrics.unprojected.load(Ordering::Acquire) > config.max_unprojected_events,
         };
-        while held_back() {
-            if waiting.elapsed() > PROJECTION_WAIT {
-                behind = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let started = Instant::now();
-        let mut group = vec![first];
-        let mut group_events = group[0].events.len();
-        let mut group_bytes = group[0].bytes;
-        while group_events < config.group_max_events {
-            match rx.try_recv() {
-                Ok(request) => {
-                    group_events += request.events.len();
-                    group_bytes += request.bytes;
-                    group.push(request);
+        let group = match first {
+            None => urgent_group,
+            Some(first) => {
+                while held_back() {
+                    if !urgent.lock().is_empty() {
+                        next = Some(first);
+                        continue 'groups;
+                    }
+                    if waiting.elapsed() > PROJECTION_WAIT {
+                        behind = true;
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
                 }
-                Err(_) => break,
+                let mut group = vec![first];
+                let mut group_events = group[0].events.len();
+                while group_events < config.group_max_events {
+                    match rx.try_recv() {
+                        Ok(Message::Batch(request)) => {
+                            group_events += request.events.len();
+                            group.push(request);
+                        }
+                        Ok(Message::Wake) => {}
+                        Err(_) => break,
+                    }
+                }
+                group
             }
-        }
+        };
+        let started = Instant::now();
+        let group_events: usize = group.iter().map(|r| r.events.len()).sum();
+        let group_bytes: usize = group.iter().map(|r| r.bytes).sum();
         if behind {
             metrics.in_flight.fetch_sub(group_events, Ordering::AcqRel);
             metrics.in_flight_bytes.fetch_sub(group_bytes, Ordering::AcqRel);

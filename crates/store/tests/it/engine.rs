@@ -459,3 +459,41 @@ fn a_large_batch_is_projected_at_once_and_a_small_one_at_the_interval() {
     assert!(visible(5));
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
 }
+
+#[test]
+fn an_urgent_request_is_committed_ahead_of_batches_held_back_by_the_projection() {
+    let dir = tempfile::tempdir().unwrap();
+    // One committed event unprojected holds the writer back, and the projector waits 3 s to
+    // gather small batches: a batch submitted now waits for that projection.
+    let config = IngestConfig {
+        max_unprojected_events: 1,
+        projection_interval: Duration::from_secs(3),
+        projection_eager_events: 1000,
+        ..IngestConfig::default()
+    };
+    let engine = Engine::open(dir.path(), config).unwrap();
+    let pipeline = engine.pipeline();
+    pipeline.submit_blocking("default", vec![event("a", 0), event("b", 0)]).unwrap();
+    let mut held = pipeline.submit("default", vec![event("c", 0)]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(held.try_recv().is_err(), "the batch waits for the projection");
+    let urgent = pipeline.submit_urgent("default", vec![event("d", 0)]).unwrap();
+    let outcome = urgent.blocking_recv().unwrap().unwrap();
+    assert_eq!(outcome.accepted, 1);
+    assert!(held.try_recv().is_err(), "the urgent request did not wait for the batch before it");
+    // The batch is committed once the projection catches up, and nothing is lost or doubled.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let outcome = loop {
+        match held.try_recv() {
+            Ok(outcome) => break outcome.unwrap(),
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(err) => panic!("the held batch was never committed: {err}"),
+        }
+    };
+    assert_eq!(outcome.accepted, 1);
+    assert!(engine.wait_visible(Duration::from_secs(10)));
+    assert_eq!(count(&engine), 4);
+    drop(engine);
+    let engine = Engine::open(dir.path(), IngestConfig::default()).unwrap();
+    assert_eq!(count(&engine), 4, "all four durable");
+}
