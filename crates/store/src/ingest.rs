@@ -9,7 +9,9 @@
 //! ```
 //! A request is answered only after its events are fsync'd. When the queue is full, `submit`
 //! fails at once with [`StoreError::Overloaded`] (the HTTP layer answers 503 + Retry-After);
-//! nothing is dropped silently.
+//! nothing is dropped silently. Urgent requests ([`Pipeline::submit_urgent`]: the access log's
+//! records, which a read's answer waits for) wait in a list of their own that the writer commits
+//! before its next group and while it waits for the projection.
 //!
 //! What a slow store does depends on [`IngestConfig::lag_in_log`]. Without it (the embedded
 //! store) a slow projector holds the writer back, which fills the queue: the back-pressure reaches
