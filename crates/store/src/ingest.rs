@@ -160,6 +160,9 @@ impl Drop for Admission {
 /// How long a commit waits for the projection to catch up before it is refused with 503.
 const PROJECTION_WAIT: Duration = Duration::from_secs(3);
 
+/// Committed events beyond `max_unprojected_events` that urgent requests may still add.
+const URGENT_SLACK: usize = 10_000;
+
 /// Records per store batch when the projector reads its backlog from the log.
 const LOG_BATCH_RECORDS: usize = 20_000;
 
@@ -429,33 +432,37 @@ fn writer_loop(
         };
         // Hold back while the projection is far behind, but not forever: a store that cannot
         // take events (its disk is full, say) turns into 503s for the waiting requests instead
-        // of requests that hang. Urgent requests (a few events each) do not wait.
+        // of requests that hang. Urgent requests (a few events each) are let past the limit by
+        // `URGENT_SLACK` events, not further: a store that takes nothing still bounds them.
         let waiting = Instant::now();
-        let mut behind = false;
-        let held_back = || match config.lag_in_log {
+        let held_back = |limit: usize| match config.lag_in_log {
             // A remote store that takes writes holds the writer back like the embedded one (what
             // is acknowledged stays visible within seconds); one that fails, or whose backlog is
             // being read from the log, does not: the log absorbs.
-            true => {
-                handoff.queued.load(Ordering::Acquire) > config.max_unprojected_events
-                    && !handoff.absorbing.load(Ordering::Acquire)
-            }
-            false => metrics.unprojected.load(Ordering::Acquire) > config.max_unprojected_events,
+            true => handoff.queued.load(Ordering::Acquire) > limit && !handoff.absorbing.load(Ordering::Acquire),
+            false => metrics.unprojected.load(Ordering::Acquire) > limit,
         };
-        let group = match first {
-            None => urgent_group,
-            Some(first) => {
-                while held_back() {
-                    if !urgent.lock().is_empty() {
-                        next = Some(first);
-                        continue 'groups;
-                    }
-                    if waiting.elapsed() > PROJECTION_WAIT {
-                        behind = true;
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
+        // Whether the group is refused for a projection too far behind; `None` when an urgent
+        // request came while waiting (when `for_urgent`, the wait ends for it).
+        let wait = |limit: usize, for_urgent: bool| {
+            while held_back(limit) {
+                if for_urgent && !urgent.lock().is_empty() {
+                    return None;
                 }
+                if waiting.elapsed() > PROJECTION_WAIT {
+                    return Some(true);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Some(false)
+        };
+        let (group, behind) = match first {
+            None => (urgent_group, wait(config.max_unprojected_events + URGENT_SLACK, false) == Some(true)),
+            Some(first) => {
+                let Some(behind) = wait(config.max_unprojected_events, true) else {
+                    next = Some(first);
+                    continue 'groups;
+                };
                 let mut group = vec![first];
                 let mut group_events = group[0].events.len();
                 while group_events < config.group_max_events {
@@ -468,7 +475,7 @@ fn writer_loop(
                         Err(_) => break,
                     }
                 }
-                group
+                (group, behind)
             }
         };
         let started = Instant::now();
