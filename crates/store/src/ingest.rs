@@ -160,7 +160,8 @@ impl Drop for Admission {
 /// How long a commit waits for the projection to catch up before it is refused with 503.
 const PROJECTION_WAIT: Duration = Duration::from_secs(3);
 
-/// Committed events beyond `max_unprojected_events` that urgent requests may still add.
+/// Committed events that urgent requests may still add beyond `max_unprojected_events` and the
+/// group of batches that may overshoot it.
 const URGENT_SLACK: usize = 10_000;
 
 /// Records per store batch when the projector reads its backlog from the log.
@@ -432,8 +433,9 @@ fn writer_loop(
         };
         // Hold back while the projection is far behind, but not forever: a store that cannot
         // take events (its disk is full, say) turns into 503s for the waiting requests instead
-        // of requests that hang. Urgent requests (a few events each) are let past the limit by
-        // `URGENT_SLACK` events, not further: a store that takes nothing still bounds them.
+        // of requests that hang. Urgent requests (a few events each) are let past the limit by a
+        // group and `URGENT_SLACK` events, not further: a store that takes nothing still bounds
+        // them.
         let waiting = Instant::now();
         let held_back = |limit: usize| match config.lag_in_log {
             // A remote store that takes writes holds the writer back like the embedded one (what
@@ -457,7 +459,12 @@ fn writer_loop(
             Some(false)
         };
         let (group, behind) = match first {
-            None => (urgent_group, wait(config.max_unprojected_events + URGENT_SLACK, false) == Some(true)),
+            // A group of batches committed just under the limit may leave the projection up to
+            // a group beyond it: urgent requests wait only past that.
+            None => {
+                let limit = config.max_unprojected_events + config.group_max_events + URGENT_SLACK;
+                (urgent_group, wait(limit, false) == Some(true))
+            }
             Some(first) => {
                 let Some(behind) = wait(config.max_unprojected_events, true) else {
                     next = Some(first);
