@@ -289,10 +289,11 @@ impl Pipeline {
 
     /// Like [`Pipeline::submit`], for the few events an answer waits on (the access log's record
     /// of a read, which is served only once that record is durable): committed in the writer's
-    /// next group, ahead of the batches queued before them, and without waiting for the
-    /// projection to catch up. During a burst that fills the queue a read then waits for one
-    /// group commit instead of the whole queue (docs/benchmarks.md run 41). Refused when the
-    /// queue is full, like any batch.
+    /// next group, ahead of the batches queued before them, and waiting for the projection only
+    /// when it is further behind than a burst leaves it (`max_unprojected_events`, a group and
+    /// `URGENT_SLACK`). During a burst that fills the queue a read then waits for one group
+    /// commit instead of the whole queue (docs/benchmarks.md run 41). Refused when the queue is
+    /// full, like any batch.
     pub fn submit_urgent(&self, org: &str, events: Vec<Event>) -> Result<oneshot::Receiver<Result<Outcome>>> {
         self.enqueue(org, events, true)
     }
