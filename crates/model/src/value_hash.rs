@@ -90,6 +90,7 @@ pub(crate) fn scan(json: &str, tape: &mut Vec<Node>) -> Option<u64> {
 /// character (below 0x20). Most of a record's bytes are in its strings, most strings short:
 /// sixteen bytes at a time with SSE2 (part of every x86-64), the rest eight at a time.
 fn plain_run(bytes: &[u8]) -> Option<usize> {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut at = 0;
     #[cfg(target_arch = "x86_64")]
     while let Some(chunk) = bytes.get(at..at + 16) {

@@ -142,7 +142,8 @@ pub fn local_access_event(
 
 /// Queues an activity record; the receiver resolves once it is durable. Urgent: a read is
 /// answered only once its record is durable, and during a burst of ingest the record would
-/// otherwise wait behind every queued batch (0.2-1.3 s; docs/benchmarks.md run 41).
+/// otherwise wait behind every queued batch (a Graph page took a median 0.3 s, up to 1.3 s,
+/// mid-burst; docs/benchmarks.md run 41).
 fn submit(
     state: &AppState,
     org: &str,
