@@ -42,7 +42,7 @@ use crate::engine::{EventStore, StoredEvent};
 use crate::error::{Result, StoreError};
 use crate::ledger::Ledger;
 use crate::log::{EventLog, LogRecord};
-use crate::versions::{version_key, SnapshotSchedule, VersionIndex};
+use crate::versions::{version_key, Latest, SnapshotSchedule, VersionIndex};
 
 /// Tuning of the write path.
 #[derive(Clone, Debug)]
@@ -510,7 +510,9 @@ fn writer_loop(
         let mut records = Vec::with_capacity(group_events);
         let mut stored = Vec::with_capacity(group_events);
         let mut outcomes = Vec::with_capacity(group.len());
-        let mut undo: Vec<(u128, Option<(u32, u64)>)> = Vec::with_capacity(group_events);
+        // Each addition to the index: its key, what it replaced (undone if the log refuses
+        // the commit) and what it is (the snapshot's next delta).
+        let mut undo: Vec<(u128, Option<Latest>, Latest)> = Vec::with_capacity(group_events);
         let mut undo_older: Vec<u128> = Vec::new();
         let mut replies = Vec::with_capacity(group.len());
         for request in group {
@@ -538,7 +540,7 @@ fn writer_loop(
                     None => 1,
                 };
                 outcome.accepted += 1;
-                undo.push((key, previous));
+                undo.push((key, previous, (revision, event.content_hash)));
                 index.map.insert(key, (revision, event.content_hash));
                 records.push(LogRecord {
                     kind: event.kind,
@@ -597,7 +599,7 @@ fn writer_loop(
                     let _ = reply.send(Ok(outcome));
                 }
                 if committed > 0 {
-                    snapshots.committed(&index, committed, end);
+                    snapshots.committed(&index, undo.iter().map(|&(key, _, added)| (key, added)), end);
                 }
                 let events: Vec<StoredEvent> = stored
                     .into_iter()
@@ -635,7 +637,7 @@ fn writer_loop(
                         hashes.pop();
                     }
                 }
-                for (key, previous) in undo.into_iter().rev() {
+                for (key, previous, _) in undo.into_iter().rev() {
                     match previous {
                         Some(v) => index.map.insert(key, v),
                         None => index.map.remove(&key),
