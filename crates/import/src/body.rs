@@ -70,9 +70,19 @@ pub fn detect_framing(bytes: &[u8]) -> Framing {
     }
 }
 
+/// `bytes` as text, or where invalid UTF-8 starts. simdutf8 checks mostly-ASCII text several
+/// times faster than std (for a 16 MB batch, about a percent of HTTP ingest's CPU); std finds
+/// the position when it is not valid.
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, usize> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(_) => std::str::from_utf8(bytes).map_err(|e| e.valid_up_to()),
+    }
+}
+
 /// Splits a body into records.
 pub fn split(bytes: &[u8], framing: Framing) -> Result<Vec<RawRecord<'_>>, BodyError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| BodyError::NotUtf8(e.valid_up_to()))?;
+    let text = utf8(bytes).map_err(BodyError::NotUtf8)?;
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).ok_or(BodyError::Empty)?;
     let trimmed = &bytes[start..];
     let framing = match framing {

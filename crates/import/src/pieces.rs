@@ -97,7 +97,7 @@ impl<'a> Piece<'a> {
 /// is a piece alone). A JSON file holding parts of split records stays one piece: the parts of
 /// a record are put back together, and they could straddle a cut.
 pub fn pieces(bytes: &[u8], format: Format, max_bytes: usize) -> Result<Vec<Piece<'_>>, ImportError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| ImportError::NotUtf8(e.valid_up_to()))?;
+    let text = crate::body::utf8(bytes).map_err(ImportError::NotUtf8)?;
     let text = text.trim_start_matches('\u{feff}');
     let format = if format == Format::Auto { detect(text.as_bytes()) } else { format };
     let ndjson = match format {
