@@ -189,6 +189,40 @@ fn a_start_reads_the_index_snapshot_and_the_revisions_stored_after_it() {
 }
 
 #[test]
+fn a_start_trusts_the_index_deltas_saved_after_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = |ids: std::ops::Range<u32>, code| ids.map(|i| event(&format!("e{i}"), code)).collect::<Vec<_>>();
+    let open = || Engine::open(dir.path(), IngestConfig::default()).unwrap();
+    {
+        let engine = open();
+        // 100,000 new ids: the process's first save, the whole index.
+        for start in (0..100_000).step_by(10_000) {
+            engine.pipeline().submit_blocking("default", batch(start..start + 10_000, 0)).unwrap();
+        }
+        // New ids and new revisions of ids the snapshot holds: saved at shutdown as a delta.
+        let more = [batch(100_000..140_000, 0), batch(0..10_000, 50126)].concat();
+        let more = engine.pipeline().submit_blocking("default", more).unwrap();
+        assert_eq!((more.accepted, more.revisions), (50_000, 10_000));
+        engine.shutdown();
+    }
+    let deltas = std::fs::metadata(dir.path().join("version-index.delta")).expect("a delta follows the snapshot");
+    assert!(deltas.len() > 50_000 * 28, "{} bytes", deltas.len());
+    // The delta covers the whole log, so the start takes the revisions of ids e0..e9999 and
+    // the ids from e100000 on from it alone: each answer below depends on it being right.
+    let engine = open();
+    let latest = engine.pipeline().submit_blocking("default", batch(0..10_000, 50126)).unwrap();
+    assert_eq!((latest.accepted, latest.duplicates), (0, 10_000), "the latest revisions are known");
+    let older = engine.pipeline().submit_blocking("default", batch(0..10_000, 0)).unwrap();
+    assert_eq!((older.accepted, older.duplicates), (0, 10_000), "so are the revisions they replaced");
+    let third = engine.pipeline().submit_blocking("default", batch(0..10, 50074)).unwrap();
+    assert_eq!((third.accepted, third.revisions), (10, 10));
+    let new_in_delta = engine.pipeline().submit_blocking("default", batch(100_000..140_000, 0)).unwrap();
+    assert_eq!(new_in_delta.duplicates, 40_000);
+    assert_eq!(count(&engine), 140_000);
+    assert_eq!(engine.detail("default", LogKind::SignIn, "e3").unwrap().unwrap().revisions.len(), 3);
+}
+
+#[test]
 fn a_lost_projection_is_rebuilt_from_the_event_log() {
     let dir = tempfile::tempdir().unwrap();
     {
