@@ -15,8 +15,25 @@ pub struct LocalServer {
     pub url: String,
 }
 
+/// A loopback port for a server to listen on: one that binds now, below the kernel's ephemeral
+/// range (32768-60999 here), and never the same twice in a process. A port the kernel picked
+/// (binding port 0) could be taken as the source port of any client connection between this
+/// check and the server's own bind ("Address already in use", seen in CI on 2026-11-26).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Processes (test binaries run one after the other, benchmarks beside them) start apart.
+    let start = std::process::id().wrapping_mul(7919) % COUNT;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < COUNT, "no free loopback port in {FIRST}..{}", FIRST + COUNT);
+        let port = (FIRST + (start + n) % COUNT) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A directory for one server's files, under `$TMPDIR/signet-local-servers/PID/`: the servers
