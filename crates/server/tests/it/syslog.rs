@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use signet_server::forward::ForwardSettings;
 use signet_server::ServerConfig;
+use signet_store::clickhouse::local::free_port;
 
 use crate::{signin, TestServer};
 
@@ -19,10 +20,6 @@ struct Rsyslog {
     dir: PathBuf,
     conf: PathBuf,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Rsyslog {

@@ -15,11 +15,12 @@ pub struct LocalServer {
     pub url: String,
 }
 
-/// A loopback port for a server to listen on: one that binds now, below the kernel's ephemeral
-/// range (32768-60999 here), and never the same twice in a process. A port the kernel picked
-/// (binding port 0) could be taken as the source port of any client connection between this
-/// check and the server's own bind ("Address already in use", seen in CI on 2026-11-26).
-fn free_port() -> u16 {
+/// A loopback port for a server to listen on (TCP and UDP): one that binds now, below the
+/// kernel's ephemeral range (32768-60999 here), and never the same twice in a process. A port
+/// the kernel picked (binding port 0) could be taken as the source port of any client
+/// connection between this check and the server's own bind ("Address already in use", seen in
+/// CI on 2026-11-26). Also for the other servers tests start (rsyslog).
+pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 20_000;
     const COUNT: u32 = 12_000;
@@ -30,7 +31,8 @@ fn free_port() -> u16 {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         assert!(n < COUNT, "no free loopback port in {FIRST}..{}", FIRST + COUNT);
         let port = (FIRST + (start + n) % COUNT) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if tcp.is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
