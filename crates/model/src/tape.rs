@@ -145,7 +145,7 @@ impl<'a, 't> Scanned<'a, 't> {
 ///
 /// A key finds its arm by its [`key_print`] (one integer compared per arm, the name's bytes
 /// once): a `match` on the names compared the key's bytes with every name of its length, a
-/// `memcmp` call each (a tenth of the HTTP threads' samples with the arms' tests around them).
+/// `memcmp` call each (about 1.5 % of the HTTP threads' samples; docs/benchmarks.md run 43).
 macro_rules! read_members {
     ($scanned:expr, $object:expr, $into:ident, { $($bit:literal $name:literal => $field:ident = $read:expr),* $(,)? }) => {{
         const {
