@@ -1,10 +1,11 @@
 //! Builds Arrow record batches from events, column by column, for the projection's inserts
 //! (DuckDB scans a batch column by column: several times faster than row-by-row appends).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -23,15 +24,43 @@ enum Builder {
     List(ListBuilder<StringBuilder>),
 }
 
+/// What a text or list column of a kind's last batch held: (rows, list items, text bytes).
+type Held = (usize, usize, usize);
+
+/// Per kind (in [`LogKind::ALL`] order), what its last batch's columns held, so that the next
+/// batch's buffers start at about their final size: a buffer that grows doubles, copying what it
+/// holds and taking fresh pages at each size (the kernel zeroing them was 1-2 % of the server's
+/// samples during ingest: docs/benchmarks.md run 43).
+static LAST_HELD: Mutex<[Vec<Held>; 3]> = Mutex::new([Vec::new(), Vec::new(), Vec::new()]);
+
 impl Builder {
-    fn new(ty: ColType, capacity: usize) -> Builder {
+    /// A builder for `capacity` rows; `held`: what the column held in the kind's last batch.
+    fn new(ty: ColType, capacity: usize, held: Option<Held>) -> Builder {
+        // The last batch's per-row sizes, an eighth more, for `capacity` rows.
+        let scaled = |n: usize, default: usize| match held {
+            Some((rows, ..)) if rows > 0 => n.saturating_mul(capacity) / rows + n / 8 * capacity / rows + 64,
+            _ => default,
+        };
+        let (items, bytes) = held.map_or((0, 0), |(_, items, bytes)| (items, bytes));
         match ty {
-            ColType::Str => Builder::Str(StringBuilder::with_capacity(capacity, capacity * 16)),
+            ColType::Str => Builder::Str(StringBuilder::with_capacity(capacity, scaled(bytes, capacity * 16))),
             ColType::Int => Builder::Int(Int64Builder::with_capacity(capacity)),
             ColType::Float => Builder::Float(Float64Builder::with_capacity(capacity)),
             ColType::Bool => Builder::Bool(BooleanBuilder::with_capacity(capacity)),
             ColType::Time => Builder::Time(TimestampMicrosecondBuilder::with_capacity(capacity)),
-            ColType::StrList => Builder::List(ListBuilder::new(StringBuilder::new())),
+            ColType::StrList => Builder::List(ListBuilder::with_capacity(
+                StringBuilder::with_capacity(scaled(items, 0), scaled(bytes, 0)),
+                capacity,
+            )),
+        }
+    }
+
+    /// What a text or list column holds (for the next batch's [`Builder::new`]).
+    fn held(&self, rows: usize) -> Option<Held> {
+        match self {
+            Builder::Str(b) => Some((rows, 0, b.values_slice().len())),
+            Builder::List(b) => Some((rows, b.values_ref().len(), b.values_ref().values_slice().len())),
+            _ => None,
         }
     }
 
@@ -146,16 +175,19 @@ fn push_common(builders: &mut [Builder], e: &StoredEvent, kind: Option<LogKind>)
     next().push_int(i64::from(e.ptr.index));
 }
 
-/// Builders for `columns`, `rows` each. (Sizing the string buffers exactly, from a first pass
-/// over the cells, was slower: docs/benchmarks.md run 32.)
-fn builders_for(columns: &[&Column], rows: usize) -> Vec<Builder> {
-    columns.iter().map(|c| Builder::new(c.ty, rows)).collect()
+/// Builders for `columns`, `rows` each, text sized as `held` says (what the columns held last
+/// time; empty: 16 bytes a row). (Sizing the string buffers exactly, from a first pass over the
+/// cells, was slower: docs/benchmarks.md run 32.)
+fn builders_for(columns: &[&Column], rows: usize, held: &[Held]) -> Vec<Builder> {
+    columns.iter().enumerate().map(|(i, c)| Builder::new(c.ty, rows, held.get(i).copied())).collect()
 }
 
 /// A batch for a kind's table: common columns then the kind's columns.
 pub fn kind_batch(kind: LogKind, events: &[&StoredEvent]) -> Result<RecordBatch> {
     let columns: Vec<&Column> = schema::all_columns(kind).collect();
-    let mut builders = builders_for(&columns, events.len());
+    let slot = LogKind::ALL.iter().position(|k| *k == kind).expect("every kind is in ALL");
+    let held = std::mem::take(&mut LAST_HELD.lock().unwrap_or_else(|e| e.into_inner())[slot]);
+    let mut builders = builders_for(&columns, events.len(), &held);
     for e in events {
         debug_assert_eq!(e.event.kind, kind);
         push_common(&mut builders, e, None);
@@ -163,6 +195,8 @@ pub fn kind_batch(kind: LogKind, events: &[&StoredEvent]) -> Result<RecordBatch>
             builder.push(cell);
         }
     }
+    let now: Vec<Held> = builders.iter().map(|b| b.held(events.len()).unwrap_or_default()).collect();
+    LAST_HELD.lock().unwrap_or_else(|e| e.into_inner())[slot] = now;
     finish(&columns, builders)
 }
 
@@ -182,7 +216,7 @@ pub const REVISION_COLUMNS: &[Column] = &[
 /// A batch for the `revisions` table: the common cells with the kind after the organisation.
 pub fn revisions_batch(events: &[&StoredEvent]) -> Result<RecordBatch> {
     let columns: Vec<&Column> = REVISION_COLUMNS.iter().collect();
-    let mut builders = builders_for(&columns, events.len());
+    let mut builders = builders_for(&columns, events.len(), &[]);
     for e in events {
         push_common(&mut builders, e, Some(e.event.kind));
     }
