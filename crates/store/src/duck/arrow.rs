@@ -29,8 +29,8 @@ type Held = (usize, usize, usize);
 
 /// Per kind (in [`LogKind::ALL`] order), what its last batch's columns held, so that the next
 /// batch's buffers start at about their final size: a buffer that grows doubles, copying what it
-/// holds and taking fresh pages at each size (the kernel zeroing them was 1-2 % of the server's
-/// samples during ingest: docs/benchmarks.md run 43).
+/// holds at each size (`memmove` 8.7 % of the projector's samples before, 6.0 % after:
+/// docs/benchmarks.md run 43).
 static LAST_HELD: Mutex<[Vec<Held>; 3]> = Mutex::new([Vec::new(), Vec::new(), Vec::new()]);
 
 impl Builder {
