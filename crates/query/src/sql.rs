@@ -201,7 +201,10 @@ impl Dialect {
     /// The start of the bucket holding a time: integer arithmetic on (wall clock) epoch
     /// microseconds, rounding down also before 1970 (both dialects' integer division and `%`
     /// truncate toward zero). Weeks start on Monday: the first Monday after the epoch is 4 days
-    /// in. DuckDB's `date_trunc` gives the same buckets but took 2-6 ms more per million rows.
+    /// in. DuckDB's `date_trunc` gives the same buckets but took 2-6 ms more per million rows;
+    /// there a negative time is moved down by `width - 1` before the division instead of a
+    /// second division (`%`) and a `CASE` after it: the weekly counts of top applications over
+    /// a million rows took 19.1 ms instead of 21.4 (run 44).
     fn bucket(self, column: &str, bucket: Bucket, zone: &Zone) -> String {
         let (width, offset) = match bucket {
             Bucket::Micros(width) => (width.max(1), 0),
@@ -216,12 +219,16 @@ impl Dialect {
         };
         let micros = self.wall_clock(column, zone);
         let shifted = if offset == 0 { micros } else { format!("({micros} - {})", signed(offset)) };
+        let below = width - 1;
         let (width, offset) = (signed(width), signed(offset));
-        let quotient = match self {
-            Dialect::DuckDb => format!("({shifted} // {width})"),
-            Dialect::ClickHouse => format!("intDiv({shifted}, {width})"),
+        let start = match self {
+            Dialect::DuckDb => {
+                format!("((({shifted} - CAST({shifted} < 0 AS BIGINT) * {below}) // {width}) * {width})")
+            }
+            Dialect::ClickHouse => format!(
+                "((intDiv({shifted}, {width}) - CASE WHEN {shifted} % {width} < 0 THEN 1 ELSE 0 END) * {width})"
+            ),
         };
-        let start = format!("(({quotient} - CASE WHEN {shifted} % {width} < 0 THEN 1 ELSE 0 END) * {width})");
         match bucket {
             Bucket::Week => format!("({start} + {offset})"),
             _ => start,

@@ -384,13 +384,15 @@ pub fn aggregates_among(store: Arc<dyn EventStore>) {
 /// weeks start on Monday.
 pub fn buckets_round_down(store: Arc<dyn EventStore>) {
     let signin = LogKind::SignIn;
-    // 1969-12-31T23:00Z, a Wednesday, and 2024-01-07T23:00Z, a Sunday.
+    // 1969-12-31T23:00Z, a Wednesday, and 2024-01-07T23:00Z, a Sunday; and 1969-12-31T00:00Z
+    // exactly, the start of its day and hour (a negative multiple of the width).
     let before_epoch = -(T0 / HOUR) - 1;
     let events = [
         stored("a", signin, &signin_json("old", before_epoch, "alice@contoso.com", "Outlook", 0, ""), 1, 1),
         stored("a", signin, &signin_json("new", 6 * 24 + 23, "alice@contoso.com", "Outlook", 0, ""), 1, 2),
+        stored("a", signin, &signin_json("midnight", before_epoch - 23, "alice@contoso.com", "Outlook", 0, ""), 1, 3),
     ];
-    store.apply(&events, 3).unwrap();
+    store.apply(&events, 4).unwrap();
     let bucketed = |bucket| {
         let query = AggQuery {
             org: "a".into(),
@@ -406,7 +408,28 @@ pub fn buckets_round_down(store: Arc<dyn EventStore>) {
     let day = 24 * HOUR;
     assert_eq!(bucketed(Bucket::Day), vec![Cell::Int(-day), Cell::Int(T0 + 6 * day)]);
     assert_eq!(bucketed(Bucket::Week), vec![Cell::Int(-3 * day), Cell::Int(T0)], "Mondays 1969-12-29 and 2024-01-01");
-    assert_eq!(bucketed(Bucket::Hour), vec![Cell::Int(-HOUR), Cell::Int(T0 + 6 * day + 23 * HOUR)]);
+    assert_eq!(bucketed(Bucket::Hour), vec![Cell::Int(-day), Cell::Int(-HOUR), Cell::Int(T0 + 6 * day + 23 * HOUR)]);
+    let micros = |width| {
+        let query = AggQuery {
+            org: "a".into(),
+            kind: signin,
+            filter: Expr::True,
+            group_by: vec![GroupBy::TimeBucket(col(signin, "event_time"), Bucket::Micros(width), Zone::UTC)],
+            measures: vec![Measure::Count],
+            order_by_first_measure_desc: false,
+            limit: None,
+        };
+        store.aggregate(&query).unwrap().into_iter().map(|row| row[..2].to_vec()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        micros(2 * HOUR),
+        vec![
+            vec![Cell::Int(-day), Cell::Int(1)],
+            vec![Cell::Int(-2 * HOUR), Cell::Int(1)],
+            vec![Cell::Int(T0 + 6 * day + 22 * HOUR), Cell::Int(1)]
+        ],
+        "two-hour buckets: 1969-12-31T00:00 and T22:00"
+    );
     let time = col(signin, "event_time");
     let query = AggQuery {
         org: "a".into(),
@@ -420,8 +443,12 @@ pub fn buckets_round_down(store: Arc<dyn EventStore>) {
     let rows = store.aggregate(&query).unwrap();
     assert_eq!(
         rows,
-        vec![vec![Cell::Int(3), Cell::Int(23), Cell::Int(1)], vec![Cell::Int(7), Cell::Int(23), Cell::Int(1)]],
-        "Wednesday and Sunday, 23:00"
+        vec![
+            vec![Cell::Int(3), Cell::Int(0), Cell::Int(1)],
+            vec![Cell::Int(3), Cell::Int(23), Cell::Int(1)],
+            vec![Cell::Int(7), Cell::Int(23), Cell::Int(1)]
+        ],
+        "Wednesday 00:00 and 23:00, Sunday 23:00"
     );
 }
 
