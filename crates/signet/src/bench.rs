@@ -255,11 +255,19 @@ fn ingest(
         post_ndjson(&http, &format!("{base}/api/v1/signins"), Bytes::from(record))?;
         let acked = Instant::now();
         loop {
-            let answer: Value = reader
-                .get(format!("{base}/api/v1/signins"))
-                .query(&[("id", id.as_str()), ("limit", "1")])
-                .send()?
-                .json()?;
+            let response =
+                reader.get(format!("{base}/api/v1/signins")).query(&[("id", id.as_str()), ("limit", "1")]).send()?;
+            // A key that cannot read (an ingest key without SIGNET_READ_KEY) is said as such,
+            // not waited on as an event that never shows.
+            let status = response.status();
+            if !status.is_success() {
+                bail!(
+                    "the visibility probe cannot list sign-ins ({status}: {}); give a read key \
+                     (--read-key or SIGNET_READ_KEY)",
+                    response.text().unwrap_or_default().trim()
+                );
+            }
+            let answer: Value = response.json()?;
             if answer["items"].as_array().is_some_and(|a| !a.is_empty()) {
                 visible.push(acked.elapsed());
                 break;
