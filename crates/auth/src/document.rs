@@ -139,6 +139,146 @@ pub trait EntrySet: Send + Sync {
     }
 }
 
+/// An [`EntrySet`] in a file of one node's data directory (what a lone node keeps of its
+/// console sessions, so that a restart does not sign everyone out): one JSON line per entry,
+/// appended and synced to disk before [`EntrySet::put`] returns. [`EntrySet::forget_before`]
+/// rewrites the file (temporary file, fsync, rename, fsync of the directory) with the entries
+/// still wanted, the entry of each key only (the higher rank, then the later write). A line cut
+/// short by a crash is skipped when read and does not swallow the next append.
+pub struct FileEntrySet {
+    path: PathBuf,
+    /// Unix permissions of the file (under `auth/`: 0600).
+    mode: u32,
+    /// One change of the file at a time (appends from requests, rewrites from the flusher).
+    lock: parking_lot::Mutex<()>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EntryLine {
+    org: String,
+    key: String,
+    rank: u64,
+    written: i64,
+    body: String,
+}
+
+impl FileEntrySet {
+    /// The entry set `name` of a data directory: `DATA/<name>`, private (0600) under `auth/`.
+    pub fn in_data_dir(data_dir: &Path, name: &str) -> FileEntrySet {
+        let mode = if name.starts_with("auth/") { 0o600 } else { 0o644 };
+        FileEntrySet { path: data_dir.join(name), mode, lock: parking_lot::Mutex::new(()) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every entry of the file, in the order written; lines that do not parse are skipped.
+    fn read_all(&self) -> std::io::Result<Vec<Entry>> {
+        let text = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        let mut entries = Vec::new();
+        for line in text.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+            match serde_json::from_slice::<EntryLine>(line) {
+                Ok(l) => entries.push(Entry { org: l.org, key: l.key, rank: l.rank, written: l.written, body: l.body }),
+                Err(_) => {
+                    tracing::warn!(file = %self.path.display(), "an entry line does not parse (cut short by a crash?): skipped")
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    fn lines(entries: &[Entry]) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for e in entries {
+            let line = EntryLine {
+                org: e.org.clone(),
+                key: e.key.clone(),
+                rank: e.rank,
+                written: e.written,
+                body: e.body.clone(),
+            };
+            serde_json::to_writer(&mut out, &line).map_err(std::io::Error::other)?;
+            out.push(b'\n');
+        }
+        Ok(out)
+    }
+}
+
+impl EntrySet for FileEntrySet {
+    fn put(&self, entries: &[Entry]) -> std::io::Result<()> {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let _guard = self.lock.lock();
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, self.mode);
+        let mut file = options.open(&self.path)?;
+        let mut bytes = Vec::new();
+        // A line a crash cut short is ended first, so that it does not take this one with it.
+        if file.seek(SeekFrom::End(0))? > 0 {
+            let mut last = [0u8];
+            file.seek(SeekFrom::End(-1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                bytes.push(b'\n');
+            }
+        }
+        bytes.extend(Self::lines(entries)?);
+        file.write_all(&bytes)?;
+        file.sync_data()
+    }
+
+    fn since(&self, after: i64) -> std::io::Result<Vec<Entry>> {
+        let _guard = self.lock.lock();
+        let mut entries: Vec<Entry> = self.read_all()?.into_iter().filter(|e| e.written > after).collect();
+        entries.sort_by_key(|e| e.written);
+        Ok(entries)
+    }
+
+    fn forget_before(&self, before: i64) -> std::io::Result<()> {
+        use std::io::Write;
+        let _guard = self.lock.lock();
+        let mut kept: Vec<Entry> = Vec::new();
+        let mut at: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+        for entry in self.read_all()?.into_iter().filter(|e| e.written >= before) {
+            match at.get(&(entry.org.clone(), entry.key.clone())) {
+                Some(&i) if (kept[i].rank, kept[i].written) > (entry.rank, entry.written) => {}
+                Some(&i) => kept[i] = entry,
+                None => {
+                    at.insert((entry.org.clone(), entry.key.clone()), kept.len());
+                    kept.push(entry);
+                }
+            }
+        }
+        kept.sort_by_key(|e| e.written);
+        let dir = self.path.parent().unwrap_or(&self.path);
+        std::fs::create_dir_all(dir)?;
+        let tmp = self.path.with_extension("tmp");
+        {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, self.mode);
+            let mut file = options.open(&tmp)?;
+            file.write_all(&Self::lines(&kept)?)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        std::fs::File::open(dir)?.sync_all()
+    }
+}
+
 /// The documents of one data directory.
 pub struct DataDirDocuments(pub PathBuf);
 
@@ -187,5 +327,47 @@ pub(crate) mod memory {
             self.entries.lock().retain(|e| e.written >= before);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, rank: u64, written: i64) -> Entry {
+        Entry { org: "o".into(), key: key.into(), rank, written, body: format!("{{\"at\":{written}}}") }
+    }
+
+    #[test]
+    fn a_file_entry_set_appends_survives_a_cut_line_and_compacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = FileEntrySet::in_data_dir(dir.path(), "auth/sessions.jsonl");
+        assert_eq!(set.since(0).unwrap(), vec![], "no file yet");
+        set.put(&[entry("a", 0, 10), entry("b", 0, 20)]).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(set.path()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "private under auth/");
+        }
+        // A crash in the middle of an append leaves a line without its end.
+        let mut bytes = std::fs::read(set.path()).unwrap();
+        bytes.extend_from_slice(br#"{"org":"o","key":"c","ra"#);
+        std::fs::write(set.path(), &bytes).unwrap();
+        set.put(&[entry("a", 0, 30), entry("a", 1, 25)]).unwrap();
+        let keys = |entries: Vec<Entry>| entries.into_iter().map(|e| (e.key, e.rank, e.written)).collect::<Vec<_>>();
+        assert_eq!(
+            keys(set.since(15).unwrap()),
+            vec![("b".into(), 0, 20), ("a".into(), 1, 25), ("a".into(), 0, 30)],
+            "after 15, oldest first; the cut line skipped, the next append whole"
+        );
+        // Compaction: entries before 15 go, and of each key only its entry stays (the higher
+        // rank, then the later write).
+        set.forget_before(15).unwrap();
+        assert_eq!(keys(set.since(0).unwrap()), vec![("b".into(), 0, 20), ("a".into(), 1, 25)]);
+        let text = std::fs::read_to_string(set.path()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        set.put(&[entry("d", 0, 40)]).unwrap();
+        assert_eq!(keys(set.since(30).unwrap()), vec![("d".into(), 0, 40)]);
     }
 }

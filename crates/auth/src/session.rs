@@ -1,6 +1,11 @@
 //! Console sessions: random 256-bit ids kept only as SHA-256 digests, each with its own CSRF
-//! token, an idle timeout and an absolute lifetime. Sessions live in memory: a restart of a lone
-//! node signs everyone out, which is the safe direction.
+//! token, an idle timeout and an absolute lifetime.
+//!
+//! A lone node keeps them in a file of its data directory ([`SessionStore::persisted`],
+//! `DATA/auth/sessions.jsonl`, 0600: the ids' digests, never the ids), written the way the
+//! nodes of a deployment share them (below) and read once at start, so a restart (an upgrade,
+//! a configuration change) does not sign everyone out; a session's last use reaches the file
+//! at most once a minute, so after a restart its idle timeout may come that much early.
 //!
 //! The nodes of a ClickHouse deployment share them through an [`EntrySet`]
 //! ([`SESSIONS_ENTRIES`]): a sign-in is written before it is answered, so the next request may
@@ -74,6 +79,9 @@ struct Sharing {
     users_ended: Mutex<HashMap<String, i64>>,
     /// When an unknown session id last made this node read the set.
     last_miss_refresh: Mutex<Option<Instant>>,
+    /// Other nodes write the set too: an unknown session id may be theirs (read the set
+    /// again). A lone node's own file holds nothing it does not know.
+    others_write: bool,
     last_forget: Mutex<Option<Instant>>,
 }
 
@@ -101,6 +109,22 @@ impl SessionStore {
     /// Sessions shared with other nodes through `set`; what they hold is read at once (if that
     /// fails, with a warning, by the next [`SessionStore::refresh`]).
     pub fn shared(idle: Duration, lifetime: Duration, set: Box<dyn EntrySet>, now_us: i64) -> SessionStore {
+        SessionStore::kept_in(idle, lifetime, set, now_us, true)
+    }
+
+    /// Sessions a lone node keeps in `set` (its data directory's file), read once now: the
+    /// sessions alive before a restart are alive after it.
+    pub fn persisted(idle: Duration, lifetime: Duration, set: Box<dyn EntrySet>, now_us: i64) -> SessionStore {
+        SessionStore::kept_in(idle, lifetime, set, now_us, false)
+    }
+
+    fn kept_in(
+        idle: Duration,
+        lifetime: Duration,
+        set: Box<dyn EntrySet>,
+        now_us: i64,
+        others_write: bool,
+    ) -> SessionStore {
         let mut store = SessionStore::new(idle, lifetime);
         store.sharing = Some(Sharing {
             set,
@@ -112,9 +136,15 @@ impl SessionStore {
             users_ended: Mutex::default(),
             last_miss_refresh: Mutex::new(None),
             last_forget: Mutex::new(None),
+            others_write,
         });
         if let Err(err) = store.refresh(now_us) {
-            warn!(error = %err, "could not read the sessions the nodes share: read again later");
+            match others_write {
+                true => warn!(error = %err, "could not read the sessions the nodes share: read again later"),
+                false => {
+                    warn!(error = %err, "could not read the sessions kept before this start: everyone signs in again")
+                }
+            }
         }
         store
     }
@@ -187,7 +217,7 @@ impl SessionStore {
         if let Some(session) = self.lookup_here(&digest, now_us) {
             return Some(session);
         }
-        let sharing = self.sharing.as_ref()?;
+        let sharing = self.sharing.as_ref().filter(|sharing| sharing.others_write)?;
         let mut last = sharing.last_miss_refresh.lock();
         // Another request's read may have brought it meanwhile.
         if let Some(session) = self.lookup_here(&digest, now_us) {
@@ -527,5 +557,51 @@ mod tests {
         one.flush(later).unwrap();
         let kept: Vec<i64> = set.entries.lock().iter().map(|e| e.written).collect();
         assert_eq!(kept, vec![later], "the session past its 12-hour lifetime is forgotten");
+    }
+
+    fn kept_in_file(dir: &std::path::Path, now_us: i64) -> SessionStore {
+        let set = crate::document::FileEntrySet::in_data_dir(dir, "auth/sessions.jsonl");
+        SessionStore::persisted(Duration::from_secs(600), Duration::from_secs(3600), Box::new(set), now_us)
+    }
+
+    #[test]
+    fn a_lone_nodes_sessions_survive_a_restart_and_so_do_their_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = signet_model::time::now_micros();
+        let before = kept_in_file(dir.path(), t);
+        let (kept, session) = before.create("u1", "default", t);
+        let (signed_out, _) = before.create("u1", "default", t);
+        let (of_ended_account, _) = before.create("u2", "default", t);
+        let (touched, _) = before.create("u3", "default", t);
+        before.remove(signed_out.expose());
+        before.remove_user("default", "u2");
+        // Used 8 minutes in: the last use reaches the file with the next flush.
+        assert!(before.lookup(touched.expose(), t + 8 * MIN).is_some());
+        before.flush(t + 8 * MIN).unwrap();
+        drop(before);
+
+        let after = kept_in_file(dir.path(), t + MIN);
+        let found = after.lookup(kept.expose(), t + MIN).expect("a session alive before the restart is alive after it");
+        assert_eq!((found.csrf, found.user_id), (session.csrf, session.user_id));
+        assert!(after.lookup(signed_out.expose(), t + MIN).is_none(), "signed out before the restart");
+        assert!(after.lookup(of_ended_account.expose(), t + MIN).is_none(), "its account's sessions ended");
+        drop(after);
+        // 15 minutes in, idle limit 10: alive only because the use at 8 minutes was kept.
+        let later = kept_in_file(dir.path(), t + 15 * MIN);
+        assert!(later.lookup(touched.expose(), t + 15 * MIN).is_some(), "its last use was kept");
+        assert!(later.lookup(kept.expose(), t + 15 * MIN).is_none(), "idle since its start");
+        // Only the ids' digests are in the file, never the ids.
+        let text = std::fs::read_to_string(dir.path().join("auth/sessions.jsonl")).unwrap();
+        assert!(!text.contains(kept.expose()) && text.contains(&secret::token_digest(kept.expose())));
+    }
+
+    #[test]
+    fn a_lone_node_does_not_read_its_file_for_unknown_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = signet_model::time::now_micros();
+        let store = kept_in_file(dir.path(), t);
+        // Written behind the store's back (as no one does): an unknown id does not re-read.
+        let (token, _) = kept_in_file(dir.path(), t).create("u1", "default", t);
+        assert!(store.lookup(token.expose(), t).is_none());
     }
 }

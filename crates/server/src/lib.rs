@@ -126,6 +126,13 @@ impl Default for ServerConfig {
     }
 }
 
+/// Where a lone node keeps its console sessions (the ids' digests): see `signet_auth::session`.
+pub const SESSIONS_FILE: &str = "auth/sessions.jsonl";
+
+/// How often a lone node writes its sessions' last uses to [`SESSIONS_FILE`] (each at most
+/// once a minute; the file is compacted hourly).
+const SESSIONS_FLUSH_EVERY: Duration = Duration::from_secs(15);
+
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -172,14 +179,16 @@ impl AppState {
         documents: &dyn signet_auth::document::Documents,
         shared: bool,
     ) -> std::io::Result<AppState> {
+        let now = signet_model::time::now_micros();
         let sessions = Arc::new(match documents.entries(signet_auth::session::SESSIONS_ENTRIES) {
-            Some(set) => SessionStore::shared(
+            Some(set) => SessionStore::shared(config.session_idle, config.session_lifetime, set, now),
+            // A lone node keeps its sessions in its data directory: a restart keeps them.
+            None => SessionStore::persisted(
                 config.session_idle,
                 config.session_lifetime,
-                set,
-                signet_model::time::now_micros(),
+                Box::new(signet_auth::document::FileEntrySet::in_data_dir(engine.data_dir(), SESSIONS_FILE)),
+                now,
             ),
-            None => SessionStore::new(config.session_idle, config.session_lifetime),
         });
         let login = Arc::new(LoginGuard::new(directory.clone(), config.login.clone()));
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.ingest_slots.max(1)));
@@ -316,7 +325,16 @@ pub async fn run(
                 }
             }
         });
+    } else {
+        // Sessions' last uses to the data directory's file (at most once a minute each).
+        let sessions = state.sessions.clone();
+        refresher.start("signet-sessions", SESSIONS_FLUSH_EVERY, SESSIONS_FLUSH_EVERY, move || {
+            if let Err(err) = sessions.flush(signet_model::time::now_micros()) {
+                tracing::warn!(error = %err, "could not save the console sessions' last uses");
+            }
+        });
     }
+    let sessions = state.sessions.clone();
     let users = state.user_directory.clone();
     let users_flusher = tokio::spawn(flush_user_directory(users.clone()));
     let forwarders = state.forwarders.clone();
@@ -365,6 +383,9 @@ pub async fn run(
         }
         if let Err(err) = users.flush() {
             tracing::error!(error = %err, "could not save the users directory");
+        }
+        if let Err(err) = sessions.flush(signet_model::time::now_micros()) {
+            tracing::error!(error = %err, "could not save the console sessions' last uses");
         }
     })
     .await

@@ -49,6 +49,30 @@ async fn a_sign_in_never_reuses_a_presented_session_id() {
 }
 
 #[tokio::test]
+async fn a_lone_nodes_sessions_are_kept_for_its_next_start() {
+    let server = TestServer::start().await;
+    let ann = server.session("default", "ann@example.com", Some(Role::GlobalReader)).await;
+    let bob = server.session("default", "bob@example.com", Some(Role::GlobalReader)).await;
+    let (code, _) = status(bob.request(&server.anonymous, Method::POST, server.url("/api/v1/auth/logout"))).await;
+    assert_eq!(code, 204);
+    // What the next start reads: the data directory's file.
+    let token = |session: &crate::Session| session.cookie.trim_start_matches("signet_session=").to_string();
+    let now = signet_model::time::now_micros();
+    let next_start = signet_auth::SessionStore::persisted(
+        server.state.config.session_idle,
+        server.state.config.session_lifetime,
+        Box::new(signet_auth::document::FileEntrySet::in_data_dir(
+            server.engine.data_dir(),
+            signet_server::SESSIONS_FILE,
+        )),
+        now,
+    );
+    let kept = next_start.lookup(&token(&ann), now).expect("the signed-in session is kept");
+    assert_eq!(kept.csrf, ann.csrf);
+    assert!(next_start.lookup(&token(&bob), now).is_none(), "the signed-out one is not");
+}
+
+#[tokio::test]
 async fn secure_cookies_when_configured() {
     let server = TestServer::start_with(ServerConfig { secure_cookies: true, ..ServerConfig::default() }).await;
     let session = server.session("default", "ann@example.com", None).await;

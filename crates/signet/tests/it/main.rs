@@ -465,8 +465,11 @@ fn no_secret_reaches_logs_metrics_errors_or_stored_events() {
     let activities = ok(signet(&["query", "--kind", "activities", "--output", "json", "--limit", "1000"], &data));
     assert!(activities.contains("SignInsListed"), "the reads were recorded: {activities}");
     let accounts = std::fs::read_to_string(data.join("auth/accounts.json")).unwrap();
+    let sessions = std::fs::read_to_string(data.join("auth/sessions.jsonl")).unwrap();
+    assert!(!sessions.is_empty(), "the console session is kept for the next start");
     let places = [
         ("server log", server.log_text()),
+        ("sessions file", sessions),
         ("HTTP answers", answers),
         ("stored sign-ins", events),
         ("stored activities", activities),
