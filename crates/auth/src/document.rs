@@ -61,21 +61,7 @@ impl Document for FileDocument {
     }
 
     fn store(&self, version: u64, bytes: &[u8]) -> std::io::Result<bool> {
-        use std::io::Write;
-        let dir = self.path.parent().unwrap_or(&self.path);
-        std::fs::create_dir_all(dir)?;
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, self.mode);
-            let mut file = options.open(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        std::fs::File::open(dir)?.sync_all()?;
+        replace_file(&self.path, &self.path.with_extension("json.tmp"), self.mode, bytes)?;
         self.version.store(version, Ordering::Release);
         Ok(true)
     }
@@ -137,6 +123,27 @@ pub trait EntrySet: Send + Sync {
         let _ = before;
         Ok(())
     }
+}
+
+/// Replaces `path` with `bytes` atomically: written to `tmp` (with `mode`) and synced, renamed
+/// over `path`, then the directory synced.
+fn replace_file(path: &Path, tmp: &Path, mode: u32, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(path);
+    std::fs::create_dir_all(dir)?;
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut file = options.open(tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// An [`EntrySet`] in a file of one node's data directory (what a lone node keeps of its
@@ -247,7 +254,6 @@ impl EntrySet for FileEntrySet {
     }
 
     fn forget_before(&self, before: i64) -> std::io::Result<()> {
-        use std::io::Write;
         let _guard = self.lock.lock();
         let mut kept: Vec<Entry> = Vec::new();
         let mut at: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
@@ -262,20 +268,7 @@ impl EntrySet for FileEntrySet {
             }
         }
         kept.sort_by_key(|e| e.written);
-        let dir = self.path.parent().unwrap_or(&self.path);
-        std::fs::create_dir_all(dir)?;
-        let tmp = self.path.with_extension("tmp");
-        {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, self.mode);
-            let mut file = options.open(&tmp)?;
-            file.write_all(&Self::lines(&kept)?)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        std::fs::File::open(dir)?.sync_all()
+        replace_file(&self.path, &self.path.with_extension("tmp"), self.mode, &Self::lines(&kept)?)
     }
 }
 
