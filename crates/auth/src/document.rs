@@ -90,7 +90,7 @@ pub trait Documents: Send + Sync {
 }
 
 /// One entry of an [`EntrySet`]: a keyed record of an organisation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub org: String,
     pub key: String,
@@ -160,15 +160,6 @@ pub struct FileEntrySet {
     lock: parking_lot::Mutex<()>,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct EntryLine {
-    org: String,
-    key: String,
-    rank: u64,
-    written: i64,
-    body: String,
-}
-
 impl FileEntrySet {
     /// The entry set `name` of a data directory: `DATA/<name>`, private (0600) under `auth/`.
     pub fn in_data_dir(data_dir: &Path, name: &str) -> FileEntrySet {
@@ -189,8 +180,8 @@ impl FileEntrySet {
         };
         let mut entries = Vec::new();
         for line in text.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
-            match serde_json::from_slice::<EntryLine>(line) {
-                Ok(l) => entries.push(Entry { org: l.org, key: l.key, rank: l.rank, written: l.written, body: l.body }),
+            match serde_json::from_slice::<Entry>(line) {
+                Ok(entry) => entries.push(entry),
                 Err(_) => {
                     tracing::warn!(file = %self.path.display(), "an entry line does not parse (cut short by a crash?): skipped")
                 }
@@ -201,15 +192,8 @@ impl FileEntrySet {
 
     fn lines(entries: &[Entry]) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        for e in entries {
-            let line = EntryLine {
-                org: e.org.clone(),
-                key: e.key.clone(),
-                rank: e.rank,
-                written: e.written,
-                body: e.body.clone(),
-            };
-            serde_json::to_writer(&mut out, &line).map_err(std::io::Error::other)?;
+        for entry in entries {
+            serde_json::to_writer(&mut out, entry).map_err(std::io::Error::other)?;
             out.push(b'\n');
         }
         Ok(out)
@@ -258,11 +242,12 @@ impl EntrySet for FileEntrySet {
         let mut kept: Vec<Entry> = Vec::new();
         let mut at: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
         for entry in self.read_all()?.into_iter().filter(|e| e.written >= before) {
-            match at.get(&(entry.org.clone(), entry.key.clone())) {
+            let key = (entry.org.clone(), entry.key.clone());
+            match at.get(&key) {
                 Some(&i) if (kept[i].rank, kept[i].written) > (entry.rank, entry.written) => {}
                 Some(&i) => kept[i] = entry,
                 None => {
-                    at.insert((entry.org.clone(), entry.key.clone()), kept.len());
+                    at.insert(key, kept.len());
                     kept.push(entry);
                 }
             }
