@@ -319,3 +319,32 @@ fn projected_rows_are_inserted_without_a_batch_insert() {
     let expected: Vec<(String, i64)> = (0..5000).map(|i| (format!("e{i}"), i)).collect();
     assert_eq!(rows, expected, "every row, in the source's order");
 }
+
+#[test]
+fn ids_and_correlation_ids_are_checkpointed_uncompressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DuckStore::open(&dir.path().join("signet.duckdb")).unwrap();
+    let events: Vec<StoredEvent> = (0..2_000)
+        .map(|i| {
+            let correlation = format!(r#","correlationId":"c-{i:05}""#);
+            let json = crate::conformance::signin_json(&format!("id-{i:05}"), i, "u@x", "Teams", 0, &correlation);
+            crate::conformance::stored("o", LogKind::SignIn, &json, 1, i as u64 + 1)
+        })
+        .collect();
+    store.apply(&events, 2_000).unwrap();
+    DuckStore::make_durable(&store.writer.lock()).unwrap();
+    let segments: Vec<(String, String)> = pairs(
+        &store,
+        "SELECT DISTINCT column_name, compression FROM pragma_storage_info('signins') \
+         WHERE segment_type = 'VARCHAR' AND column_name IN ('id', 'correlation_id', 'user_principal_name') ORDER BY 1",
+    );
+    let of = |column: &str| -> Vec<&str> {
+        segments.iter().filter(|(c, _)| c == column).map(|(_, compression)| compression.as_str()).collect()
+    };
+    assert_eq!(of("id"), ["Uncompressed"]);
+    assert_eq!(of("correlation_id"), ["Uncompressed"]);
+    assert!(
+        !of("user_principal_name").is_empty() && !of("user_principal_name").contains(&"Uncompressed"),
+        "{segments:?}"
+    );
+}
