@@ -8,6 +8,7 @@ pub(crate) mod arrow;
 mod cells;
 mod migrate;
 mod raw;
+pub use raw::ROW_GROUP_ROWS;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

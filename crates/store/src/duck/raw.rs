@@ -33,6 +33,13 @@ fn c_string(text: &str) -> Result<CString> {
 /// The name the database file is attached under.
 const DATABASE: &str = "signet";
 
+/// Rows per row group of the tables in the file (a multiple of DuckDB's 2,048-row vectors; see
+/// [`RawDatabase::open`]). Smaller than DuckDB's default so that a projection batch gathered
+/// within a few hundred milliseconds of ingest fills one: 20,480 rows cost about 25 % more file
+/// and up to a tenth more time in the reports that group every row, for about a tenth more
+/// ingest (docs/benchmarks.md run 45). Row groups written by earlier builds keep their size.
+pub const ROW_GROUP_ROWS: usize = 20_480;
+
 /// A database opened through the C API; closed when dropped (connections made from it keep the
 /// database itself alive until they are dropped too).
 pub(crate) struct RawDatabase {
@@ -61,13 +68,20 @@ impl RawDatabase {
     /// once after writes the event log cannot redo, see `DuckStore::make_durable`); after a
     /// crash the file opens at its last checkpoint and the engine applies the event log from
     /// that checkpoint's `applied_position` again, as it does for any store behind the log.
+    ///
+    /// Row groups of [`ROW_GROUP_ROWS`] rather than DuckDB's 122,880: a transaction that
+    /// appends at least a row group's worth of rows to a table takes DuckDB's bulk path (full
+    /// row groups compressed and written as they fill, moved into the table at commit), instead
+    /// of keeping the rows uncompressed in memory, copying them into the table at commit and
+    /// compressing them at the next checkpoint. The projector gathers that many under load
+    /// (`IngestConfig::projection_eager_events`).
     pub(crate) fn open(path: &Path) -> Result<RawDatabase> {
         if path == Path::new(":memory:") {
             return Self::open_raw(path);
         }
         let mut database = Self::open_raw(Path::new(":memory:"))?;
         let attach = format!(
-            "ATTACH {} AS {DATABASE} (RECOVERY_MODE NO_WAL_WRITES)",
+            "ATTACH {} AS {DATABASE} (RECOVERY_MODE NO_WAL_WRITES, ROW_GROUP_SIZE {ROW_GROUP_ROWS})",
             DIALECT.quote_str(&path.to_string_lossy())
         );
         // Spills of large queries go where a file database puts them (next to the file), not

@@ -324,13 +324,7 @@ fn projected_rows_are_inserted_without_a_batch_insert() {
 fn ids_and_correlation_ids_are_checkpointed_uncompressed() {
     let dir = tempfile::tempdir().unwrap();
     let store = DuckStore::open(&dir.path().join("signet.duckdb")).unwrap();
-    let events: Vec<StoredEvent> = (0..2_000)
-        .map(|i| {
-            let correlation = format!(r#","correlationId":"c-{i:05}""#);
-            let json = crate::conformance::signin_json(&format!("id-{i:05}"), i, "u@x", "Teams", 0, &correlation);
-            crate::conformance::stored("o", LogKind::SignIn, &json, 1, i as u64 + 1)
-        })
-        .collect();
+    let events = numbered_signins(2_000);
     store.apply(&events, 2_000).unwrap();
     DuckStore::make_durable(&store.writer.lock()).unwrap();
     let segments: Vec<(String, String)> = pairs(
@@ -347,4 +341,28 @@ fn ids_and_correlation_ids_are_checkpointed_uncompressed() {
         !of("user_principal_name").is_empty() && !of("user_principal_name").contains(&"Uncompressed"),
         "{segments:?}"
     );
+}
+
+/// Sign-ins `id-00000`.. with correlation ids `c-00000`.., at log positions 1...
+fn numbered_signins(n: i64) -> Vec<StoredEvent> {
+    (0..n)
+        .map(|i| {
+            let correlation = format!(r#","correlationId":"c-{i:05}""#);
+            let json = crate::conformance::signin_json(&format!("id-{i:05}"), i, "u@x", "Teams", 0, &correlation);
+            crate::conformance::stored("o", LogKind::SignIn, &json, 1, i as u64 + 1)
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_of_two_row_groups_is_stored_as_row_groups_of_the_files_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DuckStore::open(&dir.path().join("signet.duckdb")).unwrap();
+    let n = 2 * ROW_GROUP_ROWS as i64;
+    store.apply(&numbered_signins(n), n as u64).unwrap();
+    DuckStore::make_durable(&store.writer.lock()).unwrap();
+    let groups: Vec<(i64, i64)> =
+        pairs(&store, "SELECT row_group_id, max(count) FROM pragma_storage_info('signins') GROUP BY ALL ORDER BY 1");
+    // DuckDB's default row group (122,880 rows) would hold them all in one.
+    assert_eq!(groups, vec![(0, ROW_GROUP_ROWS as i64), (1, ROW_GROUP_ROWS as i64)]);
 }

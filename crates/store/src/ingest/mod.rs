@@ -58,7 +58,14 @@ pub struct IngestConfig {
     /// A batch this large is applied at once instead of at the end of `projection_interval`:
     /// under load the projector works whenever committed events wait, rather than sleeping
     /// through part of every interval while the writer is held back by what it has not applied.
+    /// DuckDB's row group by default: a batch of at least a row group takes DuckDB's bulk path
+    /// (see `duck::ROW_GROUP_ROWS`).
     pub projection_eager_events: usize,
+    /// How long a batch may keep gathering towards `projection_eager_events` when events
+    /// arrive fast enough to reach it in that time: at the end of `projection_interval` the
+    /// projector waits on (once) only if the rate since the batch's first event would fill it
+    /// by then. Light traffic is applied after `projection_interval` as before.
+    pub projection_bulk_wait: Duration,
     /// Committed events not yet visible to queries, at most. The writer waits beyond it, the
     /// queue fills and clients get 503: an acknowledged event stays visible within about a
     /// second even under overload, instead of the projection falling further behind.
@@ -92,8 +99,10 @@ impl Default for IngestConfig {
             group_max_events: 20_000,
             projection_interval: Duration::from_millis(100),
             projection_max_events: 100_000,
-            projection_eager_events: 4096,
-            max_unprojected_events: 25_000,
+            projection_eager_events: crate::duck::ROW_GROUP_ROWS,
+            projection_bulk_wait: Duration::from_millis(300),
+            // Room for a full batch to gather while the next group commits.
+            max_unprojected_events: 3 * crate::duck::ROW_GROUP_ROWS,
             max_in_flight_bytes: 256 << 20,
             disk: crate::disk::DiskPolicy::default(),
             segment_bytes: crate::log::SEGMENT_TARGET_BYTES,

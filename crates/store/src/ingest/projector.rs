@@ -84,6 +84,33 @@ impl SettleSchedule {
     }
 }
 
+/// The batch the projector is gathering: since when, and whether its deadline was extended.
+#[derive(Default)]
+struct Gathering {
+    since: Option<Instant>,
+    extended: bool,
+}
+
+impl Gathering {
+    /// At the end of `projection_interval`: the later deadline to wait for, when the batch is
+    /// short of `projection_eager_events` but its events arrive fast enough to fill it within
+    /// `projection_bulk_wait` of its first one (once per batch).
+    fn extend(&mut self, pending: usize, config: &IngestConfig) -> Option<Instant> {
+        let since = self.since?;
+        let eager = config.projection_eager_events.min(config.projection_max_events);
+        if self.extended || pending == 0 || pending >= eager {
+            return None;
+        }
+        let elapsed = since.elapsed().as_micros().max(1);
+        let wait = config.projection_bulk_wait.as_micros();
+        if wait <= elapsed || (pending as u128) * wait < (eager as u128) * elapsed {
+            return None;
+        }
+        self.extended = true;
+        Some(since + config.projection_bulk_wait)
+    }
+}
+
 pub(super) fn projector_loop(
     prx: Receiver<Committed>,
     store: Arc<dyn EventStore>,
@@ -106,6 +133,7 @@ pub(super) fn projector_loop(
     // Whether committed events beyond `next` are in the log only.
     let mut behind = false;
     let mut deadline: Option<Instant> = None;
+    let mut gather = Gathering::default();
     let mut settle = SettleSchedule::new(&config);
     let mut disconnected = false;
     if let Some(started_at_end) = position_unknown {
@@ -146,7 +174,8 @@ pub(super) fn projector_loop(
                     // A log catch-up may have ended inside this group (it reads whole frames).
                     events.retain(|e| e.ptr.frame_pos >= next);
                     if pending.is_empty() {
-                        deadline = Some(Instant::now() + config.projection_interval);
+                        gather = Gathering { since: Some(Instant::now()), extended: false };
+                        deadline = gather.since.map(|since| since + config.projection_interval);
                     }
                     pending.extend(events);
                     next = end;
@@ -159,7 +188,14 @@ pub(super) fn projector_loop(
                 handoff.in_log_sent.store(false, Ordering::Release);
                 behind = true;
             }
-            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                if !behind && deadline.is_some_and(|at| at <= Instant::now()) {
+                    if let Some(until) = gather.extend(pending.len(), &config) {
+                        deadline = Some(until);
+                        continue;
+                    }
+                }
+            }
             Err(RecvTimeoutError::Disconnected) => disconnected = true,
         }
         if !pending.is_empty() {
@@ -308,4 +344,35 @@ fn pause(delay: Duration, stopping: &std::sync::atomic::AtomicBool) -> bool {
         std::thread::sleep(left.min(Duration::from_millis(100)));
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gathering_for(elapsed: Duration) -> Gathering {
+        Gathering { since: Some(Instant::now() - elapsed), extended: false }
+    }
+
+    #[test]
+    fn a_batch_waits_on_only_when_its_rate_fills_a_row_group_in_time() {
+        let config = IngestConfig {
+            projection_interval: Duration::from_millis(100),
+            projection_eager_events: 20_480,
+            projection_bulk_wait: Duration::from_millis(300),
+            ..IngestConfig::default()
+        };
+        // 100,000 events/s: 10,000 in the first 100 ms, 30,000 by 300 ms.
+        let mut fast = gathering_for(Duration::from_millis(100));
+        let until = fast.extend(10_000, &config).expect("fast enough to fill a row group");
+        assert_eq!(Some(until), fast.since.map(|since| since + config.projection_bulk_wait));
+        assert_eq!(fast.extend(12_000, &config), None, "extended once per batch");
+        // 50,000 events/s would reach 15,000 by 300 ms: applied now, as before.
+        assert_eq!(gathering_for(Duration::from_millis(100)).extend(5_000, &config), None);
+        // A single event, a full batch, nothing gathered, and a batch already past the wait.
+        assert_eq!(gathering_for(Duration::from_millis(100)).extend(1, &config), None);
+        assert_eq!(gathering_for(Duration::from_millis(100)).extend(20_480, &config), None);
+        assert_eq!(Gathering::default().extend(10_000, &config), None);
+        assert_eq!(gathering_for(Duration::from_millis(350)).extend(19_000, &config), None);
+    }
 }
