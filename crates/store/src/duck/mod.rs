@@ -181,10 +181,10 @@ pub(crate) fn sql_type(ty: ColType) -> &'static str {
 
 /// Columns stored without compression: the ids and correlation ids are random GUIDs (or
 /// client-chosen strings) nearly unique per row, which DuckDB's dictionary and FSST analysis
-/// at each checkpoint cannot shrink much but spends most of a microsecond per sign-in on (6 % of
-/// ingest over seven alternating pairs; docs/benchmarks.md run 45). Stored plain they take 30 MB more per million sign-ins
-/// and scan faster (an equality filter on `correlation_id`: 19 ms -> 5 ms over 1M rows). Tables
-/// created by earlier builds keep their compression; both read the same.
+/// cannot shrink much but spends most of a microsecond per sign-in on (6 % of ingest over
+/// seven alternating pairs; docs/benchmarks.md run 45). Stored plain they take about 35 MB more
+/// per million sign-ins and scan faster (an equality filter on `correlation_id`: 19 ms -> 5 ms
+/// over 1M rows). Tables created by earlier builds keep their compression; both read the same.
 const UNCOMPRESSED: [&str; 2] = ["id", "correlation_id"];
 
 pub(crate) fn create_table_sql(table: &str, columns: &[&Column]) -> String {

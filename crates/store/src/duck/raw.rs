@@ -35,9 +35,10 @@ const DATABASE: &str = "signet";
 
 /// Rows per row group of the tables in the file (a multiple of DuckDB's 2,048-row vectors; see
 /// [`RawDatabase::open`]). Smaller than DuckDB's default so that a projection batch gathered
-/// within a few hundred milliseconds of ingest fills one: 20,480 rows cost about 25 % more file
-/// and up to a tenth more time in the reports that group every row, for about a tenth more
-/// ingest (docs/benchmarks.md run 45). Row groups written by earlier builds keep their size.
+/// within a few hundred milliseconds of ingest fills one: about 13 % more ingest for a fifth
+/// more file, 3-9 ms more in the reports that group every row, and slower reads during a
+/// saturating send, which wait for commits that write a partial row group (docs/benchmarks.md
+/// run 45). Row groups written by earlier builds keep their size.
 pub const ROW_GROUP_ROWS: usize = 20_480;
 
 /// A database opened through the C API; closed when dropped (connections made from it keep the
