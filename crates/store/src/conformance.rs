@@ -271,6 +271,40 @@ pub fn revisions_replace_the_latest(store: Arc<dyn EventStore>) {
     assert_eq!(versions, vec![1, 2]);
 }
 
+/// A batch may end inside a frame (the projector cuts full batches at a row group); a restart
+/// reads the log from the applied position, the frame's start, and applies the frame again.
+pub fn a_frame_applied_again_from_its_start_is_stored_once(store: Arc<dyn EventStore>) {
+    let frame = |pos: u64, ids: &[&str]| -> Vec<StoredEvent> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut e = stored(
+                    "a",
+                    LogKind::SignIn,
+                    &signin_json(id, i as i64, "alice@contoso.com", "Teams", 0, ""),
+                    1,
+                    pos,
+                );
+                e.ptr.index = i as u16;
+                e
+            })
+            .collect()
+    };
+    let (first, second) = (frame(10, &["f0", "f1", "f2"]), frame(20, &["g0", "g1", "g2", "g3"]));
+    let mut batch = first.clone();
+    batch.extend_from_slice(&second[..2]);
+    store.apply(&batch, 20).unwrap();
+    assert_eq!(store.applied_position().unwrap(), 20, "the position stays at the start of the frame cut");
+    assert_eq!(store.count("a", LogKind::SignIn, &Expr::True).unwrap(), 5);
+    // The frame again from its start, then one more frame.
+    let mut again = second.clone();
+    again.extend(frame(30, &["h0"]));
+    store.apply(&again, 40).unwrap();
+    assert_eq!(store.applied_position().unwrap(), 40);
+    assert_eq!(store.count("a", LogKind::SignIn, &Expr::True).unwrap(), 8, "each event once");
+    assert_eq!(store.revisions("a", LogKind::SignIn, "g1").unwrap().len(), 1);
+}
+
 pub fn two_revisions_in_one_batch(store: Arc<dyn EventStore>) {
     let first = signin_json("r", 1, "alice@contoso.com", "Outlook", 50074, "");
     let second = signin_json("r", 1, "alice@contoso.com", "Outlook", 0, "");
@@ -742,7 +776,8 @@ macro_rules! event_store_conformance_tests {
     ($factory:expr) => {
         $crate::event_store_conformance_tests!(@tests $factory;
             applies_and_tracks_position, lists_newest_first_with_keyset_paging, scans_every_row_in_pages, organisations_are_isolated,
-            filters_match, revisions_replace_the_latest, two_revisions_in_one_batch, aggregates,
+            filters_match, revisions_replace_the_latest, a_frame_applied_again_from_its_start_is_stored_once,
+            two_revisions_in_one_batch, aggregates,
             aggregate_sets, aggregates_among, buckets_round_down, time_groups_follow_a_zone, aggregates_over_lists, facets,
             other_kinds);
     };

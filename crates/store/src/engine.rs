@@ -149,7 +149,20 @@ pub trait EventStore: Send + Sync {
     /// Applies events in log order and records `through` as the applied position, atomically.
     /// Only the latest revision of an id is visible in lists and reports; every revision is
     /// kept for [`EventStore::revisions`].
+    ///
+    /// The batch may end inside a frame: events of the frame at `through` are the first of that
+    /// frame, and the applied position stays at the frame's start until a later batch applies
+    /// the rest. The store keeps each event once when a frame is applied again from its start
+    /// (a restart reads the log from the applied position): the DuckDB store remembers how many
+    /// of the frame's records it holds, a store of idempotent inserts (ClickHouse) needs nothing.
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()>;
+
+    /// The rows a batch should be a multiple of, when the store writes whole blocks of them
+    /// best (DuckDB's row groups: [`crate::duck::ROW_GROUP_ROWS`]). The projector then cuts a
+    /// full batch at such a multiple, inside a frame if need be, and keeps the rest for the next.
+    fn batch_rows(&self) -> Option<usize> {
+        None
+    }
 
     /// The revisions expiry moves to the archive for one organisation, kind and time range:
     /// every event whose latest revision is queryable with an event time in `[from_us,

@@ -68,6 +68,49 @@ struct Writer {
     raw: raw::RawConnection,
     /// Keys in `auth_method_sets` (the pairs of method lists sign-ins have).
     method_sets: HashSet<i64>,
+    /// The applied position and how many records of the frame there the tables hold already
+    /// (a batch cut at a row group, see [`EventStore::batch_rows`]; `signet_meta`'s
+    /// `applied_in_frame`, written with the position).
+    applied: FramePrefix,
+}
+
+/// A log position and the first records of the frame there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct FramePrefix {
+    position: u64,
+    records: u32,
+}
+
+impl FramePrefix {
+    /// How many events at the start of `events` the tables hold already: the first records
+    /// of the frame at the applied position, applied again from its start.
+    fn held(&self, events: &[StoredEvent]) -> usize {
+        match self.records {
+            0 => 0,
+            held => {
+                events.iter().take_while(|e| e.ptr.frame_pos == self.position && u32::from(e.ptr.index) < held).count()
+            }
+        }
+    }
+
+    /// The prefix once `events` are applied through `through`: the events of the frame at
+    /// `through` (the batch's last ones) are its first records.
+    fn after(&self, events: &[StoredEvent], through: u64) -> Result<FramePrefix> {
+        let before = match self.position == through {
+            true => self.records,
+            false => 0,
+        };
+        match events.last() {
+            Some(last) if last.ptr.frame_pos > through => Err(StoreError::Database(format!(
+                "an event at log position {} is beyond the applied position {through} of its batch",
+                last.ptr.frame_pos
+            ))),
+            Some(last) if last.ptr.frame_pos == through => {
+                Ok(FramePrefix { position: through, records: before.max(u32::from(last.ptr.index) + 1) })
+            }
+            _ => Ok(FramePrefix { position: through, records: before }),
+        }
+    }
 }
 
 /// The (methods, methods succeeded) pairs of sign-ins, by `signins.auth_method_set` (schema 3):
@@ -198,6 +241,22 @@ pub(crate) fn create_table_sql(table: &str, columns: &[&Column]) -> String {
     format!("CREATE TABLE IF NOT EXISTS {table} ({})", defs.join(", "))
 }
 
+/// `signet_meta`'s key for how many records of the frame at the applied position the tables
+/// hold (added at open to files from before it).
+const IN_FRAME_KEY: &str = "applied_in_frame";
+
+fn stored_position(conn: &Connection) -> Result<u64> {
+    let value: String =
+        conn.query_row("SELECT value FROM signet_meta WHERE key = 'applied_position'", [], |r| r.get(0))?;
+    value.parse().map_err(|_| StoreError::Database(format!("bad applied_position {value:?}")))
+}
+
+fn stored_in_frame(conn: &Connection) -> Result<u32> {
+    let value: String =
+        conn.query_row(&format!("SELECT value FROM signet_meta WHERE key = '{IN_FRAME_KEY}'"), [], |r| r.get(0))?;
+    value.parse().map_err(|_| StoreError::Database(format!("bad {IN_FRAME_KEY} {value:?}")))
+}
+
 impl DuckStore {
     /// Opens or creates the database file, creating or migrating the schema.
     pub fn open(path: &Path) -> Result<DuckStore> {
@@ -221,6 +280,8 @@ impl DuckStore {
         // from the event log (the file has no WAL, see `raw::RawDatabase::open`).
         conn.execute_batch(&format!("SET wal_autocheckpoint = '{WAL_AUTOCHECKPOINT}'"))?;
         Self::migrate(&conn)?;
+        // Files from before the key was introduced lack it: none of the frame's records applied.
+        conn.execute_batch(&format!("INSERT OR IGNORE INTO signet_meta VALUES ('{IN_FRAME_KEY}', '0')"))?;
         // The migrations' changes, and the WAL an earlier Signet (which let DuckDB keep one) may
         // have left (replayed when the file was attached), go into the file now.
         conn.execute_batch("CHECKPOINT")?;
@@ -229,8 +290,9 @@ impl DuckStore {
             let keys = statement.query_map([], |r| r.get::<_, i64>(0))?;
             keys.collect::<std::result::Result<HashSet<i64>, _>>()?
         };
+        let applied = FramePrefix { position: stored_position(&conn)?, records: stored_in_frame(&conn)? };
         Ok(DuckStore {
-            writer: Mutex::new(Writer { conn, raw: database.raw_connection()?, method_sets }),
+            writer: Mutex::new(Writer { conn, raw: database.raw_connection()?, method_sets, applied }),
             readers: Mutex::new(Vec::new()),
             archive: Default::default(),
             part_cache: Default::default(),
@@ -412,7 +474,7 @@ impl DuckStore {
         raw: &raw::RawConnection,
         method_sets: &HashSet<i64>,
         events: &[StoredEvent],
-        through: u64,
+        applied: FramePrefix,
     ) -> Result<Vec<i64>> {
         let mut added = Vec::new();
         // Revisions of this batch a newer one of it replaces: never hot, straight to `revisions`.
@@ -460,7 +522,8 @@ impl DuckStore {
         if !replaced.is_empty() {
             raw.insert_arrow("revisions", &arrow::revisions_batch(&replaced)?)?;
         }
-        raw.execute(&format!("UPDATE signet_meta SET value = '{through}' WHERE key = 'applied_position'"))?;
+        raw.execute(&format!("UPDATE signet_meta SET value = '{}' WHERE key = 'applied_position'", applied.position))?;
+        raw.execute(&format!("UPDATE signet_meta SET value = '{}' WHERE key = '{IN_FRAME_KEY}'", applied.records))?;
         Ok(added)
     }
 }
@@ -527,25 +590,25 @@ impl EventStore for DuckStore {
     }
 
     fn applied_position(&self) -> Result<u64> {
-        let conn = self.writer.lock();
-        let value: String =
-            conn.query_row("SELECT value FROM signet_meta WHERE key = 'applied_position'", [], |r| r.get(0))?;
-        value.parse().map_err(|_| StoreError::Database(format!("bad applied_position {value:?}")))
+        stored_position(&self.writer.lock().conn)
     }
 
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()> {
         let mut writer = self.writer.lock();
         let started = std::time::Instant::now();
+        let events = &events[writer.applied.held(events)..];
+        let applied = writer.applied.after(events, through)?;
         writer.raw.execute("BEGIN TRANSACTION")?;
-        match Self::apply_in_transaction(&writer.raw, &writer.method_sets, events, through) {
+        match Self::apply_in_transaction(&writer.raw, &writer.method_sets, events, applied) {
             Ok(added) => {
-                let applied = started.elapsed();
+                let elapsed = started.elapsed();
                 writer.raw.execute("COMMIT")?;
                 writer.method_sets.extend(added);
+                writer.applied = applied;
                 debug!(
                     events = events.len(),
-                    apply_ms = applied.as_millis() as u64,
-                    commit_ms = (started.elapsed() - applied).as_millis() as u64,
+                    apply_ms = elapsed.as_millis() as u64,
+                    commit_ms = (started.elapsed() - elapsed).as_millis() as u64,
                     "committed"
                 );
                 Ok(())
@@ -555,6 +618,10 @@ impl EventStore for DuckStore {
                 Err(err)
             }
         }
+    }
+
+    fn batch_rows(&self) -> Option<usize> {
+        Some(ROW_GROUP_ROWS)
     }
 
     fn version_count(&self) -> Result<Option<u64>> {

@@ -36,9 +36,9 @@ const DATABASE: &str = "signet";
 /// Rows per row group of the tables in the file (a multiple of DuckDB's 2,048-row vectors; see
 /// [`RawDatabase::open`]). Smaller than DuckDB's default so that a projection batch gathered
 /// within a few hundred milliseconds of ingest fills one: about 13 % more ingest for a fifth
-/// more file, 3-9 ms more in the reports that group every row, and slower reads during a
-/// saturating send, which wait for commits that write a partial row group (docs/benchmarks.md
-/// run 45). Row groups written by earlier builds keep their size.
+/// more file and 3-9 ms more in the reports that group every row (docs/benchmarks.md run 45).
+/// The projector cuts full batches at whole row groups (`EventStore::batch_rows`, run 46).
+/// Row groups written by earlier builds keep their size.
 pub const ROW_GROUP_ROWS: usize = 20_480;
 
 /// A database opened through the C API; closed when dropped (connections made from it keep the
@@ -71,10 +71,11 @@ impl RawDatabase {
     /// that checkpoint's `applied_position` again, as it does for any store behind the log.
     ///
     /// Row groups of [`ROW_GROUP_ROWS`] rather than DuckDB's 122,880: a transaction that
-    /// appends at least a row group's worth of rows to a table takes DuckDB's bulk path (full
-    /// row groups compressed and written as they fill, moved into the table at commit), instead
-    /// of keeping the rows uncompressed in memory, copying them into the table at commit and
-    /// compressing them at the next checkpoint. The projector gathers that many under load
+    /// appends at least a row group's worth of rows to a table takes DuckDB's bulk path (its
+    /// row groups compressed and written to the file at commit, before the commit takes its
+    /// locks, then moved into the table; `LocalStorage::FlushBulkAppendBlocksAndSync`), instead
+    /// of copying the rows into the table at commit and compressing them at the next
+    /// checkpoint. The projector gathers that many under load
     /// (`IngestConfig::projection_eager_events`).
     pub(crate) fn open(path: &Path) -> Result<RawDatabase> {
         if path == Path::new(":memory:") {

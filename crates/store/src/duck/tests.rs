@@ -21,7 +21,7 @@ fn a_version_1_database_gets_operation_categories() {
             schema::all_columns(LogKind::Activity).filter(|c| c.name != "operation_category").collect();
         conn.execute_batch(&format!(
             "CREATE TABLE signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-             INSERT INTO signet_meta VALUES ('schema_version', '1');
+             INSERT INTO signet_meta VALUES ('schema_version', '1'), ('applied_position', '0');
              {}; {}; {};
              INSERT INTO activities (id, operation) VALUES ('a', 'RetrieveMultiple'), ('b', 'Create'), ('c', 'Create'), ('d', 'MailItemsAccessed');",
             create_table_sql("activities", &v1),
@@ -65,7 +65,7 @@ fn a_version_2_database_gets_method_sets() {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(&format!(
             "CREATE TABLE signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-             INSERT INTO signet_meta VALUES ('schema_version', '2');
+             INSERT INTO signet_meta VALUES ('schema_version', '2'), ('applied_position', '0');
              {};
              INSERT INTO signins (org_id, id, auth_methods, auth_methods_succeeded, user_hash) VALUES
                ('o', 'a', ['Password', 'Text message'], ['Password'], 1),
@@ -132,7 +132,7 @@ fn a_version_3_database_keeps_only_the_revisions_no_hot_row_holds() {
             .collect();
         conn.execute_batch(&format!(
             "CREATE TABLE signet_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-             INSERT INTO signet_meta VALUES ('schema_version', '3');
+             INSERT INTO signet_meta VALUES ('schema_version', '3'), ('applied_position', '0');
              {}; {}; {METHOD_SETS_DDL};
              INSERT INTO signins (org_id, id, revision, log_pos, log_idx) VALUES ('o', 'a', 2, 20, 0), ('o', 'b', 1, 10, 1);
              INSERT INTO activities (org_id, id, revision, log_pos, log_idx) VALUES ('o', 'x', 1, 30, 0);
@@ -365,4 +365,33 @@ fn a_batch_of_two_row_groups_is_stored_as_row_groups_of_the_files_size() {
         pairs(&store, "SELECT row_group_id, max(count) FROM pragma_storage_info('signins') GROUP BY ALL ORDER BY 1");
     // DuckDB's default row group (122,880 rows) would hold them all in one.
     assert_eq!(groups, vec![(0, ROW_GROUP_ROWS as i64), (1, ROW_GROUP_ROWS as i64)]);
+}
+
+#[test]
+fn a_frame_cut_by_a_batch_is_not_applied_twice_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signet.duckdb");
+    let mut frame = numbered_signins(5);
+    for (i, e) in frame.iter_mut().enumerate() {
+        e.ptr = RecordPtr { frame_pos: 100, index: i as u16 };
+    }
+    {
+        let store = DuckStore::open(&path).unwrap();
+        store.apply(&frame[..3], 100).unwrap();
+        DuckStore::make_durable(&store.writer.lock()).unwrap();
+    }
+    // The restart's replay reads the log from the applied position: the whole frame.
+    let store = DuckStore::open(&path).unwrap();
+    assert_eq!(store.applied_position().unwrap(), 100);
+    store.apply(&frame, 200).unwrap();
+    let stored: Vec<(i64, i64)> = pairs(&store, "SELECT count(*), count(DISTINCT id) FROM signins");
+    assert_eq!(stored, vec![(5, 5)]);
+    let meta: Vec<(String, String)> =
+        pairs(&store, "SELECT key, value FROM signet_meta WHERE key LIKE 'applied%' ORDER BY 1");
+    assert_eq!(meta, vec![("applied_in_frame".into(), "0".into()), ("applied_position".into(), "200".into())]);
+    // An event beyond the position a batch claims is refused, not half-recorded.
+    let mut beyond = numbered_signins(1);
+    beyond[0].ptr = RecordPtr { frame_pos: 300, index: 0 };
+    assert!(store.apply(&beyond, 250).is_err());
+    assert_eq!(store.applied_position().unwrap(), 200);
 }

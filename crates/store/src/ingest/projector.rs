@@ -2,6 +2,7 @@
 //! the event log when the store could not take them, and lets the store settle when ingest goes
 //! quiet (see the parent module for the write path as a whole).
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -10,10 +11,11 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tracing::{debug, error, info, warn};
 
-use super::{Committed, Handoff, IngestConfig, IngestMetrics, LOG_BATCH_RECORDS};
+use super::{kind_index, Committed, Handoff, IngestConfig, IngestMetrics, LOG_BATCH_RECORDS};
 use crate::engine::{EventStore, StoredEvent};
 use crate::error::Result;
 use crate::log::EventLog;
+use signet_model::LogKind;
 
 /// When the projector lets the store settle (see [`IngestConfig::settle_after_idle`]): one
 /// period after the first apply since the last settle, if that period stayed quiet; otherwise
@@ -164,6 +166,8 @@ pub(super) fn projector_loop(
     loop {
         let wake = deadline.or(settle.due);
         let wait = wake.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
+        // Whether the batch is applied because it is full (not at its deadline or at the end).
+        let mut full = false;
         match prx.recv_timeout(wait) {
             Ok(Committed::Events { mut events, start, end }) => {
                 handoff.queued.fetch_sub(events.len(), Ordering::AcqRel);
@@ -182,6 +186,7 @@ pub(super) fn projector_loop(
                     if pending.len() < config.projection_eager_events.min(config.projection_max_events) {
                         continue;
                     }
+                    full = true;
                 }
             }
             Ok(Committed::InLog) => {
@@ -199,7 +204,15 @@ pub(super) fn projector_loop(
             Err(RecvTimeoutError::Disconnected) => disconnected = true,
         }
         if !pending.is_empty() {
-            if !apply_with_retry(&*store, &pending, next, &metrics, &handoff) {
+            // A full batch goes to the store in whole row groups when it writes those best; the
+            // rest (the first events of a frame may be in the batch) starts the next batch. Not
+            // when the log is to be read: it is read from the applied position, whole frames.
+            let rest = match store.batch_rows() {
+                Some(rows) if full && !behind => pending.split_off(row_group_cut(&pending, rows)),
+                _ => Vec::new(),
+            };
+            let through = rest.first().map_or(next, |e| e.ptr.frame_pos);
+            if !apply_with_retry(&*store, &pending, through, &metrics, &handoff) {
                 break;
             }
             if !behind {
@@ -207,8 +220,8 @@ pub(super) fn projector_loop(
             }
             metrics.unprojected.fetch_sub(pending.len(), Ordering::AcqRel);
             settle.applied(pending.len());
-            pending.clear();
-            applied = next;
+            pending = rest;
+            applied = through;
             published(applied);
         }
         if pending.is_empty() && !behind {
@@ -227,11 +240,51 @@ pub(super) fn projector_loop(
             settle.applied(0);
         }
         deadline = None;
+        if !pending.is_empty() {
+            // The rest of a batch cut at a row group: gathering again, due like any batch.
+            gather = Gathering { since: Some(Instant::now()), extended: false };
+            deadline = gather.since.map(|since| since + config.projection_interval);
+        }
         if disconnected {
             break;
         }
     }
     info!("projector stopped");
+}
+
+/// Where to cut a batch so that the rows it adds to its busiest table are a multiple of `rows`:
+/// the events before the cut are applied now, the rest starts the next batch. A table gets
+/// one row per (organisation, id) of its kind in the batch (the newest revision), so revisions
+/// of an id the batch holds already add none. `events.len()` when there is nothing to cut:
+/// fewer rows than `rows`, or an exact multiple already.
+fn row_group_cut(events: &[StoredEvent], rows: usize) -> usize {
+    use std::hash::BuildHasher;
+    let key = |e: &StoredEvent| rustc_hash::FxBuildHasher.hash_one((e.event.kind, e.org.as_str(), e.event.id.as_str()));
+    let mut seen: HashSet<u64, rustc_hash::FxBuildHasher> =
+        HashSet::with_capacity_and_hasher(events.len(), Default::default());
+    let mut per_kind = [0usize; LogKind::ALL.len()];
+    for e in events {
+        if seen.insert(key(e)) {
+            per_kind[kind_index(e.event.kind)] += 1;
+        }
+    }
+    let (busiest, count) = per_kind.iter().copied().enumerate().max_by_key(|&(_, n)| n).unwrap_or((0, 0));
+    let whole = count / rows * rows;
+    if whole == 0 || whole == count {
+        return events.len();
+    }
+    // The event that brings the busiest table's new rows to `whole`; the cut is just after it.
+    seen.clear();
+    let mut added = 0;
+    for (i, e) in events.iter().enumerate() {
+        if kind_index(e.event.kind) == busiest && seen.insert(key(e)) {
+            added += 1;
+            if added == whole {
+                return i + 1;
+            }
+        }
+    }
+    events.len()
 }
 
 /// Applies what the log holds from `from` up to its current end; returns the position reached,
@@ -374,5 +427,29 @@ mod tests {
         assert_eq!(gathering_for(Duration::from_millis(100)).extend(20_480, &config), None);
         assert_eq!(Gathering::default().extend(10_000, &config), None);
         assert_eq!(gathering_for(Duration::from_millis(350)).extend(19_000, &config), None);
+    }
+
+    fn event(kind: LogKind, id: &str) -> StoredEvent {
+        let json = match kind {
+            LogKind::SignIn => crate::conformance::signin_json(id, 0, "u@x", "Teams", 0, ""),
+            _ => {
+                format!(r#"{{"id":"{id}","activityDateTime":"2024-01-01T00:00:00Z","activityDisplayName":"Add user"}}"#)
+            }
+        };
+        crate::conformance::stored("o", kind, &json, 1, 1)
+    }
+
+    #[test]
+    fn a_full_batch_is_cut_where_its_busiest_table_has_whole_row_groups() {
+        let (s, a) = (LogKind::SignIn, LogKind::DirectoryAudit);
+        let batch = |events: &[(LogKind, &str)]| events.iter().map(|(k, id)| event(*k, id)).collect::<Vec<_>>();
+        // Row groups of 2: `a` again is a revision (no new row), so the 4th new sign-in is `d`.
+        let events = batch(&[(s, "a"), (s, "b"), (s, "a"), (a, "x"), (s, "c"), (s, "d"), (s, "e")]);
+        assert_eq!(row_group_cut(&events, 2), 6);
+        assert_eq!(row_group_cut(&events[..6], 2), 6, "an exact multiple is applied whole");
+        assert_eq!(row_group_cut(&events[..2], 4), 2, "less than a row group: whole");
+        // The audits are the busiest table here.
+        let events = batch(&[(a, "x"), (s, "a"), (a, "y"), (a, "z")]);
+        assert_eq!(row_group_cut(&events, 2), 3);
     }
 }
