@@ -306,17 +306,14 @@ pub fn user_pattern(
 ) -> ApiResult<Value> {
     params.retain(|(k, _)| k != "user");
     params.push(("user".into(), user.to_string()));
+    // The sign-ins the list shows for `user=` (its id, UPN or display name, as the list matches
+    // them) with the other filters: the report's totals are the list's count.
     let Scope { filter, from, to, zone, tz } = report_filter(&mut params, 90, now)?;
-    // Resolve the user (id, UPN or display name) to its stored distinct-user keys once, so the
-    // aggregations below compare one lower-cased column instead of lower-casing three per row.
-    let keys = agg(engine, org, &filter, vec![GroupBy::Column(col("user_key"))], vec![Measure::Count], Some(50))?;
-    let keys: Vec<String> = keys.iter().filter_map(|row| row[0].as_str().map(str::to_string)).collect();
-    params.retain(|(k, _)| k != "user");
-    let without_user = native::filter(SIGNIN, &params, now)?;
-    let filter = Expr::and(vec![without_user, Expr::InList { column: col("user_key"), values: keys }]);
     let time = col("event_time");
     // One statement: the totals, the hour x weekday matrix and every top list are sets of one
-    // multi-aggregation, so the filter is evaluated once.
+    // multi-aggregation over the filtered rows, materialised once, so the filter (three text
+    // columns for the user) is evaluated once per row. Resolving the user to its distinct-user
+    // keys first cost a second scan of the period (docs/benchmarks.md run 46).
     let groups = |names: &[&str]| names.iter().map(|n| GroupBy::Column(col(n))).collect::<Vec<_>>();
     let tops: [(&[&str], &[&str]); 5] = [
         (&["country"], &["country"]),

@@ -85,6 +85,11 @@ async fn reports_add_up() {
         .map(|c| c.as_i64().unwrap())
         .sum();
     assert_eq!(matrix_total, 5);
+    // The user as the list matches one: by display name too, in any case.
+    for user in ["User%20bob@x.com", "BOB@X.COM"] {
+        let (_, by_name) = server.get(&format!("/api/v1/reports/users/{user}/pattern?days=90")).await;
+        assert_eq!((&by_name["total"], &by_name["failure"]), (&json!(5), &json!(5)), "{user}");
+    }
 
     let (_, auth) = server.get("/api/v1/reports/auth-methods?days=30").await;
     assert_eq!(auth["signIns"], 17);
