@@ -4,6 +4,7 @@
 //! (the ones newer revisions replaced, and the latest of rows moved to the archive). Together
 //! they index every revision ([`revision_index`]).
 
+mod applied;
 pub(crate) mod arrow;
 mod cells;
 mod migrate;
@@ -25,6 +26,7 @@ use tracing::debug;
 use crate::engine::{ArchivedPart, EventStore, ExpiryCandidate, RevisionRef, StoredEvent, VersionEntry};
 use crate::error::{Result, StoreError};
 use crate::log::RecordPtr;
+use applied::{stored_in_frame, stored_position, FramePrefix, IN_FRAME_KEY};
 
 /// Version of the database schema. Bump it with a migration in [`DuckStore::migrate`].
 pub const SCHEMA_VERSION: u32 = 4;
@@ -72,45 +74,6 @@ struct Writer {
     /// (a batch cut at a row group, see [`EventStore::batch_rows`]; `signet_meta`'s
     /// `applied_in_frame`, written with the position).
     applied: FramePrefix,
-}
-
-/// A log position and the first records of the frame there.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct FramePrefix {
-    position: u64,
-    records: u32,
-}
-
-impl FramePrefix {
-    /// How many events at the start of `events` the tables hold already: the first records
-    /// of the frame at the applied position, applied again from its start.
-    fn held(&self, events: &[StoredEvent]) -> usize {
-        match self.records {
-            0 => 0,
-            held => {
-                events.iter().take_while(|e| e.ptr.frame_pos == self.position && u32::from(e.ptr.index) < held).count()
-            }
-        }
-    }
-
-    /// The prefix once `events` are applied through `through`: the events of the frame at
-    /// `through` (the batch's last ones) are its first records.
-    fn after(&self, events: &[StoredEvent], through: u64) -> Result<FramePrefix> {
-        let before = match self.position == through {
-            true => self.records,
-            false => 0,
-        };
-        match events.last() {
-            Some(last) if last.ptr.frame_pos > through => Err(StoreError::Database(format!(
-                "an event at log position {} is beyond the applied position {through} of its batch",
-                last.ptr.frame_pos
-            ))),
-            Some(last) if last.ptr.frame_pos == through => {
-                Ok(FramePrefix { position: through, records: before.max(u32::from(last.ptr.index) + 1) })
-            }
-            _ => Ok(FramePrefix { position: through, records: before }),
-        }
-    }
 }
 
 /// The (methods, methods succeeded) pairs of sign-ins, by `signins.auth_method_set` (schema 3):
@@ -239,22 +202,6 @@ pub(crate) fn create_table_sql(table: &str, columns: &[&Column]) -> String {
         })
         .collect();
     format!("CREATE TABLE IF NOT EXISTS {table} ({})", defs.join(", "))
-}
-
-/// `signet_meta`'s key for how many records of the frame at the applied position the tables
-/// hold (added at open to files from before it).
-const IN_FRAME_KEY: &str = "applied_in_frame";
-
-fn stored_position(conn: &Connection) -> Result<u64> {
-    let value: String =
-        conn.query_row("SELECT value FROM signet_meta WHERE key = 'applied_position'", [], |r| r.get(0))?;
-    value.parse().map_err(|_| StoreError::Database(format!("bad applied_position {value:?}")))
-}
-
-fn stored_in_frame(conn: &Connection) -> Result<u32> {
-    let value: String =
-        conn.query_row(&format!("SELECT value FROM signet_meta WHERE key = '{IN_FRAME_KEY}'"), [], |r| r.get(0))?;
-    value.parse().map_err(|_| StoreError::Database(format!("bad {IN_FRAME_KEY} {value:?}")))
 }
 
 impl DuckStore {
