@@ -8,29 +8,45 @@ use crate::engine::StoredEvent;
 use crate::error::{Result, StoreError};
 
 /// `signet_meta`'s key for how many records of the frame at the applied position the tables
-/// hold (added at open to files from before it).
-pub(super) const IN_FRAME_KEY: &str = "applied_in_frame";
+/// hold.
+const IN_FRAME_KEY: &str = "applied_in_frame";
 
-pub(super) fn stored_position(conn: &Connection) -> Result<u64> {
-    let value: String =
-        conn.query_row("SELECT value FROM signet_meta WHERE key = 'applied_position'", [], |r| r.get(0))?;
-    value.parse().map_err(|_| StoreError::Database(format!("bad applied_position {value:?}")))
+/// Adds the key to files from before it (none of the frame's records applied); run at open.
+pub(super) fn add_in_frame_key_sql() -> String {
+    format!("INSERT OR IGNORE INTO signet_meta VALUES ('{IN_FRAME_KEY}', '0')")
 }
 
-pub(super) fn stored_in_frame(conn: &Connection) -> Result<u32> {
-    let value: String =
-        conn.query_row(&format!("SELECT value FROM signet_meta WHERE key = '{IN_FRAME_KEY}'"), [], |r| r.get(0))?;
-    value.parse().map_err(|_| StoreError::Database(format!("bad {IN_FRAME_KEY} {value:?}")))
+pub(super) fn stored_position(conn: &Connection) -> Result<u64> {
+    stored(conn, "applied_position")
+}
+
+fn stored<T: std::str::FromStr>(conn: &Connection, key: &str) -> Result<T> {
+    let value: String = conn.query_row("SELECT value FROM signet_meta WHERE key = ?", [key], |r| r.get(0))?;
+    value.parse().map_err(|_| StoreError::Database(format!("bad {key} {value:?}")))
 }
 
 /// A log position and the first records of the frame there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct FramePrefix {
-    pub(super) position: u64,
-    pub(super) records: u32,
+    position: u64,
+    records: u32,
 }
 
 impl FramePrefix {
+    /// What the file records.
+    pub(super) fn stored(conn: &Connection) -> Result<FramePrefix> {
+        Ok(FramePrefix { position: stored_position(conn)?, records: stored(conn, IN_FRAME_KEY)? })
+    }
+
+    /// Records it, in the transaction that applies the rows it covers.
+    pub(super) fn update_sql(&self) -> String {
+        format!(
+            "UPDATE signet_meta SET value = CASE key WHEN 'applied_position' THEN '{}' ELSE '{}' END \
+             WHERE key IN ('applied_position', '{IN_FRAME_KEY}')",
+            self.position, self.records
+        )
+    }
+
     /// How many events at the start of `events` the tables hold already: the first records
     /// of the frame at the applied position, applied again from its start.
     pub(super) fn held(&self, events: &[StoredEvent]) -> usize {

@@ -26,7 +26,7 @@ use tracing::debug;
 use crate::engine::{ArchivedPart, EventStore, ExpiryCandidate, RevisionRef, StoredEvent, VersionEntry};
 use crate::error::{Result, StoreError};
 use crate::log::RecordPtr;
-use applied::{stored_in_frame, stored_position, FramePrefix, IN_FRAME_KEY};
+use applied::{stored_position, FramePrefix};
 
 /// Version of the database schema. Bump it with a migration in [`DuckStore::migrate`].
 pub const SCHEMA_VERSION: u32 = 4;
@@ -227,8 +227,7 @@ impl DuckStore {
         // from the event log (the file has no WAL, see `raw::RawDatabase::open`).
         conn.execute_batch(&format!("SET wal_autocheckpoint = '{WAL_AUTOCHECKPOINT}'"))?;
         Self::migrate(&conn)?;
-        // Files from before the key was introduced lack it: none of the frame's records applied.
-        conn.execute_batch(&format!("INSERT OR IGNORE INTO signet_meta VALUES ('{IN_FRAME_KEY}', '0')"))?;
+        conn.execute_batch(&applied::add_in_frame_key_sql())?;
         // The migrations' changes, and the WAL an earlier Signet (which let DuckDB keep one) may
         // have left (replayed when the file was attached), go into the file now.
         conn.execute_batch("CHECKPOINT")?;
@@ -237,7 +236,7 @@ impl DuckStore {
             let keys = statement.query_map([], |r| r.get::<_, i64>(0))?;
             keys.collect::<std::result::Result<HashSet<i64>, _>>()?
         };
-        let applied = FramePrefix { position: stored_position(&conn)?, records: stored_in_frame(&conn)? };
+        let applied = FramePrefix::stored(&conn)?;
         Ok(DuckStore {
             writer: Mutex::new(Writer { conn, raw: database.raw_connection()?, method_sets, applied }),
             readers: Mutex::new(Vec::new()),
@@ -469,8 +468,7 @@ impl DuckStore {
         if !replaced.is_empty() {
             raw.insert_arrow("revisions", &arrow::revisions_batch(&replaced)?)?;
         }
-        raw.execute(&format!("UPDATE signet_meta SET value = '{}' WHERE key = 'applied_position'", applied.position))?;
-        raw.execute(&format!("UPDATE signet_meta SET value = '{}' WHERE key = '{IN_FRAME_KEY}'", applied.records))?;
+        raw.execute(&applied.update_sql())?;
         Ok(added)
     }
 }

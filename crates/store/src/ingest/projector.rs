@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+use signet_model::LogKind;
 use tracing::{debug, error, info, warn};
 
 use super::{kind_index, Committed, Handoff, IngestConfig, IngestMetrics, LOG_BATCH_RECORDS};
 use crate::engine::{EventStore, StoredEvent};
 use crate::error::Result;
 use crate::log::EventLog;
-use signet_model::LogKind;
 
 /// When the projector lets the store settle (see [`IngestConfig::settle_after_idle`]): one
 /// period after the first apply since the last settle, if that period stayed quiet; otherwise
