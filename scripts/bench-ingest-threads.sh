@@ -7,7 +7,8 @@
 # while sending; ack -> visible), then the server's CPU seconds per thread group over the whole
 # run (HTTP = tokio workers, parse included; projector; writer; duckdb = DuckDB's own workers;
 # exited = threads gone by the end, tokio's blocking ones), read from /proc/PID/task/*/stat,
-# and its peak resident memory. Runs the binary in BENCH_BIN when set, otherwise builds it as
+# and its peak resident memory, between two lines of the host probe (how fast the host is this
+# hour: scripts/lib/host-probe.py). Runs the binary in BENCH_BIN when set, otherwise builds it as
 # scripts/bench.sh does. Linux only (/proc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ batch="${2:-10000}"
 connections="${3:-4}"
 source scripts/lib/bench-server.sh
 bench_binary
+host_probe
 start_bench_server signet-threads "${BENCH_PORT:-18090}"
 SIGNET_API_KEY="$ingest_key" SIGNET_READ_KEY="$read_key" "$bin" bench ingest --server "http://127.0.0.1:$port" \
   --signins "$signins" --batch "$batch" --connections "$connections" | grep '^|'
@@ -41,3 +43,4 @@ done | awk -v t="$ticks" -v total="$total" '{c[$1] += $2; sum += $2}
   END {c["exited"] = total - sum; for (g in c) printf "%s %.1f s  ", g, c[g] / t; print ""}' \
   | sed 's/^/server CPU per thread group (whole run): /'
 echo "peak resident memory: $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status)"
+host_probe

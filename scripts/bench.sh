@@ -9,9 +9,11 @@ source scripts/lib/bench-server.sh
 bench_binary
 start_bench_server signet-bench 18080
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)"
+host_probe
 SIGNET_API_KEY="$ingest_key" SIGNET_READ_KEY="$read_key" "$bin" bench ingest --server "http://127.0.0.1:$port" --signins "$signins" --batch 10000 --connections 4
 sleep 2
 SIGNET_API_KEY="$read_key" "$bin" bench queries --server "http://127.0.0.1:$port" --runs "${RUNS:-21}"
+host_probe
 du -sh "$data"/log "$data"/signet.duckdb* 2>/dev/null || true
 # Tamper evidence on this data: how long `signet verify` takes over everything ingested.
 kill -INT $server; wait $server 2>/dev/null || true

@@ -31,3 +31,10 @@ start_bench_server() {
   trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data" "$data.server.log"' EXIT
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.2; done
 }
+
+# host_probe: one line timing fixed single-threaded work (scripts/lib/host-probe.py). This VM's
+# host gives 20-30 % more CPU per sign-in in some hours than in others (docs/benchmarks.md runs
+# 40-46); the probe, printed before and after a run, tells such an hour from a change in Signet.
+host_probe() {
+  if command -v python3 > /dev/null; then python3 scripts/lib/host-probe.py; fi
+}
