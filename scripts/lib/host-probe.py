@@ -16,7 +16,7 @@ records = [
      "userAgent": " ".join(rng.choice(words) for _ in range(12))}
     for _ in range(20000)
 ]
-text = json.dumps(records).encode()          # about 9 MB
+text = json.dumps(records).encode()          # about 10 MB
 blob = text * 4
 
 
