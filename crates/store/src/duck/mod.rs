@@ -9,6 +9,7 @@ pub(crate) mod arrow;
 mod cells;
 mod migrate;
 mod raw;
+mod rollup;
 pub use raw::ROW_GROUP_ROWS;
 
 use std::collections::{HashMap, HashSet};
@@ -168,6 +169,42 @@ fn path_literal(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', "''"))
 }
 
+/// The rows of a query on `conn`, as cells (`types`: the columns' types, when known).
+fn read_cells(conn: &Connection, sql: &str, types: Option<&[&Column]>) -> Result<Vec<Vec<Cell>>> {
+    // Read as Arrow batches, column by column: value by value through duckdb-rs' rows
+    // was a third of a CSV export's time. Types the conversion does not know (none
+    // that Signet's queries produce) are read row by row instead.
+    let mut stmt = conn.prepare(sql)?;
+    let mut out = Vec::new();
+    let mut known = true;
+    for batch in stmt.stream_arrow([])? {
+        match cells::arrow_cells(&batch?, types) {
+            Some(rows) => out.extend(rows),
+            None => {
+                known = false;
+                break;
+            }
+        }
+    }
+    if known {
+        return Ok(out);
+    }
+    let mut stmt = conn.prepare(sql)?;
+    let width = stmt.column_count();
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut cells = Vec::with_capacity(width);
+        for i in 0..width {
+            let value: Value = row.get(i)?;
+            let ty = types.and_then(|t| t.get(i)).map(|c| c.ty);
+            cells.push(cells::to_cell(value, ty));
+        }
+        out.push(cells);
+    }
+    Ok(out)
+}
+
 /// `read_parquet([...])` of some parts.
 fn read_parts(parts: &[&ArchivedPart]) -> String {
     let files: Vec<String> = parts.iter().map(|p| path_literal(&p.path)).collect();
@@ -228,6 +265,7 @@ impl DuckStore {
         conn.execute_batch(&format!("SET wal_autocheckpoint = '{WAL_AUTOCHECKPOINT}'"))?;
         Self::migrate(&conn)?;
         conn.execute_batch(&applied::add_in_frame_key_sql())?;
+        conn.execute_batch(rollup::DDL)?;
         // The migrations' changes, and the WAL an earlier Signet (which let DuckDB keep one) may
         // have left (replayed when the file was attached), go into the file now.
         conn.execute_batch("CHECKPOINT")?;
@@ -334,6 +372,7 @@ impl DuckStore {
                     });
                 }
             }
+            out.extend(rollup::differences(&conn)?);
             Ok(out)
         })();
         conn.execute_batch("DETACH signet_other")?;
@@ -352,40 +391,7 @@ impl DuckStore {
 
     fn query_cells(&self, sql: &str, types: Option<&[&Column]>) -> Result<Vec<Vec<Cell>>> {
         let started = std::time::Instant::now();
-        let result = self.with_reader(|conn| {
-            // Read as Arrow batches, column by column: value by value through duckdb-rs' rows
-            // was a third of a CSV export's time. Types the conversion does not know (none
-            // that Signet's queries produce) are read row by row instead.
-            let mut stmt = conn.prepare(sql)?;
-            let mut out = Vec::new();
-            let mut known = true;
-            for batch in stmt.stream_arrow([])? {
-                match cells::arrow_cells(&batch?, types) {
-                    Some(rows) => out.extend(rows),
-                    None => {
-                        known = false;
-                        break;
-                    }
-                }
-            }
-            if known {
-                return Ok(out);
-            }
-            let mut stmt = conn.prepare(sql)?;
-            let width = stmt.column_count();
-            let mut rows = stmt.query([])?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                let mut cells = Vec::with_capacity(width);
-                for i in 0..width {
-                    let value: Value = row.get(i)?;
-                    let ty = types.and_then(|t| t.get(i)).map(|c| c.ty);
-                    cells.push(cells::to_cell(value, ty));
-                }
-                out.push(cells);
-            }
-            Ok(out)
-        });
+        let result = self.with_reader(|conn| read_cells(conn, sql, types));
         debug!(sql, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "duckdb query");
         result
     }
@@ -616,6 +622,10 @@ impl EventStore for DuckStore {
         let catalog = self.archive.read();
         // Archived parts have no table of method sets: only the hot table is grouped by them.
         if Self::parts_reached(&catalog, &query.org, query.kind, &query.filter).is_empty() {
+            let today = signet_model::time::now_micros().div_euclid(86_400_000_000);
+            if let Some(plan) = rollup::Plan::of(query, today) {
+                return self.aggregate_by_days(&plan);
+            }
             if let Some(sql) = sql::agg_by_method_sets(query) {
                 return self.query_cells(&sql, None);
             }
