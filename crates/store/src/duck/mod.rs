@@ -744,7 +744,12 @@ impl EventStore for DuckStore {
                 let removed = Self::in_transaction(&writer, |conn| {
                     let params = duckdb::params![org, from_us, to_us];
                     conn.execute(&keep_indexed, params)?;
-                    Ok(conn.execute(&delete, params)? as u64)
+                    let removed = conn.execute(&delete, params)? as u64;
+                    if kind == LogKind::SignIn {
+                        // Their day counts are never read again (see `rollup`): not kept.
+                        conn.execute_batch(&rollup::forget_days_sql(org, from_us, to_us))?;
+                    }
+                    Ok(removed)
                 })?;
                 Self::make_durable(&writer)?;
                 removed

@@ -174,6 +174,16 @@ fn join(days: &[i64]) -> String {
     days.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
 }
 
+/// Removes the day rows and prints of the days within `from_us..to_us` (archiving moved their
+/// sign-ins out: queries of them read the archive, and the rows would only take room).
+pub(super) fn forget_days_sql(org: &str, from_us: i64, to_us: i64) -> String {
+    let org = DIALECT.quote_str(org);
+    let (first, end) = ((from_us + DAY - 1).div_euclid(DAY), to_us.div_euclid(DAY));
+    ["signin_user_days", "signin_day_prints"]
+        .map(|table| format!("DELETE FROM {table} WHERE org_id = {org} AND day >= {first} AND day < {end}"))
+        .join("; ")
+}
+
 /// The day rows a query would read (their day's print matches the sign-ins) that are not what
 /// the sign-ins count, and the counts of those days they lack: part of `verify --projection`,
 /// since a day row is trusted whenever its print matches.
@@ -418,6 +428,10 @@ mod tests {
         check(&store, "days 3, 5 and 7 made again");
         assert_eq!(stored_days(&store), 10, "day 7 has no sign-ins left");
         assert!(differences(&store.writer.lock()).unwrap().is_none());
+        // What archiving runs with its removal: the whole days of the range go.
+        store.writer.lock().execute_batch(&forget_days_sql("default", T0 + 2 * DAY + 1, T0 + 6 * DAY)).unwrap();
+        assert_eq!(stored_days(&store), 7, "days 3, 4 and 5 forgotten");
+        check(&store, "days 3, 4 and 5 counted from the sign-ins again");
     }
 
     #[test]
