@@ -60,6 +60,8 @@ pub struct DuckStore {
     /// The records of the parts read last (records of cut log segments are read from parts;
     /// a page of them usually comes from a few parts).
     part_cache: Mutex<std::collections::VecDeque<(std::path::PathBuf, std::sync::Arc<PartRecords>)>>,
+    /// When day counts were last made (see [`rollup`]): at most every few seconds.
+    days_made: Mutex<Option<std::time::Instant>>,
     /// The database handle every connection above was made from (declared last: dropped last).
     database: raw::RawDatabase,
 }
@@ -280,6 +282,7 @@ impl DuckStore {
             readers: Mutex::new(Vec::new()),
             archive: Default::default(),
             part_cache: Default::default(),
+            days_made: Default::default(),
             database,
         })
     }
