@@ -267,7 +267,7 @@ impl DuckStore {
         conn.execute_batch(&format!("SET wal_autocheckpoint = '{WAL_AUTOCHECKPOINT}'"))?;
         Self::migrate(&conn)?;
         conn.execute_batch(&applied::add_in_frame_key_sql())?;
-        conn.execute_batch(rollup::DDL)?;
+        rollup::prepare(&conn)?;
         // The migrations' changes, and the WAL an earlier Signet (which let DuckDB keep one) may
         // have left (replayed when the file was attached), go into the file now.
         conn.execute_batch("CHECKPOINT")?;

@@ -1,6 +1,8 @@
-//! Sign-ins counted per organisation, UTC day and user (`signin_user_days`): what the sign-in
-//! timeline reads for the whole days of its range instead of every sign-in (about seven times
-//! fewer rows than sign-ins in the benchmark's data; docs/benchmarks.md run 47).
+//! Sign-ins counted per organisation and UTC day: per user (`signin_user_days`), and per
+//! application and status (`signin_app_days`). The sign-in timeline and the top applications'
+//! weekly counts read them for the whole days of their range instead of every sign-in (per
+//! user, about seven times fewer rows than sign-ins in the benchmark's data; per application,
+//! a few thousand for a month; docs/benchmarks.md run 47).
 //!
 //! A day's rows are a cache that nothing maintains. `signin_day_prints` keeps, per day, the
 //! number of sign-ins they were made from and the XOR of a hash of each one's place in the event
@@ -21,24 +23,78 @@ use tracing::{debug, warn};
 use super::{DuckStore, DIALECT};
 use crate::error::Result;
 
-pub(super) const DDL: &str = "CREATE TABLE IF NOT EXISTS signin_user_days (org_id VARCHAR, day BIGINT, \
-     user_hash BIGINT, n BIGINT, success BIGINT, failure BIGINT, interrupted BIGINT); \
-     CREATE TABLE IF NOT EXISTS signin_day_prints (org_id VARCHAR, day BIGINT, rows BIGINT, print UBIGINT)";
-
 const DAY: i64 = 86_400_000_000;
 
 /// The shortest time between two makings of day counts (see [`DuckStore::make_days`]).
 const MAKE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The tables' layout; `signet_meta`'s `day_counts` records the one the file's tables have, and
+/// any other is dropped and made anew when the file is opened (they are a cache).
+const LAYOUT: &str = "2";
+
 /// A day's print of the sign-ins table (the same expression wherever it is computed).
 const PRINT: &str = "count(*) AS rows, bit_xor(hash(log_pos * 65536 + log_idx)) AS print";
 
-/// What a day's row counts, per user.
-const COUNTS: &str = "count(*) AS n, count(*) FILTER (WHERE status = 'success') AS success, \
-     count(*) FILTER (WHERE status = 'failure') AS failure, \
-     count(*) FILTER (WHERE status = 'interrupted') AS interrupted";
+/// The day of a sign-in.
+const DAY_OF: &str = "epoch_us(event_time) // 86400000000";
 
-/// A measure the day rows answer.
+/// A table of day counts: what it groups a day's sign-ins by and what it counts.
+struct DayTable {
+    name: &'static str,
+    /// Its columns after `org_id` and `day`.
+    columns: &'static str,
+    /// The groups, as a select list over `signins` (named as the columns).
+    groups: &'static str,
+    counts: &'static str,
+}
+
+const USERS: DayTable = DayTable {
+    name: "signin_user_days",
+    columns: "user_hash BIGINT, n BIGINT, success BIGINT, failure BIGINT, interrupted BIGINT",
+    groups: "user_hash",
+    counts: "count(*) AS n, count(*) FILTER (WHERE status = 'success') AS success, \
+             count(*) FILTER (WHERE status = 'failure') AS failure, \
+             count(*) FILTER (WHERE status = 'interrupted') AS interrupted",
+};
+
+const APPS: DayTable = DayTable {
+    name: "signin_app_days",
+    columns: "app VARCHAR, status VARCHAR, n BIGINT",
+    groups: "app_display_name AS app, status",
+    counts: "count(*) AS n",
+};
+
+const TABLES: [DayTable; 2] = [USERS, APPS];
+
+impl DayTable {
+    /// The counts of the sign-ins `rows` selects (a `FROM .. WHERE ..`), in the table's columns.
+    fn counted(&self, rows: &str) -> String {
+        format!("SELECT org_id, {DAY_OF} AS day, {}, {} {rows} GROUP BY ALL", self.groups, self.counts)
+    }
+}
+
+/// Makes the tables, or makes them anew when the file's are of another layout.
+pub(super) fn prepare(conn: &Connection) -> Result<()> {
+    let found: Option<String> =
+        conn.query_row("SELECT value FROM signet_meta WHERE key = 'day_counts'", [], |r| r.get(0)).ok();
+    let mut sql = Vec::new();
+    if found.as_deref() != Some(LAYOUT) {
+        sql.extend(TABLES.iter().map(|t| format!("DROP TABLE IF EXISTS {}", t.name)));
+        sql.push("DROP TABLE IF EXISTS signin_day_prints".into());
+        sql.push(format!("INSERT OR REPLACE INTO signet_meta VALUES ('day_counts', '{LAYOUT}')"));
+    }
+    sql.extend(
+        TABLES
+            .iter()
+            .map(|t| format!("CREATE TABLE IF NOT EXISTS {} (org_id VARCHAR, day BIGINT, {})", t.name, t.columns)),
+    );
+    sql.push(
+        "CREATE TABLE IF NOT EXISTS signin_day_prints (org_id VARCHAR, day BIGINT, rows BIGINT, print UBIGINT)".into(),
+    );
+    Ok(conn.execute_batch(&sql.join("; "))?)
+}
+
+/// A measure the per-user day rows answer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Count {
     All,
@@ -46,14 +102,22 @@ enum Count {
     Users,
 }
 
-/// A timeline query the day rows can answer: sign-ins of one organisation grouped by UTC day or
-/// week, counted in total, by status and by distinct user, under a filter that only bounds the
-/// time.
+/// What a query asks of the day rows.
+#[derive(Debug)]
+enum Shape {
+    /// Time buckets only, counted in total, by status and by distinct user (the timeline).
+    Timeline(Vec<Count>),
+    /// Sign-ins per application, time bucket and status (the top applications' first pass).
+    AppStatus,
+}
+
+/// A query the day rows can answer: sign-ins of one organisation grouped by UTC day or week,
+/// under a filter that only bounds the time.
 #[derive(Debug)]
 pub(super) struct Plan {
     org: String,
     bucket: Bucket,
-    counts: Vec<Count>,
+    shape: Shape,
     /// The time range, microseconds, both ends included (no end: all to come).
     low: i64,
     high: Option<i64>,
@@ -69,15 +133,24 @@ impl Plan {
         if query.kind != LogKind::SignIn || query.order_by_first_measure_desc || query.limit.is_some() {
             return None;
         }
-        let bucket = match query.group_by.as_slice() {
-            [GroupBy::TimeBucket(column, bucket @ (Bucket::Day | Bucket::Week), zone)]
+        let utc_days = |g: &GroupBy| match g {
+            GroupBy::TimeBucket(column, bucket @ (Bucket::Day | Bucket::Week), zone)
                 if column.name == "event_time" && zone.is_utc() =>
             {
-                *bucket
+                Some(*bucket)
+            }
+            _ => None,
+        };
+        let named = |g: &GroupBy, name: &str| matches!(g, GroupBy::Column(c) if c.name == name);
+        let (bucket, shape) = match query.group_by.as_slice() {
+            [time] => (utc_days(time)?, Shape::Timeline(query.measures.iter().map(count_of).collect::<Option<_>>()?)),
+            [app, time, status]
+                if named(app, "app_display_name") && named(status, "status") && query.measures == [Measure::Count] =>
+            {
+                (utc_days(time)?, Shape::AppStatus)
             }
             _ => return None,
         };
-        let counts = query.measures.iter().map(count_of).collect::<Option<Vec<Count>>>()?;
         if !bounds_time_only(&query.filter) {
             return None;
         }
@@ -87,7 +160,7 @@ impl Plan {
         }
         let first = (low + DAY - 1) / DAY;
         let end = high.map_or(today, |h| h.saturating_add(1).div_euclid(DAY).min(today));
-        (end - first >= 2).then(|| Plan { org: query.org.clone(), bucket, counts, low, high, first, end })
+        (end - first >= 2).then(|| Plan { org: query.org.clone(), bucket, shape, low, high, first, end })
     }
 
     /// The answer from the day rows of `valid` days and the sign-ins of the rest of the range.
@@ -97,33 +170,38 @@ impl Plan {
             true => "FALSE".to_string(),
             false => format!("day IN ({})", join(valid)),
         };
-        let stored = format!(
-            "SELECT day * {DAY} AS t, user_hash AS u, n, success, failure, interrupted \
-             FROM signin_user_days WHERE org_id = {org} AND {days}"
-        );
-        let scanned = format!(
-            "SELECT (epoch_us(event_time) // {DAY}) * {DAY} AS t, user_hash AS u, {COUNTS} \
-             FROM signins WHERE org_id = {org} AND ({}) GROUP BY t, u",
-            self.scanned_ranges(valid)
-        );
-        let group = match self.bucket {
-            // Monday-based weeks; the epoch was a Thursday (t >= 0 here).
-            Bucket::Week => format!("((t + {}) // {}) * {} - {}", 3 * DAY, 7 * DAY, 7 * DAY, 3 * DAY),
-            _ => "t".to_string(),
+        let table = match self.shape {
+            Shape::Timeline(_) => &USERS,
+            Shape::AppStatus => &APPS,
         };
-        let measures: Vec<String> = self
-            .counts
-            .iter()
-            .map(|c| match c {
-                Count::All => "CAST(sum(n) AS BIGINT)".to_string(),
-                Count::Status(status) => format!("CAST(sum({status}) AS BIGINT)"),
-                Count::Users => "count(DISTINCT u)".to_string(),
-            })
-            .collect();
-        format!(
-            "SELECT {group} AS g0, {} FROM ({stored} UNION ALL {scanned}) AS d GROUP BY g0 ORDER BY g0",
-            measures.join(", ")
-        )
+        let stored = format!("SELECT * EXCLUDE (org_id) FROM {} WHERE org_id = {org} AND {days}", table.name);
+        let scanned = format!(
+            "SELECT * EXCLUDE (org_id) FROM ({})",
+            table.counted(&format!("FROM signins WHERE org_id = {org} AND ({})", self.scanned_ranges(valid)))
+        );
+        let bucket = match self.bucket {
+            // Monday-based weeks; the epoch was a Thursday (days >= 0 here).
+            Bucket::Week => format!("((day + 3) // 7 * 7 - 3) * {DAY}"),
+            _ => format!("day * {DAY}"),
+        };
+        let rows = format!("({stored} UNION ALL {scanned}) AS d");
+        match &self.shape {
+            Shape::Timeline(counts) => {
+                let measures: Vec<String> = counts
+                    .iter()
+                    .map(|c| match c {
+                        Count::All => "CAST(sum(n) AS BIGINT)".to_string(),
+                        Count::Status(status) => format!("CAST(sum({status}) AS BIGINT)"),
+                        Count::Users => "count(DISTINCT user_hash)".to_string(),
+                    })
+                    .collect();
+                format!("SELECT {bucket} AS g0, {} FROM {rows} GROUP BY g0 ORDER BY g0", measures.join(", "))
+            }
+            Shape::AppStatus => format!(
+                "SELECT app AS g0, {bucket} AS g1, status AS g2, CAST(sum(n) AS BIGINT) AS m0 FROM {rows} \
+                 GROUP BY g0, g1, g2 ORDER BY g0 ASC NULLS LAST, g1 ASC NULLS LAST, g2 ASC NULLS LAST"
+            ),
+        }
     }
 
     /// The range less the `valid` days, as a condition on `event_time`.
@@ -182,47 +260,50 @@ fn join(days: &[i64]) -> String {
 pub(super) fn forget_days_sql(org: &str, from_us: i64, to_us: i64) -> String {
     let org = DIALECT.quote_str(org);
     let (first, end) = ((from_us + DAY - 1).div_euclid(DAY), to_us.div_euclid(DAY));
-    ["signin_user_days", "signin_day_prints"]
+    TABLES
+        .iter()
+        .map(|t| t.name)
+        .chain(["signin_day_prints"])
         .map(|table| format!("DELETE FROM {table} WHERE org_id = {org} AND day >= {first} AND day < {end}"))
+        .collect::<Vec<_>>()
         .join("; ")
 }
 
-/// The day rows a query would read (their day's print matches the sign-ins) that are not what
-/// the sign-ins count, and the counts of those days they lack: part of `verify --projection`,
-/// since a day row is trusted whenever its print matches.
-pub(super) fn differences(conn: &Connection) -> Result<Option<super::TableDifference>> {
+/// Per table, the day rows a query would read (their day's print matches the sign-ins) that
+/// are not what the sign-ins count, and the counts of those days they lack: part of
+/// `verify --projection`, since a day row is trusted whenever its print matches.
+pub(super) fn differences(conn: &Connection) -> Result<Vec<super::TableDifference>> {
     let used = format!(
-        "SELECT p.org_id, p.day FROM signin_day_prints p JOIN (SELECT org_id, epoch_us(event_time) // {DAY} AS day, \
-         {PRINT} FROM signins GROUP BY org_id, day) c ON p.org_id = c.org_id AND p.day = c.day \
+        "SELECT p.org_id, p.day FROM signin_day_prints p JOIN (SELECT org_id, {DAY_OF} AS day, {PRINT} \
+         FROM signins GROUP BY org_id, day) c ON p.org_id = c.org_id AND p.day = c.day \
          AND p.rows = c.rows AND p.print = c.print"
     );
-    let stored = format!(
-        "SELECT s.org_id, s.day, s.user_hash, s.n, s.success, s.failure, s.interrupted FROM signin_user_days s \
-         SEMI JOIN ({used}) u ON s.org_id = u.org_id AND s.day = u.day"
-    );
-    let counted = format!(
-        "SELECT c.* FROM (SELECT org_id, epoch_us(event_time) // {DAY} AS day, user_hash, {COUNTS} FROM signins \
-         GROUP BY org_id, day, user_hash) c SEMI JOIN ({used}) u ON c.org_id = u.org_id AND c.day = u.day"
-    );
-    let side = |a: &str, b: &str| -> Result<(u64, Vec<String>)> {
-        let diff = format!("SELECT * FROM ({a}) EXCEPT ALL SELECT * FROM ({b})");
-        let count: i64 = conn.query_row(&format!("SELECT count(*) FROM ({diff})"), [], |r| r.get(0))?;
-        let mut stmt =
-            conn.prepare(&format!("SELECT DISTINCT org_id || '/day ' || day FROM ({diff}) ORDER BY 1 LIMIT 5"))?;
-        let days = stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
-        Ok((count as u64, days))
-    };
-    let (only_here, here) = side(&stored, &counted)?;
-    let (only_there, there) = side(&counted, &stored)?;
-    let mut ids: Vec<String> = here.into_iter().chain(there).collect();
-    ids.sort();
-    ids.dedup();
-    Ok((only_here > 0 || only_there > 0).then_some(super::TableDifference {
-        table: "signin_user_days",
-        only_here,
-        only_there,
-        ids,
-    }))
+    let mut out = Vec::new();
+    for table in &TABLES {
+        let stored =
+            format!("SELECT s.* FROM {} s SEMI JOIN ({used}) u ON s.org_id = u.org_id AND s.day = u.day", table.name);
+        let counted = format!(
+            "SELECT c.* FROM ({}) c SEMI JOIN ({used}) u ON c.org_id = u.org_id AND c.day = u.day",
+            table.counted("FROM signins")
+        );
+        let side = |a: &str, b: &str| -> Result<(u64, Vec<String>)> {
+            let diff = format!("SELECT * FROM ({a}) EXCEPT ALL SELECT * FROM ({b})");
+            let count: i64 = conn.query_row(&format!("SELECT count(*) FROM ({diff})"), [], |r| r.get(0))?;
+            let mut stmt =
+                conn.prepare(&format!("SELECT DISTINCT org_id || '/day ' || day FROM ({diff}) ORDER BY 1 LIMIT 5"))?;
+            let days = stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+            Ok((count as u64, days))
+        };
+        let (only_here, here) = side(&stored, &counted)?;
+        let (only_there, there) = side(&counted, &stored)?;
+        let mut ids: Vec<String> = here.into_iter().chain(there).collect();
+        ids.sort();
+        ids.dedup();
+        if only_here > 0 || only_there > 0 {
+            out.push(super::TableDifference { table: table.name, only_here, only_there, ids });
+        }
+    }
+    Ok(out)
 }
 
 /// A day's print: (sign-ins, XOR of their hashes).
@@ -248,7 +329,7 @@ impl DuckStore {
                 let current = prints(
                     conn,
                     &format!(
-                        "SELECT epoch_us(event_time) // {DAY} AS day, {PRINT} FROM signins WHERE org_id = {org} \
+                        "SELECT {DAY_OF} AS day, {PRINT} FROM signins WHERE org_id = {org} \
                          AND event_time >= {} AND event_time < {} GROUP BY day",
                         time(first * DAY),
                         time(end * DAY)
@@ -274,14 +355,15 @@ impl DuckStore {
             result
         })?;
         debug!(
+            shape = ?plan.shape,
             days = end - first,
             stale = stale.len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "timeline from day rows"
+            "sign-ins counted from day rows"
         );
         if !stale.is_empty() {
             if let Err(err) = self.make_days(&plan.org, &stale) {
-                warn!(error = %err, "the sign-ins of some days could not be counted for the timeline");
+                warn!(error = %err, "the sign-ins of some days could not be counted");
             }
         }
         Ok(rows)
@@ -304,20 +386,21 @@ impl DuckStore {
         let org = DIALECT.quote_str(org);
         let list = join(days);
         let rows = format!(
-            "FROM signins WHERE org_id = {org} AND event_time >= {} AND event_time < {} \
-             AND epoch_us(event_time) // {DAY} IN ({list})",
+            "FROM signins WHERE org_id = {org} AND event_time >= {} AND event_time < {} AND {DAY_OF} IN ({list})",
             time(first * DAY),
             time((last + 1) * DAY)
         );
-        let sql = format!(
-            "DELETE FROM signin_user_days WHERE org_id = {org} AND day IN ({list}); \
-             DELETE FROM signin_day_prints WHERE org_id = {org} AND day IN ({list}); \
-             INSERT INTO signin_user_days SELECT org_id, epoch_us(event_time) // {DAY} AS day, user_hash, {COUNTS} \
-             {rows} GROUP BY org_id, day, user_hash; \
-             INSERT INTO signin_day_prints SELECT org_id, epoch_us(event_time) // {DAY} AS day, {PRINT} \
-             {rows} GROUP BY org_id, day"
-        );
-        Self::in_transaction(&writer.conn, |conn| Ok(conn.execute_batch(&sql)?))?;
+        let mut sql = Vec::new();
+        for table in TABLES
+            .iter()
+            .map(|t| (t.name, t.counted(&rows)))
+            .chain([("signin_day_prints", format!("SELECT org_id, {DAY_OF} AS day, {PRINT} {rows} GROUP BY ALL"))])
+        {
+            let (name, select) = table;
+            sql.push(format!("DELETE FROM {name} WHERE org_id = {org} AND day IN ({list})"));
+            sql.push(format!("INSERT INTO {name} {select}"));
+        }
+        Self::in_transaction(&writer.conn, |conn| Ok(conn.execute_batch(&sql.join("; "))?))?;
         debug!(days = days.len(), elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "day rows made");
         Ok(())
     }
@@ -363,6 +446,18 @@ mod tests {
         }
     }
 
+    /// Sign-ins per application, time bucket and status (the top applications' first pass).
+    fn app_weeks(bucket: Bucket, low: i64) -> AggQuery {
+        let mut query = timeline(bucket, low, None);
+        query.group_by = vec![
+            GroupBy::Column(col("app_display_name")),
+            GroupBy::TimeBucket(col("event_time"), bucket, Zone::UTC),
+            GroupBy::Column(col("status")),
+        ];
+        query.measures = vec![Measure::Count];
+        query
+    }
+
     /// The same query answered from the sign-ins alone.
     fn scanned(store: &DuckStore, query: &AggQuery) -> Vec<Vec<Cell>> {
         store.query_cells(&signet_query::sql::agg_sql_from(query, DIALECT, "signins"), None).unwrap()
@@ -370,7 +465,8 @@ mod tests {
 
     fn signin(n: &mut u64, id: &str, hours: i64, user: usize, code: i64, revision: u32) -> StoredEvent {
         *n += 1;
-        let json = signin_json(id, hours, &format!("user{user}@contoso.com"), "Outlook", code, "");
+        let app = ["Outlook", "Teams", "SharePoint"][(user + hours as usize) % 3];
+        let json = signin_json(id, hours, &format!("user{user}@contoso.com"), app, code, "");
         stored("default", LogKind::SignIn, &json, revision, *n * 100)
     }
 
@@ -395,6 +491,8 @@ mod tests {
             timeline(Bucket::Day, T0 + 13 * HOUR, None),
             timeline(Bucket::Week, T0 + 13 * HOUR, None),
             timeline(Bucket::Day, T0 + 2 * 24 * HOUR, Some(T0 + 10 * 24 * HOUR + 5 * HOUR)),
+            app_weeks(Bucket::Week, T0 + 13 * HOUR),
+            app_weeks(Bucket::Day, T0 + 13 * HOUR),
         ];
         let check = |store: &DuckStore, what: &str| {
             for query in &queries {
@@ -418,15 +516,32 @@ mod tests {
         let answer = store.aggregate(&queries[0]).unwrap();
         assert_eq!(answer[1][1], Cell::Int(5008), "day 2's 8 sign-ins and 1,000 more for each of its 5 users");
         // ... which `verify --projection` reports.
-        let found = differences(&store.writer.lock()).unwrap().expect("changed day rows are found");
-        assert_eq!((found.only_here, found.only_there), (5, 5));
-        assert_eq!(found.ids, vec![format!("default/day {day2}")]);
+        let found = differences(&store.writer.lock()).unwrap();
+        assert_eq!(found.len(), 1, "changed day rows are found");
+        assert_eq!((found[0].table, found[0].only_here, found[0].only_there), ("signin_user_days", 5, 5));
+        assert_eq!(found[0].ids, vec![format!("default/day {day2}")]);
         store
             .writer
             .lock()
             .execute_batch(&format!("UPDATE signin_user_days SET n = n - 1000 WHERE day = {day2}"))
             .unwrap();
-        assert!(differences(&store.writer.lock()).unwrap().is_none());
+        assert!(differences(&store.writer.lock()).unwrap().is_empty());
+        // The same for the per-application rows.
+        let change = |by: i64| format!("UPDATE signin_app_days SET n = n + {by} WHERE day = {day2} AND app = 'Teams'");
+        let before = store.aggregate(&queries[4]).unwrap();
+        store.writer.lock().execute_batch(&change(1000)).unwrap();
+        let after = store.aggregate(&queries[4]).unwrap();
+        let teams = |rows: &[Vec<Cell>]| -> (i64, usize) {
+            let on_day2: Vec<&Vec<Cell>> =
+                rows.iter().filter(|r| r[0] == Cell::Str("Teams".into()) && r[1] == Cell::Int(day2 * DAY)).collect();
+            (on_day2.iter().map(|r| if let Cell::Int(n) = r[3] { n } else { 0 }).sum(), on_day2.len())
+        };
+        let ((was, _), (now, statuses)) = (teams(&before), teams(&after));
+        assert!(statuses > 0);
+        assert_eq!(now, was + 1000 * statuses as i64, "read from the per-application rows");
+        assert_eq!(differences(&store.writer.lock()).unwrap()[0].table, "signin_app_days");
+        store.writer.lock().execute_batch(&change(-1000)).unwrap();
+        assert!(differences(&store.writer.lock()).unwrap().is_empty());
 
         // Within the pause after a making, a changed day is counted from the sign-ins but not
         // made again.
@@ -448,7 +563,7 @@ mod tests {
         check(&store, "after changes to days 3, 5 and 7");
         check(&store, "days 3, 5 and 7 made again");
         assert_eq!(stored_days(&store), 10, "day 7 has no sign-ins left");
-        assert!(differences(&store.writer.lock()).unwrap().is_none());
+        assert!(differences(&store.writer.lock()).unwrap().is_empty());
         // What archiving runs with its removal: the whole days of the range go.
         store.writer.lock().execute_batch(&forget_days_sql("default", T0 + 2 * DAY + 1, T0 + 6 * DAY)).unwrap();
         assert_eq!(stored_days(&store), 7, "days 3, 4 and 5 forgotten");
@@ -471,6 +586,10 @@ mod tests {
         by_app.measures.push(Measure::CountDistinct(col("app_display_name")));
         assert!(Plan::of(&by_app, today).is_none(), "a measure the day rows do not hold");
         assert!(Plan::of(&timeline(Bucket::Hour, T0, None), today).is_none(), "hours");
+        assert!(Plan::of(&app_weeks(Bucket::Week, T0), today).is_some());
+        let mut app_users = app_weeks(Bucket::Week, T0);
+        app_users.measures.push(Measure::CountDistinct(col("user_hash")));
+        assert!(Plan::of(&app_users, today).is_none(), "per application, only the count");
         assert!(
             Plan::of(&timeline(Bucket::Day, T0 + 12 * HOUR, Some(T0 + 60 * HOUR)), today).is_none(),
             "one whole day"
