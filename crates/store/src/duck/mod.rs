@@ -625,8 +625,7 @@ impl EventStore for DuckStore {
         let catalog = self.archive.read();
         // Archived parts have no table of method sets: only the hot table is grouped by them.
         if Self::parts_reached(&catalog, &query.org, query.kind, &query.filter).is_empty() {
-            let today = signet_model::time::now_micros().div_euclid(86_400_000_000);
-            if let Some(plan) = rollup::Plan::of(query, today) {
+            if let Some(plan) = rollup::Plan::of(query, rollup::today()) {
                 return self.aggregate_by_days(&plan);
             }
             if let Some(sql) = sql::agg_by_method_sets(query) {

@@ -32,6 +32,11 @@ const MAKE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// any other is dropped and made anew when the file is opened (they are a cache).
 const LAYOUT: &str = "2";
 
+/// Today's day number (microseconds since the epoch / one day), UTC.
+pub(super) fn today() -> i64 {
+    signet_model::time::now_micros().div_euclid(DAY)
+}
+
 /// A day's print of the sign-ins table (the same expression wherever it is computed).
 const PRINT: &str = "count(*) AS rows, bit_xor(hash(log_pos * 65536 + log_idx)) AS print";
 
@@ -323,9 +328,9 @@ impl DuckStore {
         let started = std::time::Instant::now();
         let org = DIALECT.quote_str(&plan.org);
         let (first, end) = (plan.first, plan.end);
+        // One transaction: the prints and the answer read one snapshot.
         let (rows, stale) = self.with_reader(|conn| {
-            conn.execute_batch("BEGIN TRANSACTION")?;
-            let result = (|| {
+            Self::in_transaction(conn, |conn| {
                 let current = prints(
                     conn,
                     &format!(
@@ -350,9 +355,7 @@ impl DuckStore {
                 stale.sort_unstable();
                 let sql = plan.answer_sql(&valid);
                 Ok((super::read_cells(conn, &sql, None)?, stale))
-            })();
-            let _ = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
-            result
+            })
         })?;
         debug!(
             shape = ?plan.shape,
