@@ -14,6 +14,7 @@ pub use raw::ROW_GROUP_ROWS;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use duckdb::types::Value;
 use duckdb::Connection;
@@ -51,7 +52,12 @@ pub struct TableDifference {
 }
 
 pub struct DuckStore {
+    /// Locked through [`DuckStore::writer`] (or `lock_writer`, `try_writer`), never directly.
     writer: Mutex<Writer>,
+    /// Odd while the writer is held for anything that may change `signins`, even again once it
+    /// is released: a seqlock that tells a query whether `signins` changed since a snapshot
+    /// (the day counts' print cache, see [`rollup`]).
+    signin_writes: AtomicU64,
     readers: Mutex<Vec<Connection>>,
     /// Archived parts queries may read. Queries hold it shared while they run; expiry holds it
     /// exclusively while it removes rows and adds their parts, so no reader sees a row twice
@@ -62,6 +68,8 @@ pub struct DuckStore {
     part_cache: Mutex<std::collections::VecDeque<(std::path::PathBuf, std::sync::Arc<PartRecords>)>>,
     /// When day counts were last made (see [`rollup`]): at most every few seconds.
     days_made: Mutex<Option<std::time::Instant>>,
+    /// The sign-ins' day prints read last, while `signin_writes` stays the same.
+    day_prints: Mutex<Option<rollup::PrintCache>>,
     /// The database handle every connection above was made from (declared last: dropped last).
     database: raw::RawDatabase,
 }
@@ -77,6 +85,35 @@ struct Writer {
     /// (a batch cut at a row group, see [`EventStore::batch_rows`]; `signet_meta`'s
     /// `applied_in_frame`, written with the position).
     applied: FramePrefix,
+}
+
+/// The writer, locked. Made for writes that may change `signins`, it keeps
+/// [`DuckStore::signin_writes`] odd while held.
+struct WriterGuard<'a> {
+    writer: parking_lot::MutexGuard<'a, Writer>,
+    signin_writes: Option<&'a AtomicU64>,
+}
+
+impl std::ops::Deref for WriterGuard<'_> {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        &self.writer
+    }
+}
+
+impl std::ops::DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Writer {
+        &mut self.writer
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        // Before the lock is released: what the writer committed is in every later snapshot.
+        if let Some(writes) = self.signin_writes {
+            writes.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// The (methods, methods succeeded) pairs of sign-ins, by `signins.auth_method_set` (schema 3):
@@ -279,10 +316,12 @@ impl DuckStore {
         let applied = FramePrefix::stored(&conn)?;
         Ok(DuckStore {
             writer: Mutex::new(Writer { conn, raw: database.raw_connection()?, method_sets, applied }),
+            signin_writes: AtomicU64::new(0),
             readers: Mutex::new(Vec::new()),
             archive: Default::default(),
             part_cache: Default::default(),
             days_made: Default::default(),
+            day_prints: Default::default(),
             database,
         })
     }
@@ -340,7 +379,7 @@ impl DuckStore {
     /// rebuilt), and only for rows here that the other store lacks: the index of events deleted
     /// at the end of their archive period is forgotten on purpose.
     pub fn differences(&self, other: &Path, revisions_from: u64) -> Result<Vec<TableDifference>> {
-        let conn = self.writer.lock();
+        let conn = self.writer();
         let other = other.display().to_string().replace('\'', "''");
         conn.execute_batch(&format!("ATTACH '{other}' AS signet_other (READ_ONLY)"))?;
         let result = (|| {
@@ -410,6 +449,28 @@ impl DuckStore {
     }
 
     /// Runs `work` on `conn` in one transaction: committed if it succeeds, else rolled back.
+    /// The writer, for anything (a change to `signins` included).
+    fn writer(&self) -> WriterGuard<'_> {
+        self.lock_writer(true)
+    }
+
+    /// The writer; `signins` false only for work that leaves the `signins` table alone.
+    fn lock_writer(&self, signins: bool) -> WriterGuard<'_> {
+        let writer = self.writer.lock();
+        WriterGuard { writer, signin_writes: signins.then(|| self.mark_signin_write()) }
+    }
+
+    /// The writer if it is free (for anything).
+    fn try_writer(&self) -> Option<WriterGuard<'_>> {
+        let writer = self.writer.try_lock()?;
+        Some(WriterGuard { writer, signin_writes: Some(self.mark_signin_write()) })
+    }
+
+    fn mark_signin_write(&self) -> &AtomicU64 {
+        self.signin_writes.fetch_add(1, Ordering::SeqCst);
+        &self.signin_writes
+    }
+
     fn in_transaction<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         conn.execute_batch("BEGIN TRANSACTION")?;
         match work(conn) {
@@ -544,11 +605,13 @@ impl EventStore for DuckStore {
     }
 
     fn applied_position(&self) -> Result<u64> {
-        stored_position(&self.writer.lock().conn)
+        stored_position(&self.writer().conn)
     }
 
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()> {
-        let mut writer = self.writer.lock();
+        // The access log's activities, written with every read, leave the sign-ins' day prints
+        // cached.
+        let mut writer = self.lock_writer(events.iter().any(|e| e.event.kind == LogKind::SignIn));
         let started = std::time::Instant::now();
         let events = &events[writer.applied.held(events)..];
         let applied = writer.applied.after(events, through)?;
@@ -579,7 +642,7 @@ impl EventStore for DuckStore {
     }
 
     fn version_count(&self) -> Result<Option<u64>> {
-        let conn = self.writer.lock();
+        let conn = self.writer();
         let count: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", revision_index("")), [], |r| r.get(0))?;
         Ok(Some(count as u64))
     }
@@ -641,7 +704,7 @@ impl EventStore for DuckStore {
     /// next 256 MB or a shutdown, and a crash would make the next start apply all of them again
     /// from the event log.
     fn settle(&self) -> Result<()> {
-        Self::make_durable(&self.writer.lock())
+        Self::make_durable(&self.writer())
     }
 
     /// One statement for all sets: the filter is evaluated once.
@@ -741,7 +804,7 @@ impl EventStore for DuckStore {
                      AND log_pos * 65536 + log_idx IN (SELECT log_pos * 65536 + log_idx FROM {})",
                     read_parts(&parts.iter().collect::<Vec<_>>())
                 );
-                let writer = self.writer.lock();
+                let writer = self.writer();
                 let [keep_indexed, delete] = move_to_revisions(kind, &rows);
                 let removed = Self::in_transaction(&writer, |conn| {
                     let params = duckdb::params![org, from_us, to_us];
@@ -787,7 +850,7 @@ impl EventStore for DuckStore {
              AND log_pos * 65536 + log_idx IN (SELECT log_pos * 65536 + log_idx FROM {table} WHERE org_id = ?)",
             kind.code()
         );
-        let writer = self.writer.lock();
+        let writer = self.writer();
         let restored = Self::in_transaction(&writer, |conn| {
             let restored = conn.execute(&sql, duckdb::params![org])? as u64;
             conn.execute(&indexed_twice, duckdb::params![org, org])?;
@@ -852,7 +915,7 @@ impl EventStore for DuckStore {
             "DELETE FROM revisions WHERE log_pos * 65536 + log_idx IN (SELECT log_pos * 65536 + log_idx FROM {})",
             read_parts(&parts.iter().collect::<Vec<_>>())
         );
-        let writer = self.writer.lock();
+        let writer = self.writer();
         let forgotten = writer.execute(&sql, [])? as u64;
         Self::make_durable(&writer)?;
         Ok(forgotten)

@@ -1,8 +1,10 @@
-//! Sign-ins counted per organisation and UTC day: per user (`signin_user_days`), and per
-//! application and status (`signin_app_days`). The sign-in timeline and the top applications'
-//! weekly counts read them for the whole days of their range instead of every sign-in (per
-//! user, about seven times fewer rows than sign-ins in the benchmark's data; per application,
-//! a few thousand for a month; docs/benchmarks.md run 47).
+//! Sign-ins counted per organisation and UTC day: per user (`signin_user_days`), per
+//! application and status (`signin_app_days`), per pair of method lists (`signin_set_days`),
+//! and per user the authentication methods used, as bits (`signin_user_method_days`). The sign-in
+//! timeline, the top applications' weekly counts and the authentication methods report read
+//! them for the whole days of their range instead of every sign-in (per user, about seven times
+//! fewer rows than sign-ins in the benchmark's data; per application or method set, a few
+//! thousand or hundred for a month; docs/benchmarks.md runs 47 and 49).
 //!
 //! A day's rows are a cache that nothing maintains. `signin_day_prints` keeps, per day, the
 //! number of sign-ins they were made from and the XOR of a hash of each one's place in the event
@@ -13,6 +15,7 @@
 //! free. Days from today on are always read from the sign-ins.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use duckdb::Connection;
 use signet_model::{Cell, LogKind};
@@ -30,7 +33,7 @@ const MAKE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The tables' layout; `signet_meta`'s `day_counts` records the one the file's tables have, and
 /// any other is dropped and made anew when the file is opened (they are a cache).
-const LAYOUT: &str = "2";
+const LAYOUT: &str = "3";
 
 /// Today's day number (microseconds since the epoch / one day), UTC.
 pub(super) fn today() -> i64 {
@@ -43,6 +46,26 @@ const PRINT: &str = "count(*) AS rows, bit_xor(hash(log_pos * 65536 + log_idx)) 
 /// The day of a sign-in.
 const DAY_OF: &str = "epoch_us(event_time) // 86400000000";
 
+/// The bit of each authentication method in `signin_user_method_days.methods`. Methods get the next
+/// free bit when day rows are made, and keep it: rows made earlier stay readable. Bits from 64
+/// on cannot be held (see [`Plan::answer_methods`]).
+const METHOD_BITS: &str = "signin_method_bits";
+
+/// Gives every method of `auth_method_sets` without a bit the next ones (in the writer's
+/// transaction that makes day rows).
+const NEW_METHOD_BITS: &str = "INSERT INTO signin_method_bits SELECT method, \
+     CAST((SELECT coalesce(max(bit), -1) FROM signin_method_bits) + row_number() OVER (ORDER BY method) AS INTEGER) \
+     FROM (SELECT DISTINCT unnest(methods) AS method FROM auth_method_sets) m \
+     WHERE NOT EXISTS (SELECT 1 FROM signin_method_bits b WHERE b.method = m.method)";
+
+/// Per method set, the bits of its methods.
+const SET_MASKS: &str = "SELECT s.set_key, bit_or(CAST(1 AS UBIGINT) << b.bit) AS mask \
+     FROM (SELECT set_key, unnest(methods) AS method FROM auth_method_sets) s \
+     JOIN signin_method_bits b ON s.method = b.method AND b.bit < 64 GROUP BY s.set_key";
+
+/// The methods of each method set, one row each.
+const SET_METHODS: &str = "SELECT set_key, succeeded, unnest(methods) AS method FROM auth_method_sets";
+
 /// A table of day counts: what it groups a day's sign-ins by and what it counts.
 struct DayTable {
     name: &'static str,
@@ -50,7 +73,9 @@ struct DayTable {
     columns: &'static str,
     /// The groups, as a select list over `signins` (named as the columns).
     groups: &'static str,
+    /// The counts; with `masks`, each sign-in's method bits are `__mask`.
     counts: &'static str,
+    masks: bool,
 }
 
 const USERS: DayTable = DayTable {
@@ -60,6 +85,16 @@ const USERS: DayTable = DayTable {
     counts: "count(*) AS n, count(*) FILTER (WHERE status = 'success') AS success, \
              count(*) FILTER (WHERE status = 'failure') AS failure, \
              count(*) FILTER (WHERE status = 'interrupted') AS interrupted",
+    masks: false,
+};
+
+/// Apart from [`USERS`], which the timeline reads: the bits would cost it a join and a column.
+const USER_METHODS: DayTable = DayTable {
+    name: "signin_user_method_days",
+    columns: "user_hash BIGINT, methods UBIGINT",
+    groups: "user_hash",
+    counts: "bit_or(__mask) AS methods",
+    masks: true,
 };
 
 const APPS: DayTable = DayTable {
@@ -67,14 +102,30 @@ const APPS: DayTable = DayTable {
     columns: "app VARCHAR, status VARCHAR, n BIGINT",
     groups: "app_display_name AS app, status",
     counts: "count(*) AS n",
+    masks: false,
 };
 
-const TABLES: [DayTable; 2] = [USERS, APPS];
+const SETS: DayTable = DayTable {
+    name: "signin_set_days",
+    columns: "auth_method_set BIGINT, n BIGINT",
+    groups: "auth_method_set",
+    counts: "count(*) AS n",
+    masks: false,
+};
+
+const TABLES: [DayTable; 4] = [USERS, APPS, SETS, USER_METHODS];
 
 impl DayTable {
-    /// The counts of the sign-ins `rows` selects (a `FROM .. WHERE ..`), in the table's columns.
-    fn counted(&self, rows: &str) -> String {
-        format!("SELECT org_id, {DAY_OF} AS day, {}, {} {rows} GROUP BY ALL", self.groups, self.counts)
+    /// The counts of the sign-ins `condition` selects, in the table's columns.
+    fn counted(&self, condition: &str) -> String {
+        let rows = match self.masks {
+            true => format!(
+                "(SELECT s.*, coalesce(m.mask, CAST(0 AS UBIGINT)) AS __mask FROM signins s \
+                 LEFT JOIN ({SET_MASKS}) m ON s.auth_method_set = m.set_key WHERE {condition})"
+            ),
+            false => format!("signins WHERE {condition}"),
+        };
+        format!("SELECT org_id, {DAY_OF} AS day, {}, {} FROM {rows} GROUP BY ALL", self.groups, self.counts)
     }
 }
 
@@ -86,6 +137,7 @@ pub(super) fn prepare(conn: &Connection) -> Result<()> {
     if found.as_deref() != Some(LAYOUT) {
         sql.extend(TABLES.iter().map(|t| format!("DROP TABLE IF EXISTS {}", t.name)));
         sql.push("DROP TABLE IF EXISTS signin_day_prints".into());
+        sql.push(format!("DROP TABLE IF EXISTS {METHOD_BITS}"));
         sql.push(format!("INSERT OR REPLACE INTO signet_meta VALUES ('day_counts', '{LAYOUT}')"));
     }
     sql.extend(
@@ -96,6 +148,7 @@ pub(super) fn prepare(conn: &Connection) -> Result<()> {
     sql.push(
         "CREATE TABLE IF NOT EXISTS signin_day_prints (org_id VARCHAR, day BIGINT, rows BIGINT, print UBIGINT)".into(),
     );
+    sql.push(format!("CREATE TABLE IF NOT EXISTS {METHOD_BITS} (method VARCHAR, bit INTEGER)"));
     Ok(conn.execute_batch(&sql.join("; "))?)
 }
 
@@ -107,21 +160,34 @@ enum Count {
     Users,
 }
 
+/// A measure of sign-ins per authentication method the day rows answer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum MethodCount {
+    /// Sign-ins that used the method.
+    All,
+    /// ... and succeeded with it.
+    Succeeded,
+    /// Distinct users whose sign-ins used it.
+    Users,
+}
+
 /// What a query asks of the day rows.
 #[derive(Debug)]
 enum Shape {
     /// Time buckets only, counted in total, by status and by distinct user (the timeline).
-    Timeline(Vec<Count>),
+    Timeline(Bucket, Vec<Count>),
     /// Sign-ins per application, time bucket and status (the top applications' first pass).
-    AppStatus,
+    AppStatus(Bucket),
+    /// Sign-ins per authentication method (the authentication methods report), ordered by the
+    /// first measure (descending) or the method, at most `limit`.
+    Methods { counts: Vec<MethodCount>, by_first_desc: bool, limit: Option<usize> },
 }
 
 /// A query the day rows can answer: sign-ins of one organisation grouped by UTC day or week,
-/// under a filter that only bounds the time.
+/// or by authentication method, under a filter that only bounds the time.
 #[derive(Debug)]
 pub(super) struct Plan {
     org: String,
-    bucket: Bucket,
     shape: Shape,
     /// The time range, microseconds, both ends included (no end: all to come).
     low: i64,
@@ -135,9 +201,10 @@ impl Plan {
     /// `None` unless `query` is such a query and its range holds at least two whole days
     /// before `today` (a day number: microseconds since the epoch / one day).
     pub(super) fn of(query: &AggQuery, today: i64) -> Option<Plan> {
-        if query.kind != LogKind::SignIn || query.order_by_first_measure_desc || query.limit.is_some() {
+        if query.kind != LogKind::SignIn {
             return None;
         }
+        let unordered = !query.order_by_first_measure_desc && query.limit.is_none();
         let utc_days = |g: &GroupBy| match g {
             GroupBy::TimeBucket(column, bucket @ (Bucket::Day | Bucket::Week), zone)
                 if column.name == "event_time" && zone.is_utc() =>
@@ -147,12 +214,22 @@ impl Plan {
             _ => None,
         };
         let named = |g: &GroupBy, name: &str| matches!(g, GroupBy::Column(c) if c.name == name);
-        let (bucket, shape) = match query.group_by.as_slice() {
-            [time] => (utc_days(time)?, Shape::Timeline(query.measures.iter().map(count_of).collect::<Option<_>>()?)),
+        let shape = match query.group_by.as_slice() {
+            [GroupBy::Unnest(list)] if list.name == "auth_methods" && !query.measures.is_empty() => Shape::Methods {
+                counts: query.measures.iter().map(method_count_of).collect::<Option<_>>()?,
+                by_first_desc: query.order_by_first_measure_desc,
+                limit: query.limit,
+            },
+            [time] if unordered => {
+                Shape::Timeline(utc_days(time)?, query.measures.iter().map(count_of).collect::<Option<_>>()?)
+            }
             [app, time, status]
-                if named(app, "app_display_name") && named(status, "status") && query.measures == [Measure::Count] =>
+                if unordered
+                    && named(app, "app_display_name")
+                    && named(status, "status")
+                    && query.measures == [Measure::Count] =>
             {
-                (utc_days(time)?, Shape::AppStatus)
+                Shape::AppStatus(utc_days(time)?)
             }
             _ => return None,
         };
@@ -165,33 +242,32 @@ impl Plan {
         }
         let first = (low + DAY - 1) / DAY;
         let end = high.map_or(today, |h| h.saturating_add(1).div_euclid(DAY).min(today));
-        (end - first >= 2).then(|| Plan { org: query.org.clone(), bucket, shape, low, high, first, end })
+        (end - first >= 2).then(|| Plan { org: query.org.clone(), shape, low, high, first, end })
+    }
+
+    /// The rows of `table` for the range: the stored ones of `valid` days, counted from the
+    /// sign-ins for the rest.
+    fn day_rows(&self, table: &DayTable, valid: &[i64], alias: &str) -> String {
+        let org = DIALECT.quote_str(&self.org);
+        let stored =
+            format!("SELECT * EXCLUDE (org_id) FROM {} WHERE org_id = {org} AND {}", table.name, days_in(valid));
+        let scanned = format!(
+            "SELECT * EXCLUDE (org_id) FROM ({})",
+            table.counted(&format!("org_id = {org} AND ({})", self.scanned_ranges(valid)))
+        );
+        format!("({stored} UNION ALL {scanned}) AS {alias}")
     }
 
     /// The answer from the day rows of `valid` days and the sign-ins of the rest of the range.
     fn answer_sql(&self, valid: &[i64]) -> String {
-        let org = DIALECT.quote_str(&self.org);
-        let days = match valid.is_empty() {
-            true => "FALSE".to_string(),
-            false => format!("day IN ({})", join(valid)),
-        };
-        let table = match self.shape {
-            Shape::Timeline(_) => &USERS,
-            Shape::AppStatus => &APPS,
-        };
-        let stored = format!("SELECT * EXCLUDE (org_id) FROM {} WHERE org_id = {org} AND {days}", table.name);
-        let scanned = format!(
-            "SELECT * EXCLUDE (org_id) FROM ({})",
-            table.counted(&format!("FROM signins WHERE org_id = {org} AND ({})", self.scanned_ranges(valid)))
-        );
-        let bucket = match self.bucket {
+        let bucket = |bucket: &Bucket| match bucket {
             // Monday-based weeks; the epoch was a Thursday (days >= 0 here).
             Bucket::Week => format!("((day + 3) // 7 * 7 - 3) * {DAY}"),
             _ => format!("day * {DAY}"),
         };
-        let rows = format!("({stored} UNION ALL {scanned}) AS d");
         match &self.shape {
-            Shape::Timeline(counts) => {
+            Shape::Timeline(by, counts) => {
+                let (bucket, rows) = (bucket(by), self.day_rows(&USERS, valid, "d"));
                 let measures: Vec<String> = counts
                     .iter()
                     .map(|c| match c {
@@ -202,11 +278,67 @@ impl Plan {
                     .collect();
                 format!("SELECT {bucket} AS g0, {} FROM {rows} GROUP BY g0 ORDER BY g0", measures.join(", "))
             }
-            Shape::AppStatus => format!(
-                "SELECT app AS g0, {bucket} AS g1, status AS g2, CAST(sum(n) AS BIGINT) AS m0 FROM {rows} \
-                 GROUP BY g0, g1, g2 ORDER BY g0 ASC NULLS LAST, g1 ASC NULLS LAST, g2 ASC NULLS LAST"
+            Shape::AppStatus(by) => format!(
+                "SELECT app AS g0, {} AS g1, status AS g2, CAST(sum(n) AS BIGINT) AS m0 FROM {} \
+                 GROUP BY g0, g1, g2 ORDER BY g0 ASC NULLS LAST, g1 ASC NULLS LAST, g2 ASC NULLS LAST",
+                bucket(by),
+                self.day_rows(&APPS, valid, "d")
             ),
+            Shape::Methods { counts, by_first_desc, limit } => {
+                self.answer_methods(counts, *by_first_desc, *limit, valid)
+            }
         }
+    }
+
+    /// Sign-ins per method from the method sets' day rows, and distinct users per method from
+    /// the users' method bits of the `valid` days with, for the rest of the range, the pairs
+    /// of user and method set of its sign-ins. Bits only count while no method has a bit from 64
+    /// on: otherwise [`DuckStore::aggregate_by_days`] passes no valid day.
+    fn answer_methods(
+        &self,
+        counts: &[MethodCount],
+        by_first_desc: bool,
+        limit: Option<usize>,
+        valid: &[i64],
+    ) -> String {
+        let org = DIALECT.quote_str(&self.org);
+        let per_method = format!(
+            "SELECT d.method, CAST(sum(p.n) AS BIGINT) AS used, \
+             CAST(coalesce(sum(p.n) FILTER (WHERE list_contains(d.succeeded, d.method)), 0) AS BIGINT) AS succeeded \
+             FROM {} JOIN ({SET_METHODS}) d ON p.auth_method_set = d.set_key GROUP BY d.method",
+            self.day_rows(&SETS, valid, "p")
+        );
+        let users = format!(
+            "SELECT method, count(DISTINCT user_hash) AS users FROM (\
+             SELECT b.method, u.user_hash FROM (SELECT user_hash, bit_or(methods) AS mask FROM {} \
+             WHERE org_id = {org} AND {} AND user_hash IS NOT NULL GROUP BY user_hash) u \
+             JOIN {METHOD_BITS} b ON b.bit < 64 AND (u.mask >> b.bit) & 1 = 1 \
+             UNION ALL SELECT d.method, s.user_hash FROM (SELECT DISTINCT auth_method_set, user_hash FROM signins \
+             WHERE org_id = {org} AND ({}) AND user_hash IS NOT NULL) s JOIN ({SET_METHODS}) d ON s.auth_method_set = d.set_key\
+             ) GROUP BY method",
+            USER_METHODS.name,
+            days_in(valid),
+            self.scanned_ranges(valid)
+        );
+        let measures: Vec<String> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, count)| match count {
+                MethodCount::All => format!("c.used AS m{i}"),
+                MethodCount::Succeeded => format!("c.succeeded AS m{i}"),
+                MethodCount::Users => format!("coalesce(u.users, 0) AS m{i}"),
+            })
+            .collect();
+        let order = match by_first_desc {
+            true => "m0 DESC, g0 ASC NULLS LAST",
+            false => "g0 ASC NULLS LAST",
+        };
+        let limit = limit.map_or(String::new(), |n| format!(" LIMIT {n}"));
+        format!(
+            "SELECT c.method AS g0, {} FROM ({per_method}) c LEFT JOIN ({users}) u ON c.method = u.method \
+             ORDER BY {order}{limit}",
+            measures.join(", ")
+        )
     }
 
     /// The range less the `valid` days, as a condition on `event_time`.
@@ -224,6 +356,15 @@ impl Plan {
             None => format!("event_time >= {}", time(from)),
         });
         ranges.join(" OR ")
+    }
+}
+
+fn method_count_of(measure: &Measure) -> Option<MethodCount> {
+    match measure {
+        Measure::Count => Some(MethodCount::All),
+        Measure::CountWhereGroupIn(list) if list.name == "auth_methods_succeeded" => Some(MethodCount::Succeeded),
+        Measure::CountDistinct(column) if column.name == "user_hash" => Some(MethodCount::Users),
+        _ => None,
     }
 }
 
@@ -254,6 +395,14 @@ fn bounds_time_only(filter: &Expr) -> bool {
 
 fn time(us: i64) -> String {
     format!("make_timestamp({us})")
+}
+
+/// A condition on `day`: one of `days`.
+fn days_in(days: &[i64]) -> String {
+    match days.is_empty() {
+        true => "FALSE".to_string(),
+        false => format!("day IN ({})", join(days)),
+    }
 }
 
 fn join(days: &[i64]) -> String {
@@ -289,7 +438,7 @@ pub(super) fn differences(conn: &Connection) -> Result<Vec<super::TableDifferenc
             format!("SELECT s.* FROM {} s SEMI JOIN ({used}) u ON s.org_id = u.org_id AND s.day = u.day", table.name);
         let counted = format!(
             "SELECT c.* FROM ({}) c SEMI JOIN ({used}) u ON c.org_id = u.org_id AND c.day = u.day",
-            table.counted("FROM signins")
+            table.counted("TRUE")
         );
         let side = |a: &str, b: &str| -> Result<(u64, Vec<String>)> {
             let diff = format!("SELECT * FROM ({a}) EXCEPT ALL SELECT * FROM ({b})");
@@ -314,6 +463,18 @@ pub(super) fn differences(conn: &Connection) -> Result<Vec<super::TableDifferenc
 /// A day's print: (sign-ins, XOR of their hashes).
 type Print = (i64, u64);
 
+/// The sign-ins' prints of the days `first..end` of `org` as a snapshot read them when
+/// [`DuckStore::signin_writes`] was `writes` (even: no write under way). Reports ask for the
+/// same month again and again, and reading the prints is most of what a report costs from day
+/// rows (6.7 ms of 1M sign-ins); the access log's writes with every read leave them alone.
+pub(super) struct PrintCache {
+    writes: u64,
+    org: String,
+    first: i64,
+    end: i64,
+    prints: HashMap<i64, Print>,
+}
+
 fn prints(conn: &Connection, sql: &str) -> Result<HashMap<i64, Print>> {
     let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, (r.get::<_, i64>(1)?, r.get::<_, u64>(2)?))))?;
@@ -328,18 +489,10 @@ impl DuckStore {
         let started = std::time::Instant::now();
         let org = DIALECT.quote_str(&plan.org);
         let (first, end) = (plan.first, plan.end);
+        let writes = self.signin_writes.load(Ordering::SeqCst);
         // One transaction: the prints and the answer read one snapshot.
         let (rows, stale) = self.with_reader(|conn| {
             Self::in_transaction(conn, |conn| {
-                let current = prints(
-                    conn,
-                    &format!(
-                        "SELECT {DAY_OF} AS day, {PRINT} FROM signins WHERE org_id = {org} \
-                         AND event_time >= {} AND event_time < {} GROUP BY day",
-                        time(first * DAY),
-                        time(end * DAY)
-                    ),
-                )?;
                 let kept = prints(
                     conn,
                     &format!(
@@ -347,12 +500,49 @@ impl DuckStore {
                          AND day >= {first} AND day < {end}"
                     ),
                 )?;
+                // The snapshot (taken by now) holds the sign-ins as they were at `writes` if no
+                // write to them was under way then (even) and none began since.
+                let settled = writes.is_multiple_of(2) && self.signin_writes.load(Ordering::SeqCst) == writes;
+                let cached = match &*self.day_prints.lock() {
+                    Some(c)
+                        if settled && c.writes == writes && c.org == plan.org && (c.first, c.end) == (first, end) =>
+                    {
+                        Some(c.prints.clone())
+                    }
+                    _ => None,
+                };
+                let current = match cached {
+                    Some(prints) => prints,
+                    None => {
+                        let current = prints(
+                            conn,
+                            &format!(
+                                "SELECT {DAY_OF} AS day, {PRINT} FROM signins WHERE org_id = {org} \
+                                 AND event_time >= {} AND event_time < {} GROUP BY day",
+                                time(first * DAY),
+                                time(end * DAY)
+                            ),
+                        )?;
+                        if settled {
+                            let (org, prints) = (plan.org.clone(), current.clone());
+                            *self.day_prints.lock() = Some(PrintCache { writes, org, first, end, prints });
+                        }
+                        current
+                    }
+                };
                 let (mut valid, mut stale): (Vec<i64>, Vec<i64>) =
                     current.keys().partition(|day| kept.get(day) == current.get(day));
                 // Days whose sign-ins are all gone keep rows no query reads: removed too.
                 stale.extend(kept.keys().filter(|day| !current.contains_key(day)));
                 valid.sort_unstable();
                 stale.sort_unstable();
+                if matches!(plan.shape, Shape::Methods { .. }) && !valid.is_empty() {
+                    // A method past the 64th has no bit in the users' rows: count from the sign-ins.
+                    let sql = format!("SELECT count(*) FROM {METHOD_BITS} WHERE bit >= 64");
+                    if conn.query_row(&sql, [], |r| r.get::<_, i64>(0))? > 0 {
+                        valid.clear();
+                    }
+                }
                 let sql = plan.answer_sql(&valid);
                 Ok((super::read_cells(conn, &sql, None)?, stale))
             })
@@ -381,7 +571,7 @@ impl DuckStore {
         if made.is_some_and(|at| at.elapsed() < MAKE_EVERY) {
             return Ok(());
         }
-        let Some(writer) = self.writer.try_lock() else { return Ok(()) };
+        let Some(writer) = self.try_writer() else { return Ok(()) };
         *made = Some(std::time::Instant::now());
         drop(made);
         let (Some(first), Some(last)) = (days.first(), days.last()) else { return Ok(()) };
@@ -389,16 +579,15 @@ impl DuckStore {
         let org = DIALECT.quote_str(org);
         let list = join(days);
         let rows = format!(
-            "FROM signins WHERE org_id = {org} AND event_time >= {} AND event_time < {} AND {DAY_OF} IN ({list})",
+            "org_id = {org} AND event_time >= {} AND event_time < {} AND {DAY_OF} IN ({list})",
             time(first * DAY),
             time((last + 1) * DAY)
         );
-        let mut sql = Vec::new();
-        for table in TABLES
-            .iter()
-            .map(|t| (t.name, t.counted(&rows)))
-            .chain([("signin_day_prints", format!("SELECT org_id, {DAY_OF} AS day, {PRINT} {rows} GROUP BY ALL"))])
-        {
+        let mut sql = vec![NEW_METHOD_BITS.to_string()];
+        for table in TABLES.iter().map(|t| (t.name, t.counted(&rows))).chain([(
+            "signin_day_prints",
+            format!("SELECT org_id, {DAY_OF} AS day, {PRINT} FROM signins WHERE {rows} GROUP BY ALL"),
+        )]) {
             let (name, select) = table;
             sql.push(format!("DELETE FROM {name} WHERE org_id = {org} AND day IN ({list})"));
             sql.push(format!("INSERT INTO {name} {select}"));
@@ -474,7 +663,7 @@ mod tests {
     }
 
     fn stored_days(store: &DuckStore) -> i64 {
-        let conn = store.writer.lock();
+        let conn = store.writer();
         conn.query_row("SELECT count(*) FROM signin_day_prints", [], |r| r.get(0)).unwrap()
     }
 
@@ -511,28 +700,20 @@ mod tests {
         check(&store, "from the day rows");
         // They are what is read: a count changed in them shows in the answer.
         let day2 = T0.div_euclid(DAY) + 2;
-        store
-            .writer
-            .lock()
-            .execute_batch(&format!("UPDATE signin_user_days SET n = n + 1000 WHERE day = {day2}"))
-            .unwrap();
+        store.writer().execute_batch(&format!("UPDATE signin_user_days SET n = n + 1000 WHERE day = {day2}")).unwrap();
         let answer = store.aggregate(&queries[0]).unwrap();
         assert_eq!(answer[1][1], Cell::Int(5008), "day 2's 8 sign-ins and 1,000 more for each of its 5 users");
         // ... which `verify --projection` reports.
-        let found = differences(&store.writer.lock()).unwrap();
+        let found = differences(&store.writer()).unwrap();
         assert_eq!(found.len(), 1, "changed day rows are found");
         assert_eq!((found[0].table, found[0].only_here, found[0].only_there), ("signin_user_days", 5, 5));
         assert_eq!(found[0].ids, vec![format!("default/day {day2}")]);
-        store
-            .writer
-            .lock()
-            .execute_batch(&format!("UPDATE signin_user_days SET n = n - 1000 WHERE day = {day2}"))
-            .unwrap();
-        assert!(differences(&store.writer.lock()).unwrap().is_empty());
+        store.writer().execute_batch(&format!("UPDATE signin_user_days SET n = n - 1000 WHERE day = {day2}")).unwrap();
+        assert!(differences(&store.writer()).unwrap().is_empty());
         // The same for the per-application rows.
         let change = |by: i64| format!("UPDATE signin_app_days SET n = n + {by} WHERE day = {day2} AND app = 'Teams'");
         let before = store.aggregate(&queries[4]).unwrap();
-        store.writer.lock().execute_batch(&change(1000)).unwrap();
+        store.writer().execute_batch(&change(1000)).unwrap();
         let after = store.aggregate(&queries[4]).unwrap();
         let teams = |rows: &[Vec<Cell>]| -> (i64, usize) {
             let on_day2: Vec<&Vec<Cell>> =
@@ -542,18 +723,18 @@ mod tests {
         let ((was, _), (now, statuses)) = (teams(&before), teams(&after));
         assert!(statuses > 0);
         assert_eq!(now, was + 1000 * statuses as i64, "read from the per-application rows");
-        assert_eq!(differences(&store.writer.lock()).unwrap()[0].table, "signin_app_days");
-        store.writer.lock().execute_batch(&change(-1000)).unwrap();
-        assert!(differences(&store.writer.lock()).unwrap().is_empty());
+        assert_eq!(differences(&store.writer()).unwrap()[0].table, "signin_app_days");
+        store.writer().execute_batch(&change(-1000)).unwrap();
+        assert!(differences(&store.writer()).unwrap().is_empty());
 
         // Within the pause after a making, a changed day is counted from the sign-ins but not
         // made again.
         *store.days_made.lock() = Some(std::time::Instant::now());
-        store.writer.lock().execute_batch("DELETE FROM signins WHERE id = 'd9-0'").unwrap();
+        store.writer().execute_batch("DELETE FROM signins WHERE id = 'd9-0'").unwrap();
         assert_eq!(store.aggregate(&queries[0]).unwrap(), scanned(&store, &queries[0]));
         let day9 = T0.div_euclid(DAY) + 9;
         let sql = format!("SELECT rows FROM signin_day_prints WHERE day = {day9}");
-        let made: i64 = store.writer.lock().query_row(&sql, [], |r| r.get(0)).unwrap();
+        let made: i64 = store.writer().query_row(&sql, [], |r| r.get(0)).unwrap();
         assert_eq!(made, 15, "day 9's print still counts d9-0");
         // A late sign-in on day 3, a revision on day 5 that turns a success into a failure,
         // and day 7's sign-ins removed (as archiving removes rows): those days are read from
@@ -562,15 +743,169 @@ mod tests {
         let late = signin(&mut n, "late", 3 * 24 + 20, 9, 0, 1);
         let revised = signin(&mut n, "d5-0", 5 * 24, 0, 50126, 2);
         store.apply(&[late, revised], n * 100).unwrap();
-        store.writer.lock().execute_batch("DELETE FROM signins WHERE id LIKE 'd7-%'").unwrap();
+        store.writer().execute_batch("DELETE FROM signins WHERE id LIKE 'd7-%'").unwrap();
         check(&store, "after changes to days 3, 5 and 7");
         check(&store, "days 3, 5 and 7 made again");
         assert_eq!(stored_days(&store), 10, "day 7 has no sign-ins left");
-        assert!(differences(&store.writer.lock()).unwrap().is_empty());
+        assert!(differences(&store.writer()).unwrap().is_empty());
         // What archiving runs with its removal: the whole days of the range go.
-        store.writer.lock().execute_batch(&forget_days_sql("default", T0 + 2 * DAY + 1, T0 + 6 * DAY)).unwrap();
+        store.writer().execute_batch(&forget_days_sql("default", T0 + 2 * DAY + 1, T0 + 6 * DAY)).unwrap();
         assert_eq!(stored_days(&store), 7, "days 3, 4 and 5 forgotten");
         check(&store, "days 3, 4 and 5 counted from the sign-ins again");
+    }
+
+    #[test]
+    fn the_prints_are_read_again_only_after_a_write_to_the_sign_ins() {
+        let store = DuckStore::open_in_memory().unwrap();
+        let mut n = 0;
+        let events: Vec<StoredEvent> =
+            (0..60).map(|i| signin(&mut n, &format!("p{i}"), i as i64 * 2, i % 4, 0, 1)).collect();
+        store.apply(&events, n * 100).unwrap();
+        let query = timeline(Bucket::Day, T0 + HOUR, None);
+        store.aggregate(&query).unwrap(); // the days made
+        assert_eq!(store.aggregate(&query).unwrap(), scanned(&store, &query), "from the day rows");
+        // A change past the writer's count (only a test can make one) is not seen: the prints
+        // are the cached ones, so day 1's rows still count its removed sign-in.
+        store.writer.lock().execute_batch("DELETE FROM signins WHERE id = 'p14'").unwrap();
+        let cached = store.aggregate(&query).unwrap();
+        assert_ne!(cached, scanned(&store, &query), "the prints were not read again");
+        // The access log's activities leave the cache as it is ...
+        n += 1;
+        let activity =
+            r#"{"Id":"a1","CreationTime":"2024-01-01T11:00:00","Operation":"Read","User":"bob@contoso.com"}"#;
+        store.apply(&[stored("default", LogKind::Activity, activity, 1, n * 100)], n * 100).unwrap();
+        assert_eq!(store.aggregate(&query).unwrap(), cached);
+        // ... any other use of the writer reads them again.
+        store.writer().execute_batch("SELECT 1").unwrap();
+        assert_eq!(store.aggregate(&query).unwrap(), scanned(&store, &query));
+        store.writer.lock().execute_batch("DELETE FROM signins WHERE id = 'p30'").unwrap();
+        assert_ne!(store.aggregate(&query).unwrap(), scanned(&store, &query));
+        n += 1;
+        store.apply(&[signin(&mut n, "p99", 3, 1, 0, 1)], n * 100).unwrap();
+        assert_eq!(store.aggregate(&query).unwrap(), scanned(&store, &query), "after sign-ins are applied");
+    }
+
+    /// Sign-ins per authentication method (the authentication methods report's second pass).
+    fn methods_query(low: i64) -> AggQuery {
+        let mut query = timeline(Bucket::Day, low, None);
+        query.group_by = vec![GroupBy::Unnest(col("auth_methods"))];
+        query.measures = vec![
+            Measure::Count,
+            Measure::CountWhereGroupIn(col("auth_methods_succeeded")),
+            Measure::CountDistinct(col("user_hash")),
+        ];
+        query.order_by_first_measure_desc = true;
+        query.limit = Some(100);
+        query
+    }
+
+    /// A sign-in with the given authentication steps (method, succeeded); `user` `None`: no
+    /// user at all.
+    fn signin_with(n: &mut u64, id: &str, hours: i64, user: Option<usize>, steps: &[(&str, bool)]) -> StoredEvent {
+        *n += 1;
+        let details: Vec<String> = steps
+            .iter()
+            .map(|(method, ok)| format!(r#"{{"authenticationMethod":"{method}","succeeded":{ok}}}"#))
+            .collect();
+        let extra = format!(r#","authenticationDetails":[{}]"#, details.join(","));
+        let json = match user {
+            Some(user) => signin_json(id, hours, &format!("user{user}@contoso.com"), "Teams", 0, &extra),
+            None => format!(
+                r#"{{"id":"{id}","createdDateTime":"{}","appDisplayName":"Teams","status":{{"errorCode":0}}{extra}}}"#,
+                signet_model::time::format_time(T0 + hours * HOUR)
+            ),
+        };
+        stored("default", LogKind::SignIn, &json, 1, *n * 100)
+    }
+
+    #[test]
+    fn sign_ins_per_method_from_day_rows_are_those_from_the_sign_ins() {
+        let store = DuckStore::open_in_memory().unwrap();
+        let steps: [&[(&str, bool)]; 5] = [
+            &[("Password", true)],
+            &[("Password", true), ("Text message", true)],
+            &[("Password", true), ("Mobile app notification", false)],
+            &[("FIDO2 security key", true)],
+            &[],
+        ];
+        let mut n = 0;
+        let mut events = Vec::new();
+        for day in 0..10 {
+            for i in 0..(8 + day as usize) {
+                let user = (i % 4 != 3).then_some((i + day as usize) % 6);
+                events.push(signin_with(
+                    &mut n,
+                    &format!("m{day}-{i}"),
+                    day * 24 + i as i64,
+                    user,
+                    steps[(i + 2 * day as usize) % 5],
+                ));
+            }
+        }
+        store.apply(&events, n * 100).unwrap();
+        let query = methods_query(T0 + 13 * HOUR);
+        assert!(Plan::of(&query, 30_000).is_some());
+        let check = |store: &DuckStore, what: &str| {
+            *store.days_made.lock() = None;
+            let expected = scanned(store, &query);
+            assert!(expected.len() >= 4, "{what}: {expected:?}");
+            assert_eq!(store.aggregate(&query).unwrap(), expected, "{what}");
+        };
+        check(&store, "first answer, the days made");
+        assert_eq!(stored_days(&store), 9);
+        check(&store, "from the day rows");
+        // The users' method bits are what is read: a user's bits cleared on one day lose the
+        // users nothing (other days have them) unless cleared everywhere.
+        let users_of = |rows: &[Vec<Cell>], method: &str| {
+            rows.iter().find(|r| r[0] == Cell::Str(method.into())).map(|r| r[3].clone()).unwrap()
+        };
+        let before = users_of(&store.aggregate(&query).unwrap(), "Password");
+        store.writer().execute_batch("UPDATE signin_user_method_days SET methods = 0").unwrap();
+        let now = store.aggregate(&query).unwrap();
+        assert_ne!(users_of(&now, "Password"), before, "read from the users' day rows");
+        assert_eq!(differences(&store.writer()).unwrap()[0].table, "signin_user_method_days");
+        store.writer().execute_batch("DELETE FROM signin_day_prints").unwrap();
+        check(&store, "all days made again");
+        assert!(differences(&store.writer()).unwrap().is_empty());
+        // The per-set rows too.
+        store.writer().execute_batch("UPDATE signin_set_days SET n = n + 100").unwrap();
+        assert_ne!(store.aggregate(&query).unwrap(), scanned(&store, &query), "read from the sets' day rows");
+        assert_eq!(differences(&store.writer()).unwrap()[0].table, "signin_set_days");
+        store.writer().execute_batch("DELETE FROM signin_day_prints").unwrap();
+        check(&store, "made again");
+        // A late sign-in with a method never seen before: its day is counted from the sign-ins,
+        // then made again with the method's new bit.
+        let late = signin_with(&mut n, "late", 4 * 24 + 20, Some(9), &[("Windows Hello for Business", true)]);
+        store.apply(&[late], n * 100).unwrap();
+        check(&store, "a new method, its day scanned");
+        check(&store, "its day made again");
+        let bits: i64 = store.writer().query_row("SELECT count(*) FROM signin_method_bits", [], |r| r.get(0)).unwrap();
+        assert_eq!(bits, 5, "one bit per method, each once");
+        // Ordered by method instead, no limit: the same rows as the scan.
+        let mut by_method = methods_query(T0 + 13 * HOUR);
+        (by_method.order_by_first_measure_desc, by_method.limit) = (false, None);
+        assert_eq!(store.aggregate(&by_method).unwrap(), scanned(&store, &by_method));
+    }
+
+    #[test]
+    fn more_methods_than_bits_are_counted_from_the_sign_ins() {
+        let store = DuckStore::open_in_memory().unwrap();
+        let mut n = 0;
+        let names: Vec<String> = (0..70).map(|i| format!("Method {i:02}")).collect();
+        let events: Vec<StoredEvent> = (0..70)
+            .map(|i| signin_with(&mut n, &format!("x{i}"), i as i64 * 3, Some(i % 7), &[(&names[i], i % 2 == 0)]))
+            .collect();
+        store.apply(&events, n * 100).unwrap();
+        let query = methods_query(T0 + HOUR);
+        for what in ["days made", "bits past 64: scanned"] {
+            *store.days_made.lock() = None;
+            assert_eq!(store.aggregate(&query).unwrap(), scanned(&store, &query), "{what}");
+        }
+        let over: i64 = store
+            .writer()
+            .query_row("SELECT count(*) FROM signin_method_bits WHERE bit >= 64", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(over, 6);
     }
 
     #[test]
@@ -590,6 +925,10 @@ mod tests {
         assert!(Plan::of(&by_app, today).is_none(), "a measure the day rows do not hold");
         assert!(Plan::of(&timeline(Bucket::Hour, T0, None), today).is_none(), "hours");
         assert!(Plan::of(&app_weeks(Bucket::Week, T0), today).is_some());
+        assert!(Plan::of(&methods_query(T0), today).is_some(), "per method, ordered and limited");
+        let mut method_ifs = methods_query(T0);
+        method_ifs.measures.push(Measure::CountIf(Expr::eq(col("status"), Literal::Str("failure".into()))));
+        assert!(Plan::of(&method_ifs, today).is_none(), "per method, a count the day rows do not hold");
         let mut app_users = app_weeks(Bucket::Week, T0);
         app_users.measures.push(Measure::CountDistinct(col("user_hash")));
         assert!(Plan::of(&app_users, today).is_none(), "per application, only the count");

@@ -4,7 +4,7 @@ use super::*;
 
 /// The rows of a two-column query on the writer's connection.
 fn pairs<A: duckdb::types::FromSql, B: duckdb::types::FromSql>(store: &DuckStore, sql: &str) -> Vec<(A, B)> {
-    let conn = store.writer.lock();
+    let conn = store.writer();
     let mut stmt = conn.prepare(sql).unwrap();
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     rows.map(|r| r.unwrap()).collect()
@@ -34,7 +34,7 @@ fn a_version_1_database_gets_operation_categories() {
     let rows: Vec<(String, String)> = pairs(&store, "SELECT id, operation_category FROM activities ORDER BY id");
     let expected = [("a", "ReadMultiple"), ("b", "Create"), ("c", "Create"), ("d", "Other")];
     assert_eq!(rows, expected.map(|(a, b)| (a.to_string(), b.to_string())).to_vec());
-    let conn = store.writer.lock();
+    let conn = store.writer();
     let version: String =
         conn.query_row("SELECT value FROM signet_meta WHERE key = 'schema_version'", [], |r| r.get(0)).unwrap();
     assert_eq!(version, SCHEMA_VERSION.to_string());
@@ -88,7 +88,7 @@ fn a_version_2_database_gets_method_sets() {
         let empty = key(&[], &[]);
         let expected = [("a", two), ("b", two), ("c", key(&["Password"], &["Password"])), ("d", empty), ("e", empty)];
         assert_eq!(keys, expected.map(|(id, k)| (id.to_string(), k)).to_vec());
-        let conn = store.writer.lock();
+        let conn = store.writer();
         let pairs: i64 = conn.query_row("SELECT count(*) FROM auth_method_sets", [], |r| r.get(0)).unwrap();
         assert_eq!(pairs, 3);
         assert_eq!(conn.method_sets.len(), 3, "the writer knows them");
@@ -243,7 +243,7 @@ fn the_views_batches_are_inserted_through_are_never_stored() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("signet.duckdb");
     let views = |store: &DuckStore, database: &str| -> i64 {
-        let conn = store.writer.lock();
+        let conn = store.writer();
         let sql = format!("SELECT count(*) FROM duckdb_views() WHERE NOT internal AND database_name = '{database}'");
         conn.query_row(&sql, [], |r| r.get(0)).unwrap()
     };
@@ -272,7 +272,7 @@ fn a_batch_view_holds_a_batch_for_one_insert() {
     let json = crate::conformance::signin_json("a", 1, "u@x", "Teams", 0, "");
     let event = crate::conformance::stored("o", LogKind::SignIn, &json, 1, 1);
     let batch = arrow::kind_batch(LogKind::SignIn, &[&event]).unwrap();
-    let writer = store.writer.lock();
+    let writer = store.writer();
     let err = writer.raw.insert_arrow("no_such_table", &batch).unwrap_err();
     assert!(err.to_string().contains("no batch view for table no_such_table"), "{err}");
     let err = writer.raw.insert_arrow("revisions", &batch).unwrap_err();
@@ -326,7 +326,7 @@ fn ids_and_correlation_ids_are_checkpointed_uncompressed() {
     let store = DuckStore::open(&dir.path().join("signet.duckdb")).unwrap();
     let events = numbered_signins(2_000);
     store.apply(&events, 2_000).unwrap();
-    DuckStore::make_durable(&store.writer.lock()).unwrap();
+    DuckStore::make_durable(&store.writer()).unwrap();
     let segments: Vec<(String, String)> = pairs(
         &store,
         "SELECT DISTINCT column_name, compression FROM pragma_storage_info('signins') \
@@ -360,7 +360,7 @@ fn a_batch_of_two_row_groups_is_stored_as_row_groups_of_the_files_size() {
     let store = DuckStore::open(&dir.path().join("signet.duckdb")).unwrap();
     let n = 2 * ROW_GROUP_ROWS as i64;
     store.apply(&numbered_signins(n), n as u64).unwrap();
-    DuckStore::make_durable(&store.writer.lock()).unwrap();
+    DuckStore::make_durable(&store.writer()).unwrap();
     let groups: Vec<(i64, i64)> =
         pairs(&store, "SELECT row_group_id, max(count) FROM pragma_storage_info('signins') GROUP BY ALL ORDER BY 1");
     // DuckDB's default row group (122,880 rows) would hold them all in one.
@@ -378,7 +378,7 @@ fn a_frame_cut_by_a_batch_is_not_applied_twice_after_a_restart() {
     {
         let store = DuckStore::open(&path).unwrap();
         store.apply(&frame[..3], 100).unwrap();
-        DuckStore::make_durable(&store.writer.lock()).unwrap();
+        DuckStore::make_durable(&store.writer()).unwrap();
     }
     // The restart's replay reads the log from the applied position: the whole frame.
     let store = DuckStore::open(&path).unwrap();
