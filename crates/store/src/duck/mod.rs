@@ -448,7 +448,6 @@ impl DuckStore {
         writer.raw.execute("CHECKPOINT")
     }
 
-    /// Runs `work` on `conn` in one transaction: committed if it succeeds, else rolled back.
     /// The writer, for anything (a change to `signins` included).
     fn writer(&self) -> WriterGuard<'_> {
         self.lock_writer(true)
@@ -460,10 +459,10 @@ impl DuckStore {
         WriterGuard { writer, signin_writes: signins.then(|| self.mark_signin_write()) }
     }
 
-    /// The writer if it is free (for anything).
-    fn try_writer(&self) -> Option<WriterGuard<'_>> {
+    /// The writer if it is free, as [`DuckStore::lock_writer`].
+    fn try_writer(&self, signins: bool) -> Option<WriterGuard<'_>> {
         let writer = self.writer.try_lock()?;
-        Some(WriterGuard { writer, signin_writes: Some(self.mark_signin_write()) })
+        Some(WriterGuard { writer, signin_writes: signins.then(|| self.mark_signin_write()) })
     }
 
     fn mark_signin_write(&self) -> &AtomicU64 {
@@ -471,6 +470,7 @@ impl DuckStore {
         &self.signin_writes
     }
 
+    /// Runs `work` on `conn` in one transaction: committed if it succeeds, else rolled back.
     fn in_transaction<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         conn.execute_batch("BEGIN TRANSACTION")?;
         match work(conn) {
@@ -605,7 +605,7 @@ impl EventStore for DuckStore {
     }
 
     fn applied_position(&self) -> Result<u64> {
-        stored_position(&self.writer().conn)
+        stored_position(&self.lock_writer(false).conn)
     }
 
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()> {
@@ -642,7 +642,7 @@ impl EventStore for DuckStore {
     }
 
     fn version_count(&self) -> Result<Option<u64>> {
-        let conn = self.writer();
+        let conn = self.lock_writer(false);
         let count: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", revision_index("")), [], |r| r.get(0))?;
         Ok(Some(count as u64))
     }
@@ -704,7 +704,8 @@ impl EventStore for DuckStore {
     /// next 256 MB or a shutdown, and a crash would make the next start apply all of them again
     /// from the event log.
     fn settle(&self) -> Result<()> {
-        Self::make_durable(&self.writer())
+        // A checkpoint moves rows, it does not change them: the day prints stay valid.
+        Self::make_durable(&self.lock_writer(false))
     }
 
     /// One statement for all sets: the filter is evaluated once.
