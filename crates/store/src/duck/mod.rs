@@ -92,6 +92,9 @@ struct Writer {
 struct WriterGuard<'a> {
     writer: parking_lot::MutexGuard<'a, Writer>,
     signin_writes: Option<&'a AtomicU64>,
+    /// The cached day prints, and the first and last day of the sign-ins written: prints of
+    /// other days stay valid (see [`rollup`]).
+    keeps_prints: Option<(&'a Mutex<Option<rollup::PrintCache>>, (i64, i64))>,
 }
 
 impl std::ops::Deref for WriterGuard<'_> {
@@ -111,6 +114,9 @@ impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
         // Before the lock is released: what the writer committed is in every later snapshot.
         if let Some(writes) = self.signin_writes {
+            if let Some((cache, days)) = self.keeps_prints {
+                rollup::keep_prints(cache, writes.load(Ordering::SeqCst), days);
+            }
             writes.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -456,13 +462,13 @@ impl DuckStore {
     /// The writer; `signins` false only for work that leaves the `signins` table alone.
     fn lock_writer(&self, signins: bool) -> WriterGuard<'_> {
         let writer = self.writer.lock();
-        WriterGuard { writer, signin_writes: signins.then(|| self.mark_signin_write()) }
+        WriterGuard { writer, signin_writes: signins.then(|| self.mark_signin_write()), keeps_prints: None }
     }
 
     /// The writer if it is free, as [`DuckStore::lock_writer`].
     fn try_writer(&self, signins: bool) -> Option<WriterGuard<'_>> {
         let writer = self.writer.try_lock()?;
-        Some(WriterGuard { writer, signin_writes: signins.then(|| self.mark_signin_write()) })
+        Some(WriterGuard { writer, signin_writes: signins.then(|| self.mark_signin_write()), keeps_prints: None })
     }
 
     fn mark_signin_write(&self) -> &AtomicU64 {
@@ -609,9 +615,7 @@ impl EventStore for DuckStore {
     }
 
     fn apply(&self, events: &[StoredEvent], through: u64) -> Result<()> {
-        // The access log's activities, written with every read, leave the sign-ins' day prints
-        // cached.
-        let mut writer = self.lock_writer(events.iter().any(|e| e.event.kind == LogKind::SignIn));
+        let mut writer = self.lock_writer_for(events);
         let started = std::time::Instant::now();
         let events = &events[writer.applied.held(events)..];
         let applied = writer.applied.after(events, through)?;

@@ -24,6 +24,7 @@ use signet_query::{AggQuery, Expr};
 use tracing::{debug, warn};
 
 use super::{DuckStore, DIALECT};
+use crate::engine::StoredEvent;
 use crate::error::Result;
 
 const DAY: i64 = 86_400_000_000;
@@ -475,6 +476,17 @@ pub(super) struct PrintCache {
     prints: HashMap<i64, Print>,
 }
 
+/// After a write of sign-ins from day `days.0` to `days.1` (none a revision), while
+/// `signin_writes` is `odd`: the cached prints stay valid if they were just before the write
+/// and are of other days. Sign-ins arriving as they happen are today's, never a cached day.
+pub(super) fn keep_prints(cache: &parking_lot::Mutex<Option<PrintCache>>, odd: u64, days: (i64, i64)) {
+    if let Some(cached) = cache.lock().as_mut() {
+        if cached.writes + 1 == odd && (days.1 < cached.first || days.0 >= cached.end) {
+            cached.writes += 2;
+        }
+    }
+}
+
 fn prints(conn: &Connection, sql: &str) -> Result<HashMap<i64, Print>> {
     let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, (r.get::<_, i64>(1)?, r.get::<_, u64>(2)?))))?;
@@ -482,6 +494,24 @@ fn prints(conn: &Connection, sql: &str) -> Result<HashMap<i64, Print>> {
 }
 
 impl DuckStore {
+    /// The writer, to apply `events`: activities and audits leave the sign-ins' day prints
+    /// cached (the access log writes some with every read), and so do sign-ins of days other
+    /// than the cached ones. A revision removes an earlier row of any day: prints read again.
+    pub(super) fn lock_writer_for(&self, events: &[StoredEvent]) -> super::WriterGuard<'_> {
+        let mut days: Option<(i64, i64)> = None;
+        let mut revised = false;
+        for event in events.iter().filter(|e| e.event.kind == LogKind::SignIn) {
+            let day = event.event.time_us.div_euclid(DAY);
+            days = Some(days.map_or((day, day), |(low, high)| (low.min(day), high.max(day))));
+            revised |= event.revision > 1;
+        }
+        let mut writer = self.lock_writer(days.is_some());
+        if let (Some(days), false) = (days, revised) {
+            writer.keeps_prints = Some((&self.day_prints, days));
+        }
+        writer
+    }
+
     /// Answers `plan` in one snapshot: the days whose print still matches from their rows,
     /// the rest from the sign-ins. Days that did not match are made again afterwards if the
     /// writer is free (a query never waits for it).
@@ -606,7 +636,7 @@ mod tests {
 
     use super::*;
     use crate::conformance::{signin_json, stored, T0};
-    use crate::engine::{EventStore, StoredEvent};
+    use crate::engine::EventStore;
 
     const HOUR: i64 = 3_600_000_000;
 
@@ -784,9 +814,20 @@ mod tests {
         assert_eq!(store.aggregate(&query).unwrap(), scanned(&store, &query));
         store.writer.lock().execute_batch("DELETE FROM signins WHERE id = 'p30'").unwrap();
         assert_ne!(store.aggregate(&query).unwrap(), scanned(&store, &query));
+        // Sign-ins of today (as they arrive) leave them too ...
+        let now = (signet_model::time::now_micros() - T0) / HOUR;
         n += 1;
-        store.apply(&[signin(&mut n, "p99", 3, 1, 0, 1)], n * 100).unwrap();
-        assert_eq!(store.aggregate(&query).unwrap(), scanned(&store, &query), "after sign-ins are applied");
+        store.apply(&[signin(&mut n, "p98", now, 1, 0, 1)], n * 100).unwrap();
+        assert_ne!(store.aggregate(&query).unwrap(), scanned(&store, &query), "today's sign-in left the prints cached");
+        // ... a sign-in of a cached day, or a revision of today's, does not.
+        n += 1;
+        store.apply(&[signin(&mut n, "p99", 49, 1, 0, 1)], n * 100).unwrap();
+        assert_eq!(store.aggregate(&query).unwrap(), scanned(&store, &query), "after a sign-in of day 2");
+        store.writer.lock().execute_batch("DELETE FROM signins WHERE id = 'p40'").unwrap();
+        assert_ne!(store.aggregate(&query).unwrap(), scanned(&store, &query));
+        n += 1;
+        store.apply(&[signin(&mut n, "p98", now, 2, 0, 2)], n * 100).unwrap();
+        assert_eq!(store.aggregate(&query).unwrap(), scanned(&store, &query), "after a revision");
     }
 
     /// Sign-ins per authentication method (the authentication methods report's second pass).
