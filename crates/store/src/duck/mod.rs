@@ -69,7 +69,7 @@ pub struct DuckStore {
     /// When day counts were last made (see [`rollup`]): at most every few seconds.
     days_made: Mutex<Option<std::time::Instant>>,
     /// The sign-ins' day prints read last, while `signin_writes` stays the same.
-    day_prints: Mutex<Option<rollup::PrintCache>>,
+    day_prints: PrintSlot,
     /// The database handle every connection above was made from (declared last: dropped last).
     database: raw::RawDatabase,
 }
@@ -94,8 +94,11 @@ struct WriterGuard<'a> {
     signin_writes: Option<&'a AtomicU64>,
     /// The cached day prints, and the first and last day of the sign-ins written: prints of
     /// other days stay valid (see [`rollup`]).
-    keeps_prints: Option<(&'a Mutex<Option<rollup::PrintCache>>, (i64, i64))>,
+    keeps_prints: Option<(&'a PrintSlot, (i64, i64))>,
 }
+
+/// Where [`DuckStore`] keeps the sign-ins' day prints (see [`rollup::PrintCache`]).
+type PrintSlot = Mutex<Option<rollup::PrintCache>>;
 
 impl std::ops::Deref for WriterGuard<'_> {
     type Target = Writer;
