@@ -7,6 +7,7 @@
 mod applied;
 pub(crate) mod arrow;
 mod cells;
+mod guard;
 mod migrate;
 mod raw;
 mod rollup;
@@ -14,7 +15,7 @@ pub use raw::ROW_GROUP_ROWS;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use duckdb::types::Value;
 use duckdb::Connection;
@@ -29,6 +30,7 @@ use crate::engine::{ArchivedPart, EventStore, ExpiryCandidate, RevisionRef, Stor
 use crate::error::{Result, StoreError};
 use crate::log::RecordPtr;
 use applied::{stored_position, FramePrefix};
+use guard::{PrintSlot, WriterGuard};
 
 /// Version of the database schema. Bump it with a migration in [`DuckStore::migrate`].
 pub const SCHEMA_VERSION: u32 = 4;
@@ -52,11 +54,9 @@ pub struct TableDifference {
 }
 
 pub struct DuckStore {
-    /// Locked through [`DuckStore::writer`] (or `lock_writer`, `try_writer`), never directly.
+    /// Locked through [`DuckStore::writer`] and its kin ([`guard`]), never directly.
     writer: Mutex<Writer>,
-    /// Odd while the writer is held for anything that may change `signins`, even again once it
-    /// is released: a seqlock that tells a query whether `signins` changed since a snapshot
-    /// (the day counts' print cache, see [`rollup`]).
+    /// Odd while the writer is held for what may change `signins` ([`guard`]'s seqlock).
     signin_writes: AtomicU64,
     readers: Mutex<Vec<Connection>>,
     /// Archived parts queries may read. Queries hold it shared while they run; expiry holds it
@@ -68,7 +68,7 @@ pub struct DuckStore {
     part_cache: Mutex<std::collections::VecDeque<(std::path::PathBuf, std::sync::Arc<PartRecords>)>>,
     /// When day counts were last made (see [`rollup`]): at most every few seconds.
     days_made: Mutex<Option<std::time::Instant>>,
-    /// The sign-ins' day prints read last, while `signin_writes` stays the same.
+    /// The sign-ins' day prints read last ([`rollup::PrintCache`]).
     day_prints: PrintSlot,
     /// The database handle every connection above was made from (declared last: dropped last).
     database: raw::RawDatabase,
@@ -85,44 +85,6 @@ struct Writer {
     /// (a batch cut at a row group, see [`EventStore::batch_rows`]; `signet_meta`'s
     /// `applied_in_frame`, written with the position).
     applied: FramePrefix,
-}
-
-/// The writer, locked. Made for writes that may change `signins`, it keeps
-/// [`DuckStore::signin_writes`] odd while held.
-struct WriterGuard<'a> {
-    writer: parking_lot::MutexGuard<'a, Writer>,
-    signin_writes: Option<&'a AtomicU64>,
-    /// The cached day prints, and the first and last day of the sign-ins written: prints of
-    /// other days stay valid (see [`rollup`]).
-    keeps_prints: Option<(&'a PrintSlot, (i64, i64))>,
-}
-
-/// Where [`DuckStore`] keeps the sign-ins' day prints (see [`rollup::PrintCache`]).
-type PrintSlot = Mutex<Option<rollup::PrintCache>>;
-
-impl std::ops::Deref for WriterGuard<'_> {
-    type Target = Writer;
-    fn deref(&self) -> &Writer {
-        &self.writer
-    }
-}
-
-impl std::ops::DerefMut for WriterGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Writer {
-        &mut self.writer
-    }
-}
-
-impl Drop for WriterGuard<'_> {
-    fn drop(&mut self) {
-        // Before the lock is released: what the writer committed is in every later snapshot.
-        if let Some(writes) = self.signin_writes {
-            if let Some((cache, days)) = self.keeps_prints {
-                rollup::keep_prints(cache, writes.load(Ordering::SeqCst), days);
-            }
-            writes.fetch_add(1, Ordering::SeqCst);
-        }
-    }
 }
 
 /// The (methods, methods succeeded) pairs of sign-ins, by `signins.auth_method_set` (schema 3):
@@ -457,28 +419,6 @@ impl DuckStore {
         writer.raw.execute("CHECKPOINT")
     }
 
-    /// The writer, for anything (a change to `signins` included).
-    fn writer(&self) -> WriterGuard<'_> {
-        self.lock_writer(true)
-    }
-
-    /// The writer; `signins` false only for work that leaves the `signins` table alone.
-    fn lock_writer(&self, signins: bool) -> WriterGuard<'_> {
-        let writer = self.writer.lock();
-        WriterGuard { writer, signin_writes: signins.then(|| self.mark_signin_write()), keeps_prints: None }
-    }
-
-    /// The writer if it is free, as [`DuckStore::lock_writer`].
-    fn try_writer(&self, signins: bool) -> Option<WriterGuard<'_>> {
-        let writer = self.writer.try_lock()?;
-        Some(WriterGuard { writer, signin_writes: signins.then(|| self.mark_signin_write()), keeps_prints: None })
-    }
-
-    fn mark_signin_write(&self) -> &AtomicU64 {
-        self.signin_writes.fetch_add(1, Ordering::SeqCst);
-        &self.signin_writes
-    }
-
     /// Runs `work` on `conn` in one transaction: committed if it succeeds, else rolled back.
     fn in_transaction<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         conn.execute_batch("BEGIN TRANSACTION")?;
@@ -711,7 +651,6 @@ impl EventStore for DuckStore {
     /// next 256 MB or a shutdown, and a crash would make the next start apply all of them again
     /// from the event log.
     fn settle(&self) -> Result<()> {
-        // A checkpoint moves rows, it does not change them: the day prints stay valid.
         Self::make_durable(&self.lock_writer(false))
     }
 
