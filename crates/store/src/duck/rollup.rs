@@ -479,7 +479,7 @@ pub(super) struct PrintCache {
 /// After a write of sign-ins from day `days.0` to `days.1` (none a revision), while
 /// `signin_writes` is `odd`: the cached prints stay valid if they were just before the write
 /// and are of other days. Sign-ins arriving as they happen are today's, never a cached day.
-pub(super) fn keep_prints(cache: &parking_lot::Mutex<Option<PrintCache>>, odd: u64, days: (i64, i64)) {
+pub(super) fn keep_prints(cache: &super::PrintSlot, odd: u64, days: (i64, i64)) {
     if let Some(cached) = cache.lock().as_mut() {
         if cached.writes + 1 == odd && (days.1 < cached.first || days.0 >= cached.end) {
             cached.writes += 2;
